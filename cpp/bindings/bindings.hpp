@@ -1,0 +1,5 @@
+#pragma once
+#include <pybind11/pybind11.h>
+
+// Each file of cpp/bindings/ binds one part of the API into the module.
+void bind_ptq(pybind11::module_& m);

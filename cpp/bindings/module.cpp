@@ -1,0 +1,210 @@
+// The compiled module aidge_ptq_lite._core: exceptions, the graph and the SIMD controls.
+// The PTQ passes are bound in ptq_bindings.cpp.
+#include <pybind11/stl.h>
+
+#include "aidge_ptq_lite/graph.hpp"
+#include "aidge_ptq_lite/ops.hpp"
+#include "aidge_ptq_lite/simd.hpp"
+#include "bindings.hpp"
+#include "numpy_tensor.hpp"
+
+namespace py = pybind11;
+using namespace apl;
+using py_bridge::from_numpy;
+using py_bridge::to_numpy;
+
+namespace {
+
+Attribute attribute_from_python(const std::string& key, const py::handle& v) {
+  Attribute a;
+  if (py::isinstance<py::bool_>(v) || py::isinstance<py::int_>(v)) {
+    a.kind = Attribute::Kind::Int;
+    a.i = v.cast<int64_t>();
+  } else if (py::isinstance<py::float_>(v)) {
+    a.kind = Attribute::Kind::Float;
+    a.f = v.cast<float>();
+  } else if (py::isinstance<py::str>(v)) {
+    a.kind = Attribute::Kind::String;
+    a.s = v.cast<std::string>();
+  } else if (py::isinstance<py::sequence>(v)) {
+    auto seq = v.cast<py::sequence>();
+    bool all_int = true;
+    for (auto item : seq) all_int = all_int && py::isinstance<py::int_>(item);
+    if (all_int) {
+      a.kind = Attribute::Kind::Ints;
+      a.ints = v.cast<std::vector<int64_t>>();
+    } else {
+      a.kind = Attribute::Kind::Floats;
+      a.floats = v.cast<std::vector<float>>();
+    }
+  } else {
+    throw ValueError("attribute '" + key + "' has an unsupported type");
+  }
+  return a;
+}
+
+py::object attribute_to_python(const Attribute& a) {
+  switch (a.kind) {
+    case Attribute::Kind::Int: return py::int_(a.i);
+    case Attribute::Kind::Float: return py::float_(a.f);
+    case Attribute::Kind::Ints: return py::cast(a.ints);
+    case Attribute::Kind::Floats: return py::cast(a.floats);
+    case Attribute::Kind::String: return py::str(a.s);
+  }
+  return py::none();
+}
+
+py::object forward(const Graph& g, const py::handle& x, bool dequantize) {
+  Tensor input = py_bridge::input_from_numpy(x);
+  std::vector<Tensor> outs;
+  {
+    py::gil_scoped_release release;
+    outs = g.forward(input, dequantize);
+  }
+  if (outs.size() == 1) return to_numpy(outs[0]);
+  py::list l;
+  for (const Tensor& t : outs) l.append(to_numpy(t));
+  return l;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "aidge_ptq_lite compiled core: graph IR, float and integer executors, PTQ passes.";
+
+  // Derived exceptions are registered after their base so they are matched first.
+  static py::exception<Error> base_error(m, "Error", PyExc_RuntimeError);
+  base_error.doc() = "Base class of the errors raised by aidge_ptq_lite's core.";
+  py::register_exception<GraphError>(m, "GraphError", PyExc_ValueError);
+  py::register_exception<ShapeError>(m, "ShapeError", PyExc_ValueError);
+  py::register_exception<UnsupportedError>(m, "UnsupportedOpError", PyExc_NotImplementedError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  py::class_<Node>(m, "Node", "A read-only view (copy) of one graph node.")
+      .def_readonly("name", &Node::name, "Unique node name.")
+      .def_readonly("op", &Node::op, "Op type (ONNX name, 'Input', or 'Scaling').")
+      .def_readonly("inputs", &Node::inputs, "Names of the producer nodes, in order.")
+      .def_property_readonly("shape", [](const Node& n) { return n.shape; },
+                             "Output shape per sample (the batch axis is not included).")
+      .def_property_readonly("attributes", [](const Node& n) {
+            py::dict d;
+            for (const auto& [k, v] : n.attrs) d[py::str(k)] = attribute_to_python(v);
+            return d;
+          }, "Attributes as a dict.")
+      .def_property_readonly("params", [](const Node& n) {
+            py::list l;
+            for (const Tensor& t : n.params) l.append(to_numpy(t));
+            return l;
+          }, "Constant operands (copies), e.g. [weights, bias] for a Conv.")
+      .def("__repr__", [](const Node& n) {
+        return "<Node " + n.label() + " " + shape_str(n.shape) + ">";
+      });
+
+  py::class_<Graph>(m, "Graph", R"pbdoc(
+A network: named nodes with one output each, in topological order.
+
+Build one with ``aidge_ptq_lite.load_onnx``. ``forward`` runs the float network, or, after
+``quantize_network``, the integer network. ``repr(g)`` prints a summary table.
+)pbdoc")
+      .def(py::init<>())
+      .def("forward", &forward, py::arg("x"), py::arg("dequantize") = true, R"pbdoc(
+Run the network on a batch.
+
+Parameters
+----------
+x : numpy.ndarray
+    float32 array of shape (N, *input_shape), e.g. (N, 1, 28, 28). Other float dtypes are converted.
+dequantize : bool
+    For a quantized graph: True (default) returns float32 values in the float network's units;
+    False returns the raw integer values of the output (as float32-free int arrays).
+
+Returns
+-------
+numpy.ndarray, or a list of arrays for a graph with several outputs.
+
+Raises
+------
+ShapeError
+    If x does not have the input's shape (the message gives the expected shape).
+ValueError
+    If x is not a float array.
+)pbdoc")
+      .def("clone", &Graph::clone, "Deep copy: the clone shares no tensor with this graph.")
+      .def("summary", &Graph::summary, "Table of nodes: name, op, output shape, parameter count, inputs.")
+      .def("__repr__", &Graph::summary)
+      .def("__len__", [](const Graph& g) { return g.nodes().size(); })
+      .def("nodes", [](const Graph& g) { return g.nodes(); }, "All nodes (copies), in topological order.")
+      .def("node", [](const Graph& g, const std::string& name) { return g.node(name); },
+           py::arg("name"), "The node with this name (a copy). Raises GraphError if there is none.")
+      .def("consumers", &Graph::consumers, py::arg("name"), "Names of the nodes reading `name`.")
+      .def_property_readonly("input_name", &Graph::input, "Name of the Input node.")
+      .def_property_readonly("input_shape", &Graph::input_shape, "Input shape per sample.")
+      .def_property_readonly("outputs", &Graph::outputs, "Names of the output nodes.")
+      .def_property_readonly("param_count", &Graph::param_count, "Total number of constant values.")
+      .def("get_param", [](const Graph& g, const std::string& name, size_t i) {
+            const Node& n = g.node(name);
+            if (i >= n.params.size()) throw ValueError(n.label() + " has no param " + std::to_string(i));
+            return to_numpy(n.params[i]);
+          }, py::arg("name"), py::arg("index"), "Copy of param `index` of node `name`.")
+      .def("set_param", [](Graph& g, const std::string& name, size_t i, const py::array& value) {
+            Node& n = g.node(name);
+            if (i >= n.params.size()) throw ValueError(n.label() + " has no param " + std::to_string(i));
+            Tensor t = from_numpy(value, "set_param");
+            if (t.shape() != n.params[i].shape() || t.dtype() != n.params[i].dtype())
+              throw ShapeError(n.label() + ": param " + std::to_string(i) + " is " + n.params[i].repr() +
+                               ", got " + t.repr());
+            n.params[i] = t;
+            g.finalize();
+          }, py::arg("name"), py::arg("index"), py::arg("value"),
+          "Replace param `index` of node `name` by a copy of `value` (same shape and dtype).")
+      .def("remove", &Graph::remove, py::arg("name"),
+           "Remove a single-input node; its consumers read its input instead.")
+      // Construction, used by aidge_ptq_lite.onnx_io.
+      .def("_add_node", [](Graph& g, const std::string& name, const std::string& op,
+                           const std::vector<std::string>& inputs, const py::dict& attrs,
+                           const std::vector<py::array>& params) {
+            Node n;
+            n.name = name;
+            n.op = op;
+            n.inputs = inputs;
+            for (auto [k, v] : attrs) {
+              const std::string key = k.cast<std::string>();
+              n.attrs[key] = attribute_from_python(key, v);
+            }
+            for (const py::array& p : params) n.params.push_back(from_numpy(p, ("param of " + n.label()).c_str()));
+            if (op == "Input") n.shape = n.attr_ints("shape");
+            g.add_node(std::move(n));
+          })
+      .def_property_readonly("is_quantized", &Graph::is_quantized, "True after quantize_network.")
+      .def_property_readonly("nb_bits", [](const Graph& g) -> py::object {
+            if (!g.is_quantized()) return py::none();
+            return py::int_(g.quant_config().nb_bits);
+          }, "Bit width of a quantized graph, else None.")
+      .def("_assign", [](Graph& g, Graph& other) { g = other.clone(); })
+      .def("_set_outputs", &Graph::set_outputs)
+      .def("_finalize", &Graph::finalize);
+
+  m.def("supported_ops", []() {
+        std::vector<std::string> ops;
+        for (const auto& op : supported_ops())
+          if (op != "Scaling") ops.push_back(op);
+        return ops;
+      }, "ONNX op types the importer and executors support.");
+  m.def("simd_level", []() { return simd_level_name(active_simd_level()); },
+        "The SIMD level the kernels use now: 'scalar', 'avx2' or 'avx512'.");
+  m.def("detected_simd_level", []() { return simd_level_name(detected_simd_level()); },
+        "The best SIMD level this CPU supports.");
+  m.def("set_simd_level", [](const std::string& level) { set_simd_level(parse_simd_level(level.c_str())); },
+        py::arg("level"), R"pbdoc(
+Force the SIMD level of every kernel ('scalar', 'avx2' or 'avx512'); the environment variable
+APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this CPU lacks.
+)pbdoc");
+
+  bind_ptq(m);
+}

@@ -1,0 +1,55 @@
+// The executor: a plan built once from a graph (kernels prepared, weights packed), run many
+// times. Each node becomes an OpKernel; tensors are freed after their last use.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aidge_ptq_lite/graph.hpp"
+
+namespace apl {
+
+class OpKernel {
+ public:
+  virtual ~OpKernel() = default;
+  // inputs: one tensor per data input, batch first. Returns the output, batch first.
+  virtual Tensor run(const std::vector<const Tensor*>& inputs) const = 0;
+};
+
+// Called with every node's output during a run (calibration hooks). Must be thread-compatible
+// with the caller's use.
+using NodeObserver = std::function<void(const Node& node, const Tensor& output)>;
+
+// Builds the kernel of one node. The float executor uses make_float_kernel; the quantized
+// network's nodes carry a "quant" state that makes make_kernel pick integer kernels.
+std::unique_ptr<OpKernel> make_float_kernel(const Graph& graph, const Node& node);
+std::unique_ptr<OpKernel> make_kernel(const Graph& graph, const Node& node);
+
+// Quantized graphs: the float input to codes (Input node's step), and a node's output codes (or
+// a dequantization point's accumulator) back to float32.
+Tensor quantize_input(const Node& input, const QuantConfig& config, const Tensor& x);
+Tensor dequantize_output(const Node& node, const Tensor& t);
+
+class Executor {
+ public:
+  explicit Executor(const Graph& graph);
+  // dequantize: convert integer outputs of a quantized graph back to float32.
+  std::vector<Tensor> run(const Tensor& x, const NodeObserver& observer = nullptr,
+                          bool dequantize = true) const;
+
+ private:
+  struct Step {
+    const Node* node;
+    std::unique_ptr<OpKernel> kernel;
+    std::vector<size_t> inputs;  // step indices
+  };
+  std::vector<Step> steps_;
+  std::vector<size_t> last_use_;     // per step: the last step reading its output
+  std::vector<size_t> output_steps_;
+  const Graph* graph_;
+  Shape input_shape_;
+  std::string input_name_;
+};
+
+}  // namespace apl

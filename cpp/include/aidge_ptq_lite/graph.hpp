@@ -1,0 +1,144 @@
+// The graph IR: named nodes with one output each, kept in topological order.
+//
+// A node's data inputs are the names of its producer nodes (or of the graph's Input node); its
+// constant operands (Conv weights, BatchNorm statistics, ...) are owned by the node as `params`.
+// Shapes are per sample: the batch dimension is dynamic and not stored.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "aidge_ptq_lite/kernels/requantize.hpp"
+#include "aidge_ptq_lite/tensor.hpp"
+
+namespace apl {
+
+struct Attribute {
+  enum class Kind { Int, Float, Ints, Floats, String } kind = Kind::Int;
+  int64_t i = 0;
+  float f = 0.f;
+  std::vector<int64_t> ints;
+  std::vector<float> floats;
+  std::string s;
+};
+
+// Quantization state of one node, filled by the PTQ passes (see ptq.hpp).
+struct NodeQuant {
+  std::vector<float> weight_range;  // affine nodes: max |W| per output channel (or 1 value)
+  float range = 0.f;                // S: the float value mapped to the largest code of the output
+  bool is_unsigned = false;         // output codes in [0, 2^n - 1] (sign optimisation)
+  double step = 1.0;                // real value of one unit of the output integer (S / Q)
+  std::vector<FixedPointMultiplier> multiplier;  // Scaling nodes after cast
+  int32_t lo = 0, hi = 0;           // clamp of the output codes
+  bool dequantize_point = false;    // Scaling node that hands the accumulator to the outputs;
+                                    // its factors then map accumulator codes to float values
+  bool kept_float = false;          // runs in float on dequantized inputs (final Softmax)
+};
+
+class Node {
+ public:
+  std::string name;
+  std::string op;                   // ONNX op type, or "Input", or "Scaling" (added by the PTQ)
+  std::vector<std::string> inputs;  // producer node names (data inputs only)
+  std::map<std::string, Attribute> attrs;
+  std::vector<Tensor> params;       // op-specific constants, see ops.cpp
+  Shape shape;                      // per-sample output shape, filled by Graph::infer_shapes
+  NodeQuant quant;
+
+  bool has_attr(const std::string& key) const { return attrs.count(key) != 0; }
+  int64_t attr_int(const std::string& key, int64_t def) const;
+  float attr_float(const std::string& key, float def) const;
+  std::vector<int64_t> attr_ints(const std::string& key, std::vector<int64_t> def = {}) const;
+  std::string attr_string(const std::string& key, const std::string& def) const;
+  void set_attr(const std::string& key, int64_t v);
+  void set_attr(const std::string& key, float v);
+  void set_attr(const std::string& key, std::vector<int64_t> v);
+  void set_attr(const std::string& key, std::string v);
+  // "Conv 'layer1.conv' " — used in every error message about this node.
+  std::string label() const { return op + " '" + name + "'"; }
+  int64_t param_count() const;
+};
+
+class Executor;
+
+// How the graph executes: plain float, or the quantized network (integer kernels, or the same
+// pipeline in float without rounding when no_quant).
+struct QuantConfig {
+  int nb_bits = 8;
+  bool no_quant = false;
+  bool channel_wise = false;
+  bool single_shift = false;
+  bool optimize_signs = false;
+  std::string clipping = "MAX";
+  bool wide() const { return nb_bits > 8; }
+};
+
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(Graph&&) noexcept;
+  Graph& operator=(Graph&&) noexcept;
+
+  // ---- construction and edits (each edit keeps the topological order and re-infers shapes) ----
+  // Append a node; its inputs must already exist (build in topological order) — or call
+  // finalize() once after adding nodes in any order.
+  Node& add_node(Node node);
+  // Sorts topologically (GraphError naming nodes on a cycle or a missing input), checks outputs,
+  // and infers shapes (ShapeError / UnsupportedError naming the node).
+  void finalize();
+  // Insert `node` after `producer`: node takes producer as its only input and every consumer of
+  // producer (and the graph output, if producer was one) now reads node instead.
+  Node& insert_after(const std::string& producer, Node node);
+  // Remove a single-input node; its consumers read its input instead.
+  void remove(const std::string& name);
+  // Replace the node named `name` by `node` (which may have another name); consumers follow.
+  Node& replace(const std::string& name, Node node);
+  // Deep copy: no tensor is shared with this graph.
+  Graph clone() const;
+
+  // ---- queries ---------------------------------------------------------------------------------
+  const std::vector<Node>& nodes() const { return nodes_; }
+  std::vector<Node>& mutable_nodes();  // invalidates the execution plan
+  Node& node(const std::string& name);
+  const Node& node(const std::string& name) const;
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  std::vector<std::string> consumers(const std::string& name) const;
+  const std::string& input() const { return input_; }  // the Input node
+  const std::vector<std::string>& outputs() const { return outputs_; }
+  void set_outputs(std::vector<std::string> outputs);
+  const Shape& input_shape() const;  // per sample
+  int64_t param_count() const;
+  std::string summary() const;
+  std::string unique_name(const std::string& base) const;
+
+  // ---- execution -------------------------------------------------------------------------------
+  // x: (N, *input_shape) float32. Returns one tensor per graph output: float32, or for a
+  // quantized graph with dequantize=false, the raw integers.
+  std::vector<Tensor> forward(const Tensor& x, bool dequantize = true) const;
+  // Drop the cached execution plan (after editing params in place).
+  void invalidate() const;
+  std::shared_ptr<const Executor> executor() const;
+
+  // ---- quantization state ------------------------------------------------------------------------
+  bool is_quantized() const { return quant_ != nullptr; }
+  const QuantConfig& quant_config() const;
+  void set_quantized(const QuantConfig& config);
+
+ private:
+  void reindex();
+  void sort_topologically();
+  void infer_shapes();
+  std::vector<Node> nodes_;
+  std::map<std::string, size_t> index_;
+  std::string input_;
+  std::vector<std::string> outputs_;
+  std::shared_ptr<QuantConfig> quant_;
+  mutable std::shared_ptr<const Executor> plan_;
+  mutable std::unique_ptr<std::mutex> plan_mutex_;
+};
+
+}  // namespace apl

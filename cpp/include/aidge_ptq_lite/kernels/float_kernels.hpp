@@ -1,0 +1,70 @@
+// Float32 kernels (NCHW, batched) used by the float executor and by calibration.
+// Kernels with SIMD variants keep a plain scalar *_reference beside them; tests hold them close.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "aidge_ptq_lite/kernels/conv_shape.hpp"
+#include "aidge_ptq_lite/tensor.hpp"
+
+namespace apl::kernels {
+
+// ---- GEMM: row-major C(M x N) = alpha * op(A) * op(B) + beta * C -------------------------------
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                     int64_t ldc);
+
+// ---- Convolution ------------------------------------------------------------------------------
+// A convolution prepared once (weights packed for the active SIMD level), run many times.
+// Weights in ONNX layout (K, C/groups, R, S); bias may be null. Thread-safe run().
+class ConvF32 {
+ public:
+  ConvF32(const Conv2dShape& shape, const float* weights, const float* bias);
+  ~ConvF32();
+  ConvF32(const ConvF32&) = delete;
+  ConvF32& operator=(const ConvF32&) = delete;
+  // x: (N, C, H, W) -> y: (N, K, OH, OW)
+  void run(int64_t N, const float* x, float* y) const;
+  const Conv2dShape& shape() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+void conv2d_f32_reference(const Conv2dShape& s, int64_t N, const float* x, const float* w,
+                          const float* bias, float* y);
+
+// ---- Pools ------------------------------------------------------------------------------------
+// Padding cells are ignored by max pooling; average pooling divides by the window size when
+// count_include_pad, else by the number of non-padding cells.
+void maxpool2d_f32(const Pool2dShape& s, int64_t N, const float* x, float* y);
+void avgpool2d_f32(const Pool2dShape& s, bool count_include_pad, int64_t N, const float* x, float* y);
+void global_avgpool_f32(int64_t N, int64_t C, int64_t HW, const float* x, float* y);
+
+// ---- Normalisation and element-wise -----------------------------------------------------------
+// y = (x - mean[c]) / sqrt(var[c] + eps) * scale[c] + bias[c]
+void batchnorm_f32(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale,
+                   const float* bias, const float* mean, const float* var, float eps, float* y);
+void relu_f32(int64_t n, const float* x, float* y);
+void leaky_relu_f32(int64_t n, float alpha, const float* x, float* y);
+void clip_f32(int64_t n, float lo, float hi, const float* x, float* y);
+void sigmoid_f32(int64_t n, const float* x, float* y);
+// Softmax over the middle axis of a (outer, axis_len, inner) view.
+void softmax_f32(int64_t outer, int64_t axis_len, int64_t inner, const float* x, float* y);
+
+enum class BinaryOp { Add, Sub, Mul };
+// Numpy broadcasting; a_shape and b_shape are right-aligned against out_shape.
+void binary_f32(BinaryOp op, const Shape& a_shape, const float* a, const Shape& b_shape,
+                const float* b, const Shape& out_shape, float* y);
+
+// Constant zero-or-value padding of the last two axes of a (N*C, H, W) view.
+void pad2d_f32(int64_t NC, int64_t H, int64_t W, int64_t top, int64_t left, int64_t bottom,
+               int64_t right, float value, const float* x, float* y);
+
+// Concatenation along an axis of (outer, size_i, inner) views; any element type.
+void concat_bytes(int64_t outer, int64_t inner_bytes, const int64_t* sizes, const void* const* inputs,
+                  int n_inputs, void* y);
+
+}  // namespace apl::kernels

@@ -1,0 +1,99 @@
+// The PTQ passes, one per file in cpp/src/ptq/, in the order quantize_network runs them:
+//
+//   prepare_network             fold BatchNorm, drop Identity/Dropout, canonical affine nodes
+//   cross_layer_equalization    (optional) balance weight ranges of consecutive affine layers
+//   insert_scaling_nodes        a Scaling node after every affine, pooling and joining node
+//   normalize_parameters        weights into [-1, 1] (per tensor or per output channel)
+//   compute_ranges              max |x| per node over the calibration set, streamed
+//   adjust_ranges               (optional) clip ranges from histograms (MSE, AA, KL)
+//   normalize_activations       every activation into [-1, 1]; max arbitration at joins
+//   quantize_normalized_network scale to n-bit codes, round (unless no_quant)
+//   cast_to_integer             int8/int32 tensors and fixed-point multipliers
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "aidge_ptq_lite/graph.hpp"
+
+namespace apl {
+
+// ---- prepare.cpp --------------------------------------------------------------------------------
+// Folds BatchNorm into the preceding Conv/Gemm (a lone BatchNorm becomes a depthwise 1x1 Conv),
+// removes Identity and Dropout, turns 2-D MatMul into Gemm, and gives every affine node a bias
+// and the canonical layout (Gemm: transB=1, alpha=beta=1). The float function is unchanged.
+void prepare_network(Graph& g);
+
+struct QuantizabilityReport {
+  std::vector<std::string> quantized;    // run in integers
+  std::vector<std::string> kept_float;   // run in float after the output dequantization (Softmax)
+  std::vector<std::string> unsupported;  // "node (op): reason"
+  std::string text() const;
+};
+QuantizabilityReport quantizability_report(const Graph& g);
+
+// ---- scaling_nodes.cpp --------------------------------------------------------------------------
+// Ops whose output is an accumulator that a Scaling node must bring back to n bits.
+bool needs_scaling_node(const std::string& op);
+// Inserts "<name>_scaling" after each such node (factor 1 per output channel).
+void insert_scaling_nodes(Graph& g);
+
+// ---- normalize.cpp ------------------------------------------------------------------------------
+// Divides each affine node's weights and bias by max |W| (per output channel if channel_wise)
+// and multiplies its Scaling node's factor by the same amount: the function is unchanged.
+void normalize_parameters(Graph& g, bool channel_wise);
+
+using RangeMap = std::map<std::string, float>;
+// Sets every node's quant.range, with max arbitration at joins (Add, Sub, Concat: the smaller
+// branches' upstream Scaling or Input node takes the largest range), and rescales biases and
+// Scaling factors so that every activation lies in [-1, 1] (the "normalized network").
+// Returns the ranges actually used (after arbitration).
+RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = false);
+
+// ---- ranges.cpp ---------------------------------------------------------------------------------
+// max |x| of every node's output, accumulated batch by batch (memory does not grow with the set).
+class RangeCollector {
+ public:
+  explicit RangeCollector(const Graph& g);
+  // Runs one float batch; ValueError if the batch or an activation holds NaN or Inf.
+  void update(const Tensor& batch);
+  const RangeMap& ranges() const { return ranges_; }
+  int64_t samples() const { return samples_; }
+
+ private:
+  const Graph& graph_;
+  RangeMap ranges_;
+  int64_t samples_ = 0;
+};
+// max |x| and whether all values are finite, vectorised and threaded.
+float max_abs(const float* x, int64_t n, bool* finite);
+
+// ---- quantize.cpp -------------------------------------------------------------------------------
+// Scales the normalized network to n-bit codes: weights * (2^(n-1) - 1) (rounded unless no_quant),
+// biases to the accumulator scale, Scaling factors to requantization factors, and records each
+// output's step and clamp. Marks the Scaling nodes feeding the outputs as dequantization points.
+void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs);
+void check_nb_bits(int nb_bits);
+
+// ---- cast.cpp -----------------------------------------------------------------------------------
+// Integer tensors (int8 weights / int32 biases, or int32 / int64 above 8 bits) and fixed-point
+// multipliers, for the integer executor.
+void cast_to_integer(Graph& g, int nb_bits);
+
+// ---- quant_ptq.cpp ------------------------------------------------------------------------------
+struct QuantizeOptions {
+  int nb_bits = 8;
+  std::string clipping = "MAX";
+  bool cross_layer_equalization = false;
+  bool optimize_signs = false;
+  bool single_shift = false;
+  bool no_quant = false;
+  bool channel_wise = false;
+  bool verbose = false;
+};
+// Everything before calibration (prepare, CLE, scaling nodes, parameter normalization).
+void prepare_for_calibration(Graph& g, const QuantizeOptions& options);
+// Everything after calibration; ranges from a RangeCollector on the prepared graph.
+void quantize_from_ranges(Graph& g, const RangeMap& ranges, const QuantizeOptions& options);
+
+}  // namespace apl

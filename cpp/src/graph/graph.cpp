@@ -1,0 +1,319 @@
+#include "aidge_ptq_lite/graph.hpp"
+
+#include <algorithm>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+#include "aidge_ptq_lite/executor.hpp"
+#include "aidge_ptq_lite/ops.hpp"
+
+namespace apl {
+
+// ---- Node ----------------------------------------------------------------------------------------
+
+int64_t Node::attr_int(const std::string& key, int64_t def) const {
+  auto it = attrs.find(key);
+  return it == attrs.end() ? def : it->second.i;
+}
+float Node::attr_float(const std::string& key, float def) const {
+  auto it = attrs.find(key);
+  if (it == attrs.end()) return def;
+  return it->second.kind == Attribute::Kind::Int ? static_cast<float>(it->second.i) : it->second.f;
+}
+std::vector<int64_t> Node::attr_ints(const std::string& key, std::vector<int64_t> def) const {
+  auto it = attrs.find(key);
+  return it == attrs.end() ? def : it->second.ints;
+}
+std::string Node::attr_string(const std::string& key, const std::string& def) const {
+  auto it = attrs.find(key);
+  return it == attrs.end() ? def : it->second.s;
+}
+void Node::set_attr(const std::string& key, int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Int;
+  a.i = v;
+  attrs[key] = a;
+}
+void Node::set_attr(const std::string& key, float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Float;
+  a.f = v;
+  attrs[key] = a;
+}
+void Node::set_attr(const std::string& key, std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Ints;
+  a.ints = std::move(v);
+  attrs[key] = a;
+}
+void Node::set_attr(const std::string& key, std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::String;
+  a.s = std::move(v);
+  attrs[key] = a;
+}
+int64_t Node::param_count() const {
+  int64_t n = 0;
+  for (const Tensor& t : params) n += t.numel();
+  return n;
+}
+
+// ---- Graph: construction -------------------------------------------------------------------------
+
+Graph::Graph() : plan_mutex_(std::make_unique<std::mutex>()) {}
+Graph::~Graph() = default;
+// The plan points at the graph it was built from, so a moved graph builds a new one.
+Graph::Graph(Graph&& o) noexcept
+    : nodes_(std::move(o.nodes_)), index_(std::move(o.index_)), input_(std::move(o.input_)),
+      outputs_(std::move(o.outputs_)), quant_(std::move(o.quant_)),
+      plan_mutex_(std::make_unique<std::mutex>()) {}
+Graph& Graph::operator=(Graph&& o) noexcept {
+  nodes_ = std::move(o.nodes_);
+  index_ = std::move(o.index_);
+  input_ = std::move(o.input_);
+  outputs_ = std::move(o.outputs_);
+  quant_ = std::move(o.quant_);
+  plan_.reset();
+  return *this;
+}
+
+Node& Graph::add_node(Node node) {
+  if (node.name.empty()) throw GraphError("a " + node.op + " node has an empty name");
+  if (contains(node.name)) throw GraphError("duplicate node name '" + node.name + "'");
+  if (node.op == "Input") {
+    if (!input_.empty())
+      throw UnsupportedError("graph has several inputs ('" + input_ + "', '" + node.name +
+                             "'); only single-input graphs are supported");
+    input_ = node.name;
+  }
+  invalidate();
+  index_[node.name] = nodes_.size();
+  nodes_.push_back(std::move(node));
+  return nodes_.back();
+}
+
+void Graph::set_outputs(std::vector<std::string> outputs) {
+  invalidate();
+  outputs_ = std::move(outputs);
+}
+
+void Graph::reindex() {
+  index_.clear();
+  for (size_t i = 0; i < nodes_.size(); ++i) index_[nodes_[i].name] = i;
+}
+
+void Graph::sort_topologically() {
+  // Kahn's algorithm; stable (keeps the insertion order among ready nodes).
+  std::map<std::string, int> pending;
+  std::map<std::string, std::vector<size_t>> users;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    for (const std::string& in : n.inputs) {
+      if (!contains(in))
+        throw GraphError(n.label() + " reads '" + in + "', which no node produces");
+      users[in].push_back(i);
+    }
+    pending[n.name] = static_cast<int>(n.inputs.size());
+  }
+  std::vector<size_t> order, ready;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (pending[nodes_[i].name] == 0) ready.push_back(i);
+  while (!ready.empty()) {
+    std::sort(ready.begin(), ready.end(), std::greater<size_t>());
+    const size_t i = ready.back();
+    ready.pop_back();
+    order.push_back(i);
+    for (size_t u : users[nodes_[i].name])
+      if (--pending[nodes_[u].name] == 0) ready.push_back(u);
+  }
+  if (order.size() != nodes_.size()) {
+    std::string stuck;
+    for (const Node& n : nodes_)
+      if (pending[n.name] > 0) stuck += (stuck.empty() ? "" : ", ") + n.label();
+    throw GraphError("graph has a cycle through: " + stuck);
+  }
+  std::vector<Node> sorted;
+  sorted.reserve(nodes_.size());
+  for (size_t i : order) sorted.push_back(std::move(nodes_[i]));
+  nodes_ = std::move(sorted);
+  reindex();
+}
+
+void Graph::infer_shapes() {
+  for (Node& n : nodes_) {
+    if (n.op == "Input") continue;
+    std::vector<Shape> ins;
+    for (const std::string& in : n.inputs) ins.push_back(node(in).shape);
+    n.shape = infer_shape(n, ins);
+  }
+}
+
+void Graph::finalize() {
+  if (input_.empty()) throw GraphError("graph has no Input node");
+  if (outputs_.empty()) throw GraphError("graph has no output");
+  for (const std::string& o : outputs_)
+    if (!contains(o)) throw GraphError("graph output '" + o + "' is not a node");
+  for (const Node& n : nodes_)
+    if (!is_supported_op(n.op) && n.op != "Input")
+      throw UnsupportedError("unsupported op " + n.label() + "; supported ops: " +
+                             supported_ops_list());
+  sort_topologically();
+  infer_shapes();
+  invalidate();
+}
+
+// ---- Graph: edits --------------------------------------------------------------------------------
+
+std::vector<std::string> Graph::consumers(const std::string& name) const {
+  std::vector<std::string> out;
+  for (const Node& n : nodes_)
+    if (std::find(n.inputs.begin(), n.inputs.end(), name) != n.inputs.end()) out.push_back(n.name);
+  return out;
+}
+
+static void rename_input(Node& n, const std::string& from, const std::string& to) {
+  std::replace(n.inputs.begin(), n.inputs.end(), from, to);
+}
+
+Node& Graph::insert_after(const std::string& producer, Node node) {
+  if (!contains(producer)) throw GraphError("insert_after: no node named '" + producer + "'");
+  const std::string name = node.name;
+  for (Node& n : nodes_) rename_input(n, producer, name);
+  std::replace(outputs_.begin(), outputs_.end(), producer, name);
+  node.inputs = {producer};
+  add_node(std::move(node));
+  finalize();
+  return this->node(name);
+}
+
+void Graph::remove(const std::string& name) {
+  const Node& victim = node(name);
+  if (victim.inputs.size() != 1)
+    throw GraphError("remove: " + victim.label() + " does not have exactly one input");
+  const std::string source = victim.inputs[0];
+  for (Node& n : nodes_) rename_input(n, name, source);
+  std::replace(outputs_.begin(), outputs_.end(), name, source);
+  nodes_.erase(nodes_.begin() + static_cast<std::ptrdiff_t>(index_.at(name)));
+  reindex();
+  finalize();
+}
+
+Node& Graph::replace(const std::string& name, Node node) {
+  const size_t at = index_.count(name) ? index_.at(name) : throw GraphError("replace: no node named '" + name + "'");
+  if (node.name != name && contains(node.name))
+    throw GraphError("replace: a node named '" + node.name + "' already exists");
+  const std::string new_name = node.name;
+  if (nodes_[at].op == "Input" || node.op == "Input")
+    throw GraphError("replace: the Input node cannot be replaced");
+  for (Node& n : nodes_) rename_input(n, name, new_name);
+  std::replace(outputs_.begin(), outputs_.end(), name, new_name);
+  nodes_[at] = std::move(node);
+  reindex();
+  finalize();
+  return this->node(new_name);
+}
+
+Graph Graph::clone() const {
+  Graph g;
+  g.nodes_ = nodes_;
+  for (Node& n : g.nodes_)
+    for (Tensor& t : n.params) t = t.clone();
+  g.index_ = index_;
+  g.input_ = input_;
+  g.outputs_ = outputs_;
+  if (quant_) g.quant_ = std::make_shared<QuantConfig>(*quant_);
+  return g;
+}
+
+const QuantConfig& Graph::quant_config() const {
+  if (!quant_) throw Error("the graph is not quantized");
+  return *quant_;
+}
+
+void Graph::set_quantized(const QuantConfig& config) {
+  quant_ = std::make_shared<QuantConfig>(config);
+  invalidate();
+}
+
+// ---- Graph: queries ------------------------------------------------------------------------------
+
+std::vector<Node>& Graph::mutable_nodes() {
+  invalidate();
+  return nodes_;
+}
+
+Node& Graph::node(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw GraphError("no node named '" + name + "'");
+  invalidate();
+  return nodes_[it->second];
+}
+
+const Node& Graph::node(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw GraphError("no node named '" + name + "'");
+  return nodes_[it->second];
+}
+
+const Shape& Graph::input_shape() const { return node(input_).shape; }
+
+int64_t Graph::param_count() const {
+  int64_t n = 0;
+  for (const Node& node : nodes_) n += node.param_count();
+  return n;
+}
+
+std::string Graph::unique_name(const std::string& base) const {
+  if (!contains(base)) return base;
+  for (int i = 1;; ++i) {
+    std::string candidate = base + "_" + std::to_string(i);
+    if (!contains(candidate)) return candidate;
+  }
+}
+
+std::string Graph::summary() const {
+  std::ostringstream os;
+  size_t wname = 4, wop = 2;
+  for (const Node& n : nodes_) {
+    wname = std::max(wname, n.name.size());
+    wop = std::max(wop, n.op.size());
+  }
+  wname = std::min<size_t>(wname, 40);
+  os << std::left << std::setw(static_cast<int>(wname)) << "node" << "  "
+     << std::setw(static_cast<int>(wop)) << "op" << "  " << std::setw(18) << "output (per sample)"
+     << "  " << std::right << std::setw(10) << "params" << "  inputs\n";
+  for (const Node& n : nodes_) {
+    std::string ins;
+    for (const std::string& i : n.inputs) ins += (ins.empty() ? "" : ", ") + i;
+    os << std::left << std::setw(static_cast<int>(wname)) << n.name << "  "
+       << std::setw(static_cast<int>(wop)) << n.op << "  " << std::setw(18) << shape_str(n.shape)
+       << "  " << std::right << std::setw(10) << n.param_count() << "  " << ins << "\n";
+  }
+  std::string outs;
+  for (const std::string& o : outputs_) outs += (outs.empty() ? "" : ", ") + o;
+  os << nodes_.size() << " nodes, " << param_count() << " parameters, input '" << input_ << "' "
+     << shape_str(nodes_.empty() ? Shape{} : input_shape()) << ", outputs: " << outs;
+  return os.str();
+}
+
+// ---- Graph: execution ----------------------------------------------------------------------------
+
+void Graph::invalidate() const {
+  if (plan_mutex_) {
+    std::lock_guard<std::mutex> lock(*plan_mutex_);
+    plan_.reset();
+  }
+}
+
+std::shared_ptr<const Executor> Graph::executor() const {
+  std::lock_guard<std::mutex> lock(*plan_mutex_);
+  if (!plan_) plan_ = std::make_shared<const Executor>(*this);
+  return plan_;
+}
+
+std::vector<Tensor> Graph::forward(const Tensor& x, bool dequantize) const {
+  return executor()->run(x, nullptr, dequantize);
+}
+
+}  // namespace apl

@@ -1,0 +1,111 @@
+#include "aidge_ptq_lite/tensor.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace apl {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::I8: return 1;
+    case DType::U8: return 1;
+    case DType::I32: return 4;
+    case DType::I64: return 8;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "float32";
+    case DType::I8: return "int8";
+    case DType::U8: return "uint8";
+    case DType::I32: return "int32";
+    case DType::I64: return "int64";
+  }
+  return "?";
+}
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '(';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  if (s.size() == 1) os << ',';
+  os << ')';
+  return os.str();
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d < 0) throw ShapeError("negative dimension in shape " + shape_str(s));
+    n *= d;
+  }
+  return n;
+}
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+  // Round up to whole cache lines so SIMD tails may read a full vector past the end safely.
+  const size_t bytes = (nbytes() + 64 + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw Error("out of memory allocating a tensor of shape " + shape_str(shape_));
+  std::memset(p, 0, bytes);
+  storage_ = std::shared_ptr<void>(p, std::free);
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  if (shape_numel(shape) != numel())
+    throw ShapeError("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  if (empty()) return Tensor();
+  Tensor t(dtype_, shape_);
+  std::memcpy(t.raw(), raw(), nbytes());
+  return t;
+}
+
+namespace {
+template <class Dst, class Src>
+void convert(const Src* src, Dst* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<Dst>(src[i]);
+}
+template <class Dst>
+void convert_from(const Tensor& src, Dst* dst) {
+  const int64_t n = src.numel();
+  switch (src.dtype()) {
+    case DType::F32: convert(src.data<float>(), dst, n); break;
+    case DType::I8: convert(src.data<int8_t>(), dst, n); break;
+    case DType::U8: convert(src.data<uint8_t>(), dst, n); break;
+    case DType::I32: convert(src.data<int32_t>(), dst, n); break;
+    case DType::I64: convert(src.data<int64_t>(), dst, n); break;
+  }
+}
+}  // namespace
+
+Tensor Tensor::astype(DType dtype) const {
+  Tensor t(dtype, shape_);
+  switch (dtype) {
+    case DType::F32: convert_from(*this, t.data<float>()); break;
+    case DType::I8: convert_from(*this, t.data<int8_t>()); break;
+    case DType::U8: convert_from(*this, t.data<uint8_t>()); break;
+    case DType::I32: convert_from(*this, t.data<int32_t>()); break;
+    case DType::I64: convert_from(*this, t.data<int64_t>()); break;
+  }
+  return t;
+}
+
+std::string Tensor::repr() const { return std::string(dtype_name(dtype_)) + shape_str(shape_); }
+
+void Tensor::check_dtype(DType expected) const {
+  if (expected != dtype_)
+    throw Error(std::string("tensor of dtype ") + dtype_name(dtype_) + " accessed as " +
+                dtype_name(expected));
+}
+
+}  // namespace apl

@@ -1,0 +1,235 @@
+// Float convolution. Two paths, chosen at construction:
+//  - depthwise: a direct kernel per (sample, channel) plane on a zero-padded copy of the plane;
+//  - otherwise an "implicit GEMM" without im2col. The zero-padded input is split into
+//    stride_h x stride_w phase planes (padded row i*stride_h + a, column j*stride_w + b go to
+//    phase (a, b), row i, column j). Computed on the phase width, output (oh, ow) of tap (c, r, s)
+//    reads phase ((r*dil_h) % stride_h, (s*dil_w) % stride_w) at row oh + r*dil_h / stride_h,
+//    column ow + s*dil_w / stride_w: a fixed offset per tap. So B rows are pointers into a band of
+//    phase rows, and the few columns past the true output width are computed then dropped.
+// Weights are packed once for the SIMD level active at construction; bias is fused into the
+// micro-kernel's first depth block. Work items are (sample, group, block of output rows) and are
+// shared among OpenMP threads.
+#include <omp.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "aidge_ptq_lite/errors.hpp"
+#include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "float_internal.hpp"
+
+namespace apl::kernels {
+namespace {
+
+using detail::round_up;
+
+// Output columns (spatial positions) computed per work item: the B block (depth block x
+// columns) and the C block stay in L2.
+constexpr int64_t kBlockColumns = 1024;
+
+// How many blocks to cut each image's `extent` output units (rows or columns) into: blocks of at
+// most max_units, and, when the jobs do not divide evenly among threads, at least one per thread.
+int64_t units_per_block(int64_t extent, int64_t max_units, int64_t jobs) {
+  const int64_t threads = omp_get_max_threads();
+  int64_t blocks = (extent + max_units - 1) / max_units;
+  if (jobs % threads != 0 && jobs < 4 * threads) blocks = std::max(blocks, threads);
+  blocks = std::min(blocks, extent);
+  return (extent + blocks - 1) / blocks;
+}
+
+// Rows [first_row, first_row + n_rows) of phase plane (a, b) of one zero-padded input channel,
+// `width` columns each (past the padded input: zeros).
+void fill_phase_rows(const Conv2dShape& s, const float* channel, int64_t a, int64_t b,
+                     int64_t first_row, int64_t n_rows, int64_t width, float* dst) {
+  // Phase column j holds input column j * stride_w + b - pad_left: inside for j in [lo, hi).
+  const int64_t shift = b - s.pad_left;
+  const int64_t lo = std::min(width, shift >= 0 ? 0 : (-shift + s.stride_w - 1) / s.stride_w);
+  const int64_t hi = std::clamp((s.W - shift + s.stride_w - 1) / s.stride_w, lo, width);
+  for (int64_t i = 0; i < n_rows; ++i, dst += width) {
+    const int64_t ih = (first_row + i) * s.stride_h + a - s.pad_top;
+    if (ih < 0 || ih >= s.H) {
+      std::fill_n(dst, width, 0.0f);
+      continue;
+    }
+    const float* row = channel + ih * s.W + shift;
+    std::fill(dst, dst + lo, 0.0f);
+    if (s.stride_w == 1)
+      std::copy(row + lo, row + hi, dst + lo);
+    else
+      for (int64_t j = lo; j < hi; ++j) dst[j] = row[j * s.stride_w];
+    std::fill(dst + hi, dst + width, 0.0f);
+  }
+}
+
+void check_shape(const Conv2dShape& s) {
+  const bool ok = s.C > 0 && s.K > 0 && s.H > 0 && s.W > 0 && s.R > 0 && s.S > 0 &&
+                  s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 &&
+                  s.groups > 0 && s.C % s.groups == 0 && s.K % s.groups == 0 && s.pad_top >= 0 &&
+                  s.pad_left >= 0 && s.pad_bottom >= 0 && s.pad_right >= 0 && s.OH() > 0 &&
+                  s.OW() > 0;
+  if (!ok)
+    throw ShapeError("ConvF32: invalid convolution shape (C=" + std::to_string(s.C) +
+                     ", K=" + std::to_string(s.K) + ", H=" + std::to_string(s.H) +
+                     ", W=" + std::to_string(s.W) + ", kernel " + std::to_string(s.R) + "x" +
+                     std::to_string(s.S) + ", groups=" + std::to_string(s.groups) + ")");
+}
+
+}  // namespace
+
+struct ConvF32::Impl {
+  Conv2dShape shape;
+  detail::MicroKernel kernel{};
+  detail::DepthwisePlaneFn depthwise = nullptr;  // set on the depthwise path only
+  std::vector<detail::PackedA> group_weights;    // GEMM paths: one (K/g x C/g*R*S) per group
+  std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
+  std::vector<float> bias;                       // K values, zeros when the model has none
+
+  void run_depthwise(int64_t N, const float* x, float* y) const;
+  void run_gemm(int64_t N, const float* x, float* y) const;
+};
+
+ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bias)
+    : impl_(std::make_unique<Impl>()) {
+  check_shape(shape);
+  Impl& m = *impl_;
+  m.shape = shape;
+  m.bias.assign(shape.K, 0.0f);
+  if (bias) std::copy_n(bias, shape.K, m.bias.begin());
+  const SimdLevel level = active_simd_level();
+  const int64_t taps = shape.channels_per_group() * shape.R * shape.S;
+  if (shape.is_depthwise()) {
+    m.depthwise = detail::depthwise_plane_for(level);
+    m.depthwise_weights.assign(weights, weights + shape.K * taps);
+    return;
+  }
+  m.kernel = detail::micro_kernel_for(level);
+  const int64_t rows = shape.outputs_per_group();
+  for (int64_t g = 0; g < shape.groups; ++g)
+    m.group_weights.emplace_back(m.kernel.mr, rows, taps, 1.0f, weights + g * rows * taps, taps, 1);
+}
+
+ConvF32::~ConvF32() = default;
+
+const Conv2dShape& ConvF32::shape() const { return impl_->shape; }
+
+void ConvF32::run(int64_t N, const float* x, float* y) const {
+  if (N <= 0) return;
+  if (impl_->depthwise)
+    impl_->run_depthwise(N, x, y);
+  else
+    impl_->run_gemm(N, x, y);
+}
+
+void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
+  const Conv2dShape& s = shape;
+  const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
+  const int64_t padded_w = s.W + s.pad_left + s.pad_right;
+  const int64_t taps = s.R * s.S, out_plane = s.OH() * s.OW();
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < N * s.C; ++plane) {
+    const int64_t c = plane % s.C;
+    float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
+    detail::copy_padded_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left,
+                     s.pad_right, 0.0f, padded);
+    depthwise(s, padded, padded_w, depthwise_weights.data() + c * taps, bias[c],
+              y + plane * out_plane);
+  }
+}
+
+void ConvF32::Impl::run_gemm(int64_t N, const float* x, float* y) const {
+  const Conv2dShape& s = shape;
+  const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
+  const int64_t sh = s.stride_h, sw = s.stride_w;
+  const int64_t phase_w = (s.W + s.pad_left + s.pad_right + sw - 1) / sw;
+  const int64_t extra_rows = (s.R - 1) * s.dil_h / sh;   // phase rows beyond the output rows
+  const int64_t extra_cols = (s.S - 1) * s.dil_w / sw;
+  // Only the phases some tap reads are stored, each in its slot.
+  std::vector<int64_t> phase_slot(sh * sw, -1);
+  int64_t slots = 0;
+  for (int64_t r = 0; r < s.R; ++r)
+    for (int64_t col = 0; col < s.S; ++col) {
+      int64_t& slot = phase_slot[(r * s.dil_h % sh) * sw + col * s.dil_w % sw];
+      if (slot < 0) slot = slots++;
+    }
+  const int64_t jobs = N * s.groups;
+  const int64_t block_rows =
+      units_per_block(OH, std::max<int64_t>(1, kBlockColumns / phase_w), jobs);
+  const int64_t row_blocks = (OH + block_rows - 1) / block_rows;
+  // When the phase width is the output width, C is y itself.
+  const bool direct_output = phase_w == OW;
+
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < jobs * row_blocks; ++item) {
+    const int64_t job = item / row_blocks, n = job / s.groups, g = job % s.groups;
+    const int64_t oh0 = item % row_blocks * block_rows, rows = std::min(block_rows, OH - oh0);
+    const int64_t band_rows = rows + extra_rows, cols = rows * phase_w;
+
+    // The band: for each channel of the group and phase slot, band_rows phase rows. Junk columns
+    // of the last micro-tile read up to `reach` floats past a plane start: zeros keep them finite.
+    const int64_t plane_stride = detail::scratch_stride(band_rows * phase_w);
+    const int64_t planes = Cg * slots;
+    const int64_t reach = extra_rows * phase_w + extra_cols + round_up(cols, kernel.nr);
+    const int64_t band_size = (planes - 1) * plane_stride + std::max(plane_stride, reach);
+    float* band = detail::thread_scratch(detail::Scratch::B, band_size);
+    const float* x_group = x + (n * s.C + g * Cg) * s.H * s.W;
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t phase = 0; phase < sh * sw; ++phase) {
+        if (phase_slot[phase] < 0) continue;
+        float* plane = band + (c * slots + phase_slot[phase]) * plane_stride;
+        fill_phase_rows(s, x_group + c * s.H * s.W, phase / sw, phase % sw, oh0, band_rows,
+                        phase_w, plane);
+        std::fill(plane + band_rows * phase_w, plane + plane_stride, 0.0f);
+      }
+    std::fill(band + planes * plane_stride, band + band_size, 0.0f);
+
+    const int64_t taps = Cg * s.R * s.S;
+    int64_t* tap_offset = detail::thread_offsets(taps);
+    for (int64_t c = 0, t = 0; c < Cg; ++c)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t col = 0; col < s.S; ++col) {
+          const int64_t dy = r * s.dil_h, dx = col * s.dil_w;
+          const int64_t slot = phase_slot[(dy % sh) * sw + dx % sw];
+          tap_offset[t++] = (c * slots + slot) * plane_stride + dy / sh * phase_w + dx / sw;
+        }
+
+    float* y_block = y + ((n * s.K + g * Kg) * OH + oh0) * OW;
+    float* c_block = direct_output ? y_block : detail::thread_scratch(detail::Scratch::C, Kg * cols);
+    const int64_t ldc = direct_output ? OH * OW : cols;
+    const detail::PackedA& a = group_weights[g];
+    for (int64_t d = 0; d < a.block_count(); ++d)
+      detail::gemm_depth_block(kernel, a, d, band, tap_offset + a.block_begin(d), cols, c_block,
+                               ldc, bias.data() + g * Kg, d > 0);
+    if (direct_output) continue;
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t i = 0; i < rows; ++i)
+        std::copy_n(c_block + k * cols + i * phase_w, OW, y_block + k * OH * OW + i * OW);
+  }
+}
+
+void conv2d_f32_reference(const Conv2dShape& s, int64_t N, const float* x, const float* w,
+                          const float* bias, float* y) {
+  const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < s.K; ++k) {
+      const int64_t g = k / Kg;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          float sum = bias ? bias[k] : 0.0f;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t r = 0; r < s.R; ++r) {
+              const int64_t ih = oh * s.stride_h - s.pad_top + r * s.dil_h;
+              if (ih < 0 || ih >= s.H) continue;
+              for (int64_t col = 0; col < s.S; ++col) {
+                const int64_t iw = ow * s.stride_w - s.pad_left + col * s.dil_w;
+                if (iw < 0 || iw >= s.W) continue;
+                sum += x[((n * s.C + g * Cg + c) * s.H + ih) * s.W + iw] *
+                       w[((k * Cg + c) * s.R + r) * s.S + col];
+              }
+            }
+          y[((n * s.K + k) * OH + oh) * OW + ow] = sum;
+        }
+    }
+}
+
+}  // namespace apl::kernels

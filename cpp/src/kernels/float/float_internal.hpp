@@ -1,0 +1,115 @@
+// Private building blocks shared by the float kernels: per-thread scratch memory, plane padding,
+// a BLIS-like GEMM driver (A packed into micro-panels, depth blocking, register-blocked
+// micro-kernels per SIMD level) and the depthwise plane kernels. Not installed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+#include "aidge_ptq_lite/kernels/conv_shape.hpp"
+#include "aidge_ptq_lite/simd.hpp"
+
+namespace apl::kernels::detail {
+
+// 64-byte aligned float array: SIMD loads of packed panels never straddle cache lines.
+class AlignedFloats {
+ public:
+  AlignedFloats() = default;
+  explicit AlignedFloats(size_t n);
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float[], Free> data_;
+  size_t size_ = 0;
+};
+
+// Per-thread buffers that grow on demand and live as long as the (OpenMP) thread, so repeated
+// runs neither allocate nor page-fault. Each slot is an independent buffer.
+enum class Scratch { B, C, RowOffsets, Plane, Count };
+float* thread_scratch(Scratch slot, size_t n_floats);
+int64_t* thread_offsets(size_t n);
+
+// Rows [first_row, first_row + n_rows) of an H x W plane with pad_left / pad_right columns of
+// `value` on each side (negative pads crop); rows outside the plane are all `value`.
+void copy_padded_rows(const float* plane, int64_t H, int64_t W, int64_t first_row, int64_t n_rows,
+                      int64_t pad_left, int64_t pad_right, float value, float* dst);
+
+// ---- Micro-kernels ------------------------------------------------------------------------------
+// One full MR x NR tile of C from kc steps:
+//   c[i][j] = (accumulate ? c[i][j] : (row_init ? row_init[i] : 0)) + sum_k a[k*MR + i] * b_k[j]
+// where a is a packed micro-panel (k-major, MR floats per step) and b_k = b + b_row_offset[k]
+// points at NR readable floats. Row offsets let B be a packed matrix or rows of an image.
+using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b,
+                               const int64_t* b_row_offset, float* c, int64_t ldc,
+                               const float* row_init, bool accumulate);
+struct MicroKernel {
+  int mr;
+  int nr;
+  MicroKernelFn fn;
+};
+MicroKernel micro_kernel_for(SimdLevel level);
+
+constexpr int kAvx2Rows = 6, kAvx2Cols = 16;
+constexpr int kAvx512Rows = 8, kAvx512Cols = 32;
+constexpr int kMaxTileFloats = 8 * 32;
+void micro_kernel_avx2(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
+                       float* c, int64_t ldc, const float* row_init, bool accumulate);
+void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
+                         float* c, int64_t ldc, const float* row_init, bool accumulate);
+
+// ---- Packed A and the block driver --------------------------------------------------------------
+// The depth (k) axis is cut into near-equal blocks of at most kMaxDepthBlock so that a B
+// micro-panel (depth block x NR) stays in L1 while the A panels stream from L2.
+constexpr int64_t kMaxDepthBlock = 256;
+
+// A (rows x depth), scaled by alpha, packed per depth block into MR-row micro-panels (rows past
+// the end are zero). Element (i, k) is read at a[i * row_stride + k * col_stride].
+class PackedA {
+ public:
+  PackedA(int mr, int64_t rows, int64_t depth, float alpha, const float* a, int64_t row_stride,
+          int64_t col_stride);
+  int64_t rows() const { return rows_; }
+  int64_t depth() const { return depth_; }
+  int64_t block_count() const { return block_count_; }
+  int64_t block_begin(int64_t block) const { return block * block_depth_; }
+  int64_t block_size(int64_t block) const;
+  const float* panel(int64_t block, int64_t row_panel) const;
+
+ private:
+  int mr_;
+  int64_t rows_, depth_, padded_rows_, block_depth_, block_count_;
+  AlignedFloats data_;
+};
+
+// C[0:rows, 0:cols] (row stride ldc) for one depth block of A: C = row_init + A_blk * B_blk, or
+// C += A_blk * B_blk when accumulate. Row k of B_blk starts at b + b_row_offset[k] and must be
+// readable over cols rounded up to the micro-kernel's NR.
+void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
+                      const int64_t* b_row_offset, int64_t cols, float* c, int64_t ldc,
+                      const float* row_init, bool accumulate);
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+// A row stride for a scratch matrix of `cols` floats that is no multiple of 4 KiB, so that
+// walking down a column does not map every row to the same L1 set.
+inline int64_t scratch_stride(int64_t cols) { return cols % 1024 == 0 ? cols + 16 : cols; }
+
+// ---- Depthwise convolution ----------------------------------------------------------------------
+// One output plane (OH x OW) of a depthwise convolution from its zero-padded input plane
+// (rows of padded_w floats), R x S weights w and a bias.
+using DepthwisePlaneFn = void (*)(const Conv2dShape& s, const float* padded, int64_t padded_w,
+                                  const float* w, float bias, float* y);
+DepthwisePlaneFn depthwise_plane_for(SimdLevel level);
+void depthwise_plane_scalar(const Conv2dShape& s, const float* padded, int64_t padded_w,
+                            const float* w, float bias, float* y);
+void depthwise_plane_avx2(const Conv2dShape& s, const float* padded, int64_t padded_w,
+                          const float* w, float bias, float* y);
+void depthwise_plane_avx512(const Conv2dShape& s, const float* padded, int64_t padded_w,
+                            const float* w, float bias, float* y);
+
+}  // namespace apl::kernels::detail

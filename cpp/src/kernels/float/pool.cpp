@@ -1,0 +1,91 @@
+// Pooling. Each (sample, channel) plane is copied into per-thread scratch with its padding
+// filled by a neutral value (-inf for max, 0 for sums), so the window loops need no bounds checks
+// and vectorise along the output width.
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "float_internal.hpp"
+
+namespace apl::kernels {
+namespace {
+
+// Number of window taps along one axis of output position o that fall inside the input.
+int64_t taps_inside(int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t taps,
+                    int64_t size) {
+  int64_t count = 0;
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t i = o * stride - pad + t * dil;
+    count += i >= 0 && i < size;
+  }
+  return count;
+}
+
+// Calls reduce(out_row, in_row, OW, stride_w) for every window tap of every output row, after
+// filling the output rows with `init`; planes are shared among threads.
+template <class Reduce>
+void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, float pad_value,
+                 float init, Reduce reduce) {
+  const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
+  const int64_t padded_w = s.W + s.pad_left + s.pad_right;
+  const int64_t OH = s.OH(), OW = s.OW();
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < N * s.C; ++plane) {
+    float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
+    detail::copy_padded_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left,
+                             s.pad_right, pad_value, padded);
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      float* out = y + (plane * OH + oh) * OW;
+      std::fill_n(out, OW, init);
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t col = 0; col < s.S; ++col)
+          reduce(out, padded + (oh * s.stride_h + r * s.dil_h) * padded_w + col * s.dil_w, OW,
+                 s.stride_w);
+    }
+  }
+}
+
+}  // namespace
+
+void maxpool2d_f32(const Pool2dShape& s, int64_t N, const float* x, float* y) {
+  const float lowest = -std::numeric_limits<float>::infinity();
+  pool_planes(s, N, x, y, lowest, lowest,
+              [](float* out, const float* in, int64_t OW, int64_t stride) {
+                for (int64_t ow = 0; ow < OW; ++ow) out[ow] = std::max(out[ow], in[ow * stride]);
+              });
+}
+
+void avgpool2d_f32(const Pool2dShape& s, bool count_include_pad, int64_t N, const float* x,
+                   float* y) {
+  pool_planes(s, N, x, y, 0.0f, 0.0f, [](float* out, const float* in, int64_t OW, int64_t stride) {
+    for (int64_t ow = 0; ow < OW; ++ow) out[ow] += in[ow * stride];
+  });
+  const int64_t OH = s.OH(), OW = s.OW();
+  // Window cells inside the input: a product of per-axis counts.
+  std::vector<float> rows_inside(OH), cols_inside(OW);
+  for (int64_t oh = 0; oh < OH; ++oh)
+    rows_inside[oh] = count_include_pad ? s.R : taps_inside(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H);
+  for (int64_t ow = 0; ow < OW; ++ow)
+    cols_inside[ow] = count_include_pad ? s.S : taps_inside(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W);
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < N * s.C; ++plane)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      float* out = y + (plane * OH + oh) * OW;
+      for (int64_t ow = 0; ow < OW; ++ow) out[ow] /= rows_inside[oh] * cols_inside[ow];
+    }
+}
+
+void global_avgpool_f32(int64_t N, int64_t C, int64_t HW, const float* x, float* y) {
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
+  for (int64_t plane = 0; plane < N * C; ++plane) {
+    const float* in = x + plane * HW;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < HW; ++i) sum += in[i];
+    y[plane] = sum / static_cast<float>(HW);
+  }
+}
+
+}  // namespace apl::kernels

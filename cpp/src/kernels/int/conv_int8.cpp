@@ -1,0 +1,584 @@
+// int8 convolution: the scalar references and ConvInt8, which packs weights for the SIMD level
+// active at construction and runs one of three paths:
+//
+// * Implicit GEMM (general convolutions). The input of one sample and group is copied, zero
+//   padded, into "padded planes" split into stride phases (padded cell (hp, wp) goes to
+//   [hp % stride_h][wp % stride_w][hp / stride_h][wp / stride_w]). Output (oh, ow) is column
+//   q = oh * Wph + ow of a "wide" output with rows Wph long, and kernel tap (r, s) reads cell
+//   q + tap_offset(r, s) for every q: each tap is a contiguous vector load, and no im2col copy is
+//   made. Columns ow >= OW are computed and dropped.
+// * Pointwise GEMM (1x1 kernels without padding, including Gemm layers as 1x1 images): columns
+//   are (sample, output position) pairs across the batch, gathered in chunks.
+// * Depthwise (groups == C == K): one padded plane per channel, int32 multiply-adds.
+//
+// Packed GEMM columns hold 4 bytes per output position and channel block:
+// * AVX-512 VNNI: 4 channels as uint8, multiplied by int8 weights with vpdpbusd. Signed
+//   activations are stored as x ^ 0x80 = x + 128 (zero padding becomes 128, still the value 0),
+//   and the per-output-channel correction -128 * sum(w) is folded into the initial accumulator.
+// * AVX2: 2 channels as int16 (sign- or zero-extended), multiplied by int16 weights (vpmaddwd).
+//
+// Accumulator bound: |w| <= 128 and activations in [-128, 255] give |products| <= 32640 each, so
+// up to 65793 taps per output (ResNet-18's largest is 512 * 3 * 3 = 4608, 150 M < 2^31) fit int32,
+// as do the +128 sums of the VNNI domain (255 * 128 * 4608 = 150 M) and the correction
+// (128 * 128 * 4608 = 75 M). All arithmetic wraps modulo 2^32 (SIMD adds, and the scalar paths
+// wrap explicitly), so every level gives the same int32 even if a huge bias made the true sum
+// overflow.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "aidge_ptq_lite/kernels/int_kernels.hpp"
+#include "aidge_ptq_lite/simd.hpp"
+#include "int_kernels_isa.hpp"
+
+namespace apl::kernels {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+std::string shape_desc(const Conv2dShape& s) {
+  auto str = [](int64_t v) { return std::to_string(v); };
+  return "C=" + str(s.C) + " H=" + str(s.H) + " W=" + str(s.W) + " K=" + str(s.K) +
+         " kernel=" + str(s.R) + "x" + str(s.S) + " stride=" + str(s.stride_h) + "x" +
+         str(s.stride_w) + " pads=" + str(s.pad_top) + "," + str(s.pad_left) + "," +
+         str(s.pad_bottom) + "," + str(s.pad_right) + " dilation=" + str(s.dil_h) + "x" +
+         str(s.dil_w) + " groups=" + str(s.groups);
+}
+
+void check_conv_shape(const Conv2dShape& s, const char* who) {
+  const bool positive = s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
+                        s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 &&
+                        s.groups > 0;
+  const bool pads = s.pad_top >= 0 && s.pad_left >= 0 && s.pad_bottom >= 0 && s.pad_right >= 0;
+  if (!positive || !pads || s.C % s.groups != 0 || s.K % s.groups != 0)
+    throw ShapeError(std::string(who) + ": invalid convolution shape (" + shape_desc(s) + ")");
+  if (s.H + s.pad_top + s.pad_bottom < s.dil_h * (s.R - 1) + 1 ||
+      s.W + s.pad_left + s.pad_right < s.dil_w * (s.S - 1) + 1)
+    throw ShapeError(std::string(who) + ": kernel larger than the padded input (" +
+                     shape_desc(s) + ")");
+}
+
+// Naive convolution, accumulated modulo 2^64 and stored modulo 2^|Out| (no overflow UB).
+template <class X, class Wt, class Bias, class Out>
+void conv_reference(const Conv2dShape& s, int64_t N, const X* x, const Wt* w, const Bias* bias,
+                    Out* y) {
+  const int64_t Cg = s.channels_per_group(), Kg = s.outputs_per_group();
+  const int64_t OH = s.OH(), OW = s.OW();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < s.K; ++k) {
+      const int64_t g = k / Kg;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          uint64_t sum = bias ? static_cast<uint64_t>(bias[k]) : 0;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t r = 0; r < s.R; ++r) {
+              const int64_t ih = oh * s.stride_h - s.pad_top + r * s.dil_h;
+              if (ih < 0 || ih >= s.H) continue;
+              for (int64_t sx = 0; sx < s.S; ++sx) {
+                const int64_t iw = ow * s.stride_w - s.pad_left + sx * s.dil_w;
+                if (iw < 0 || iw >= s.W) continue;
+                const int64_t xv = x[((n * s.C + g * Cg + c) * s.H + ih) * s.W + iw];
+                const int64_t wv = w[((k * Cg + c) * s.R + r) * s.S + sx];
+                sum += static_cast<uint64_t>(xv * wv);
+              }
+            }
+          y[((n * s.K + k) * OH + oh) * OW + ow] =
+              static_cast<Out>(static_cast<std::make_unsigned_t<Out>>(sum));
+        }
+    }
+}
+
+// ---- Level tables ------------------------------------------------------------------------------
+
+struct IsaKernels {
+  int gemm_rows, gemm_cols;
+  int channels_per_step;  // channels in one 4-byte packed column cell
+  bool offset_signed;     // signed activations stored as x + 128 (VNNI u8 x s8)
+  InterleaveFn interleave;
+  GemmTileFn gemm_tile;
+  int depthwise_cols;
+  DepthwiseFn depthwise;
+};
+
+constexpr int kMaxGemmRows = std::max(avx2::kGemmRows, avx512::kGemmRows);
+
+const IsaKernels* isa_kernels_for(SimdLevel level) {
+  static const IsaKernels avx512_kernels{avx512::kGemmRows, avx512::kGemmCols, 4, true,
+                                         avx512::interleave_u8x4, avx512::gemm_tile,
+                                         avx512::kDepthwiseCols, avx512::depthwise};
+  static const IsaKernels avx2_kernels{avx2::kGemmRows, avx2::kGemmCols, 2, false,
+                                       avx2::interleave_i16x2, avx2::gemm_tile,
+                                       avx2::kDepthwiseCols, avx2::depthwise};
+  switch (level) {
+    case SimdLevel::AVX512: return &avx512_kernels;
+    case SimdLevel::AVX2: return &avx2_kernels;
+    case SimdLevel::Scalar: break;
+  }
+  return nullptr;
+}
+
+// ---- Padded planes -----------------------------------------------------------------------------
+
+struct PaddedPlanes {
+  int64_t Hph = 0, Wph = 0;     // size of one stride phase
+  int64_t cells = 0;            // stride_h * stride_w * Hph * Wph: one channel's padded plane
+  int64_t block_stride = 0;     // bytes of one channel block (cells packed columns)
+  int64_t ncols = 0;            // wide output columns OH * Wph, rounded up to the column tile
+  int64_t bytes = 0;            // a panel of nblocks blocks plus the tail read past its end
+  std::vector<int64_t> tap_offset;  // bytes, per tap r * S + s
+};
+
+PaddedPlanes make_padded_planes(const Conv2dShape& s, int64_t nblocks, int64_t column_bytes,
+                                int64_t column_tile) {
+  PaddedPlanes p;
+  p.Hph = ceil_div(s.H + s.pad_top + s.pad_bottom, s.stride_h);
+  p.Wph = ceil_div(s.W + s.pad_left + s.pad_right, s.stride_w);
+  p.cells = s.stride_h * s.stride_w * p.Hph * p.Wph;
+  p.block_stride = p.cells * column_bytes;
+  p.ncols = round_up(s.OH() * p.Wph, column_tile);
+  int64_t max_offset = 0;
+  for (int64_t r = 0; r < s.R; ++r)
+    for (int64_t sx = 0; sx < s.S; ++sx) {
+      const int64_t dr = r * s.dil_h, dc = sx * s.dil_w;
+      const int64_t phase = (dr % s.stride_h) * s.stride_w + dc % s.stride_w;
+      const int64_t cell = (phase * p.Hph + dr / s.stride_h) * p.Wph + dc / s.stride_w;
+      p.tap_offset.push_back(cell * column_bytes);
+      max_offset = std::max(max_offset, cell * column_bytes);
+    }
+  // The last columns of the last block read past it (into dropped outputs only).
+  p.bytes = std::max(nblocks * p.block_stride,
+                     (nblocks - 1) * p.block_stride + max_offset + p.ncols * column_bytes);
+  return p;
+}
+
+// Writes the zero-padded plane of one channel (src null: an all-padding channel) split into
+// stride phases.
+void fill_phase_plane(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src,
+                      uint8_t* dst) {
+  if (!src) {
+    std::memset(dst, 0, p.cells);
+    return;
+  }
+  const int64_t sh = s.stride_h, sw = s.stride_w, phase_cells = p.Hph * p.Wph;
+  for (int64_t hp = 0; hp < sh * p.Hph; ++hp) {
+    uint8_t* row = dst + (hp % sh) * sw * phase_cells + (hp / sh) * p.Wph;  // column phase 0
+    const int64_t h = hp - s.pad_top;
+    if (h < 0 || h >= s.H) {
+      for (int64_t phase = 0; phase < sw; ++phase) std::memset(row + phase * phase_cells, 0, p.Wph);
+      continue;
+    }
+    const uint8_t* in = src + h * s.W;
+    if (sw == 1) {
+      std::memset(row, 0, s.pad_left);
+      std::memcpy(row + s.pad_left, in, s.W);
+      std::memset(row + s.pad_left + s.W, 0, p.Wph - s.pad_left - s.W);
+      continue;
+    }
+    for (int64_t wp = 0; wp < sw * p.Wph; ++wp) {
+      const int64_t w = wp - s.pad_left;
+      row[(wp % sw) * phase_cells + wp / sw] = (w >= 0 && w < s.W) ? in[w] : 0;
+    }
+  }
+}
+
+// ---- Output stage ------------------------------------------------------------------------------
+
+// Where accumulators go: int32 as they are, or requantized to bytes.
+struct OutputSink {
+  int32_t* acc = nullptr;
+  uint8_t* y = nullptr;
+  const RequantParams* rq = nullptr;
+  RequantizeRunFn requantize_run = nullptr;
+
+  bool per_channel() const { return rq->scale.size() != 1; }
+  const FixedPointMultiplier* scale(int64_t k) const { return &rq->scale[per_channel() ? k : 0]; }
+  void write(const int32_t* src, int64_t n, int64_t k, int64_t dst) const {
+    if (acc)
+      std::memcpy(acc + dst, src, n * sizeof(int32_t));
+    else
+      requantize_run(src, n, scale(k), false, rq->lo, rq->hi, y + dst);
+  }
+};
+
+// A run of columns of a wide accumulator row that is contiguous in the output.
+struct Segment {
+  int64_t src_col, dst, len;
+};
+
+// Rows of a wide accumulator tile (output channels k0...) to the NCHW output: segment j of row r
+// goes to base + seg.dst + (k0 + r) * plane.
+void emit_rows(const int32_t* wide, int64_t ldw, int64_t k0, int64_t nrows,
+               const std::vector<Segment>& segments, int64_t base, int64_t plane,
+               const OutputSink& out) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (const Segment& seg : segments)
+      out.write(wide + r * ldw + seg.src_col, seg.len, k0 + r, base + seg.dst + (k0 + r) * plane);
+}
+
+// Gemm-shaped output (1x1 image): column j holds the outputs k0... of sample first_sample + j,
+// contiguous in the (N, K) output, so the tile is written transposed.
+void emit_columns(const int32_t* wide, int64_t ldw, int64_t k0, int64_t nrows,
+                  int64_t first_sample, int64_t ncols, int64_t K, const OutputSink& out) {
+  int32_t column[kMaxGemmRows];
+  for (int64_t j = 0; j < ncols; ++j) {
+    for (int64_t r = 0; r < nrows; ++r) column[r] = wide[r * ldw + j];
+    const int64_t dst = (first_sample + j) * K + k0;
+    if (out.acc)
+      std::memcpy(out.acc + dst, column, nrows * sizeof(int32_t));
+    else
+      out.requantize_run(column, nrows, out.scale(k0), out.per_channel(), out.rq->lo,
+                         out.rq->hi, out.y + dst);
+  }
+}
+
+// Uninitialised scratch memory of one thread.
+template <class T>
+std::unique_ptr<T[]> scratch(int64_t n) {
+  return std::unique_ptr<T[]>(new T[std::max<int64_t>(n, 1)]);
+}
+
+enum class ConvPath { Reference, ImplicitGemm, PointwiseGemm, Depthwise };
+
+// Threads, and how many k-tile chunks each packed input unit is split into: only when there are
+// fewer units than threads (small batches), at the cost of packing a unit once per chunk.
+struct JobSplit {
+  int threads;
+  int64_t kchunks, jobs;
+};
+
+JobSplit split_jobs(int64_t units, int64_t ktiles) {
+  const int threads = omp_get_max_threads();
+  const int64_t kchunks = units >= threads ? 1 : std::min(ktiles, ceil_div(2 * threads, units));
+  return {threads, kchunks, units * kchunks};
+}
+
+}  // namespace
+
+// ---- References --------------------------------------------------------------------------------
+
+void conv2d_int8_reference(const Conv2dShape& s, int64_t N, const void* x, bool x_unsigned,
+                           const int8_t* w, const int32_t* bias, int32_t* acc) {
+  check_conv_shape(s, "conv2d_int8_reference");
+  if (x_unsigned)
+    conv_reference(s, N, static_cast<const uint8_t*>(x), w, bias, acc);
+  else
+    conv_reference(s, N, static_cast<const int8_t*>(x), w, bias, acc);
+}
+
+void conv2d_wide_reference(const Conv2dShape& s, int64_t N, const int32_t* x, const int32_t* w,
+                           const int64_t* bias, int64_t* acc) {
+  check_conv_shape(s, "conv2d_wide_reference");
+  conv_reference(s, N, x, w, bias, acc);
+}
+
+// ---- ConvInt8 ----------------------------------------------------------------------------------
+
+struct ConvInt8::Impl {
+  Conv2dShape s;
+  bool x_unsigned = false;
+  ConvPath path = ConvPath::Reference;
+  const IsaKernels* isa = nullptr;
+  RequantizeRunFn requantize_run = nullptr;
+
+  std::vector<int8_t> weights;  // reference path: as given
+  std::vector<int32_t> bias;    // K values (zeros when none was given)
+
+  // GEMM paths: per group, [k tile][channel block][tap][row][4 bytes], and per group
+  // [k tile][row] initial accumulators.
+  int64_t nblocks = 0, ktiles = 0, group_weight_bytes = 0;
+  std::vector<uint8_t> packed_weights;
+  std::vector<int32_t> init;
+  // Implicit GEMM and depthwise: the padded planes of one sample and group (or channel).
+  PaddedPlanes planes;
+  std::vector<Segment> plane_segments;  // wide rows -> output rows
+  std::vector<int32_t> depthwise_weights;  // [C][tap]
+
+  Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x);
+  void pack_gemm_weights(const int8_t* w);
+  void run(int64_t N, const uint8_t* x, const OutputSink& out) const;
+  void run_reference(int64_t N, const uint8_t* x, const OutputSink& out) const;
+  void run_gemm(int64_t N, const uint8_t* x, const OutputSink& out) const;
+  void run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const;
+  void pack_implicit(const uint8_t* x_sample, int64_t g, uint8_t* rows, uint8_t* panel) const;
+  void pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int64_t j1, int64_t chunk_cols,
+                      uint8_t* rows, uint8_t* panel) const;
+};
+
+ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x)
+    : s(shape), x_unsigned(unsigned_x), bias(shape.K, 0) {
+  check_conv_shape(s, "ConvInt8");
+  if (!w) throw ValueError("ConvInt8: null weights");
+  if (b) std::copy(b, b + s.K, bias.begin());
+  const SimdLevel level = active_simd_level();
+  isa = isa_kernels_for(level);
+  requantize_run = requantize_run_for(level);
+  const int64_t taps = s.R * s.S;
+  const int64_t weight_count = s.K * s.channels_per_group() * taps;
+  if (!isa) {
+    path = ConvPath::Reference;
+    weights.assign(w, w + weight_count);
+    return;
+  }
+  if (s.is_depthwise()) {
+    path = ConvPath::Depthwise;
+    depthwise_weights.assign(w, w + weight_count);
+    planes = make_padded_planes(s, 1, 1, isa->depthwise_cols);
+  } else {
+    const bool unpadded = s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+    path = (s.R == 1 && s.S == 1 && unpadded) ? ConvPath::PointwiseGemm : ConvPath::ImplicitGemm;
+    nblocks = ceil_div(s.channels_per_group(), isa->channels_per_step);
+    ktiles = ceil_div(s.outputs_per_group(), isa->gemm_rows);
+    pack_gemm_weights(w);
+    if (path == ConvPath::ImplicitGemm)
+      planes = make_padded_planes(s, nblocks, kPackedColumnBytes, isa->gemm_cols);
+  }
+  if (path != ConvPath::PointwiseGemm)
+    for (int64_t oh = 0; oh < s.OH(); ++oh)
+      plane_segments.push_back({oh * planes.Wph, oh * s.OW(), s.OW()});
+}
+
+void ConvInt8::Impl::pack_gemm_weights(const int8_t* w) {
+  const int64_t Cg = s.channels_per_group(), Kg = s.outputs_per_group(), taps = s.R * s.S;
+  const int rows = isa->gemm_rows, cg = isa->channels_per_step;
+  const int64_t steps = nblocks * taps;
+  group_weight_bytes = ktiles * steps * rows * kPackedColumnBytes;
+  packed_weights.assign(s.groups * group_weight_bytes, 0);
+  init.assign(s.groups * ktiles * rows, 0);
+  const int64_t value_bytes = kPackedColumnBytes / cg;  // int8 (4 per cell) or int16 (2)
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t k = 0; k < Kg; ++k) {
+      const int64_t kt = k / rows, row = k % rows;
+      const int8_t* wk = w + (g * Kg + k) * Cg * taps;
+      int64_t sum = 0;
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t t = 0; t < taps; ++t) {
+          const int8_t v = wk[c * taps + t];
+          sum += v;
+          const int64_t step = (c / cg) * taps + t;
+          uint8_t* cell = packed_weights.data() + g * group_weight_bytes +
+                          ((kt * steps + step) * rows + row) * kPackedColumnBytes;
+          if (value_bytes == 1) {
+            cell[c % cg] = static_cast<uint8_t>(v);
+          } else {
+            const int16_t wide = v;
+            std::memcpy(cell + (c % cg) * value_bytes, &wide, sizeof wide);
+          }
+        }
+      const int64_t correction = (isa->offset_signed && !x_unsigned) ? -128 * sum : 0;
+      init[(g * ktiles + kt) * rows + row] =
+          static_cast<int32_t>(static_cast<uint32_t>(bias[g * Kg + k] + correction));
+    }
+}
+
+void ConvInt8::Impl::run(int64_t N, const uint8_t* x, const OutputSink& out) const {
+  if (N < 0) throw ValueError("ConvInt8: negative batch size");
+  if (N == 0) return;
+  switch (path) {
+    case ConvPath::Reference: return run_reference(N, x, out);
+    case ConvPath::Depthwise: return run_depthwise(N, x, out);
+    case ConvPath::ImplicitGemm:
+    case ConvPath::PointwiseGemm: return run_gemm(N, x, out);
+  }
+}
+
+void ConvInt8::Impl::run_reference(int64_t N, const uint8_t* x, const OutputSink& out) const {
+  const int64_t in_sample = s.C * s.H * s.W, plane = s.OH() * s.OW(), out_sample = s.K * plane;
+  const std::vector<Segment> whole_plane{{0, 0, plane}};
+#pragma omp parallel
+  {
+    auto acc = scratch<int32_t>(out.acc ? 0 : out_sample);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      int32_t* dst = out.acc ? out.acc + n * out_sample : acc.get();
+      conv2d_int8_reference(s, 1, x + n * in_sample, x_unsigned, weights.data(), bias.data(), dst);
+      if (!out.acc) emit_rows(dst, plane, 0, s.K, whole_plane, n * out_sample, plane, out);
+    }
+  }
+}
+
+void ConvInt8::Impl::pack_implicit(const uint8_t* x_sample, int64_t g, uint8_t* rows,
+                                   uint8_t* panel) const {
+  const int64_t Cg = s.channels_per_group(), cg = isa->channels_per_step;
+  const uint8_t* row_ptrs[4];
+  for (int64_t b = 0; b < nblocks; ++b) {
+    for (int64_t i = 0; i < cg; ++i) {
+      const int64_t c = b * cg + i;
+      row_ptrs[i] = rows + i * planes.cells;
+      fill_phase_plane(s, planes, c < Cg ? x_sample + (g * Cg + c) * s.H * s.W : nullptr,
+                       rows + i * planes.cells);
+    }
+    isa->interleave(row_ptrs, planes.cells, !x_unsigned, panel + b * planes.block_stride);
+  }
+}
+
+// Columns [j0, j1) of the (sample, output position) sequence of a 1x1 unpadded convolution,
+// padded with zero columns to chunk_cols.
+void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int64_t j1,
+                                    int64_t chunk_cols, uint8_t* rows, uint8_t* panel) const {
+  const int64_t Cg = s.channels_per_group(), cg = isa->channels_per_step;
+  const int64_t OW = s.OW(), plane = s.OH() * OW, in_plane = s.H * s.W;
+  const bool contiguous = s.stride_h == 1 && s.stride_w == 1;  // then plane == in_plane
+  const uint8_t* row_ptrs[4];
+  for (int64_t b = 0; b < nblocks; ++b) {
+    for (int64_t i = 0; i < cg; ++i) {
+      const int64_t c = b * cg + i;
+      uint8_t* row = rows + i * chunk_cols;
+      row_ptrs[i] = row;
+      const int64_t filled = c < Cg ? j1 - j0 : 0;
+      std::memset(row + filled, 0, chunk_cols - filled);
+      if (c >= Cg) continue;
+      for (int64_t j = j0; j < j1;) {
+        const int64_t n = j / plane, p = j % plane, len = std::min(j1 - j, plane - p);
+        const uint8_t* in = x + (n * s.C + g * Cg + c) * in_plane;
+        if (contiguous) {
+          std::memcpy(row + (j - j0), in + p, len);
+        } else {
+          for (int64_t i2 = 0; i2 < len; ++i2) {
+            const int64_t oh = (p + i2) / OW, ow = (p + i2) % OW;
+            row[j - j0 + i2] = in[oh * s.stride_h * s.W + ow * s.stride_w];
+          }
+        }
+        j += len;
+      }
+    }
+    isa->interleave(row_ptrs, chunk_cols, !x_unsigned, panel + b * chunk_cols * kPackedColumnBytes);
+  }
+}
+
+void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out) const {
+  const bool pointwise = path == ConvPath::PointwiseGemm;
+  const int64_t G = s.groups, Kg = s.outputs_per_group(), rows = isa->gemm_rows;
+  const int64_t plane = s.OH() * s.OW(), in_sample = s.C * s.H * s.W;
+  const int threads = omp_get_max_threads();
+
+  // Pointwise units are column chunks: a panel small enough for L2, and enough chunks for all
+  // threads when the batch allows it.
+  const int64_t total_cols = N * plane;
+  int64_t chunk_cols = 0, nchunks = 0;
+  if (pointwise) {
+    constexpr int64_t kPanelBytes = 256 * 1024;
+    const int64_t cache_cols = kPanelBytes / (nblocks * kPackedColumnBytes);
+    chunk_cols = round_up(std::min(ceil_div(total_cols, threads), std::max<int64_t>(cache_cols, 1)),
+                          isa->gemm_cols);
+    nchunks = ceil_div(total_cols, chunk_cols);
+  }
+  const int64_t units = pointwise ? G * nchunks : N * G;
+  const JobSplit split = split_jobs(units, ktiles);
+  const int64_t ncols = pointwise ? chunk_cols : planes.ncols;
+  const int64_t panel_bytes = pointwise ? nblocks * chunk_cols * kPackedColumnBytes : planes.bytes;
+  const int64_t row_bytes = isa->channels_per_step * (pointwise ? chunk_cols : planes.cells);
+  const std::vector<int64_t> pointwise_taps{0};
+  const int64_t* tap_offset = pointwise ? pointwise_taps.data() : planes.tap_offset.data();
+  const int64_t ntaps = pointwise ? 1 : s.R * s.S;
+  const int64_t block_stride = pointwise ? chunk_cols * kPackedColumnBytes : planes.block_stride;
+
+#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
+  {
+    auto panel = scratch<uint8_t>(panel_bytes);
+    auto row_buf = scratch<uint8_t>(row_bytes);
+    auto wide = scratch<int32_t>(rows * ncols);
+    const int64_t packed_bytes = pointwise ? panel_bytes : nblocks * planes.block_stride;
+    std::memset(panel.get() + packed_bytes, 0, panel_bytes - packed_bytes);  // tail reads
+    std::vector<Segment> segments;
+    int64_t packed_unit = -1, base = 0, first_col = 0, valid_cols = 0;
+#pragma omp for schedule(static)
+    for (int64_t job = 0; job < split.jobs; ++job) {
+      const int64_t unit = job / split.kchunks, kchunk = job % split.kchunks;
+      const int64_t g = pointwise ? unit / nchunks : unit % G;
+      if (unit != packed_unit) {
+        packed_unit = unit;
+        if (pointwise) {
+          first_col = (unit % nchunks) * chunk_cols;
+          valid_cols = std::min(total_cols, first_col + chunk_cols) - first_col;
+          pack_pointwise(x, g, first_col, first_col + valid_cols, chunk_cols, row_buf.get(),
+                         panel.get());
+          segments.clear();
+          for (int64_t j = first_col; j < first_col + valid_cols;) {
+            const int64_t n = j / plane, p = j % plane;
+            const int64_t len = std::min(first_col + valid_cols - j, plane - p);
+            segments.push_back({j - first_col, n * s.K * plane + p, len});
+            j += len;
+          }
+        } else {
+          const int64_t n = unit / G;
+          pack_implicit(x + n * in_sample, g, row_buf.get(), panel.get());
+          base = n * s.K * plane;
+        }
+      }
+      const int64_t kt_begin = kchunk * ktiles / split.kchunks;
+      const int64_t kt_end = (kchunk + 1) * ktiles / split.kchunks;
+      for (int64_t kt = kt_begin; kt < kt_end; ++kt) {
+        const GemmTileArgs args{
+            packed_weights.data() + g * group_weight_bytes + kt * nblocks * ntaps * rows * 4,
+            init.data() + (g * ktiles + kt) * rows,
+            panel.get(),
+            tap_offset,
+            ntaps,
+            nblocks,
+            block_stride,
+            ncols,
+            wide.get(),
+            ncols};
+        isa->gemm_tile(args);
+        const int64_t k0 = g * Kg + kt * rows, nrows = std::min(rows, Kg - kt * rows);
+        if (!pointwise)
+          emit_rows(wide.get(), ncols, k0, nrows, plane_segments, base, plane, out);
+        else if (plane == 1)
+          emit_columns(wide.get(), ncols, k0, nrows, first_col, valid_cols, s.K, out);
+        else
+          emit_rows(wide.get(), ncols, k0, nrows, segments, 0, plane, out);
+      }
+    }
+  }
+}
+
+void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const {
+  const int64_t taps = s.R * s.S, in_plane = s.H * s.W, plane = s.OH() * s.OW();
+#pragma omp parallel
+  {
+    auto panel = scratch<uint8_t>(planes.bytes);
+    auto wide = scratch<int32_t>(planes.ncols);
+    std::memset(panel.get() + planes.cells, 0, planes.bytes - planes.cells);  // tail reads
+#pragma omp for schedule(static)
+    for (int64_t nc = 0; nc < N * s.C; ++nc) {
+      const int64_t n = nc / s.C, c = nc % s.C;
+      fill_phase_plane(s, planes, x + nc * in_plane, panel.get());
+      const DepthwiseArgs args{panel.get(),      !x_unsigned, planes.tap_offset.data(),
+                               depthwise_weights.data() + c * taps, taps, bias[c],
+                               planes.ncols,     wide.get()};
+      isa->depthwise(args);
+      emit_rows(wide.get(), planes.ncols, c, 1, plane_segments, n * s.K * plane, plane, out);
+    }
+  }
+}
+
+ConvInt8::ConvInt8(const Conv2dShape& shape, const int8_t* weights, const int32_t* bias,
+                   bool x_unsigned)
+    : impl_(std::make_unique<Impl>(shape, weights, bias, x_unsigned)) {}
+
+ConvInt8::~ConvInt8() = default;
+
+void ConvInt8::run(int64_t N, const void* x, int32_t* acc) const {
+  OutputSink out;
+  out.acc = acc;
+  impl_->run(N, static_cast<const uint8_t*>(x), out);
+}
+
+void ConvInt8::run_requantized(int64_t N, const void* x, const RequantParams& rq, void* y) const {
+  check_requant_params(impl_->s.K, rq);
+  OutputSink out;
+  out.y = static_cast<uint8_t*>(y);
+  out.rq = &rq;
+  out.requantize_run = impl_->requantize_run;
+  impl_->run(N, static_cast<const uint8_t*>(x), out);
+}
+
+const Conv2dShape& ConvInt8::shape() const { return impl_->s; }
+
+}  // namespace apl::kernels

@@ -1,0 +1,77 @@
+// AVX2 pieces of ConvInt8 (see conv_int8.cpp for the packed layouts).
+// GEMM: activations and weights are widened to int16 and multiplied by vpmaddwd, which adds
+// each pair of int16 products into an int32 exactly (no saturation, unlike vpmaddubsw).
+#include <immintrin.h>
+
+#include "int_kernels_isa.hpp"
+
+namespace apl::kernels::avx2 {
+namespace {
+
+constexpr int kLanes = 8;
+constexpr int kColumnVectors = kGemmCols / kLanes;
+
+inline __m256i widen16(const uint8_t* p, bool x_signed) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return x_signed ? _mm256_cvtepi8_epi16(bytes) : _mm256_cvtepu8_epi16(bytes);
+}
+
+}  // namespace
+
+void interleave_i16x2(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst) {
+  auto* out = static_cast<int16_t*>(dst);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i a = widen16(rows[0] + i, x_signed), b = widen16(rows[1] + i, x_signed);
+    // unpack works per 128-bit half: pairs of columns 0-3 | 8-11 and 4-7 | 12-15.
+    const __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+    auto* o = reinterpret_cast<__m256i*>(out + 2 * i);
+    _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+  for (; i < n; ++i)
+    for (int c = 0; c < 2; ++c)
+      out[2 * i + c] = x_signed ? static_cast<int8_t>(rows[c][i]) : rows[c][i];
+}
+
+void gemm_tile(const GemmTileArgs& args) {
+  for (int64_t q0 = 0; q0 < args.ncols; q0 += kGemmCols) {
+    __m256i acc[kGemmRows][kColumnVectors];
+    for (int r = 0; r < kGemmRows; ++r)
+      for (int v = 0; v < kColumnVectors; ++v) acc[r][v] = _mm256_set1_epi32(args.init[r]);
+    const uint8_t* w = args.weights;
+    for (int64_t b = 0; b < args.nblocks; ++b) {
+      const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
+      for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
+        const uint8_t* x = block + args.tap_offset[t];
+        __m256i xv[kColumnVectors];
+        for (int v = 0; v < kColumnVectors; ++v)
+          xv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v));
+        for (int r = 0; r < kGemmRows; ++r) {
+          const __m256i wr = _mm256_set1_epi32(load_i32(w + 4 * r));
+          for (int v = 0; v < kColumnVectors; ++v)
+            acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(xv[v], wr));
+        }
+      }
+    }
+    for (int r = 0; r < kGemmRows; ++r)
+      for (int v = 0; v < kColumnVectors; ++v)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(args.out + r * args.ldo + q0 + kLanes * v),
+                            acc[r][v]);
+  }
+}
+
+void depthwise(const DepthwiseArgs& args) {
+  for (int64_t q0 = 0; q0 < args.ncols; q0 += kDepthwiseCols) {
+    __m256i acc = _mm256_set1_epi32(args.init);
+    for (int64_t t = 0; t < args.ntaps; ++t) {
+      const __m128i bytes =
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(args.plane + args.tap_offset[t] + q0));
+      const __m256i x = args.x_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes);
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(x, _mm256_set1_epi32(args.tap_weight[t])));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(args.out + q0), acc);
+  }
+}
+
+}  // namespace apl::kernels::avx2

@@ -1,0 +1,85 @@
+// AVX-512 + VNNI pieces of ConvInt8 (see conv_int8.cpp for the packed layouts).
+// GEMM: vpdpbusd adds four uint8 x int8 products into each int32 lane WITHOUT saturation
+// (unlike vpdpbusds / vpmaddubsw), so every accumulator is the exact sum modulo 2^32.
+// GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include "int_kernels_isa.hpp"
+
+namespace apl::kernels::avx512 {
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int kColumnVectors = kGemmCols / kLanes;
+
+}  // namespace
+
+void interleave_u8x4(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst) {
+  const uint8_t flip = x_signed ? 0x80 : 0;
+  const __m256i flip_v = _mm256_set1_epi8(static_cast<char>(flip));
+  auto* out = static_cast<uint8_t*>(dst);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    auto row = [&](int c) {
+      return _mm256_xor_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[c] + i)), flip_v);
+    };
+    const __m256i a = row(0), b = row(1), c = row(2), d = row(3);
+    // Bytes to (a,b) and (c,d) pairs, pairs to quads; unpack works per 128-bit half, so quads of
+    // columns 0-3 | 16-19, 4-7 | 20-23, 8-11 | 24-27, 12-15 | 28-31, reordered at the store.
+    const __m256i ab_lo = _mm256_unpacklo_epi8(a, b), ab_hi = _mm256_unpackhi_epi8(a, b);
+    const __m256i cd_lo = _mm256_unpacklo_epi8(c, d), cd_hi = _mm256_unpackhi_epi8(c, d);
+    const __m256i q0 = _mm256_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm256_unpackhi_epi16(ab_lo, cd_lo);
+    const __m256i q2 = _mm256_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm256_unpackhi_epi16(ab_hi, cd_hi);
+    auto* o = reinterpret_cast<__m256i*>(out + 4 * i);
+    _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(q0, q1, 0x20));
+    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(q2, q3, 0x20));
+    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(q0, q1, 0x31));
+    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(q2, q3, 0x31));
+  }
+  for (; i < n; ++i)
+    for (int c = 0; c < 4; ++c) out[4 * i + c] = rows[c][i] ^ flip;
+}
+
+void gemm_tile(const GemmTileArgs& args) {
+  for (int64_t q0 = 0; q0 < args.ncols; q0 += kGemmCols) {
+    __m512i acc[kGemmRows][kColumnVectors];
+    for (int r = 0; r < kGemmRows; ++r)
+      for (int v = 0; v < kColumnVectors; ++v) acc[r][v] = _mm512_set1_epi32(args.init[r]);
+    const uint8_t* w = args.weights;
+    for (int64_t b = 0; b < args.nblocks; ++b) {
+      const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
+      for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
+        const uint8_t* x = block + args.tap_offset[t];
+        __m512i xv[kColumnVectors];
+        for (int v = 0; v < kColumnVectors; ++v) xv[v] = _mm512_loadu_si512(x + 64 * v);
+        for (int r = 0; r < kGemmRows; ++r) {
+          const __m512i wr = _mm512_set1_epi32(load_i32(w + 4 * r));
+          for (int v = 0; v < kColumnVectors; ++v)
+            acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xv[v], wr);
+        }
+      }
+    }
+    for (int r = 0; r < kGemmRows; ++r)
+      for (int v = 0; v < kColumnVectors; ++v)
+        _mm512_storeu_si512(args.out + r * args.ldo + q0 + kLanes * v, acc[r][v]);
+  }
+}
+
+void depthwise(const DepthwiseArgs& args) {
+  for (int64_t q0 = 0; q0 < args.ncols; q0 += kDepthwiseCols) {
+    __m512i acc = _mm512_set1_epi32(args.init);
+    for (int64_t t = 0; t < args.ntaps; ++t) {
+      const __m128i bytes =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(args.plane + args.tap_offset[t] + q0));
+      const __m512i x = args.x_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+      acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, _mm512_set1_epi32(args.tap_weight[t])));
+    }
+    _mm512_storeu_si512(args.out + q0, acc);
+  }
+}
+
+}  // namespace apl::kernels::avx512

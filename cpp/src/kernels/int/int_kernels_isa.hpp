@@ -1,0 +1,95 @@
+// Private: the per-ISA pieces of the integer kernels. Each namespace below lives in its own
+// translation unit (requantize_<isa>.cpp, conv_int8_<isa>.cpp) compiled with that ISA's flags;
+// the dispatching code (requantize.cpp, conv_int8.cpp) calls them only when
+// active_simd_level() allows it.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "aidge_ptq_lite/kernels/int_kernels.hpp"
+#include "aidge_ptq_lite/kernels/requantize.hpp"
+#include "aidge_ptq_lite/simd.hpp"
+
+namespace apl::kernels {
+
+// Requantizes n accumulators into bytes; element i uses scale[per_lane ? i : 0]. Values are
+// clamped to [lo, hi] (inside the int8 or uint8 range) before narrowing, so the low byte is the
+// result for either output type.
+using RequantizeRunFn = void (*)(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                                 bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
+RequantizeRunFn requantize_run_for(SimdLevel level);
+// Throws ValueError unless rq has 1 or `channels` multipliers, shifts in [0, 62] and a clamp
+// range inside its output type.
+void check_requant_params(int64_t channels, const RequantParams& rq);
+
+// Packed input of the int8 GEMM: every column step holds 4 bytes per output position, either
+// 4 channels as uint8 (VNNI; signed activations are stored x ^ 0x80, see conv_int8.cpp) or
+// 2 channels as int16 (AVX2). Columns are consecutive 4-byte cells.
+constexpr int64_t kPackedColumnBytes = 4;
+
+// Interleaves `channels` rows of n raw activation bytes into n packed columns at dst.
+using InterleaveFn = void (*)(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
+
+// One tile of output channels (the kernel's row count) of the implicit GEMM, for all columns.
+struct GemmTileArgs {
+  const uint8_t* weights;     // [block][tap][row][4 bytes], the packed channels of each step
+  const int32_t* init;        // per row: the accumulator's initial value (bias + correction)
+  const uint8_t* act;         // packed input panel: [block][...], column q at q * 4 bytes
+  const int64_t* tap_offset;  // byte offset of each kernel tap inside a block
+  int64_t ntaps;
+  int64_t nblocks;            // channel blocks (4 or 2 channels each)
+  int64_t block_stride;       // bytes
+  int64_t ncols;              // multiple of the kernel's column tile
+  int32_t* out;               // rows x ncols accumulators, row stride ldo
+  int64_t ldo;
+};
+using GemmTileFn = void (*)(const GemmTileArgs&);
+
+// Depthwise convolution of one padded input plane (raw int8/uint8 bytes, one byte per column).
+struct DepthwiseArgs {
+  const uint8_t* plane;
+  bool x_signed;
+  const int64_t* tap_offset;  // byte offset of each tap
+  const int32_t* tap_weight;
+  int64_t ntaps;
+  int32_t init;               // bias
+  int64_t ncols;              // multiple of the kernel's column tile
+  int32_t* out;
+};
+using DepthwiseFn = void (*)(const DepthwiseArgs&);
+
+namespace scalar {
+void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                    bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
+}  // namespace scalar
+
+// AVX2: int16 x int16 pairs by vpmaddwd (exact: |a*b + c*d| <= 2 * 255 * 128 < 2^31).
+namespace avx2 {
+constexpr int kGemmRows = 4, kGemmCols = 24;  // 12 ymm accumulators
+constexpr int kDepthwiseCols = 8;
+void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                    bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
+void interleave_i16x2(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
+void gemm_tile(const GemmTileArgs& args);
+void depthwise(const DepthwiseArgs& args);
+}  // namespace avx2
+
+// AVX-512 + VNNI: uint8 x int8 quads by the non-saturating vpdpbusd.
+namespace avx512 {
+constexpr int kGemmRows = 8, kGemmCols = 32;  // 16 zmm accumulators
+constexpr int kDepthwiseCols = 16;
+void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                    bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
+void interleave_u8x4(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
+void gemm_tile(const GemmTileArgs& args);
+void depthwise(const DepthwiseArgs& args);
+}  // namespace avx512
+
+// Unaligned 32-bit load without aliasing concerns (compiles to one mov / broadcast operand).
+inline int32_t load_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace apl::kernels

@@ -1,0 +1,135 @@
+// Integer element-wise and pooling ops. Plain loops: they are memory-bound and the compiler
+// vectorises them at the baseline ISA; all are exact, so every level agrees by construction.
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "aidge_ptq_lite/kernels/int_kernels.hpp"
+
+namespace apl::kernels {
+namespace {
+
+void check_pool_shape(const Pool2dShape& s, const char* who) {
+  const bool ok = s.C > 0 && s.H > 0 && s.W > 0 && s.R > 0 && s.S > 0 && s.stride_h > 0 &&
+                  s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 && s.pad_top >= 0 &&
+                  s.pad_left >= 0 && s.pad_bottom >= 0 && s.pad_right >= 0 && s.OH() > 0 &&
+                  s.OW() > 0 && s.H + s.pad_top + s.pad_bottom >= s.dil_h * (s.R - 1) + 1 &&
+                  s.W + s.pad_left + s.pad_right >= s.dil_w * (s.S - 1) + 1;
+  if (!ok)
+    throw ShapeError(std::string(who) + ": invalid pooling window " + std::to_string(s.R) + "x" +
+                     std::to_string(s.S) + " on " + std::to_string(s.H) + "x" +
+                     std::to_string(s.W) + " input");
+}
+
+// Calls visit(value) for the non-padding cells of every window, between begin(oh, ow) and
+// end(out_index) per output cell.
+template <class T, class Begin, class Visit, class End>
+void for_each_window(const Pool2dShape& s, int64_t N, const T* x, Begin begin, Visit visit,
+                     End end) {
+  const int64_t OH = s.OH(), OW = s.OW();
+#pragma omp parallel for schedule(static) if (N * s.C * OH * OW >= (1 << 14))
+  for (int64_t nc = 0; nc < N * s.C; ++nc) {
+    const T* plane = x + nc * s.H * s.W;
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        auto state = begin();
+        for (int64_t r = 0; r < s.R; ++r) {
+          const int64_t ih = oh * s.stride_h - s.pad_top + r * s.dil_h;
+          if (ih < 0 || ih >= s.H) continue;
+          for (int64_t sx = 0; sx < s.S; ++sx) {
+            const int64_t iw = ow * s.stride_w - s.pad_left + sx * s.dil_w;
+            if (iw >= 0 && iw < s.W) visit(state, plane[ih * s.W + iw]);
+          }
+        }
+        end(state, (nc * OH + oh) * OW + ow);
+      }
+  }
+}
+
+// Narrows an exact int64 result to Acc modulo 2^|Acc| (wraps instead of overflow UB).
+template <class Acc>
+Acc narrow(int64_t v) {
+  return static_cast<Acc>(static_cast<uint64_t>(v));
+}
+
+}  // namespace
+
+template <class T>
+void relu_int(int64_t n, const T* x, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::max<T>(x[i], 0);
+}
+
+// Padding cells are ignored (as ONNX MaxPool's -inf padding); a window made only of padding
+// (possible with large pads) yields 0, the value of the padding in the integer network.
+template <class T>
+void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
+  check_pool_shape(s, "maxpool2d_int");
+  struct State {
+    T max;
+    bool any;
+  };
+  for_each_window(
+      s, N, x, [] { return State{std::numeric_limits<T>::lowest(), false}; },
+      [](State& st, T v) {
+        st.max = std::max(st.max, v);
+        st.any = true;
+      },
+      [y](const State& st, int64_t i) { y[i] = st.any ? st.max : T(0); });
+}
+
+template <class T, class Acc>
+void sumpool2d_int(const Pool2dShape& s, int64_t N, const T* x, Acc* y) {
+  check_pool_shape(s, "sumpool2d_int");
+  for_each_window(
+      s, N, x, [] { return int64_t{0}; }, [](int64_t& sum, T v) { sum += v; },
+      [y](int64_t sum, int64_t i) { y[i] = narrow<Acc>(sum); });
+}
+
+template <class T, class Acc>
+void global_sumpool_int(int64_t N, int64_t C, int64_t HW, const T* x, Acc* y) {
+#pragma omp parallel for schedule(static) if (N * C * HW >= (1 << 16))
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    int64_t sum = 0;
+    for (int64_t i = 0; i < HW; ++i) sum += x[nc * HW + i];
+    y[nc] = narrow<Acc>(sum);
+  }
+}
+
+// Computed exactly in int64 (operands are at most 32 bits) and narrowed to Acc.
+template <class A, class B, class Acc>
+void binary_int(IntBinaryOp op, int64_t n, const A* a, const B* b, Acc* y) {
+  auto apply = [&](auto f) {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = narrow<Acc>(f(int64_t{a[i]}, int64_t{b[i]}));
+  };
+  switch (op) {
+    case IntBinaryOp::Add: return apply([](int64_t p, int64_t q) { return p + q; });
+    case IntBinaryOp::Sub: return apply([](int64_t p, int64_t q) { return p - q; });
+    case IntBinaryOp::Mul: return apply([](int64_t p, int64_t q) { return p * q; });
+  }
+  throw ValueError("binary_int: unknown operation");
+}
+
+#define APL_INT_STORAGE_OPS(T)                                                       \
+  template void relu_int<T>(int64_t, const T*, T*);                                  \
+  template void maxpool2d_int<T>(const Pool2dShape&, int64_t, const T*, T*);         \
+  template void sumpool2d_int<T, int32_t>(const Pool2dShape&, int64_t, const T*, int32_t*); \
+  template void sumpool2d_int<T, int64_t>(const Pool2dShape&, int64_t, const T*, int64_t*); \
+  template void global_sumpool_int<T, int32_t>(int64_t, int64_t, int64_t, const T*, int32_t*); \
+  template void global_sumpool_int<T, int64_t>(int64_t, int64_t, int64_t, const T*, int64_t*);
+APL_INT_STORAGE_OPS(int8_t)
+APL_INT_STORAGE_OPS(uint8_t)
+APL_INT_STORAGE_OPS(int32_t)
+#undef APL_INT_STORAGE_OPS
+
+#define APL_INT_BINARY(A, B)                                                                 \
+  template void binary_int<A, B, int32_t>(IntBinaryOp, int64_t, const A*, const B*, int32_t*); \
+  template void binary_int<A, B, int64_t>(IntBinaryOp, int64_t, const A*, const B*, int64_t*);
+APL_INT_BINARY(int8_t, int8_t)
+APL_INT_BINARY(int8_t, uint8_t)
+APL_INT_BINARY(uint8_t, int8_t)
+APL_INT_BINARY(uint8_t, uint8_t)
+APL_INT_BINARY(int32_t, int32_t)
+#undef APL_INT_BINARY
+
+}  // namespace apl::kernels

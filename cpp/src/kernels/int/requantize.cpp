@@ -1,0 +1,133 @@
+// Requantization int32 -> int8/uint8 (and the wide int64 -> int32 reference). The rule is
+// requantize_one / requantize_one_wide in requantize.hpp; the SIMD runs are bit-identical to it.
+#include <omp.h>
+
+#include <string>
+#include <vector>
+
+#include "aidge_ptq_lite/kernels/int_kernels.hpp"
+#include "aidge_ptq_lite/simd.hpp"
+#include "int_kernels_isa.hpp"
+
+namespace apl::kernels {
+
+namespace scalar {
+void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                    bool per_lane, int32_t lo, int32_t hi, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = static_cast<uint8_t>(requantize_one(acc[i], scale[per_lane ? i : 0], lo, hi));
+}
+}  // namespace scalar
+
+RequantizeRunFn requantize_run_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::AVX512: return avx512::requantize_run;
+    case SimdLevel::AVX2: return avx2::requantize_run;
+    case SimdLevel::Scalar: break;
+  }
+  return scalar::requantize_run;
+}
+
+namespace {
+
+void check_shifts(const std::vector<FixedPointMultiplier>& scale) {
+  for (const FixedPointMultiplier& fp : scale)
+    if (fp.shift < 0 || fp.shift > 62)
+      throw ValueError("requantize: shift " + std::to_string(fp.shift) + " outside [0, 62]");
+}
+
+}  // namespace
+
+void check_requant_params(int64_t channels, const RequantParams& rq) {
+  const auto n = static_cast<int64_t>(rq.scale.size());
+  if (n != 1 && n != channels)
+    throw ValueError("requantize: " + std::to_string(n) + " multipliers for " +
+                     std::to_string(channels) + " channels (expected 1 or " +
+                     std::to_string(channels) + ")");
+  const int32_t type_lo = rq.out_unsigned ? 0 : -128, type_hi = rq.out_unsigned ? 255 : 127;
+  if (rq.lo > rq.hi || rq.lo < type_lo || rq.hi > type_hi)
+    throw ValueError("requantize: clamp range [" + std::to_string(rq.lo) + ", " +
+                     std::to_string(rq.hi) + "] does not fit the " +
+                     (rq.out_unsigned ? "uint8" : "int8") + " output");
+  check_shifts(rq.scale);
+}
+
+namespace {
+
+// Below this many elements per channel, per-channel scales are expanded per element so the
+// SIMD run covers whole samples instead of tiny per-channel runs.
+constexpr int64_t kMinChannelRun = 16;
+
+void requantize_with(RequantizeRunFn run, int64_t N, int64_t channels, int64_t inner,
+                     const int32_t* acc, const RequantParams& rq, uint8_t* y) {
+  const int64_t total = N * channels * inner;
+  const bool parallel = total >= (int64_t(1) << 16);
+  if (rq.scale.size() == 1) {
+    constexpr int64_t kChunk = int64_t(1) << 14;
+    const int64_t chunks = (total + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t begin = c * kChunk;
+      run(acc + begin, std::min(kChunk, total - begin), rq.scale.data(), false, rq.lo, rq.hi,
+          y + begin);
+    }
+  } else if (inner >= kMinChannelRun) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t nc = 0; nc < N * channels; ++nc)
+      run(acc + nc * inner, inner, &rq.scale[nc % channels], false, rq.lo, rq.hi, y + nc * inner);
+  } else {
+    std::vector<FixedPointMultiplier> per_element(channels * inner);
+    for (int64_t c = 0; c < channels; ++c)
+      std::fill_n(per_element.begin() + c * inner, inner, rq.scale[c]);
+    const int64_t sample = channels * inner;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t n = 0; n < N; ++n)
+      run(acc + n * sample, sample, per_element.data(), true, rq.lo, rq.hi, y + n * sample);
+  }
+}
+
+}  // namespace
+
+void requantize_int32(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
+                      const RequantParams& rq, void* y) {
+  check_requant_params(channels, rq);
+  requantize_with(requantize_run_for(active_simd_level()), N, channels, inner, acc, rq, static_cast<uint8_t*>(y));
+}
+
+void requantize_int32_reference(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
+                                const RequantParams& rq, void* y) {
+  check_requant_params(channels, rq);
+  auto* out = static_cast<uint8_t*>(y);
+  const bool per_channel = rq.scale.size() != 1;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t idx = (n * channels + c) * inner + i;
+        const int32_t v = requantize_one(acc[idx], rq.scale[per_channel ? c : 0], rq.lo, rq.hi);
+        if (rq.out_unsigned)
+          out[idx] = static_cast<uint8_t>(v);
+        else
+          reinterpret_cast<int8_t*>(out)[idx] = static_cast<int8_t>(v);
+      }
+}
+
+void requantize_wide_reference(int64_t N, int64_t channels, int64_t inner, const int64_t* acc,
+                               const std::vector<FixedPointMultiplier>& scale, int64_t lo,
+                               int64_t hi, int32_t* y) {
+  if (scale.size() != 1 && static_cast<int64_t>(scale.size()) != channels)
+    throw ValueError("requantize_wide: " + std::to_string(scale.size()) + " multipliers for " +
+                     std::to_string(channels) + " channels");
+  if (lo > hi || lo < INT32_MIN || hi > INT32_MAX)
+    throw ValueError("requantize_wide: clamp range does not fit int32");
+  check_shifts(scale);
+  const bool per_channel = scale.size() != 1;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t idx = (n * channels + c) * inner + i;
+        y[idx] = static_cast<int32_t>(
+            requantize_one_wide(acc[idx], scale[per_channel ? c : 0], lo, hi));
+      }
+}
+
+}  // namespace apl::kernels

@@ -1,0 +1,57 @@
+// cast_to_integer: the quantized network's integer-valued float tensors become int8/int32
+// (int32/int64 above 8 bits) and its Scaling factors fixed-point multipliers.
+#include <cmath>
+
+#include "aidge_ptq_lite/ptq.hpp"
+
+namespace apl {
+namespace {
+
+Tensor to_integer(const Tensor& t, DType dtype, double limit, const Node& n, const char* what) {
+  Tensor out(dtype, t.shape());
+  const float* src = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const double v = src[i];
+    if (!(std::fabs(v) <= limit) || v != std::nearbyint(v))
+      throw Error(n.label() + ": " + what + " value " + std::to_string(v) +
+                  " is not an integer within +-" + std::to_string(limit));
+    if (dtype == DType::I8) out.data<int8_t>()[i] = static_cast<int8_t>(v);
+    else if (dtype == DType::I32) out.data<int32_t>()[i] = static_cast<int32_t>(v);
+    else out.data<int64_t>()[i] = static_cast<int64_t>(v);
+  }
+  return out;
+}
+
+int64_t pool_window(const Graph& g, const Node& pool) {
+  if (pool.op == "GlobalAveragePool") {
+    const Shape& in = g.node(pool.inputs[0]).shape;
+    return in[1] * in[2];
+  }
+  const auto k = pool.attr_ints("kernel_shape");
+  return k[0] * k[1];
+}
+
+}  // namespace
+
+void cast_to_integer(Graph& g, int nb_bits) {
+  const bool wide = nb_bits > 8;
+  const double weight_limit = std::ldexp(1.0, nb_bits - 1) - 1.0;
+  for (Node& n : g.mutable_nodes()) {
+    if (n.op == "Conv" || n.op == "Gemm") {
+      n.params[0] = to_integer(n.params[0], wide ? DType::I32 : DType::I8, weight_limit, n, "weight");
+      n.params[1] = to_integer(n.params[1], wide ? DType::I64 : DType::I32,
+                               wide ? 4.0e18 : 2147483647.0, n, "bias");
+    } else if (n.op == "Scaling" && !n.quant.dequantize_point) {
+      const Node& producer = g.node(n.inputs[0]);
+      const bool pool = producer.op == "AveragePool" || producer.op == "GlobalAveragePool";
+      const double window = pool ? static_cast<double>(pool_window(g, producer)) : 1.0;
+      n.quant.multiplier.clear();
+      const float* f = n.params[0].data<float>();
+      for (int64_t c = 0; c < n.params[0].numel(); ++c)
+        n.quant.multiplier.push_back(encode_multiplier(f[c] / window));
+    }
+  }
+  g.invalidate();
+}
+
+}  // namespace apl

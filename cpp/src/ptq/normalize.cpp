@@ -1,0 +1,132 @@
+// normalize_parameters and normalize_activations: bring weights, then activations, into [-1, 1]
+// while keeping the network's function, so that quantizing is only a scaling by 2^(n-1) - 1.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+
+#include "aidge_ptq_lite/ptq.hpp"
+
+namespace apl {
+namespace {
+
+bool is_affine(const std::string& op) { return op == "Conv" || op == "Gemm"; }
+bool is_join(const std::string& op) { return op == "Add" || op == "Sub" || op == "Concat"; }
+// Ops whose output has the scale of their (single) input.
+bool keeps_scale(const std::string& op) {
+  return op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "MaxPool" || op == "Pad" ||
+         op == "Flatten" || op == "Reshape" || op == "Identity" || op == "Dropout";
+}
+
+// The Scaling node right after `n` (insert_scaling_nodes put it there).
+Node& scaling_after(Graph& g, const Node& n) {
+  const auto users = g.consumers(n.name);
+  if (users.size() != 1 || g.node(users[0]).op != "Scaling")
+    throw GraphError(n.label() + " is not followed by its Scaling node; run insert_scaling_nodes first");
+  return g.node(users[0]);
+}
+
+void scale_channels(Tensor& t, const std::vector<float>& per_channel, bool divide) {
+  const int64_t C = t.dim(0), inner = t.numel() / C;
+  float* p = t.data<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    const float f = per_channel[per_channel.size() == 1 ? 0 : c];
+    for (int64_t i = 0; i < inner; ++i) p[c * inner + i] = divide ? p[c * inner + i] / f : p[c * inner + i] * f;
+  }
+}
+
+}  // namespace
+
+void normalize_parameters(Graph& g, bool channel_wise) {
+  std::vector<std::string> affine;
+  for (const Node& n : g.nodes())
+    if (is_affine(n.op)) affine.push_back(n.name);
+  for (const std::string& name : affine) {
+    Node& n = g.node(name);
+    Tensor& w = n.params[0];
+    const int64_t K = w.dim(0), per_channel = w.numel() / K;
+    std::vector<float> range(channel_wise ? K : 1, 0.f);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < per_channel; ++i) {
+        float& r = range[channel_wise ? k : 0];
+        r = std::max(r, std::fabs(w.data<float>()[k * per_channel + i]));
+      }
+    for (float& r : range) {
+      if (!std::isfinite(r)) throw ValueError(n.label() + " has non-finite weights");
+      if (r == 0.f) r = 1.f;  // an all-zero channel stays zero; never divide by 0
+    }
+    scale_channels(w, range, true);
+    scale_channels(n.params[1], range, true);
+    n.quant.weight_range = range;
+    scale_channels(scaling_after(g, n).params[0], range, false);
+  }
+  g.invalidate();
+}
+
+RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose) {
+  // Ranges of the nodes that set a scale: the Input and the Scaling nodes.
+  RangeMap range;
+  for (const Node& n : g.nodes()) {
+    if (n.op != "Input" && n.op != "Scaling") continue;
+    auto it = measured.find(n.name);
+    if (it == measured.end()) throw ValueError("normalize_activations: no range for " + n.label());
+    range[n.name] = it->second > 0.f ? it->second : 1.f;  // a dead tensor keeps scale 1
+  }
+
+  // Scale of every node output, derived from the ranges; joins raise the ranges of their
+  // smaller branches to the largest one (max arbitration) until nothing changes.
+  std::map<std::string, float> scale;
+  std::function<std::string(const std::string&)> scale_source = [&](const std::string& name) {
+    const Node& n = g.node(name);
+    if (n.op == "Input" || n.op == "Scaling") return name;
+    if (keeps_scale(n.op)) return scale_source(n.inputs[0]);
+    throw GraphError("max arbitration: no Scaling node above " + n.label());
+  };
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Node& n : g.nodes()) {
+      if (n.op == "Input" || n.op == "Scaling") {
+        scale[n.name] = range[n.name];
+      } else if (n.op == "Mul") {
+        scale[n.name] = scale[n.inputs[0]] * scale[n.inputs[1]];
+      } else if (is_join(n.op)) {
+        float top = 0.f;
+        for (const auto& in : n.inputs) top = std::max(top, scale[in]);
+        for (const auto& in : n.inputs) {
+          if (scale[in] == top) continue;
+          const std::string src = scale_source(in);
+          if (verbose)
+            std::printf("max arbitration at %s: %s range %.6g -> %.6g\n", n.label().c_str(),
+                        src.c_str(), range[src], top);
+          range[src] = top;
+          changed = true;
+        }
+        scale[n.name] = top;
+      } else if (!n.inputs.empty()) {
+        scale[n.name] = scale[n.inputs[0]];  // affine, pools, scale-keeping and float ops
+      }
+    }
+  }
+
+  // Rewrite: biases to the accumulator unit (input scale), Scaling factors from the accumulator
+  // unit to their output range, Clip bounds into normalized units.
+  for (Node& n : g.mutable_nodes()) {
+    n.quant.range = scale[n.name];
+    if (n.op == "Input" || n.inputs.empty()) continue;
+    const float in_scale = scale[n.inputs[0]];
+    if (is_affine(n.op)) {
+      scale_channels(n.params[1], {in_scale}, true);
+    } else if (n.op == "Scaling") {
+      scale_channels(n.params[0], {scale[n.inputs[0]] / range[n.name]}, false);
+    } else if (n.op == "Clip") {
+      n.set_attr("min", n.attr_float("min", -3.4028235e38f) / in_scale);
+      n.set_attr("max", n.attr_float("max", 3.4028235e38f) / in_scale);
+    }
+  }
+  g.invalidate();
+  RangeMap used;
+  for (const auto& [name, r] : range) used[name] = r;
+  return used;
+}
+
+}  // namespace apl

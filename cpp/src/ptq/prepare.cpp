@@ -1,0 +1,178 @@
+// prepare_network and quantizability_report: bring a float graph to the canonical form the
+// other passes expect, and say which nodes can run in integers.
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "aidge_ptq_lite/ops.hpp"
+#include "aidge_ptq_lite/ptq.hpp"
+
+namespace apl {
+namespace {
+
+bool is_affine(const std::string& op) { return op == "Conv" || op == "Gemm"; }
+
+// Gemm as y = x * W^T + b with W (M, K) and b (M): transB=1, alpha and beta folded.
+void canonicalize_gemm(Node& n) {
+  Tensor b = n.params.at(0);
+  const bool trans_b = n.attr_int("transB", 0) != 0;
+  const float alpha = n.attr_float("alpha", 1.f), beta = n.attr_float("beta", 1.f);
+  const int64_t M = trans_b ? b.dim(0) : b.dim(1), K = trans_b ? b.dim(1) : b.dim(0);
+  Tensor w(DType::F32, {M, K});
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k)
+      w.data<float>()[m * K + k] = alpha * b.data<float>()[trans_b ? m * K + k : k * M + m];
+  Tensor bias(DType::F32, {M});
+  if (n.params.size() > 1)
+    for (int64_t m = 0; m < M; ++m)
+      bias.data<float>()[m] = beta * n.params[1].data<float>()[n.params[1].numel() == 1 ? 0 : m];
+  n.params = {w, bias};
+  n.op = "Gemm";
+  n.attrs.clear();
+  n.set_attr("transB", int64_t{1});
+}
+
+void ensure_conv_bias(Node& n) {
+  if (n.params.size() < 2) n.params.push_back(Tensor(DType::F32, {n.params[0].dim(0)}));
+  n.params[0] = n.params[0].clone();  // never edit tensors shared with a model the user holds
+  n.params[1] = n.params[1].clone();
+}
+
+// Per-channel affine y = a[c] * x + b[c] of an inference BatchNorm.
+void batchnorm_coefficients(const Node& bn, std::vector<float>& a, std::vector<float>& b) {
+  const float eps = bn.attr_float("epsilon", 1e-5f);
+  const int64_t C = bn.params[0].numel();
+  a.resize(C);
+  b.resize(C);
+  for (int64_t c = 0; c < C; ++c) {
+    const float gamma = bn.params[0].data<float>()[c], beta = bn.params[1].data<float>()[c];
+    const float mean = bn.params[2].data<float>()[c], var = bn.params[3].data<float>()[c];
+    a[c] = gamma / std::sqrt(var + eps);
+    b[c] = beta - mean * a[c];
+  }
+}
+
+void fold_batchnorm_into(Node& affine, const Node& bn) {
+  std::vector<float> a, b;
+  batchnorm_coefficients(bn, a, b);
+  Tensor& w = affine.params[0];
+  const int64_t K = w.dim(0), per_channel = w.numel() / K;
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t i = 0; i < per_channel; ++i) w.data<float>()[k * per_channel + i] *= a[k];
+    float& bias = affine.params[1].data<float>()[k];
+    bias = bias * a[k] + b[k];
+  }
+}
+
+Node batchnorm_as_depthwise_conv(const Node& bn) {
+  std::vector<float> a, b;
+  batchnorm_coefficients(bn, a, b);
+  const int64_t C = static_cast<int64_t>(a.size());
+  Node conv;
+  conv.name = bn.name;
+  conv.op = "Conv";
+  conv.inputs = bn.inputs;
+  conv.set_attr("group", C);
+  conv.set_attr("kernel_shape", std::vector<int64_t>{1, 1});
+  Tensor w(DType::F32, {C, 1, 1, 1}), bias(DType::F32, {C});
+  for (int64_t c = 0; c < C; ++c) {
+    w.data<float>()[c] = a[c];
+    bias.data<float>()[c] = b[c];
+  }
+  conv.params = {w, bias};
+  return conv;
+}
+
+}  // namespace
+
+void prepare_network(Graph& g) {
+  if (g.is_quantized()) throw ValueError("prepare_network: the graph is already quantized");
+  std::vector<std::string> names;
+  for (const Node& n : g.nodes()) names.push_back(n.name);
+
+  for (const std::string& name : names) {
+    Node& n = g.node(name);
+    if (n.op == "Identity" || n.op == "Dropout") {
+      g.remove(name);
+    } else if (n.op == "MatMul" && g.node(n.inputs[0]).shape.size() == 1) {
+      Node gemm = n;
+      canonicalize_gemm(gemm);
+      g.replace(name, gemm);
+    } else if (n.op == "Gemm") {
+      canonicalize_gemm(n);
+    } else if (n.op == "Conv") {
+      ensure_conv_bias(n);
+    }
+  }
+  for (const std::string& name : names) {
+    if (!g.contains(name) || g.node(name).op != "BatchNormalization") continue;
+    const Node bn = g.node(name);
+    const std::string producer = bn.inputs[0];
+    if (is_affine(g.node(producer).op) && g.consumers(producer).size() == 1 &&
+        std::find(g.outputs().begin(), g.outputs().end(), producer) == g.outputs().end()) {
+      fold_batchnorm_into(g.node(producer), bn);
+      g.remove(name);
+    } else if (bn.shape.size() == 3) {
+      g.replace(name, batchnorm_as_depthwise_conv(bn));
+    }
+  }
+  g.finalize();
+}
+
+// ---- quantizability ------------------------------------------------------------------------------
+
+static bool is_float_tail_op(const std::string& op) { return op == "Softmax" || op == "Sigmoid"; }
+
+QuantizabilityReport quantizability_report(const Graph& g) {
+  QuantizabilityReport r;
+  // A Softmax/Sigmoid is kept float when everything after it is float too (or an output).
+  std::set<std::string> float_tail;
+  for (auto it = g.nodes().rbegin(); it != g.nodes().rend(); ++it) {
+    const Node& n = *it;
+    if (!is_float_tail_op(n.op) && n.op != "Flatten" && n.op != "Reshape" && n.op != "Identity") continue;
+    bool tail = true;
+    for (const std::string& c : g.consumers(n.name)) tail = tail && float_tail.count(c);
+    if (tail && (is_float_tail_op(n.op) || !g.consumers(n.name).empty())) float_tail.insert(n.name);
+  }
+  for (const Node& n : g.nodes()) {
+    std::string reason;
+    if (float_tail.count(n.name)) {
+      r.kept_float.push_back(n.name);
+      continue;
+    }
+    if (is_float_tail_op(n.op)) {
+      reason = "non-linear op inside the network (only allowed after the last layer)";
+    } else if ((n.op == "Add" || n.op == "Sub" || n.op == "Mul") && !n.params.empty()) {
+      reason = "one operand is a constant (fold it into the previous layer)";
+    } else if (n.op == "MatMul") {
+      reason = "MatMul on a tensor of rank > 2";
+    } else if (n.op == "BatchNormalization" && n.shape.size() != 3) {
+      reason = "BatchNormalization that follows no Conv/Gemm on a non-4-D tensor";
+    } else if (n.op == "AveragePool" && n.attr_int("count_include_pad", 0) == 0) {
+      const auto pads = n.attr_ints("pads", {0, 0, 0, 0});
+      for (int64_t p : pads)
+        if (p != 0) reason = "average pooling with padding excluded from the count";
+    } else if (n.op == "Pad" && n.attr_float("value", 0.f) != 0.f) {
+      reason = "padding with a non-zero value";
+    }
+    if (reason.empty())
+      r.quantized.push_back(n.name);
+    else
+      r.unsupported.push_back(n.label() + ": " + reason);
+  }
+  return r;
+}
+
+std::string QuantizabilityReport::text() const {
+  std::ostringstream os;
+  os << quantized.size() << " node(s) quantized, " << kept_float.size() << " kept in float, "
+     << unsupported.size() << " unsupported";
+  if (!kept_float.empty()) {
+    os << "\nkept in float:";
+    for (const auto& n : kept_float) os << " " << n;
+  }
+  for (const auto& u : unsupported) os << "\nunsupported: " << u;
+  return os.str();
+}
+
+}  // namespace apl

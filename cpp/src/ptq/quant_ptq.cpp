@@ -1,0 +1,36 @@
+// quantize_network, in two halves around calibration (which streams batches from Python).
+#include <cstdio>
+
+#include "aidge_ptq_lite/ptq.hpp"
+
+namespace apl {
+
+static void check_options(const QuantizeOptions& o) {
+  check_nb_bits(o.nb_bits);
+  if (o.clipping != "MAX" && o.clipping != "MSE" && o.clipping != "AA" && o.clipping != "KL")
+    throw ValueError("unknown clipping mode '" + o.clipping + "' (expected MAX, MSE, AA or KL)");
+}
+
+void prepare_for_calibration(Graph& g, const QuantizeOptions& o) {
+  check_options(o);
+  if (g.is_quantized()) throw ValueError("the graph is already quantized");
+  prepare_network(g);
+  const QuantizabilityReport report = quantizability_report(g);
+  if (!report.unsupported.empty()) throw UnsupportedError("cannot quantize: " + report.text());
+  insert_scaling_nodes(g);
+  normalize_parameters(g, o.channel_wise);
+}
+
+void quantize_from_ranges(Graph& g, const RangeMap& ranges, const QuantizeOptions& o) {
+  check_options(o);
+  normalize_activations(g, ranges, o.verbose);
+  quantize_normalized_network(g, o.nb_bits, o.no_quant, o.optimize_signs);
+  if (!o.no_quant) cast_to_integer(g, o.nb_bits);
+  QuantConfig config = g.quant_config();
+  config.channel_wise = o.channel_wise;
+  config.clipping = o.clipping;
+  config.single_shift = o.single_shift;
+  g.set_quantized(config);
+}
+
+}  // namespace apl

@@ -1,0 +1,91 @@
+// quantize_normalized_network: from the normalized network (activations and weights in [-1, 1])
+// to n-bit codes. Code range: signed [-(2^(n-1)-1), 2^(n-1)-1], unsigned [0, 2^n-1].
+#include <cmath>
+
+#include "aidge_ptq_lite/ptq.hpp"
+
+namespace apl {
+namespace {
+
+double signed_max(int nb_bits) { return std::ldexp(1.0, nb_bits - 1) - 1.0; }
+double unsigned_max(int nb_bits) { return std::ldexp(1.0, nb_bits) - 1.0; }
+
+void scale_tensor(Tensor& t, double f, bool round) {
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const double v = p[i] * f;
+    p[i] = static_cast<float>(round ? std::nearbyint(v) : v);
+  }
+}
+
+bool feeds_only_float_tail(const Graph& g, const std::string& name, const std::vector<std::string>& float_tail) {
+  const bool is_output = std::find(g.outputs().begin(), g.outputs().end(), name) != g.outputs().end();
+  const auto users = g.consumers(name);
+  if (users.empty()) return is_output;
+  for (const std::string& u : users)
+    if (std::find(float_tail.begin(), float_tail.end(), u) == float_tail.end()) return false;
+  return true;
+}
+
+}  // namespace
+
+void check_nb_bits(int nb_bits) {
+  if (nb_bits < 2 || nb_bits > 16)
+    throw ValueError("nb_bits must be in 2..16, got " + std::to_string(nb_bits));
+}
+
+void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs) {
+  check_nb_bits(nb_bits);
+  const QuantizabilityReport report = quantizability_report(g);
+  if (!report.unsupported.empty())
+    throw UnsupportedError("cannot quantize: " + report.text());
+  const bool round = !no_quant;
+  const double q_weight = signed_max(nb_bits);
+  auto code_max = [&](const Node& n) {
+    return optimize_signs && n.quant.is_unsigned ? unsigned_max(nb_bits) : signed_max(nb_bits);
+  };
+
+  // Codes of each node's output: Q such that the float value S maps to the integer Q.
+  std::map<std::string, double> q;
+  for (Node& n : g.mutable_nodes()) {
+    const bool float_tail = std::find(report.kept_float.begin(), report.kept_float.end(), n.name) != report.kept_float.end();
+    n.quant.kept_float = float_tail;
+    if (float_tail) continue;
+    const double q_in = n.inputs.empty() ? 0.0 : q[n.inputs[0]];
+    if (n.op == "Input" || n.op == "Scaling") {
+      q[n.name] = code_max(n);
+    } else if (n.op == "Conv" || n.op == "Gemm") {
+      scale_tensor(n.params[0], q_weight, round);
+      scale_tensor(n.params[1], q_weight * q_in, round);
+      q[n.name] = q_weight * q_in;
+    } else if (n.op == "Mul") {
+      q[n.name] = q[n.inputs[0]] * q[n.inputs[1]];
+    } else {
+      q[n.name] = q_in;  // joins (inputs share a scale and a sign), pools, scale-keeping ops
+    }
+    if (n.op == "Clip") {
+      n.set_attr("min", static_cast<float>(n.attr_float("min", 0.f) * q_in));
+      n.set_attr("max", static_cast<float>(n.attr_float("max", 0.f) * q_in));
+    }
+    if (n.op == "Scaling") {
+      const double q_acc = q_in;
+      n.quant.dequantize_point = feeds_only_float_tail(g, n.name, report.kept_float);
+      // Requantization factor: from accumulator codes to output codes. A dequantization point
+      // keeps the accumulator; its factor then maps accumulator codes to float values.
+      const double to_codes = n.quant.dequantize_point ? n.quant.range : q[n.name];
+      scale_tensor(n.params[0], to_codes / q_acc, false);
+      if (n.quant.dequantize_point) q[n.name] = q_acc;
+    }
+    const bool is_unsigned = optimize_signs && n.quant.is_unsigned;
+    n.quant.step = n.quant.range / q[n.name];
+    n.quant.hi = static_cast<int32_t>(code_max(n));
+    n.quant.lo = is_unsigned ? 0 : -n.quant.hi;
+  }
+  QuantConfig config;
+  config.nb_bits = nb_bits;
+  config.no_quant = no_quant;
+  config.optimize_signs = optimize_signs;
+  g.set_quantized(config);
+}
+
+}  // namespace apl

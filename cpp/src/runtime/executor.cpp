@@ -1,0 +1,62 @@
+#include "aidge_ptq_lite/executor.hpp"
+
+#include <map>
+
+namespace apl {
+
+Executor::Executor(const Graph& graph) : graph_(&graph) {
+  std::map<std::string, size_t> step_of;
+  for (const Node& n : graph.nodes()) {
+    Step step;
+    step.node = &n;
+    for (const std::string& in : n.inputs) step.inputs.push_back(step_of.at(in));
+    if (n.op != "Input") step.kernel = make_kernel(graph, n);
+    step_of[n.name] = steps_.size();
+    steps_.push_back(std::move(step));
+  }
+  last_use_.assign(steps_.size(), 0);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (size_t in : steps_[i].inputs) last_use_[in] = i;
+  for (const std::string& o : graph.outputs()) {
+    output_steps_.push_back(step_of.at(o));
+    last_use_[step_of.at(o)] = steps_.size();  // outputs live to the end
+  }
+  input_name_ = graph.input();
+  input_shape_ = graph.input_shape();
+}
+
+std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer, bool dequantize) const {
+  Shape expected{-1};
+  expected.insert(expected.end(), input_shape_.begin(), input_shape_.end());
+  bool ok = x.ndim() == static_cast<int>(expected.size()) && x.dtype() == DType::F32;
+  for (size_t d = 1; ok && d < expected.size(); ++d) ok = x.shape()[d] == expected[d];
+  if (!ok)
+    throw ShapeError("input '" + input_name_ + "' expects float32 of shape (N, " +
+                     shape_str(input_shape_).substr(1) + ", got " + dtype_name(x.dtype()) +
+                     shape_str(x.shape()));
+  if (x.dim(0) == 0) throw ShapeError("input '" + input_name_ + "' has an empty batch (N = 0)");
+
+  std::vector<Tensor> values(steps_.size());
+  std::vector<const Tensor*> args;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    if (!s.kernel) {
+      values[i] = graph_->is_quantized() ? quantize_input(*s.node, graph_->quant_config(), x) : x;
+    } else {
+      args.clear();
+      for (size_t in : s.inputs) args.push_back(&values[in]);
+      values[i] = s.kernel->run(args);
+    }
+    if (observer) observer(*s.node, values[i]);
+    for (size_t in : s.inputs)
+      if (last_use_[in] == i) values[in] = Tensor();
+  }
+  std::vector<Tensor> outs;
+  for (size_t o : output_steps_) {
+    const bool convert = dequantize && graph_->is_quantized();
+    outs.push_back(convert ? dequantize_output(*steps_[o].node, values[o]) : values[o]);
+  }
+  return outs;
+}
+
+}  // namespace apl

@@ -1,0 +1,293 @@
+// Float kernels of every op: the executor's plain mode, also used during calibration.
+#include <algorithm>
+#include <cstring>
+
+#include "aidge_ptq_lite/executor.hpp"
+#include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "aidge_ptq_lite/ops.hpp"
+#include "kernel_util.hpp"
+
+namespace apl {
+namespace {
+
+using namespace kernels;
+
+class ConvKernel : public NodeKernel {
+ public:
+  ConvKernel(const Graph& g, const Node& n)
+      : NodeKernel(n),
+        conv_(window_geometry(n, g.node(n.inputs[0]).shape), n.params[0].data<float>(),
+              n.params.size() > 1 ? n.params[1].data<float>() : nullptr) {}
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    conv_.run(in[0]->dim(0), in[0]->data<float>(), y.data<float>());
+    return y;
+  }
+
+ private:
+  ConvF32 conv_;
+};
+
+class PoolKernel : public NodeKernel {
+ public:
+  PoolKernel(const Graph& g, const Node& n)
+      : NodeKernel(n), shape_(window_geometry(n, g.node(n.inputs[0]).shape)),
+        max_(n.op == "MaxPool"), include_pad_(n.attr_int("count_include_pad", 0) != 0) {}
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    if (max_)
+      maxpool2d_f32(shape_, in[0]->dim(0), in[0]->data<float>(), y.data<float>());
+    else
+      avgpool2d_f32(shape_, include_pad_, in[0]->dim(0), in[0]->data<float>(), y.data<float>());
+    return y;
+  }
+
+ private:
+  Pool2dShape shape_;
+  bool max_, include_pad_;
+};
+
+class GlobalAvgPoolKernel : public NodeKernel {
+ public:
+  using NodeKernel::NodeKernel;
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    global_avgpool_f32(in[0]->dim(0), in[0]->dim(1), in[0]->dim(2) * in[0]->dim(3),
+                       in[0]->data<float>(), y.data<float>());
+    return y;
+  }
+};
+
+// Gemm and MatMul: y = x * W (+ bias), W stored (K x M) once at plan time.
+class DenseKernel : public NodeKernel {
+ public:
+  DenseKernel(const Graph& g, const Node& n) : NodeKernel(n) {
+    const Tensor& b = n.params.at(0);
+    const bool trans_b = n.op == "Gemm" && n.attr_int("transB", 0) != 0;
+    k_ = trans_b ? b.dim(1) : b.dim(0);
+    m_ = trans_b ? b.dim(0) : b.dim(1);
+    const float alpha = n.op == "Gemm" ? n.attr_float("alpha", 1.f) : 1.f;
+    weights_ = Tensor(DType::F32, {k_, m_});
+    float* w = weights_.data<float>();
+    const float* src = b.data<float>();
+    for (int64_t i = 0; i < k_; ++i)
+      for (int64_t j = 0; j < m_; ++j) w[i * m_ + j] = alpha * (trans_b ? src[j * k_ + i] : src[i * m_ + j]);
+    if (n.op == "Gemm" && n.params.size() > 1) {
+      const float beta = n.attr_float("beta", 1.f);
+      bias_.assign(static_cast<size_t>(m_), 0.f);
+      const Tensor& c = n.params[1];
+      for (int64_t j = 0; j < m_; ++j) bias_[j] = beta * c.data<float>()[c.numel() == 1 ? 0 : j];
+    }
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    const int64_t rows = in[0]->numel() / k_;
+    float* out = y.data<float>();
+    float beta = 0.f;
+    if (!bias_.empty()) {
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * m_, bias_.data(), m_ * sizeof(float));
+      beta = 1.f;
+    }
+    sgemm(false, false, rows, m_, k_, 1.f, in[0]->data<float>(), k_, weights_.data<float>(), m_,
+          beta, out, m_);
+    return y;
+  }
+
+ private:
+  int64_t k_ = 0, m_ = 0;
+  Tensor weights_;
+  std::vector<float> bias_;
+};
+
+class BatchNormKernel : public NodeKernel {
+ public:
+  BatchNormKernel(const Graph&, const Node& n)
+      : NodeKernel(n), params_(n.params), eps_(n.attr_float("epsilon", 1e-5f)) {}
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    const int64_t C = in[0]->dim(1);
+    batchnorm_f32(in[0]->dim(0), C, in[0]->numel() / (in[0]->dim(0) * C), in[0]->data<float>(),
+                  params_[0].data<float>(), params_[1].data<float>(), params_[2].data<float>(),
+                  params_[3].data<float>(), eps_, y.data<float>());
+    return y;
+  }
+
+ private:
+  std::vector<Tensor> params_;
+  float eps_;
+};
+
+class UnaryKernel : public NodeKernel {
+ public:
+  UnaryKernel(const Graph&, const Node& n) : NodeKernel(n), op_(n.op) {
+    alpha_ = n.attr_float("alpha", 0.01f);
+    lo_ = n.attr_float("min", -3.4028235e38f);
+    hi_ = n.attr_float("max", 3.4028235e38f);
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    const float* x = in[0]->data<float>();
+    float* out = y.data<float>();
+    const int64_t n = y.numel();
+    if (op_ == "Relu") relu_f32(n, x, out);
+    else if (op_ == "LeakyRelu") leaky_relu_f32(n, alpha_, x, out);
+    else if (op_ == "Clip") clip_f32(n, lo_, hi_, x, out);
+    else sigmoid_f32(n, x, out);
+    return y;
+  }
+
+ private:
+  std::string op_;
+  float alpha_, lo_, hi_;
+};
+
+class SoftmaxKernel : public NodeKernel {
+ public:
+  SoftmaxKernel(const Graph&, const Node& n) : NodeKernel(n) {
+    const int64_t rank = static_cast<int64_t>(n.shape.size()) + 1;
+    axis_ = n.attr_int("axis", -1);
+    if (axis_ < 0) axis_ += rank;
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    const Shape& s = y.shape();
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis_; ++d) outer *= s[d];
+    for (size_t d = axis_ + 1; d < s.size(); ++d) inner *= s[d];
+    softmax_f32(outer, s[axis_], inner, in[0]->data<float>(), y.data<float>());
+    return y;
+  }
+
+ private:
+  int64_t axis_;
+};
+
+class BinaryKernel : public NodeKernel {
+ public:
+  BinaryKernel(const Graph&, const Node& n) : NodeKernel(n) {
+    op_ = n.op == "Add" ? BinaryOp::Add : n.op == "Sub" ? BinaryOp::Sub : BinaryOp::Mul;
+    if (!n.params.empty()) {
+      constant_ = n.params[0];
+      const_index_ = static_cast<int>(n.attr_int("const_index", 1));
+    }
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    const Tensor* a = in[0];
+    const Tensor* b = in.size() > 1 ? in[1] : &constant_;
+    if (in.size() == 1 && const_index_ == 0) std::swap(a, b);
+    Tensor y = make_output(*in[0]);
+    binary_f32(op_, a->shape(), a->data<float>(), b->shape(), b->data<float>(), y.shape(),
+               y.data<float>());
+    return y;
+  }
+
+ private:
+  BinaryOp op_;
+  Tensor constant_;
+  int const_index_ = 1;
+};
+
+class ConcatKernel : public NodeKernel {
+ public:
+  ConcatKernel(const Graph&, const Node& n) : NodeKernel(n) {
+    axis_ = n.attr_int("axis", 1);
+    if (axis_ < 0) axis_ += static_cast<int64_t>(n.shape.size()) + 1;
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y(in[0]->dtype(), batched(in[0]->dim(0), out_shape_));
+    std::vector<int64_t> sizes;
+    std::vector<const void*> ptrs;
+    for (const Tensor* t : in) {
+      sizes.push_back(t->dim(static_cast<int>(axis_)));
+      ptrs.push_back(t->raw());
+    }
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis_; ++d) outer *= y.dim(static_cast<int>(d));
+    for (int d = static_cast<int>(axis_) + 1; d < y.ndim(); ++d) inner *= y.dim(d);
+    concat_bytes(outer, inner * static_cast<int64_t>(dtype_size(y.dtype())), sizes.data(),
+                 ptrs.data(), static_cast<int>(in.size()), y.raw());
+    return y;
+  }
+
+ private:
+  int64_t axis_;
+};
+
+class PadKernel : public NodeKernel {
+ public:
+  PadKernel(const Graph&, const Node& n)
+      : NodeKernel(n), pads_(n.attr_ints("pads")), value_(n.attr_float("value", 0.f)) {}
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    const Tensor& x = *in[0];
+    pad2d_f32(x.dim(0) * x.dim(1), x.dim(2), x.dim(3), pads_[2], pads_[3], pads_[6], pads_[7],
+              value_, x.data<float>(), y.data<float>());
+    return y;
+  }
+
+ private:
+  std::vector<int64_t> pads_;
+  float value_;
+};
+
+// Scaling: y = x * factor[channel]. A dequantization point passes its accumulator through (the
+// executor applies its factors to the graph outputs).
+class ScalingKernel : public NodeKernel {
+ public:
+  explicit ScalingKernel(const Node& n)
+      : NodeKernel(n), factor_(n.params.at(0)), pass_through_(n.quant.dequantize_point) {}
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    if (pass_through_) return *in[0];
+    Tensor y = make_output(*in[0]);
+    int64_t channels, inner;
+    channel_layout(y, channels, inner);
+    const float* x = in[0]->data<float>();
+    const float* f = factor_.data<float>();
+    float* out = y.data<float>();
+    const int64_t N = y.dim(0);
+#pragma omp parallel for collapse(2) schedule(static) if (y.numel() > 65536)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < channels; ++c) {
+        const float s = f[factor_.numel() == 1 ? 0 : c];
+        const int64_t base = (n * channels + c) * inner;
+        for (int64_t i = 0; i < inner; ++i) out[base + i] = x[base + i] * s;
+      }
+    return y;
+  }
+
+ private:
+  Tensor factor_;
+  bool pass_through_;
+};
+
+// Identity, Dropout, Flatten, Reshape: a view of the same storage.
+class ViewKernel : public NodeKernel {
+ public:
+  using NodeKernel::NodeKernel;
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    return in[0]->reshaped(batched(in[0]->dim(0), out_shape_));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<OpKernel> make_float_kernel(const Graph& g, const Node& n) {
+  const std::string& op = n.op;
+  if (op == "Conv") return std::make_unique<ConvKernel>(g, n);
+  if (op == "MaxPool" || op == "AveragePool") return std::make_unique<PoolKernel>(g, n);
+  if (op == "GlobalAveragePool") return std::make_unique<GlobalAvgPoolKernel>(n);
+  if (op == "Gemm" || op == "MatMul") return std::make_unique<DenseKernel>(g, n);
+  if (op == "BatchNormalization") return std::make_unique<BatchNormKernel>(g, n);
+  if (op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "Sigmoid")
+    return std::make_unique<UnaryKernel>(g, n);
+  if (op == "Softmax") return std::make_unique<SoftmaxKernel>(g, n);
+  if (op == "Add" || op == "Sub" || op == "Mul") return std::make_unique<BinaryKernel>(g, n);
+  if (op == "Concat") return std::make_unique<ConcatKernel>(g, n);
+  if (op == "Pad") return std::make_unique<PadKernel>(g, n);
+  if (op == "Scaling") return std::make_unique<ScalingKernel>(n);
+  if (op == "Identity" || op == "Dropout" || op == "Flatten" || op == "Reshape")
+    return std::make_unique<ViewKernel>(n);
+  throw UnsupportedError("no float kernel for " + n.label());
+}
+
+}  // namespace apl

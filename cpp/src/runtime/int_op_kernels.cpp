@@ -1,0 +1,361 @@
+// Integer kernels of every op of the quantized network (cast_to_integer done): activations are
+// int8/uint8 codes (int32 above 8 bits), accumulators int32 (int64 above 8 bits).
+#include <algorithm>
+#include <cmath>
+
+#include "aidge_ptq_lite/kernels/int_kernels.hpp"
+#include "aidge_ptq_lite/ops.hpp"
+#include "kernel_util.hpp"
+
+namespace apl {
+namespace {
+
+using namespace kernels;
+
+bool is_affine(const std::string& op) { return op == "Conv" || op == "Gemm"; }
+
+DType code_dtype(const Graph& g, const Node& n) {
+  if (g.quant_config().wide()) return DType::I32;
+  return n.quant.is_unsigned && g.quant_config().optimize_signs ? DType::U8 : DType::I8;
+}
+DType acc_dtype(const Graph& g) { return g.quant_config().wide() ? DType::I64 : DType::I32; }
+
+// The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
+const Node* fused_scaling(const Graph& g, const Node& affine) {
+  if (!is_affine(affine.op) || g.quant_config().wide()) return nullptr;
+  const auto users = g.consumers(affine.name);
+  if (users.size() != 1) return nullptr;
+  const Node& s = g.node(users[0]);
+  return s.op == "Scaling" && !s.quant.dequantize_point ? &s : nullptr;
+}
+
+RequantParams requant_params(const Graph& g, const Node& scaling) {
+  RequantParams rq;
+  rq.scale = scaling.quant.multiplier;
+  rq.lo = scaling.quant.lo;
+  rq.hi = scaling.quant.hi;
+  rq.out_unsigned = code_dtype(g, scaling) == DType::U8;
+  return rq;
+}
+
+Conv2dShape affine_geometry(const Graph& g, const Node& n) {
+  const Shape& in = g.node(n.inputs[0]).shape;
+  if (n.op == "Conv") return window_geometry(n, in);
+  Conv2dShape s;  // Gemm: a 1x1 convolution on a 1x1 image
+  s.C = in[0];
+  s.H = s.W = 1;
+  s.K = n.params[0].dim(0);
+  return s;
+}
+
+class IntAffineKernel : public NodeKernel {
+ public:
+  IntAffineKernel(const Graph& g, const Node& n) : NodeKernel(n), shape_(affine_geometry(g, n)) {
+    if (g.quant_config().wide()) {
+      weights_ = n.params[0];
+      bias_ = n.params[1];
+      return;
+    }
+    const bool x_unsigned = code_dtype(g, g.node(n.inputs[0])) == DType::U8;
+    conv_ = std::make_unique<ConvInt8>(shape_, n.params[0].data<int8_t>(), n.params[1].data<int32_t>(), x_unsigned);
+    if (const Node* s = fused_scaling(g, n)) {
+      fused_ = true;
+      requant_ = requant_params(g, *s);
+    }
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    const Tensor& x = *in[0];
+    const int64_t N = x.dim(0);
+    if (!conv_) {
+      Tensor acc = make_output(x, DType::I64);
+      conv2d_wide_reference(shape_, N, x.data<int32_t>(), weights_.data<int32_t>(), bias_.data<int64_t>(),
+                            acc.data<int64_t>());
+      return acc;
+    }
+    if (fused_) {
+      Tensor y = make_output(x, requant_.out_unsigned ? DType::U8 : DType::I8);
+      conv_->run_requantized(N, x.raw(), requant_, y.raw());
+      return y;
+    }
+    Tensor acc = make_output(x, DType::I32);
+    conv_->run(N, x.raw(), acc.data<int32_t>());
+    return acc;
+  }
+
+ private:
+  Conv2dShape shape_;
+  std::unique_ptr<ConvInt8> conv_;
+  Tensor weights_, bias_;  // wide only
+  bool fused_ = false;
+  RequantParams requant_;
+};
+
+class IntScalingKernel : public NodeKernel {
+ public:
+  IntScalingKernel(const Graph& g, const Node& n)
+      : NodeKernel(n), wide_(g.quant_config().wide()), requant_(requant_params(g, n)) {
+    const Node& producer = g.node(n.inputs[0]);
+    pass_through_ = n.quant.dequantize_point || fused_scaling(g, producer) == &n;
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    if (pass_through_) return *in[0];
+    const Tensor& acc = *in[0];
+    int64_t channels, inner;
+    channel_layout(acc, channels, inner);
+    if (wide_) {
+      Tensor y = make_output(acc, DType::I32);
+      requantize_wide_reference(acc.dim(0), channels, inner, acc.data<int64_t>(), requant_.scale,
+                                requant_.lo, requant_.hi, y.data<int32_t>());
+      return y;
+    }
+    Tensor y = make_output(acc, requant_.out_unsigned ? DType::U8 : DType::I8);
+    requantize_int32(acc.dim(0), channels, inner, acc.data<int32_t>(), requant_, y.raw());
+    return y;
+  }
+
+ private:
+  bool wide_, pass_through_ = false;
+  RequantParams requant_;
+};
+
+// Calls f with a typed null pointer for the storage type of an integer code tensor.
+template <class F> void with_code_type(DType t, F&& f) {
+  switch (t) {
+    case DType::I8: f(static_cast<int8_t*>(nullptr)); break;
+    case DType::U8: f(static_cast<uint8_t*>(nullptr)); break;
+    case DType::I32: f(static_cast<int32_t*>(nullptr)); break;
+    default: throw Error(std::string("unexpected code dtype ") + dtype_name(t));
+  }
+}
+
+class IntReluKernel : public NodeKernel {
+ public:
+  using NodeKernel::NodeKernel;
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0], in[0]->dtype());
+    with_code_type(y.dtype(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      relu_int<T>(y.numel(), in[0]->data<T>(), y.data<T>());
+    });
+    return y;
+  }
+};
+
+// LeakyRelu (negative side times alpha, one rounding) and Clip (bounds in codes).
+class IntPiecewiseKernel : public NodeKernel {
+ public:
+  IntPiecewiseKernel(const Graph&, const Node& n) : NodeKernel(n), leaky_(n.op == "LeakyRelu") {
+    if (leaky_) alpha_ = encode_multiplier(std::fabs(n.attr_float("alpha", 0.01f)));
+    negate_ = leaky_ && n.attr_float("alpha", 0.01f) < 0.f;
+    lo_ = static_cast<int64_t>(std::ceil(std::max(-4.0e18, double(n.attr_float("min", -3.4e38f)))));
+    hi_ = static_cast<int64_t>(std::floor(std::min(4.0e18, double(n.attr_float("max", 3.4e38f)))));
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0], in[0]->dtype());
+    with_code_type(y.dtype(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      const T* x = in[0]->data<T>();
+      T* out = y.data<T>();
+      const int64_t n = y.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t v = x[i];
+        if (leaky_) {
+          if (v < 0) {
+            v = requantize_one_wide(v, alpha_, INT64_MIN / 4, INT64_MAX / 4);
+            if (negate_) v = -v;
+          }
+        } else {
+          v = std::clamp(v, lo_, hi_);
+        }
+        out[i] = static_cast<T>(std::clamp<int64_t>(v, std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
+      }
+    });
+    return y;
+  }
+
+ private:
+  bool leaky_, negate_ = false;
+  FixedPointMultiplier alpha_;
+  int64_t lo_, hi_;
+};
+
+class IntPoolKernel : public NodeKernel {
+ public:
+  IntPoolKernel(const Graph& g, const Node& n)
+      : NodeKernel(n), op_(n.op), acc_(acc_dtype(g)) {
+    const Shape& in = g.node(n.inputs[0]).shape;
+    if (op_ != "GlobalAveragePool") shape_ = window_geometry(n, in);
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    const Tensor& x = *in[0];
+    const int64_t N = x.dim(0);
+    if (op_ == "MaxPool") {
+      Tensor y = make_output(x, x.dtype());
+      with_code_type(x.dtype(), [&](auto* tag) {
+        using T = std::remove_pointer_t<decltype(tag)>;
+        maxpool2d_int<T>(shape_, N, x.data<T>(), y.data<T>());
+      });
+      return y;
+    }
+    Tensor y = make_output(x, acc_);
+    with_code_type(x.dtype(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      if (acc_ == DType::I32) sum<T, int32_t>(x, y);
+      else sum<T, int64_t>(x, y);
+    });
+    return y;
+  }
+
+ private:
+  template <class T, class Acc> void sum(const Tensor& x, Tensor& y) const {
+    if (op_ == "GlobalAveragePool")
+      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.dim(2) * x.dim(3), x.data<T>(), y.data<Acc>());
+    else
+      sumpool2d_int<T, Acc>(shape_, x.dim(0), x.data<T>(), y.data<Acc>());
+  }
+  std::string op_;
+  DType acc_;
+  Pool2dShape shape_;
+};
+
+class IntBinaryKernel : public NodeKernel {
+ public:
+  IntBinaryKernel(const Graph& g, const Node& n) : NodeKernel(n), acc_(acc_dtype(g)) {
+    op_ = n.op == "Add" ? IntBinaryOp::Add : n.op == "Sub" ? IntBinaryOp::Sub : IntBinaryOp::Mul;
+    if (g.node(n.inputs[0]).shape != n.shape || g.node(n.inputs[1]).shape != n.shape)
+      throw UnsupportedError(n.label() + ": broadcasting between two activations is not supported in integers");
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    const Tensor &a = *in[0], &b = *in[1];
+    Tensor y = make_output(a, acc_);
+    const int64_t n = y.numel();
+    if (acc_ == DType::I64) {
+      binary_int<int32_t, int32_t, int64_t>(op_, n, a.data<int32_t>(), b.data<int32_t>(), y.data<int64_t>());
+      return y;
+    }
+    int32_t* out = y.data<int32_t>();
+    const bool au = a.dtype() == DType::U8, bu = b.dtype() == DType::U8;
+    if (!au && !bu) binary_int<int8_t, int8_t, int32_t>(op_, n, a.data<int8_t>(), b.data<int8_t>(), out);
+    else if (au && bu) binary_int<uint8_t, uint8_t, int32_t>(op_, n, a.data<uint8_t>(), b.data<uint8_t>(), out);
+    else if (au) binary_int<uint8_t, int8_t, int32_t>(op_, n, a.data<uint8_t>(), b.data<int8_t>(), out);
+    else binary_int<int8_t, uint8_t, int32_t>(op_, n, a.data<int8_t>(), b.data<uint8_t>(), out);
+    return y;
+  }
+
+ private:
+  IntBinaryOp op_;
+  DType acc_;
+};
+
+class IntPadKernel : public NodeKernel {
+ public:
+  IntPadKernel(const Graph&, const Node& n) : NodeKernel(n), pads_(n.attr_ints("pads")) {}
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    const Tensor& x = *in[0];
+    Tensor y = make_output(x, x.dtype());  // zero-initialised: the padding code is 0
+    const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
+    const int64_t OH = y.dim(2), OW = y.dim(3), elem = static_cast<int64_t>(dtype_size(x.dtype()));
+    const auto* src = static_cast<const uint8_t*>(x.raw());
+    auto* dst = static_cast<uint8_t*>(y.raw());
+    for (int64_t p = 0; p < NC; ++p)
+      for (int64_t h = 0; h < H; ++h)
+        std::copy_n(src + ((p * H + h) * W) * elem, W * elem,
+                    dst + ((p * OH + h + pads_[2]) * OW + pads_[3]) * elem);
+    return y;
+  }
+
+ private:
+  std::vector<int64_t> pads_;
+};
+
+// A float op after the output dequantization (final Softmax): dequantize its inputs first.
+class DequantizingKernel : public OpKernel {
+ public:
+  DequantizingKernel(const Graph& g, const Node& n) : inner_(make_float_kernel(g, n)) {
+    for (const std::string& in : n.inputs) producers_.push_back(&g.node(in));
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    std::vector<Tensor> floats;
+    std::vector<const Tensor*> args;
+    for (size_t i = 0; i < in.size(); ++i) floats.push_back(dequantize_output(*producers_[i], *in[i]));
+    for (const Tensor& t : floats) args.push_back(&t);
+    return inner_->run(args);
+  }
+
+ private:
+  std::unique_ptr<OpKernel> inner_;
+  std::vector<const Node*> producers_;
+};
+
+std::unique_ptr<OpKernel> make_integer_kernel(const Graph& g, const Node& n) {
+  const std::string& op = n.op;
+  if (is_affine(op)) return std::make_unique<IntAffineKernel>(g, n);
+  if (op == "Scaling") return std::make_unique<IntScalingKernel>(g, n);
+  if (op == "Relu") return std::make_unique<IntReluKernel>(n);
+  if (op == "LeakyRelu" || op == "Clip") return std::make_unique<IntPiecewiseKernel>(g, n);
+  if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool")
+    return std::make_unique<IntPoolKernel>(g, n);
+  if (op == "Add" || op == "Sub" || op == "Mul") return std::make_unique<IntBinaryKernel>(g, n);
+  if (op == "Pad") return std::make_unique<IntPadKernel>(g, n);
+  if (op == "Concat" || op == "Flatten" || op == "Reshape" || op == "Identity" || op == "Dropout")
+    return make_float_kernel(g, n);  // dtype-agnostic data movement
+  throw UnsupportedError("no integer kernel for " + n.label());
+}
+
+}  // namespace
+
+Tensor dequantize_output(const Node& n, const Tensor& t) {
+  if (n.quant.kept_float) return t;
+  Tensor y(DType::F32, t.shape());
+  const Tensor codes = t.astype(DType::F32);
+  const float* x = codes.data<float>();
+  float* out = y.data<float>();
+  if (!n.quant.dequantize_point) {
+    const float step = static_cast<float>(n.quant.step);
+    for (int64_t i = 0; i < y.numel(); ++i) out[i] = x[i] * step;
+    return y;
+  }
+  int64_t channels, inner;
+  channel_layout(y, channels, inner);
+  const Tensor& f = n.params.at(0);
+  for (int64_t b = 0; b < y.dim(0); ++b)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float s = f.data<float>()[f.numel() == 1 ? 0 : c];
+      const int64_t base = (b * channels + c) * inner;
+      for (int64_t i = 0; i < inner; ++i) out[base + i] = x[base + i] * s;
+    }
+  return y;
+}
+
+Tensor quantize_input(const Node& input, const QuantConfig& config, const Tensor& x) {
+  const double inv_step = 1.0 / input.quant.step;
+  const float* src = x.data<float>();
+  const int64_t n = x.numel();
+  if (config.no_quant) {
+    Tensor y(DType::F32, x.shape());
+    for (int64_t i = 0; i < n; ++i) y.data<float>()[i] = static_cast<float>(src[i] * inv_step);
+    return y;
+  }
+  const DType t = config.wide() ? DType::I32 : (input.quant.lo >= 0 && config.optimize_signs ? DType::U8 : DType::I8);
+  Tensor y(t, x.shape());
+  with_code_type(t, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    T* out = y.data<T>();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = std::nearbyint(src[i] * inv_step);
+      out[i] = static_cast<T>(std::clamp<double>(v, input.quant.lo, input.quant.hi));
+    }
+  });
+  return y;
+}
+
+std::unique_ptr<OpKernel> make_kernel(const Graph& g, const Node& n) {
+  if (!g.is_quantized()) return make_float_kernel(g, n);
+  if (n.quant.kept_float) return std::make_unique<DequantizingKernel>(g, n);
+  if (g.quant_config().no_quant) return make_float_kernel(g, n);
+  return make_integer_kernel(g, n);
+}
+
+}  // namespace apl

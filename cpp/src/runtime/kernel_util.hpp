@@ -1,0 +1,32 @@
+// Small helpers shared by the float and integer op kernels.
+#pragma once
+#include "aidge_ptq_lite/executor.hpp"
+
+namespace apl {
+
+inline Shape batched(int64_t N, const Shape& per_sample) {
+  Shape s{N};
+  s.insert(s.end(), per_sample.begin(), per_sample.end());
+  return s;
+}
+
+// Base for kernels that know their node's output shape.
+class NodeKernel : public OpKernel {
+ public:
+  explicit NodeKernel(const Node& n) : out_shape_(n.shape), label_(n.label()) {}
+
+ protected:
+  Tensor make_output(const Tensor& x, DType dtype = DType::F32) const {
+    return Tensor(dtype, batched(x.dim(0), out_shape_));
+  }
+  Shape out_shape_;
+  std::string label_;
+};
+
+// Channels (axis 1) and the size of everything after them, for per-channel factors.
+inline void channel_layout(const Tensor& t, int64_t& channels, int64_t& inner) {
+  channels = t.ndim() > 1 ? t.dim(1) : 1;
+  inner = t.numel() / (t.dim(0) * channels);
+}
+
+}  // namespace apl

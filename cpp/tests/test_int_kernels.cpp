@@ -1,0 +1,453 @@
+// Integer kernels against naive loops written here (not the library's references only), at every
+// SIMD level this CPU supports and with 1 and 2 threads: all must give identical integers.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <climits>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "aidge_ptq_lite/kernels/int_kernels.hpp"
+#include "aidge_ptq_lite/simd.hpp"
+
+namespace {
+
+using apl::FixedPointMultiplier;
+using apl::SimdLevel;
+using namespace apl::kernels;
+
+std::vector<SimdLevel> supported_levels() {
+  std::vector<SimdLevel> levels;
+  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512})
+    if (static_cast<int>(l) <= static_cast<int>(apl::detected_simd_level())) levels.push_back(l);
+  return levels;
+}
+
+// Runs body(level, threads) at every supported level and thread count 1 and 2, asserting the
+// level is active; restores the level and thread count afterwards.
+template <class Body>
+void for_each_level_and_threads(Body body) {
+  const SimdLevel saved_level = apl::active_simd_level();
+  const int saved_threads = omp_get_max_threads();
+  for (SimdLevel level : supported_levels())
+    for (int threads : {1, 2}) {
+      apl::set_simd_level(level);
+      ASSERT_EQ(apl::active_simd_level(), level);
+      omp_set_num_threads(threads);
+      SCOPED_TRACE(std::string("level ") + apl::simd_level_name(level) + ", " +
+                   std::to_string(threads) + " thread(s)");
+      body(level, threads);
+    }
+  apl::set_simd_level(saved_level);
+  omp_set_num_threads(saved_threads);
+}
+
+template <class T>
+std::vector<T> random_vector(std::mt19937& rng, int64_t n, int64_t lo, int64_t hi) {
+  std::uniform_int_distribution<int64_t> dist(lo, hi);
+  std::vector<T> v(n);
+  for (T& e : v) e = static_cast<T>(dist(rng));
+  return v;
+}
+
+// ---- Naive loops -------------------------------------------------------------------------------
+
+template <class X, class Wt, class B>
+std::vector<int64_t> naive_conv(const Conv2dShape& s, int64_t N, const X* x, const Wt* w,
+                                const B* bias) {
+  const int64_t OH = s.OH(), OW = s.OW(), Cg = s.C / s.groups, Kg = s.K / s.groups;
+  std::vector<int64_t> y(N * s.K * OH * OW);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < s.K; ++k)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          int64_t sum = bias ? bias[k] : 0;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t r = 0; r < s.R; ++r)
+              for (int64_t q = 0; q < s.S; ++q) {
+                const int64_t ih = oh * s.stride_h + r * s.dil_h - s.pad_top;
+                const int64_t iw = ow * s.stride_w + q * s.dil_w - s.pad_left;
+                if (ih < 0 || iw < 0 || ih >= s.H || iw >= s.W) continue;  // zero padding
+                const int64_t ci = (k / Kg) * Cg + c;
+                sum += int64_t{x[((n * s.C + ci) * s.H + ih) * s.W + iw]} *
+                       int64_t{w[((k * Cg + c) * s.R + r) * s.S + q]};
+              }
+          y[((n * s.K + k) * OH + oh) * OW + ow] = sum;
+        }
+  return y;
+}
+
+// round half up of acc * m / 2^s, in 128 bits, then clamp.
+int64_t naive_requantize(int64_t acc, FixedPointMultiplier fp, int64_t lo, int64_t hi) {
+  __int128 v = static_cast<__int128>(acc) * fp.multiplier;
+  if (fp.shift > 0) {
+    const __int128 d = static_cast<__int128>(1) << fp.shift;
+    v += d / 2;
+    v = (v >= 0) ? v / d : -((-v + d - 1) / d);  // floor division
+  }
+  return static_cast<int64_t>(std::min<__int128>(std::max<__int128>(v, lo), hi));
+}
+
+// ---- Convolution -------------------------------------------------------------------------------
+
+struct ConvCase {
+  std::string name;
+  Conv2dShape s;
+  int64_t N;
+};
+
+Conv2dShape conv(int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S,
+                 int64_t stride = 1, int64_t pad = 0, int64_t groups = 1, int64_t dil = 1) {
+  Conv2dShape s;
+  s.C = C, s.H = H, s.W = W, s.K = K, s.R = R, s.S = S;
+  s.stride_h = s.stride_w = stride;
+  s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = pad;
+  s.groups = groups;
+  s.dil_h = s.dil_w = dil;
+  return s;
+}
+
+std::vector<ConvCase> conv_cases() {
+  std::vector<ConvCase> cases{
+      {"3x3_16to16_pad1", conv(16, 12, 12, 16, 3, 3, 1, 1), 2},
+      {"3x3_single_sample", conv(24, 9, 10, 40, 3, 3, 1, 1), 1},
+      {"3x3_stride2_64to40", conv(64, 10, 11, 40, 3, 3, 2, 1), 3},
+      {"1x1_pointwise_33to17", conv(33, 7, 5, 17, 1, 1), 3},
+      {"1x1_pointwise_stride2", conv(20, 9, 8, 12, 1, 1, 2), 2},
+      {"1x1_padded_goes_implicit", conv(6, 5, 5, 9, 1, 1, 1, 1), 2},
+      {"gemm_1x1_image", conv(100, 1, 1, 37, 1, 1), 9},
+      {"gemm_single_sample", conv(70, 1, 1, 10, 1, 1), 1},
+      {"7x7_stride2_pad3_rgb", conv(3, 23, 21, 8, 7, 7, 2, 3), 2},
+      {"5x5_dilation2", conv(5, 14, 13, 6, 5, 5, 1, 4, 1, 2), 2},
+      {"groups2_odd", conv(6, 8, 9, 10, 3, 3, 1, 1, 2), 2},
+      {"groups3_channel_multiplier", conv(3, 8, 8, 6, 3, 3, 1, 1, 3), 2},
+      {"depthwise_3x3", conv(8, 10, 12, 8, 3, 3, 1, 1, 8), 2},
+      {"depthwise_5x5_stride2_dil2", conv(5, 17, 15, 5, 5, 5, 2, 3, 5, 2), 2},
+      {"single_channel", conv(1, 12, 12, 5, 3, 3, 1, 1), 2},
+  };
+  // Asymmetric pads, strides and a non-square kernel, depthwise and not.
+  Conv2dShape odd = conv(7, 11, 9, 13, 3, 2, 2);
+  odd.stride_w = 3;
+  odd.pad_top = 0, odd.pad_left = 2, odd.pad_bottom = 1, odd.pad_right = 0;
+  cases.push_back({"asymmetric_pads_3x2", odd, 2});
+  Conv2dShape odd_dw = odd;
+  odd_dw.K = odd_dw.groups = 7;
+  odd_dw.dil_w = 2;
+  cases.push_back({"depthwise_asymmetric", odd_dw, 2});
+  return cases;
+}
+
+// Every ConvInt8 path at every level and thread count against the naive loops, as int32
+// accumulators and through the fused requantization (per-tensor and per-channel).
+TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) {
+  std::mt19937 rng(1234);
+  for (const ConvCase& tc : conv_cases())
+    for (bool x_unsigned : {false, true}) {
+      SCOPED_TRACE(tc.name + (x_unsigned ? " uint8" : " int8"));
+      const Conv2dShape& s = tc.s;
+      const int64_t in_size = tc.N * s.C * s.H * s.W;
+      const int64_t out_size = tc.N * s.K * s.OH() * s.OW();
+      std::vector<uint8_t> xu = random_vector<uint8_t>(rng, in_size, 0, 255);
+      std::vector<int8_t> xs = random_vector<int8_t>(rng, in_size, -128, 127);
+      const void* x = x_unsigned ? static_cast<const void*>(xu.data()) : xs.data();
+      const auto w = random_vector<int8_t>(rng, s.K * (s.C / s.groups) * s.R * s.S, -127, 127);
+      const auto bias = random_vector<int32_t>(rng, s.K, -100000, 100000);
+      const std::vector<int64_t> expected =
+          x_unsigned ? naive_conv(s, tc.N, xu.data(), w.data(), bias.data())
+                     : naive_conv(s, tc.N, xs.data(), w.data(), bias.data());
+
+      std::vector<int32_t> reference(out_size);
+      conv2d_int8_reference(s, tc.N, x, x_unsigned, w.data(), bias.data(), reference.data());
+      for (int64_t i = 0; i < out_size; ++i) ASSERT_EQ(reference[i], expected[i]) << "at " << i;
+
+      RequantParams per_tensor, per_channel;
+      per_tensor.scale = {apl::encode_multiplier(1.0 / 700)};
+      for (int64_t k = 0; k < s.K; ++k)
+        per_channel.scale.push_back(apl::encode_multiplier((1 + k % 5) / 3000.0));
+      per_channel.out_unsigned = true, per_channel.lo = 0, per_channel.hi = 255;
+
+      for_each_level_and_threads([&](SimdLevel, int) {
+        ConvInt8 op(s, w.data(), bias.data(), x_unsigned);
+        std::vector<int32_t> acc(out_size, 0x5A5A5A5A);
+        op.run(tc.N, x, acc.data());
+        for (int64_t i = 0; i < out_size; ++i) ASSERT_EQ(acc[i], expected[i]) << "at " << i;
+        for (const RequantParams* rq : {&per_tensor, &per_channel}) {
+          std::vector<uint8_t> y(out_size, 0xA5);
+          op.run_requantized(tc.N, x, *rq, y.data());
+          const int64_t plane = s.OH() * s.OW();
+          for (int64_t i = 0; i < out_size; ++i) {
+            const FixedPointMultiplier fp = rq->scale[rq->scale.size() == 1 ? 0 : (i / plane) % s.K];
+            const int64_t want = naive_requantize(expected[i], fp, rq->lo, rq->hi);
+            const int64_t got = rq->out_unsigned ? int64_t{y[i]} : int64_t{int8_t(y[i])};
+            ASSERT_EQ(got, want) << "requantized at " << i;
+          }
+        }
+      });
+    }
+}
+
+// The int32 accumulator bound at its extremes: a 512-channel 3x3 convolution (4608 taps per
+// output, ResNet-18's largest reduction) with every weight and activation at the end of its
+// range, plus a bias that brings the full-window outputs to exactly INT32_MAX or INT32_MIN.
+TEST(IntKernelsConv, ExtremeValuesOverTheLargestReductionNeitherOverflowNorSaturate) {
+  const Conv2dShape s = conv(512, 4, 4, 2, 3, 3, 1, 1);
+  constexpr int64_t kTaps = 512 * 3 * 3;
+  struct Extreme {
+    bool x_unsigned;
+    int x, w;
+  };
+  for (Extreme e : {Extreme{true, 255, 127}, Extreme{true, 255, -127}, Extreme{false, -127, 127},
+                    Extreme{false, -127, -127}, Extreme{false, 127, 127}, Extreme{false, -128, -128},
+                    Extreme{true, 255, -128}}) {
+    SCOPED_TRACE("x=" + std::to_string(e.x) + " w=" + std::to_string(e.w));
+    const int64_t full_window = kTaps * e.x * e.w;
+    ASSERT_LT(std::abs(full_window), int64_t{1} << 28);  // the bound, far from 2^31
+    // Output channel 0's full-window outputs land exactly on the int32 limit of their sign.
+    const std::vector<int32_t> bias{
+        static_cast<int32_t>(full_window > 0 ? INT32_MAX - full_window : INT32_MIN - full_window), 0};
+    std::vector<uint8_t> x(s.C * s.H * s.W, static_cast<uint8_t>(e.x));
+    const std::vector<int8_t> w(s.K * s.C * 9, static_cast<int8_t>(e.w));
+    const std::vector<int64_t> expected =
+        e.x_unsigned ? naive_conv(s, 1, x.data(), w.data(), bias.data())
+                     : naive_conv(s, 1, reinterpret_cast<const int8_t*>(x.data()), w.data(), bias.data());
+    const int64_t centre = 1 * s.W + 1;  // a full-window output
+    ASSERT_EQ(expected[centre], full_window > 0 ? INT32_MAX : INT32_MIN);
+    for (int64_t v : expected) {
+      ASSERT_GE(v, INT32_MIN);
+      ASSERT_LE(v, INT32_MAX);
+    }
+    for_each_level_and_threads([&](SimdLevel, int) {
+      ConvInt8 op(s, w.data(), bias.data(), e.x_unsigned);
+      std::vector<int32_t> acc(expected.size());
+      op.run(1, x.data(), acc.data());
+      for (size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], expected[i]) << "at " << i;
+    });
+  }
+}
+
+TEST(IntKernelsConv, RejectsBadShapesAndRequantParams) {
+  const std::vector<int8_t> w(64, 1);
+  EXPECT_THROW(ConvInt8(conv(6, 8, 8, 4, 3, 3, 1, 1, 4), w.data(), nullptr, false), apl::ShapeError);
+  EXPECT_THROW(ConvInt8(conv(2, 2, 2, 2, 5, 5), w.data(), nullptr, false), apl::ShapeError);
+  ConvInt8 op(conv(2, 4, 4, 3, 1, 1), w.data(), nullptr, true);
+  const std::vector<uint8_t> x(32, 1);
+  std::vector<uint8_t> y(48);
+  RequantParams two_scales;
+  two_scales.scale = {{1 << 30, 31}, {1 << 30, 31}};
+  EXPECT_THROW(op.run_requantized(1, x.data(), two_scales, y.data()), apl::ValueError);
+  RequantParams bad_range;
+  bad_range.scale = {{1 << 30, 31}};
+  bad_range.hi = 200;  // above int8
+  EXPECT_THROW(op.run_requantized(1, x.data(), bad_range, y.data()), apl::ValueError);
+}
+
+// ---- Requantization ----------------------------------------------------------------------------
+
+std::vector<FixedPointMultiplier> requant_scales(std::mt19937& rng, int64_t n) {
+  std::uniform_int_distribution<int64_t> m(INT32_MIN, INT32_MAX);
+  std::uniform_int_distribution<int> shift(0, 62);
+  const FixedPointMultiplier special[] = {{INT32_MAX, 62}, {INT32_MIN, 62}, {INT32_MIN, 0},
+                                          {1, 0},          {1, 1},          {0, 5},
+                                          {1 << 30, 31},   {-1, 1},         {INT32_MAX, 0}};
+  std::vector<FixedPointMultiplier> v;
+  for (int64_t i = 0; i < n; ++i)
+    v.push_back(i < 9 ? special[i] : FixedPointMultiplier{static_cast<int32_t>(m(rng)), shift(rng)});
+  return v;
+}
+
+std::vector<int32_t> requant_accumulators(std::mt19937& rng, int64_t n) {
+  std::vector<int32_t> acc = random_vector<int32_t>(rng, n, INT32_MIN, INT32_MAX);
+  std::uniform_int_distribution<int32_t> small(-300, 300);
+  for (int64_t i = 0; i < n; ++i) {
+    if (i % 7 == 0) acc[i] = small(rng);  // many results inside the clamp range
+    if (i % 11 == 3) acc[i] = INT32_MIN;
+    if (i % 13 == 5) acc[i] = INT32_MAX;
+  }
+  return acc;
+}
+
+// Every shift 0..62, multipliers over the whole int32 range (incl. INT32_MIN, 0, negative),
+// accumulators incl. INT32_MIN/MAX, per-tensor and per-channel with short and long runs.
+TEST(IntKernelsRequantize, MatchesTheRuleAtEveryLevel) {
+  std::mt19937 rng(99);
+  struct Layout {
+    int64_t N, channels, inner;
+  };
+  for (Layout L : {Layout{3, 63, 1}, Layout{2, 40, 3}, Layout{2, 9, 16}, Layout{1, 5, 37},
+                   Layout{4, 7, 29}}) {
+    const int64_t total = L.N * L.channels * L.inner;
+    const std::vector<int32_t> acc = requant_accumulators(rng, total);
+    for (bool per_channel : {false, true})
+      for (int variant = 0; variant < 3; ++variant) {
+        RequantParams rq;
+        rq.scale = requant_scales(rng, per_channel ? L.channels : 1);
+        if (!per_channel) rq.scale[0] = FixedPointMultiplier{static_cast<int32_t>(rng()), variant * 31};
+        rq.out_unsigned = variant == 1;
+        rq.lo = rq.out_unsigned ? 0 : (variant == 0 ? -128 : -127);
+        rq.hi = rq.out_unsigned ? 255 : (variant == 0 ? 127 : 100);
+        std::vector<int64_t> expected(total);
+        for (int64_t i = 0; i < total; ++i)
+          expected[i] = naive_requantize(acc[i], rq.scale[per_channel ? (i / L.inner) % L.channels : 0],
+                                         rq.lo, rq.hi);
+        auto as_int = [&](const std::vector<uint8_t>& y, int64_t i) {
+          return rq.out_unsigned ? int64_t{y[i]} : int64_t{int8_t(y[i])};
+        };
+        std::vector<uint8_t> y(total);
+        requantize_int32_reference(L.N, L.channels, L.inner, acc.data(), rq, y.data());
+        for (int64_t i = 0; i < total; ++i) ASSERT_EQ(as_int(y, i), expected[i]) << "reference at " << i;
+        for_each_level_and_threads([&](SimdLevel, int) {
+          std::vector<uint8_t> out(total, 0x5A);
+          requantize_int32(L.N, L.channels, L.inner, acc.data(), rq, out.data());
+          for (int64_t i = 0; i < total; ++i)
+            ASSERT_EQ(as_int(out, i), expected[i])
+                << "at " << i << " acc " << acc[i] << " inner " << L.inner;
+        });
+      }
+  }
+}
+
+// A large per-tensor run (the parallel, chunked path) with realistic multipliers.
+TEST(IntKernelsRequantize, LongRunsAgreeAcrossLevels) {
+  std::mt19937 rng(5);
+  const int64_t total = 300001;
+  const std::vector<int32_t> acc = random_vector<int32_t>(rng, total, -2000000, 2000000);
+  RequantParams rq;
+  rq.scale = {apl::encode_multiplier(1.0 / 12345.0)};
+  std::vector<int64_t> expected(total);
+  for (int64_t i = 0; i < total; ++i) expected[i] = naive_requantize(acc[i], rq.scale[0], rq.lo, rq.hi);
+  for_each_level_and_threads([&](SimdLevel, int) {
+    std::vector<int8_t> y(total);
+    requantize_int32(1, 1, total, acc.data(), rq, y.data());
+    for (int64_t i = 0; i < total; ++i) ASSERT_EQ(y[i], expected[i]) << "at " << i;
+  });
+}
+
+TEST(IntKernelsRequantize, RejectsBadParams) {
+  const std::vector<int32_t> acc(8);
+  std::vector<uint8_t> y(8);
+  RequantParams rq;
+  rq.scale = {{1, 63}};
+  EXPECT_THROW(requantize_int32(1, 2, 4, acc.data(), rq, y.data()), apl::ValueError);
+  rq.scale = {{1, 1}, {1, 1}, {1, 1}};
+  EXPECT_THROW(requantize_int32(1, 2, 4, acc.data(), rq, y.data()), apl::ValueError);
+  rq.scale = {{1, 1}};
+  rq.out_unsigned = true;  // lo = -127 does not fit uint8
+  EXPECT_THROW(requantize_int32(1, 2, 4, acc.data(), rq, y.data()), apl::ValueError);
+}
+
+// ---- Wide (n > 8 bits) references --------------------------------------------------------------
+
+TEST(IntKernelsWide, ConvAndRequantizeMatchNaiveLoops) {
+  std::mt19937 rng(7);
+  for (const ConvCase& tc : {ConvCase{"3x3_groups2", conv(6, 7, 8, 4, 3, 3, 2, 1, 2), 2},
+                             ConvCase{"depthwise_dil2", conv(3, 9, 9, 3, 3, 3, 1, 2, 3, 2), 1}}) {
+    SCOPED_TRACE(tc.name);
+    const Conv2dShape& s = tc.s;
+    const auto x = random_vector<int32_t>(rng, tc.N * s.C * s.H * s.W, -32767, 32767);
+    const auto w = random_vector<int32_t>(rng, s.K * (s.C / s.groups) * s.R * s.S, -32767, 32767);
+    const auto bias = random_vector<int64_t>(rng, s.K, -(int64_t{1} << 40), int64_t{1} << 40);
+    const std::vector<int64_t> expected = naive_conv(s, tc.N, x.data(), w.data(), bias.data());
+    std::vector<int64_t> acc(expected.size());
+    conv2d_wide_reference(s, tc.N, x.data(), w.data(), bias.data(), acc.data());
+    EXPECT_EQ(acc, expected);
+
+    const int64_t plane = s.OH() * s.OW();
+    std::vector<FixedPointMultiplier> scale;
+    for (int64_t k = 0; k < s.K; ++k) scale.push_back(apl::encode_multiplier(1.0 / (1e5 * (k + 1))));
+    const int64_t lo = -32767, hi = 32767;
+    std::vector<int32_t> y(acc.size());
+    requantize_wide_reference(tc.N, s.K, plane, acc.data(), scale, lo, hi, y.data());
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_EQ(y[i], naive_requantize(acc[i], scale[(i / plane) % s.K], lo, hi)) << "at " << i;
+  }
+}
+
+// ---- Other integer ops -------------------------------------------------------------------------
+
+template <class T, class Acc>
+void check_pools(std::mt19937& rng, int64_t lo, int64_t hi) {
+  Pool2dShape s = conv(3, 9, 8, 0, 3, 2, 2, 1);
+  s.pad_top = 0, s.pad_bottom = 2, s.stride_w = 1;
+  const int64_t N = 2, OH = s.OH(), OW = s.OW();
+  const auto x = random_vector<T>(rng, N * s.C * s.H * s.W, lo, hi);
+  std::vector<T> mx(N * s.C * OH * OW);
+  std::vector<Acc> sum(mx.size());
+  maxpool2d_int(s, N, x.data(), mx.data());
+  sumpool2d_int(s, N, x.data(), sum.data());
+  for (int64_t nc = 0; nc < N * s.C; ++nc)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        int64_t best = INT64_MIN, total = 0;
+        for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t q = 0; q < s.S; ++q) {
+            const int64_t ih = oh * s.stride_h + r - s.pad_top, iw = ow * s.stride_w + q - s.pad_left;
+            if (ih < 0 || iw < 0 || ih >= s.H || iw >= s.W) continue;  // padding: ignored / 0
+            const int64_t v = x[(nc * s.H + ih) * s.W + iw];
+            best = std::max(best, v);
+            total += v;
+          }
+        const int64_t i = (nc * OH + oh) * OW + ow;
+        ASSERT_EQ(int64_t{mx[i]}, best) << "max at " << i;
+        ASSERT_EQ(int64_t{sum[i]}, total) << "sum at " << i;
+      }
+  std::vector<Acc> global(N * s.C);
+  global_sumpool_int(N, s.C, s.H * s.W, x.data(), global.data());
+  for (int64_t nc = 0; nc < N * s.C; ++nc) {
+    int64_t total = 0;
+    for (int64_t i = 0; i < s.H * s.W; ++i) total += x[nc * s.H * s.W + i];
+    ASSERT_EQ(int64_t{global[nc]}, total);
+  }
+}
+
+TEST(IntKernelsOps, PoolsMatchNaiveLoops) {
+  std::mt19937 rng(11);
+  check_pools<int8_t, int32_t>(rng, -127, 127);
+  check_pools<uint8_t, int32_t>(rng, 0, 255);
+  check_pools<int32_t, int64_t>(rng, -(int64_t{1} << 30), int64_t{1} << 30);
+  check_pools<int8_t, int64_t>(rng, -127, 127);
+}
+
+TEST(IntKernelsOps, ReluClampsNegativesOnly) {
+  const std::vector<int8_t> x8{-128, -1, 0, 1, 127};
+  std::vector<int8_t> y8(5);
+  relu_int(5, x8.data(), y8.data());
+  EXPECT_EQ(y8, (std::vector<int8_t>{0, 0, 0, 1, 127}));
+  const std::vector<int32_t> x32{INT32_MIN, -5, 0, 7, INT32_MAX};
+  std::vector<int32_t> y32(5);
+  relu_int(5, x32.data(), y32.data());
+  EXPECT_EQ(y32, (std::vector<int32_t>{0, 0, 0, 7, INT32_MAX}));
+  const std::vector<uint8_t> xu{0, 128, 255};
+  std::vector<uint8_t> yu(3);
+  relu_int(3, xu.data(), yu.data());
+  EXPECT_EQ(yu, xu);
+}
+
+template <class A, class B, class Acc>
+void check_binary(std::mt19937& rng, int64_t a_lo, int64_t a_hi, int64_t b_lo, int64_t b_hi) {
+  const int64_t n = 1000;
+  const auto a = random_vector<A>(rng, n, a_lo, a_hi);
+  const auto b = random_vector<B>(rng, n, b_lo, b_hi);
+  for (IntBinaryOp op : {IntBinaryOp::Add, IntBinaryOp::Sub, IntBinaryOp::Mul}) {
+    std::vector<Acc> y(n);
+    binary_int(op, n, a.data(), b.data(), y.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t p = a[i], q = b[i];
+      const int64_t want = op == IntBinaryOp::Add ? p + q : op == IntBinaryOp::Sub ? p - q : p * q;
+      ASSERT_EQ(int64_t{y[i]}, want) << "op " << int(op) << " at " << i;
+    }
+  }
+}
+
+TEST(IntKernelsOps, BinaryMixedSignednessMatchesNaive) {
+  std::mt19937 rng(13);
+  check_binary<int8_t, uint8_t, int32_t>(rng, -128, 127, 0, 255);
+  check_binary<uint8_t, int8_t, int32_t>(rng, 0, 255, -128, 127);
+  check_binary<int8_t, int8_t, int32_t>(rng, -128, 127, -128, 127);
+  check_binary<uint8_t, uint8_t, int64_t>(rng, 0, 255, 0, 255);
+  check_binary<int32_t, int32_t, int64_t>(rng, INT32_MIN, INT32_MAX, INT32_MIN, INT32_MAX);
+  check_binary<int32_t, int32_t, int32_t>(rng, -40000, 40000, -40000, 40000);
+}
+
+}  // namespace

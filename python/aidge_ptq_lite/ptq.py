@@ -1,0 +1,131 @@
+"""quantize_network and compute_ranges: the PTQ pipeline around streamed calibration."""
+from __future__ import annotations
+
+import enum
+import sys
+import time
+from typing import Iterable, Iterator, Union
+
+import numpy as np
+
+from . import _core
+
+
+class Clipping(str, enum.Enum):
+    """How each activation range is chosen from calibration."""
+
+    MAX = "MAX"  #: the largest |x| seen
+    MSE = "MSE"  #: minimises the quantization mean squared error over the histogram
+    AA = "AA"    #: minimises the mean absolute error
+    KL = "KL"    #: minimises the KL divergence (TensorRT entropy calibration)
+
+
+CalibrationSet = Union[np.ndarray, Iterable[np.ndarray]]
+CALIBRATION_BATCH = 64
+_IMPLEMENTED_CLIPPING = {"MAX"}
+
+
+def _clipping_name(mode) -> str:
+    name = mode.value if isinstance(mode, Clipping) else str(mode).upper()
+    if name not in Clipping.__members__:
+        raise ValueError(f"unknown clipping mode {mode!r}; expected one of MAX, MSE, AA, KL")
+    return name
+
+
+def iter_batches(calibration_set: CalibrationSet, batch_size: int = CALIBRATION_BATCH) -> Iterator[np.ndarray]:
+    """Yield float32 batches from an array (N, C, H, W) or an iterable of such arrays."""
+    if isinstance(calibration_set, np.ndarray):
+        if calibration_set.ndim < 2 or len(calibration_set) == 0:
+            raise ValueError(f"calibration set is empty or has no batch axis (shape {calibration_set.shape})")
+        for start in range(0, len(calibration_set), batch_size):
+            yield np.ascontiguousarray(calibration_set[start:start + batch_size], dtype=np.float32)
+        return
+    if calibration_set is None:
+        raise ValueError("calibration_set is required")
+    for batch in calibration_set:
+        batch = np.asarray(batch)
+        if batch.ndim == 0 or len(batch) == 0:
+            raise ValueError("calibration set holds an empty batch")
+        yield np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose: bool = False) -> dict:
+    """Max |x| of every node's output over the calibration set, streamed batch by batch.
+
+    Args:
+        graph: a float graph (usually after ``insert_scaling_nodes`` and ``normalize_parameters``).
+        calibration_set: array (N, C, H, W) or an iterable of batches.
+        verbose: show a progress line per batch on stderr.
+
+    Returns:
+        dict node name -> max |x| (float).
+
+    Raises:
+        ValueError: empty calibration set, NaN or Inf in the data or in an activation.
+    """
+    collector = _core.RangeCollector(graph)
+    for i, batch in enumerate(iter_batches(calibration_set)):
+        collector.update(batch)
+        if verbose:
+            print(f"\rcalibration: batch {i + 1}, {collector.samples} samples", end="", file=sys.stderr)
+    if verbose:
+        print(file=sys.stderr)
+    if collector.samples == 0:
+        raise ValueError("calibration set is empty")
+    return dict(collector.ranges)
+
+
+def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: CalibrationSet = None,
+                     clipping_mode: Union[str, Clipping] = "MAX", cross_layer_equalization: bool = False,
+                     optimize_signs: bool = False, single_shift: bool = False, no_quant: bool = False,
+                     channel_wise: bool = False, verbose: bool = False) -> None:
+    """Quantize ``graph`` in place: afterwards ``graph.forward`` runs the integer network.
+
+    Pipeline: prepare_network, (cross_layer_equalization), insert_scaling_nodes,
+    normalize_parameters, compute_ranges (streamed), (adjust_ranges), normalize_activations,
+    quantize_normalized_network, cast_to_integer.
+
+    Args:
+        graph: a float graph from ``load_onnx``. Keep ``graph.clone()`` first to compare.
+        nb_bits: 2..16. Up to 8 bits the network runs int8 x int8 -> int32 kernels; above,
+            int32 activations with int64 accumulators.
+        calibration_set: float array (N, C, H, W) or an iterable of batches (a few hundred
+            samples is typical).
+        clipping_mode: "MAX", "MSE", "AA" or "KL" (or ``Clipping``).
+        cross_layer_equalization: balance weight ranges of consecutive layers first.
+        optimize_signs: unsigned codes where activations are provably non-negative.
+        single_shift: power-of-two rescaling, compensated in the weights.
+        no_quant: the whole pipeline without rounding (debugging): outputs equal the float ones.
+        channel_wise: per-output-channel weight scales.
+        verbose: print progress and the arbitration decisions.
+
+    Raises:
+        ValueError: nb_bits outside 2..16, unknown clipping mode, empty or non-finite calibration
+            data, a graph that is already quantized.
+        UnsupportedOpError: a node that cannot be quantized (see ``quantizability_report``).
+        NotImplementedError: an option not available yet.
+
+    On any error the graph is left unchanged.
+    """
+    if isinstance(nb_bits, bool) or not isinstance(nb_bits, (int, np.integer)) or not 2 <= nb_bits <= 16:
+        raise ValueError(f"nb_bits must be an integer in 2..16, got {nb_bits!r}")
+    clipping = _clipping_name(clipping_mode)
+    if graph.is_quantized:
+        raise ValueError("the graph is already quantized; quantize a fresh load_onnx() or a clone "
+                         "taken before quantizing")
+    if clipping not in _IMPLEMENTED_CLIPPING:
+        raise NotImplementedError(f"clipping mode {clipping} is not implemented yet (use MAX)")
+    for flag, name in ((cross_layer_equalization, "cross_layer_equalization"),
+                       (optimize_signs, "optimize_signs"), (single_shift, "single_shift")):
+        if flag:
+            raise NotImplementedError(f"{name} is not implemented yet")
+    options = (int(nb_bits), clipping, cross_layer_equalization, optimize_signs, single_shift,
+               no_quant, channel_wise, verbose)
+    t0 = time.perf_counter()
+    work = graph.clone()  # the caller's graph changes only once everything has succeeded
+    _core._prepare_for_calibration(work, *options)
+    ranges = compute_ranges(work, calibration_set, verbose)
+    _core._quantize_from_ranges(work, ranges, *options)
+    graph._assign(work)
+    if verbose:
+        print(f"quantize_network: {nb_bits} bits, {clipping}, {time.perf_counter() - t0:.2f} s", file=sys.stderr)

@@ -1,0 +1,32 @@
+"""Shared fixtures: onnxruntime as the float oracle, the zoo, data."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from aidge_ptq_lite import datasets, zoo
+
+
+def ort_forward(model, x: np.ndarray) -> np.ndarray:
+    """Run a model (ModelProto or path) with onnxruntime on the CPU, 2 threads."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.log_severity_level = 3
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def relative_error(y: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.max(np.abs(y - ref)) / max(np.max(np.abs(ref)), 1e-12))
+
+
+@pytest.fixture(scope="session")
+def test_images():
+    x, y = datasets.load_fashion_mnist("test", limit=512)
+    return x, y
+
+
+@pytest.fixture(scope="session", params=zoo.ZOO_MODELS)
+def zoo_model(request):
+    return request.param

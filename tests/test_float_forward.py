@@ -1,0 +1,111 @@
+"""Float forward against onnxruntime: the zoo, ResNet-18, and one small model per op."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import aidge_ptq_lite as apl
+from aidge_ptq_lite import zoo
+
+from conftest import ort_forward, relative_error
+
+
+def test_zoo_model_matches_onnxruntime(zoo_model, test_images):
+    x, _ = test_images
+    path = zoo.model_path(zoo_model)
+    g = apl.load_onnx(path)
+    ours = g.forward(x)
+    ref = ort_forward(path, x)
+    assert ours.shape == ref.shape == (512, 10)
+    assert relative_error(ours, ref) <= 1e-4
+    assert np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+def test_resnet18_scale_case_matches_onnxruntime():
+    model = zoo.make_resnet18(seed=0)
+    x = np.random.default_rng(1).standard_normal((8, 3, 224, 224), dtype=np.float32)
+    g = apl.load_onnx(model)
+    ours = g.forward(x)
+    ref = ort_forward(model, x)
+    assert relative_error(ours, ref) <= 1e-4
+    assert np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+# ---- one small model per op, built with onnx.helper ------------------------------------------
+
+RNG = np.random.default_rng(0)
+
+
+def _init(name, shape, scale=0.5, dtype=np.float32):
+    return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(dtype), name)
+
+
+def _model(nodes, inits, in_shape, out_shape, opset=17):
+    g = helper.make_graph(
+        nodes, "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_shape])],
+        inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(m)
+    return m
+
+
+def _positive(name, shape):
+    return numpy_helper.from_array(RNG.uniform(0.5, 1.5, shape).astype(np.float32), name)
+
+
+CASES = {
+    "conv_group_dilation": lambda: _model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], group=2, dilations=[2, 2], pads=[2, 1, 0, 1], strides=[1, 2])],
+        [_init("w", (6, 2, 3, 3)), _init("b", (6,))], (4, 9, 9), (6, 7, 5)),
+    "depthwise": lambda: _model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=5, pads=[1, 1, 1, 1])],
+        [_init("w", (5, 1, 3, 3))], (5, 7, 7), (5, 7, 7)),
+    "batchnorm_leaky": lambda: _model(
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["h"], epsilon=1e-3),
+         helper.make_node("LeakyRelu", ["h"], ["y"], alpha=0.2)],
+        [_init("s", (3,)), _init("b", (3,)), _init("m", (3,)), _positive("v", (3,))], (3, 4, 4), (3, 4, 4)),
+    "pools": lambda: _model(
+        [helper.make_node("MaxPool", ["x"], ["a"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+         helper.make_node("AveragePool", ["a"], ["b"], kernel_shape=[2, 2], pads=[1, 1, 0, 0], count_include_pad=0),
+         helper.make_node("AveragePool", ["b"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1], count_include_pad=1)],
+        [], (2, 9, 9), (2, 6, 6)),
+    "pad_clip_sigmoid": lambda: _model(
+        [helper.make_node("Pad", ["x", "p", "v"], ["a"], mode="constant"),
+         helper.make_node("Clip", ["a", "lo", "hi"], ["b"]),
+         helper.make_node("Sigmoid", ["b"], ["y"])],
+        [numpy_helper.from_array(np.array([0, 0, 1, 2, 0, 0, 3, 0], np.int64), "p"),
+         numpy_helper.from_array(np.array(0.25, np.float32), "v"),
+         numpy_helper.from_array(np.array(-0.5, np.float32), "lo"),
+         numpy_helper.from_array(np.array(0.7, np.float32), "hi")], (2, 3, 3), (2, 7, 5)),
+    "binary_broadcast": lambda: _model(
+        [helper.make_node("Mul", ["x", "c"], ["a"]),
+         helper.make_node("Sub", ["d", "a"], ["b"]),
+         helper.make_node("Add", ["b", "x"], ["y"])],
+        [_init("c", (3, 1, 1)), _init("d", (1, 1, 4))], (3, 2, 4), (3, 2, 4)),
+    "concat_gap_gemm_softmax": lambda: _model(
+        [helper.make_node("Relu", ["x"], ["r"]),
+         helper.make_node("Concat", ["x", "r"], ["c"], axis=1),
+         helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+         helper.make_node("Flatten", ["g"], ["f"]),
+         helper.make_node("Dropout", ["f"], ["d"]),
+         helper.make_node("Gemm", ["d", "w", "b"], ["h"], transB=1, alpha=0.5, beta=2.0),
+         helper.make_node("Softmax", ["h"], ["y"], axis=-1)],
+        [_init("w", (7, 6)), _init("b", (7,))], (3, 5, 5), (7,)),
+    "reshape_matmul_identity": lambda: _model(
+        [helper.make_node("Reshape", ["x", "s"], ["r"]),
+         helper.make_node("MatMul", ["r", "w"], ["m"]),
+         helper.make_node("Identity", ["m"], ["y"])],
+        [numpy_helper.from_array(np.array([-1, 12], np.int64), "s"), _init("w", (12, 4))], (3, 2, 2), (4,)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_matches_onnxruntime(case):
+    model = CASES[case]()
+    x = RNG.standard_normal((3, *[d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]])).astype(np.float32)
+    ours = apl.load_onnx(model).forward(x)
+    ref = ort_forward(model, x)
+    assert ours.shape == ref.shape
+    assert relative_error(ours, ref) <= 1e-5
