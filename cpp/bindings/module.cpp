@@ -207,4 +207,6 @@ APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this
 )pbdoc");
 
   bind_ptq(m);
+  bind_clipping(m);
+  bind_cle_and_signs(m);
 }

@@ -1,5 +1,8 @@
-// Float convolution. Two paths, chosen at construction:
-//  - depthwise: a direct kernel per (sample, channel) plane on a zero-padded copy of the plane;
+// Float convolution. Three paths:
+//  - depthwise (chosen at construction): a direct kernel per (sample, channel) plane on a
+//    zero-padded copy of the plane;
+//  - im2col across samples, for small output planes whose columns would fill few micro-tiles
+//    per sample (e.g. 7x7: 49 of 64 columns) while many output channels amortise the copy;
 //  - otherwise an "implicit GEMM" without im2col. The zero-padded input is split into
 //    stride_h x stride_w phase planes (padded row i*stride_h + a, column j*stride_w + b go to
 //    phase (a, b), row i, column j). Computed on the phase width, output (oh, ow) of tap (c, r, s)
@@ -7,7 +10,7 @@
 //    column ow + s*dil_w / stride_w: a fixed offset per tap. So B rows are pointers into a band of
 //    phase rows, and the few columns past the true output width are computed then dropped.
 // Weights are packed once for the SIMD level active at construction; bias is fused into the
-// micro-kernel's first depth block. Work items are (sample, group, block of output rows) and are
+// micro-kernel's first depth block. Work items (group and block of samples, rows or columns) are
 // shared among OpenMP threads.
 #include <omp.h>
 
@@ -62,6 +65,43 @@ void fill_phase_rows(const Conv2dShape& s, const float* channel, int64_t a, int6
   }
 }
 
+// Rows [k0, k0 + kb) of the im2col matrix of one group (rows: taps (c, r, s); columns: output
+// positions (sample, oh, ow) of every sample), restricted to columns [j0, j0 + nb), into dst
+// (row stride ld); columns nb..padded_cols are zeroed. Samples are sample_stride floats apart.
+void im2col_block(const Conv2dShape& s, const float* x_group, int64_t sample_stride, int64_t k0,
+                  int64_t kb, int64_t j0, int64_t nb, int64_t padded_cols, float* dst,
+                  int64_t ld) {
+  const int64_t OH = s.OH(), OW = s.OW();
+  for (int64_t k = 0; k < kb; ++k) {
+    const int64_t tap = k0 + k;
+    const int64_t c = tap / (s.R * s.S), r = tap / s.S % s.R, col = tap % s.S;
+    // Input column of output column ow is ow * stride_w + shift: inside for ow in [lo, hi).
+    const int64_t shift = col * s.dil_w - s.pad_left;
+    const int64_t lo = std::min(OW, shift >= 0 ? 0 : (-shift + s.stride_w - 1) / s.stride_w);
+    const int64_t hi = std::clamp((s.W - shift + s.stride_w - 1) / s.stride_w, lo, OW);
+    float* out = dst + k * ld;
+    for (int64_t j = j0; j < j0 + nb;) {  // one output row segment per step
+      const int64_t sample = j / (OH * OW), oh = j / OW % OH, ow_begin = j % OW;
+      const int64_t ow_end = std::min(OW, ow_begin + (j0 + nb - j));
+      const int64_t ih = oh * s.stride_h - s.pad_top + r * s.dil_h;
+      float* seg = out - ow_begin;  // seg[ow] is this segment's column ow
+      if (ih < 0 || ih >= s.H) {
+        std::fill(seg + ow_begin, seg + ow_end, 0.0f);
+      } else {
+        const float* row = x_group + sample * sample_stride + (c * s.H + ih) * s.W + shift;
+        const int64_t in_lo = std::clamp(lo, ow_begin, ow_end);
+        const int64_t in_hi = std::clamp(hi, in_lo, ow_end);
+        std::fill(seg + ow_begin, seg + in_lo, 0.0f);
+        for (int64_t ow = in_lo; ow < in_hi; ++ow) seg[ow] = row[ow * s.stride_w];
+        std::fill(seg + in_hi, seg + ow_end, 0.0f);
+      }
+      out += ow_end - ow_begin;
+      j += ow_end - ow_begin;
+    }
+    std::fill(dst + k * ld + nb, dst + k * ld + padded_cols, 0.0f);
+  }
+}
+
 void check_shape(const Conv2dShape& s) {
   const bool ok = s.C > 0 && s.K > 0 && s.H > 0 && s.W > 0 && s.R > 0 && s.S > 0 &&
                   s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 &&
@@ -86,7 +126,9 @@ struct ConvF32::Impl {
   std::vector<float> bias;                       // K values, zeros when the model has none
 
   void run_depthwise(int64_t N, const float* x, float* y) const;
-  void run_gemm(int64_t N, const float* x, float* y) const;
+  bool prefers_im2col(int64_t N) const;
+  void run_im2col(int64_t N, const float* x, float* y) const;
+  void run_implicit(int64_t N, const float* x, float* y) const;
 };
 
 ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bias)
@@ -117,8 +159,10 @@ void ConvF32::run(int64_t N, const float* x, float* y) const {
   if (N <= 0) return;
   if (impl_->depthwise)
     impl_->run_depthwise(N, x, y);
+  else if (impl_->prefers_im2col(N))
+    impl_->run_im2col(N, x, y);
   else
-    impl_->run_gemm(N, x, y);
+    impl_->run_implicit(N, x, y);
 }
 
 void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
@@ -137,7 +181,63 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
   }
 }
 
-void ConvF32::Impl::run_gemm(int64_t N, const float* x, float* y) const {
+// Compares the share of useful micro-kernel work of both GEMM paths. Implicit: lost to the
+// columns past the output width and to rounding each image's columns up to whole micro-tiles.
+// im2col: its columns run across samples, but each copied element saves only K/groups
+// multiply-adds; a copy costs about as much as kCopyCost vector FMAs per output channel.
+bool ConvF32::Impl::prefers_im2col(int64_t N) const {
+  constexpr double kCopyCost = 8.0;
+  const Conv2dShape& s = shape;
+  const int64_t OH = s.OH(), OW = s.OW(), nr = kernel.nr;
+  const int64_t phase_w = (s.W + s.pad_left + s.pad_right + s.stride_w - 1) / s.stride_w;
+  const int64_t image_cols = OH * phase_w;
+  const double implicit = double(OW) / phase_w * image_cols / round_up(image_cols, nr);
+  const double im2col = double(N * OH * OW) / round_up(N * OH * OW, nr) /
+                        (1.0 + kCopyCost / s.outputs_per_group());
+  return im2col > implicit;
+}
+
+void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y) const {
+  const Conv2dShape& s = shape;
+  const int64_t out_plane = s.OH() * s.OW(), Cg = s.channels_per_group(),
+                Kg = s.outputs_per_group();
+  const int64_t total_cols = N * out_plane;
+  const int64_t threads = omp_get_max_threads();
+  int64_t col_blocks = (total_cols + kBlockColumns - 1) / kBlockColumns;
+  if (s.groups % threads != 0) col_blocks = std::max(col_blocks, threads);
+  const int64_t block_cols = round_up((total_cols + col_blocks - 1) / col_blocks, kernel.nr);
+  col_blocks = (total_cols + block_cols - 1) / block_cols;
+
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < s.groups * col_blocks; ++item) {
+    const int64_t g = item / col_blocks;
+    const int64_t j0 = item % col_blocks * block_cols, nb = std::min(block_cols, total_cols - j0);
+    const int64_t padded_cols = round_up(nb, kernel.nr);
+    const int64_t ld = detail::scratch_stride(padded_cols);
+    float* columns = detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * ld);
+    int64_t* row_offset = detail::thread_offsets(detail::kMaxDepthBlock);
+    for (int64_t k = 0; k < detail::kMaxDepthBlock; ++k) row_offset[k] = k * ld;
+    float* c_block = detail::thread_scratch(detail::Scratch::C, Kg * nb);
+
+    const detail::PackedA& a = group_weights[g];
+    for (int64_t d = 0; d < a.block_count(); ++d) {
+      im2col_block(s, x + g * Cg * s.H * s.W, s.C * s.H * s.W, a.block_begin(d), a.block_size(d),
+                   j0, nb, padded_cols, columns, ld);
+      detail::gemm_depth_block(kernel, a, d, columns, row_offset, nb, c_block, nb,
+                               bias.data() + g * Kg, d > 0);
+    }
+    // Scatter the columns back to their samples.
+    for (int64_t j = j0; j < j0 + nb;) {
+      const int64_t n = j / out_plane, p = j % out_plane;
+      const int64_t run = std::min(out_plane - p, j0 + nb - j);
+      for (int64_t k = 0; k < Kg; ++k)
+        std::copy_n(c_block + k * nb + (j - j0), run, y + (n * s.K + g * Kg + k) * out_plane + p);
+      j += run;
+    }
+  }
+}
+
+void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
   const int64_t sh = s.stride_h, sw = s.stride_w;

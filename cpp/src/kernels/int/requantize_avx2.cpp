@@ -15,7 +15,7 @@ namespace {
 // acc, m: int32 in the low half of each 64-bit lane; s: 64-bit shift counts.
 inline __m256i multiply_round_shift_clamp(__m256i acc, __m256i m, __m256i s, __m256i lo,
                                           __m256i hi) {
-  const __m256i bias = _mm256_set1_epi64x(int64_t(1) << 61);
+  const __m256i bias = _mm256_set1_epi64x(int64_t(1) << 62);
   const __m256i round = _mm256_srli_epi64(_mm256_sllv_epi64(_mm256_set1_epi64x(1), s), 1);
   const __m256i u = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(acc, m), round), bias);
   const __m256i v = _mm256_sub_epi64(_mm256_srlv_epi64(u, s), _mm256_srlv_epi64(bias, s));
