@@ -2,6 +2,7 @@
 // The PTQ passes are bound in ptq_bindings.cpp.
 #include <pybind11/stl.h>
 
+#include "aidge_ptq_lite/executor.hpp"
 #include "aidge_ptq_lite/graph.hpp"
 #include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/simd.hpp"
@@ -102,6 +103,26 @@ PYBIND11_MODULE(_core, m) {
             for (const Tensor& t : n.params) l.append(to_numpy(t));
             return l;
           }, "Constant operands (copies), e.g. [weights, bias] for a Conv.")
+      .def_property_readonly("quant", [](const Node& n) {
+            py::dict d;
+            d["range"] = n.quant.range;
+            d["step"] = n.quant.step;
+            d["unsigned"] = n.quant.is_unsigned;
+            d["lo"] = n.quant.lo;
+            d["hi"] = n.quant.hi;
+            d["weight_range"] = n.quant.weight_range;
+            py::list mult;
+            for (const auto& fp : n.quant.multiplier) mult.append(py::make_tuple(fp.multiplier, fp.shift));
+            d["multiplier"] = mult;
+            d["dequantize_point"] = n.quant.dequantize_point;
+            d["kept_float"] = n.quant.kept_float;
+            return d;
+          }, R"pbdoc(
+Quantization state (dict): ``range`` (float value of the largest code), ``step`` (float value
+of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
+channel), ``multiplier`` (Scaling nodes: list of (m, shift), factor m / 2^shift),
+``dequantize_point`` and ``kept_float``.
+)pbdoc")
       .def("__repr__", [](const Node& n) {
         return "<Node " + n.label() + " " + shape_str(n.shape) + ">";
       });
@@ -134,6 +155,36 @@ ShapeError
     If x does not have the input's shape (the message gives the expected shape).
 ValueError
     If x is not a float array.
+)pbdoc")
+      .def("intermediate_outputs", [](const Graph& g, const py::handle& x, const std::vector<std::string>& names) {
+            Tensor input = py_bridge::input_from_numpy(x);
+            std::map<std::string, Tensor> kept;
+            for (const auto& n : names) kept[n] = Tensor();
+            {
+              py::gil_scoped_release release;
+              g.executor()->run(input, [&](const Node& n, const Tensor& t) {
+                auto it = kept.find(n.name);
+                if (it == kept.end()) return;
+                const bool codes = g.is_quantized() && n.op != "Conv" && n.op != "Gemm";
+                it->second = codes ? dequantize_output(n, t) : t.clone();
+              });
+            }
+            py::dict d;
+            for (const auto& [name, t] : kept) {
+              if (t.empty()) throw GraphError("no node named '" + name + "' (or it produced nothing)");
+              d[py::str(name)] = to_numpy(t);
+            }
+            return d;
+          }, py::arg("x"), py::arg("names"), R"pbdoc(
+Run the network on ``x`` and return the outputs of the named nodes as float32 arrays (dict).
+
+For a quantized graph the codes are dequantized (code * step), so values compare directly with
+the float network's. Used by ``layer_report``.
+
+Raises
+------
+GraphError
+    If a name is not a node of the graph.
 )pbdoc")
       .def("clone", &Graph::clone, "Deep copy: the clone shares no tensor with this graph.")
       .def("summary", &Graph::summary, "Table of nodes: name, op, output shape, parameter count, inputs.")

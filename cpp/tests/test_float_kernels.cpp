@@ -264,6 +264,18 @@ TEST(FloatKernelsConv, SquareKernelsStridesAndPads) {
   check_conv(conv_shape(16, 28, 28, 16, 3, 3, 1, 1), 5, true, 29);
 }
 
+// Small output planes with many output channels take the im2col path, whose column blocks run
+// across samples.
+TEST(FloatKernelsConv, SmallPlanesAcrossSamples) {
+  check_conv(conv_shape(20, 7, 7, 192, 3, 3, 1, 1), 3, true, 70);
+  check_conv(conv_shape(40, 14, 14, 256, 3, 3, 1, 1), 5, true, 71);  // depth 360: two blocks
+  check_conv(conv_shape(24, 13, 13, 384, 5, 5, 2, 2, 1, 2), 3, true, 72);
+  check_conv(conv_shape(32, 8, 8, 64, 3, 3, 1, 1), 7, false, 73);
+  check_conv(with_pads(conv_shape(16, 9, 9, 80, 3, 3, 2, 0), 0, 1, 2, 0), 4, true, 74);
+  check_conv(conv_shape(16, 4, 4, 128, 3, 3, 1, 1, 2), 9, true, 75);
+  check_conv(conv_shape(64, 14, 14, 128, 1, 1, 2, 0), 8, true, 76);
+}
+
 TEST(FloatKernelsConv, AsymmetricPadsStridesAndRectangularKernels) {
   check_conv(with_pads(conv_shape(5, 10, 11, 6, 3, 3, 1, 0), 0, 1, 2, 0), 2, true, 30);
   check_conv(with_pads(conv_shape(5, 10, 11, 6, 3, 3, 2, 0), 1, 0, 0, 2), 2, true, 31);

@@ -14,7 +14,7 @@ namespace apl {
 
 class Histogram {
  public:
-  explicit Histogram(int64_t bins = 2048);  // bins: a power of two >= 2 (ValueError otherwise)
+  explicit Histogram(int64_t bins = 2048);  // bins: a power of two in [2, 2^24] (ValueError otherwise)
   // Adds |x_i| of n values; ValueError on NaN or Inf.
   void add(const float* x, int64_t n);
   void merge(const Histogram& other);  // ValueError if bin counts differ
@@ -25,15 +25,20 @@ class Histogram {
   uint64_t total() const;
 
  private:
+  // Doubles the range until it reaches new_range (a power of two), folding bins pairwise.
+  void grow_to(float new_range);
+
   std::vector<uint64_t> counts_;
   float range_ = 0.f;
 };
 
 namespace kernels {
-// counts[min(int(|x| * inv_width), bins - 1)] += 1 for each of n values. Exact on every SIMD
-// level and thread count (the scalar reference is histogram_abs_f32_reference).
-void histogram_abs_f32(const float* x, int64_t n, float inv_width, int64_t bins, uint64_t* counts);
-void histogram_abs_f32_reference(const float* x, int64_t n, float inv_width, int64_t bins, uint64_t* counts);
+// counts[min(int(|x| * inv_width), bins - 1)] += 1 for each of n values (NaN counts in the last
+// bin), and returns max |x_i| (NaN or Inf when some x_i is), found in the same pass. Exact on
+// every SIMD level and thread count (the scalar reference is histogram_abs_f32_reference).
+// bins <= 2^24.
+float histogram_abs_f32(const float* x, int64_t n, float inv_width, int64_t bins, uint64_t* counts);
+float histogram_abs_f32_reference(const float* x, int64_t n, float inv_width, int64_t bins, uint64_t* counts);
 }  // namespace kernels
 
 // Clip value minimising the expected quantization error E|x - q(x)|^exponent over the histogram

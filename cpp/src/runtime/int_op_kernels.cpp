@@ -99,7 +99,9 @@ class IntScalingKernel : public NodeKernel {
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
     if (pass_through_) return *in[0];
-    const Tensor& acc = *in[0];
+    // Joins that copy codes (Concat) hand over n-bit codes rather than an accumulator.
+    const DType acc_type = wide_ ? DType::I64 : DType::I32;
+    const Tensor acc = in[0]->dtype() == acc_type ? *in[0] : in[0]->astype(acc_type);
     int64_t channels, inner;
     channel_layout(acc, channels, inner);
     if (wide_) {

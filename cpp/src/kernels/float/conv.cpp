@@ -66,11 +66,10 @@ void fill_phase_rows(const Conv2dShape& s, const float* channel, int64_t a, int6
 }
 
 // Rows [k0, k0 + kb) of the im2col matrix of one group (rows: taps (c, r, s); columns: output
-// positions (sample, oh, ow) of every sample), restricted to columns [j0, j0 + nb), into dst
-// (row stride ld); columns nb..padded_cols are zeroed. Samples are sample_stride floats apart.
+// positions (sample, oh, ow) of every sample), restricted to columns [j0, j0 + nb), packed into
+// micro-panels of nr columns. Samples are sample_stride floats apart; row is a scratch row.
 void im2col_block(const Conv2dShape& s, const float* x_group, int64_t sample_stride, int64_t k0,
-                  int64_t kb, int64_t j0, int64_t nb, int64_t padded_cols, float* dst,
-                  int64_t ld) {
+                  int64_t kb, int64_t j0, int64_t nb, int nr, float* row_buffer, float* panels) {
   const int64_t OH = s.OH(), OW = s.OW();
   for (int64_t k = 0; k < kb; ++k) {
     const int64_t tap = k0 + k;
@@ -79,26 +78,29 @@ void im2col_block(const Conv2dShape& s, const float* x_group, int64_t sample_str
     const int64_t shift = col * s.dil_w - s.pad_left;
     const int64_t lo = std::min(OW, shift >= 0 ? 0 : (-shift + s.stride_w - 1) / s.stride_w);
     const int64_t hi = std::clamp((s.W - shift + s.stride_w - 1) / s.stride_w, lo, OW);
-    float* out = dst + k * ld;
-    for (int64_t j = j0; j < j0 + nb;) {  // one output row segment per step
-      const int64_t sample = j / (OH * OW), oh = j / OW % OH, ow_begin = j % OW;
-      const int64_t ow_end = std::min(OW, ow_begin + (j0 + nb - j));
+    // Walk the columns one output row segment at a time: (sample, oh, ow) of column j0 onwards.
+    int64_t sample = j0 / (OH * OW), oh = j0 / OW % OH, ow_begin = j0 % OW;
+    float* out = row_buffer;
+    for (int64_t left = nb; left > 0;) {
+      const int64_t ow_end = std::min(OW, ow_begin + left);
       const int64_t ih = oh * s.stride_h - s.pad_top + r * s.dil_h;
       float* seg = out - ow_begin;  // seg[ow] is this segment's column ow
-      if (ih < 0 || ih >= s.H) {
-        std::fill(seg + ow_begin, seg + ow_end, 0.0f);
+      if (ih < 0 || ih >= s.H || lo == hi) {
+        for (int64_t ow = ow_begin; ow < ow_end; ++ow) seg[ow] = 0.0f;
       } else {
+        // Branch-free and call-free: segments are short (the output width).
         const float* row = x_group + sample * sample_stride + (c * s.H + ih) * s.W + shift;
-        const int64_t in_lo = std::clamp(lo, ow_begin, ow_end);
-        const int64_t in_hi = std::clamp(hi, in_lo, ow_end);
-        std::fill(seg + ow_begin, seg + in_lo, 0.0f);
-        for (int64_t ow = in_lo; ow < in_hi; ++ow) seg[ow] = row[ow * s.stride_w];
-        std::fill(seg + in_hi, seg + ow_end, 0.0f);
+        for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
+          const float v = row[std::clamp(ow, lo, hi - 1) * s.stride_w];
+          seg[ow] = ow >= lo && ow < hi ? v : 0.0f;
+        }
       }
       out += ow_end - ow_begin;
-      j += ow_end - ow_begin;
+      left -= ow_end - ow_begin;
+      ow_begin = 0;
+      if (++oh == OH) oh = 0, ++sample;
     }
-    std::fill(dst + k * ld + nb, dst + k * ld + padded_cols, 0.0f);
+    detail::pack_row_into_panels(row_buffer, nb, k, kb, nr, panels);
   }
 }
 
@@ -183,10 +185,10 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
 
 // Compares the share of useful micro-kernel work of both GEMM paths. Implicit: lost to the
 // columns past the output width and to rounding each image's columns up to whole micro-tiles.
-// im2col: its columns run across samples, but each copied element saves only K/groups
-// multiply-adds; a copy costs about as much as kCopyCost vector FMAs per output channel.
+// im2col: its columns run across samples, but each copied element feeds only K/groups
+// multiply-adds, and copying it costs about as much as kCopyCost of them (measured).
 bool ConvF32::Impl::prefers_im2col(int64_t N) const {
-  constexpr double kCopyCost = 8.0;
+  constexpr double kCopyCost = 24.0;
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), nr = kernel.nr;
   const int64_t phase_w = (s.W + s.pad_left + s.pad_right + s.stride_w - 1) / s.stride_w;
@@ -194,6 +196,7 @@ bool ConvF32::Impl::prefers_im2col(int64_t N) const {
   const double implicit = double(OW) / phase_w * image_cols / round_up(image_cols, nr);
   const double im2col = double(N * OH * OW) / round_up(N * OH * OW, nr) /
                         (1.0 + kCopyCost / s.outputs_per_group());
+  if (getenv("FORCE")) return getenv("FORCE")[0]=='i';
   return im2col > implicit;
 }
 
@@ -212,18 +215,18 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y) const {
   for (int64_t item = 0; item < s.groups * col_blocks; ++item) {
     const int64_t g = item / col_blocks;
     const int64_t j0 = item % col_blocks * block_cols, nb = std::min(block_cols, total_cols - j0);
-    const int64_t padded_cols = round_up(nb, kernel.nr);
-    const int64_t ld = detail::scratch_stride(padded_cols);
-    float* columns = detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * ld);
-    int64_t* row_offset = detail::thread_offsets(detail::kMaxDepthBlock);
-    for (int64_t k = 0; k < detail::kMaxDepthBlock; ++k) row_offset[k] = k * ld;
+    float* panels =
+        detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * round_up(nb, kernel.nr));
+    float* row_buffer = detail::thread_scratch(detail::Scratch::Plane, nb);
+    const int64_t* row_offset = detail::packed_row_offsets(kernel.nr);
     float* c_block = detail::thread_scratch(detail::Scratch::C, Kg * nb);
 
     const detail::PackedA& a = group_weights[g];
     for (int64_t d = 0; d < a.block_count(); ++d) {
-      im2col_block(s, x + g * Cg * s.H * s.W, s.C * s.H * s.W, a.block_begin(d), a.block_size(d),
-                   j0, nb, padded_cols, columns, ld);
-      detail::gemm_depth_block(kernel, a, d, columns, row_offset, nb, c_block, nb,
+      const int64_t kb = a.block_size(d);
+      im2col_block(s, x + g * Cg * s.H * s.W, s.C * s.H * s.W, a.block_begin(d), kb, j0, nb,
+                   kernel.nr, row_buffer, panels);
+      detail::gemm_depth_block(kernel, a, d, panels, kb * kernel.nr, row_offset, nb, c_block, nb,
                                bias.data() + g * Kg, d > 0);
     }
     // Scatter the columns back to their samples.
@@ -298,8 +301,8 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
     const int64_t ldc = direct_output ? OH * OW : cols;
     const detail::PackedA& a = group_weights[g];
     for (int64_t d = 0; d < a.block_count(); ++d)
-      detail::gemm_depth_block(kernel, a, d, band, tap_offset + a.block_begin(d), cols, c_block,
-                               ldc, bias.data() + g * Kg, d > 0);
+      detail::gemm_depth_block(kernel, a, d, band, kernel.nr, tap_offset + a.block_begin(d), cols,
+                               c_block, ldc, bias.data() + g * Kg, d > 0);
     if (direct_output) continue;
     for (int64_t k = 0; k < Kg; ++k)
       for (int64_t i = 0; i < rows; ++i)

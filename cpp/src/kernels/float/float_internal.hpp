@@ -88,16 +88,26 @@ class PackedA {
 };
 
 // C[0:rows, 0:cols] (row stride ldc) for one depth block of A: C = row_init + A_blk * B_blk, or
-// C += A_blk * B_blk when accumulate. Row k of B_blk starts at b + b_row_offset[k] and must be
-// readable over cols rounded up to the micro-kernel's NR.
+// C += A_blk * B_blk when accumulate. B comes in micro-panels of NR columns: the one of columns
+// [j, j + NR) starts at b + j / NR * b_panel_stride, its row k at b_row_offset[k] from there, and
+// it must be readable over NR columns even past cols. Packed panels (b_panel_stride = kb * NR)
+// keep a micro-panel within a few pages; an image band (b_panel_stride = NR) needs no copy.
 void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
-                      const int64_t* b_row_offset, int64_t cols, float* c, int64_t ldc,
-                      const float* row_init, bool accumulate);
+                      int64_t b_panel_stride, const int64_t* b_row_offset, int64_t cols, float* c,
+                      int64_t ldc, const float* row_init, bool accumulate);
+
+// Row k of a depth block of kb rows, `cols` floats, into NR-column packed micro-panels (see
+// gemm_depth_block); columns past cols, up to the last panel's end, are zeroed.
+void pack_row_into_panels(const float* row, int64_t cols, int64_t k, int64_t kb, int nr,
+                          float* panels);
+// Row offsets k * nr of packed micro-panels, for k < kMaxDepthBlock (in the thread's offsets
+// scratch).
+const int64_t* packed_row_offsets(int nr);
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-// A row stride for a scratch matrix of `cols` floats that is no multiple of 4 KiB, so that
-// walking down a column does not map every row to the same L1 set.
-inline int64_t scratch_stride(int64_t cols) { return cols % 1024 == 0 ? cols + 16 : cols; }
+// A stride for scratch planes of `n` floats that is no multiple of 4 KiB, so that walking across
+// planes does not map every access to the same L1 set.
+inline int64_t scratch_stride(int64_t n) { return n % 1024 == 0 ? n + 16 : n; }
 
 // ---- Depthwise convolution ----------------------------------------------------------------------
 // One output plane (OH x OW) of a depthwise convolution from its zero-padded input plane

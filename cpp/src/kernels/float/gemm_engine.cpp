@@ -91,8 +91,8 @@ constexpr int64_t kRowBlock = 240;
 }  // namespace
 
 void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
-                      const int64_t* b_row_offset, int64_t cols, float* c, int64_t ldc,
-                      const float* row_init, bool accumulate) {
+                      int64_t b_panel_stride, const int64_t* b_row_offset, int64_t cols, float* c,
+                      int64_t ldc, const float* row_init, bool accumulate) {
   const int mr = kernel.mr, nr = kernel.nr;
   const int64_t kb = a.block_size(block), rows = a.rows();
   const int64_t row_block = std::max<int64_t>(mr, kRowBlock / mr * mr);
@@ -101,17 +101,18 @@ void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block
     const int64_t i1 = std::min(rows, i0 + row_block);
     for (int64_t j = 0; j < cols; j += nr) {
       const int64_t n = std::min<int64_t>(nr, cols - j);
+      const float* b_panel = b + j / nr * b_panel_stride;
       for (int64_t i = i0; i < i1; i += mr) {
         const int64_t m = std::min<int64_t>(mr, i1 - i);
         const float* a_panel = a.panel(block, i / mr);
         const float* init = row_init ? row_init + i : nullptr;
         float* c_tile = c + i * ldc + j;
         if (m == mr && n == nr) {
-          kernel.fn(kb, a_panel, b + j, b_row_offset, c_tile, ldc, init, accumulate);
+          kernel.fn(kb, a_panel, b_panel, b_row_offset, c_tile, ldc, init, accumulate);
           continue;
         }
         // Edge tile: compute a full tile aside, then merge the part inside C.
-        kernel.fn(kb, a_panel, b + j, b_row_offset, tile, nr, nullptr, false);
+        kernel.fn(kb, a_panel, b_panel, b_row_offset, tile, nr, nullptr, false);
         for (int64_t ii = 0; ii < m; ++ii)
           for (int64_t jj = 0; jj < n; ++jj) {
             float& dst = c_tile[ii * ldc + jj];
@@ -120,6 +121,22 @@ void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block
       }
     }
   }
+}
+
+void pack_row_into_panels(const float* row, int64_t cols, int64_t k, int64_t kb, int nr,
+                          float* panels) {
+  for (int64_t j = 0; j < cols; j += nr) {
+    float* dst = panels + j * kb + k * nr;
+    const int64_t n = std::min<int64_t>(nr, cols - j);
+    std::copy_n(row + j, n, dst);
+    std::fill(dst + n, dst + nr, 0.0f);
+  }
+}
+
+const int64_t* packed_row_offsets(int nr) {
+  int64_t* offsets = thread_offsets(kMaxDepthBlock);
+  for (int64_t k = 0; k < kMaxDepthBlock; ++k) offsets[k] = k * nr;
+  return offsets;
 }
 
 }  // namespace apl::kernels::detail

@@ -15,19 +15,17 @@ using detail::round_up;
 // Columns of B packed at a time (with a 256-deep block: 512 KiB, in L2).
 constexpr int64_t kColumnBlock = 512;
 
-// Copies op(B)[k0:k0+kb, j0:j0+nb] into dst (row stride ld), zeroing columns nb..padded_cols.
+// Packs op(B)[k0:k0+kb, j0:j0+nb] into micro-panels of nr columns; row is a scratch row.
 void pack_b(bool trans_b, const float* B, int64_t ldb, int64_t k0, int64_t kb, int64_t j0,
-            int64_t nb, int64_t padded_cols, float* dst, int64_t ld) {
+            int64_t nb, int nr, float* row, float* panels) {
   for (int64_t k = 0; k < kb; ++k) {
-    float* row = dst + k * ld;
-    if (!trans_b) std::copy_n(B + (k0 + k) * ldb + j0, nb, row);
-    std::fill(row + nb, row + padded_cols, 0.0f);
-  }
-  if (trans_b)
-    for (int64_t j = 0; j < nb; ++j) {
-      const float* src = B + (j0 + j) * ldb + k0;
-      for (int64_t k = 0; k < kb; ++k) dst[k * ld + j] = src[k];
+    const float* src = B + (k0 + k) * ldb + j0;
+    if (trans_b) {
+      for (int64_t j = 0; j < nb; ++j) row[j] = B[(j0 + j) * ldb + k0 + k];
+      src = row;
     }
+    detail::pack_row_into_panels(src, nb, k, kb, nr, panels);
+  }
 }
 
 }  // namespace
@@ -51,15 +49,15 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 #pragma omp parallel for schedule(static) if (n_blocks > 1)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
     const int64_t j0 = blk * block_cols, nb = std::min(block_cols, N - j0);
-    const int64_t padded_cols = round_up(nb, kernel.nr);
-    const int64_t ld = detail::scratch_stride(padded_cols);
-    float* packed_b = detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * ld);
-    int64_t* row_offset = detail::thread_offsets(detail::kMaxDepthBlock);
-    for (int64_t k = 0; k < detail::kMaxDepthBlock; ++k) row_offset[k] = k * ld;
+    float* packed_b =
+        detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * round_up(nb, kernel.nr));
+    float* row = detail::thread_scratch(detail::Scratch::Plane, nb);
+    const int64_t* row_offset = detail::packed_row_offsets(kernel.nr);
     for (int64_t d = 0; d < a.block_count(); ++d) {
-      pack_b(trans_b, B, ldb, a.block_begin(d), a.block_size(d), j0, nb, padded_cols, packed_b, ld);
-      detail::gemm_depth_block(kernel, a, d, packed_b, row_offset, nb, C + j0, ldc, nullptr,
-                               d > 0 || beta != 0.0f);
+      const int64_t kb = a.block_size(d);
+      pack_b(trans_b, B, ldb, a.block_begin(d), kb, j0, nb, kernel.nr, row, packed_b);
+      detail::gemm_depth_block(kernel, a, d, packed_b, kb * kernel.nr, row_offset, nb, C + j0, ldc,
+                               nullptr, d > 0 || beta != 0.0f);
     }
   }
 }

@@ -512,7 +512,7 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
         }
       }
       const int64_t kt_begin = kchunk * ktiles / split.kchunks;
-      const int64_t kt_end = std::max<int64_t>(kt_begin, (kchunk + 1) * ktiles / split.kchunks - (split.kchunks > 1));
+      const int64_t kt_end = (kchunk + 1) * ktiles / split.kchunks;
       for (int64_t kt = kt_begin; kt < kt_end; ++kt) {
         const GemmTileArgs args{
             packed_weights.data() + g * group_weight_bytes + kt * nblocks * ntaps * rows * 4,

@@ -1,0 +1,40 @@
+// AVX-512 histogram block: 16 bin indices per step (and, abs mask, mul, min, cvtt: the same
+// float32 operations as bin_index), then 16 scalar increments into the interleaved
+// sub-histograms. Conflict detection (vpconflictd) is not used: it is slower than scalar
+// increments into sub-histograms (see reference/anchors.md, section 4).
+// GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include "histogram_isa.hpp"
+
+namespace apl::kernels::avx512 {
+
+uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* tables) {
+  constexpr int kLanes = 16;
+  static_assert(kLanes % kSubHistograms == 0, "a vector must cover whole rounds of sub-histograms");
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  const __m512 scale = _mm512_set1_ps(inv_width);
+  const __m512 last_bin = _mm512_set1_ps(static_cast<float>(bins - 1));
+  const __m512i table_of_lane = _mm512_and_si512(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(kSubHistograms - 1));
+  __m512i max_bits = _mm512_setzero_si512();
+  alignas(64) int32_t slot[kLanes];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m512i bits = _mm512_and_si512(_mm512_loadu_si512(x + i), abs_mask);
+    max_bits = _mm512_max_epu32(max_bits, bits);
+    // min(a, b) returns b when a is NaN, as bin_index does.
+    const __m512 t = _mm512_min_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), scale), last_bin);
+    const __m512i bin = _mm512_cvttps_epi32(t);
+    _mm512_store_si512(slot, _mm512_or_si512(_mm512_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
+    for (int lane = 0; lane < kLanes; ++lane) ++tables[slot[lane]];
+  }
+  const uint32_t head_max = _mm512_reduce_max_epu32(max_bits);
+  return std::max(head_max, scalar::histogram_block(x + i, n - i, inv_width, bins, tables));
+}
+
+}  // namespace apl::kernels::avx512

@@ -1,0 +1,106 @@
+// compute_sign_map: a local analysis deciding which activations can use unsigned n-bit codes
+// [0, 2^n - 1] instead of signed ones, doubling their resolution (see sign_map.hpp for the rules).
+#include "aidge_ptq_lite/sign_map.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+namespace apl {
+namespace {
+
+using SignOf = std::map<std::string, bool>;  // node name -> output unsigned
+
+// Ops that pass their input's codes through without requantizing them.
+bool keeps_codes(const Node& n) {
+  return n.op == "Relu" || n.op == "LeakyRelu" || n.op == "Clip" || n.op == "MaxPool" || n.op == "Flatten" ||
+         n.op == "Reshape" || n.op == "Identity" || n.op == "Dropout" ||
+         (n.op == "Pad" && n.attr_float("value", 0.f) >= 0.f);
+}
+
+// Ops whose output is non-negative when their input is (average pools sum and divide).
+bool keeps_sign(const Node& n) {
+  return keeps_codes(n) || n.op == "AveragePool" || n.op == "GlobalAveragePool";
+}
+
+bool is_join(const std::string& op) { return op == "Add" || op == "Sub" || op == "Concat"; }
+
+bool clamps_at_zero(const Node& n) {
+  return n.op == "Relu" || (n.op == "Clip" && n.attr_float("min", -1.f) >= 0.f);
+}
+
+// A requantizer clamps at zero for free when every consumer would clamp there anyway.
+bool feeds_only_zero_clamps(const Graph& g, const Node& n) {
+  if (std::find(g.outputs().begin(), g.outputs().end(), n.name) != g.outputs().end()) return false;
+  const auto users = g.consumers(n.name);
+  return !users.empty() &&
+         std::all_of(users.begin(), users.end(), [&](const std::string& u) { return clamps_at_zero(g.node(u)); });
+}
+
+bool has_positive_factors(const Node& scaling) {
+  const Tensor& f = scaling.params.at(0);
+  return std::all_of(f.data<float>(), f.data<float>() + f.numel(), [](float v) { return v > 0.f; });
+}
+
+bool all_unsigned(const std::vector<std::string>& names, const SignOf& sign) {
+  return !names.empty() && std::all_of(names.begin(), names.end(), [&](const std::string& n) { return sign.at(n); });
+}
+
+// One topological pass of the local rules; `forced` nodes are signed whatever the rules say.
+SignOf output_signs(const Graph& g, const std::set<std::string>& forced) {
+  SignOf sign;
+  for (const Node& n : g.nodes()) {
+    bool is_unsigned = false;
+    if (keeps_sign(n)) {
+      is_unsigned = sign.at(n.inputs.at(0));
+    } else if (n.op == "Add" || n.op == "Concat" || n.op == "Mul") {
+      is_unsigned = n.params.empty() && all_unsigned(n.inputs, sign);  // a constant operand may be negative
+    } else if (n.op == "Scaling") {
+      is_unsigned = (sign.at(n.inputs.at(0)) && has_positive_factors(n)) || feeds_only_zero_clamps(g, n);
+    }
+    sign[n.name] = is_unsigned && !forced.count(n.name);
+  }
+  return sign;
+}
+
+// The node whose codes `name` carries: up through code-keeping ops to the one that set them.
+std::string code_source(const Graph& g, std::string name) {
+  while (keeps_codes(g.node(name))) name = g.node(name).inputs.at(0);
+  return name;
+}
+
+}  // namespace
+
+std::map<std::string, std::pair<bool, bool>> compute_sign_map(const Graph& g, bool verbose) {
+  std::set<std::string> forced;
+  SignOf sign;
+  // Forcing a node signed can make another join mixed downstream: repeat until nothing changes.
+  for (bool changed = true; changed;) {
+    sign = output_signs(g, forced);
+    changed = false;
+    for (const Node& n : g.nodes()) {
+      if (!is_join(n.op) || all_unsigned(n.inputs, sign)) continue;
+      for (const std::string& in : n.inputs) {
+        if (!sign.at(in)) continue;
+        const std::string source = code_source(g, in);
+        if (verbose)
+          std::printf("sign map: %s forced signed (feeds %s, whose inputs mix signs)\n",
+                      g.node(source).label().c_str(), n.label().c_str());
+        forced.insert(source);
+        changed = true;
+      }
+    }
+  }
+
+  std::map<std::string, std::pair<bool, bool>> map;
+  for (const Node& n : g.nodes()) {
+    map[n.name] = {all_unsigned(n.inputs, sign), sign.at(n.name)};
+    if (verbose)
+      std::printf("sign map: %-40s inputs %-8s output %s\n", n.label().c_str(),
+                  n.inputs.empty() ? "-" : (map[n.name].first ? "unsigned" : "signed"),
+                  map[n.name].second ? "unsigned" : "signed");
+  }
+  return map;
+}
+
+}  // namespace apl

@@ -1,0 +1,90 @@
+"""layer_report: which layer broke my accuracy? SQNR of every quantized activation against float."""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+from . import _core
+
+
+def _sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    signal = float(np.sum(ref.astype(np.float64) ** 2))
+    noise = float(np.sum((ref.astype(np.float64) - test) ** 2))
+    if noise == 0.0:
+        return float("inf")
+    if signal == 0.0:
+        return float("-inf")
+    return 10.0 * np.log10(signal / noise)
+
+
+def layer_report(float_graph: _core.Graph, quantized_graph: _core.Graph, x: np.ndarray,
+                 verbose: bool = False) -> List[dict]:
+    """Per quantized activation (the Input and each Scaling node): SQNR in dB of the integer
+    network's value against the float network's, with the range, step, rescaling and sign.
+
+    Args:
+        float_graph: the float network (``g.clone()`` taken before ``quantize_network``).
+        quantized_graph: the same network after ``quantize_network``.
+        x: float32 inputs (N, C, H, W); a few dozen samples are enough.
+        verbose: also print the table.
+
+    Returns:
+        A list of dicts in network order with keys ``node``, ``after`` (the op it rescales),
+        ``sqnr_db``, ``range``, ``step``, ``rescale`` (the factor, or "2^-k" shifts), ``signed``.
+
+    Raises:
+        ValueError: if ``quantized_graph`` is not quantized or ``float_graph`` is.
+    """
+    if not quantized_graph.is_quantized or float_graph.is_quantized:
+        raise ValueError("layer_report expects (float graph, quantized graph)")
+    reference = float_graph.clone()
+    _core.prepare_network(reference)  # BatchNorm folded, as in the quantized graph
+    rows, float_names, q_names = [], [], []
+    for node in quantized_graph.nodes():
+        if node.op not in ("Input", "Scaling"):
+            continue
+        counterpart = node.name if node.op == "Input" else node.inputs[0]
+        try:
+            reference.node(counterpart)
+        except _core.GraphError:
+            continue
+        rows.append((node, counterpart))
+        float_names.append(counterpart)
+        q_names.append(node.name)
+    ref_out = reference.intermediate_outputs(x, float_names)
+    q_out = quantized_graph.intermediate_outputs(x, q_names)
+    ops = {n.name: n.op for n in quantized_graph.nodes()}
+    report = []
+    for node, counterpart in rows:
+        q = node.quant
+        if node.op == "Scaling" and q["multiplier"]:
+            factors = [m / 2.0 ** s for m, s in q["multiplier"]]
+            rescale = f"{min(factors):.4g}" if len(set(factors)) == 1 else f"{min(factors):.4g}..{max(factors):.4g}"
+        else:
+            rescale = "-"
+        report.append({
+            "node": node.name,
+            "after": ops[counterpart] if node.op == "Scaling" else "Input",
+            "sqnr_db": _sqnr_db(ref_out[counterpart], q_out[node.name]),
+            "range": q["range"],
+            "step": q["step"] if not q["dequantize_point"] else None,
+            "rescale": "dequantize" if q["dequantize_point"] else rescale,
+            "signed": not q["unsigned"],
+        })
+    if verbose:
+        print(format_layer_report(report))
+    return report
+
+
+def format_layer_report(report: List[dict]) -> str:
+    """The layer report as a text table, worst SQNR marked."""
+    worst = min((r["sqnr_db"] for r in report), default=0.0)
+    width = max([len(r["node"]) for r in report] + [4])
+    lines = [f"{'node':<{width}}  {'after':<18} {'SQNR dB':>8} {'range':>10} {'step':>10}  {'rescale':<16} sign"]
+    for r in report:
+        step = "-" if r["step"] is None else f"{r['step']:.4g}"
+        mark = "  <- worst" if r["sqnr_db"] == worst else ""
+        lines.append(f"{r['node']:<{width}}  {r['after']:<18} {r['sqnr_db']:8.2f} {r['range']:10.4g} "
+                     f"{step:>10}  {r['rescale']:<16} {'s' if r['signed'] else 'u'}{mark}")
+    return "\n".join(lines)

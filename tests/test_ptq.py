@@ -1,0 +1,181 @@
+"""The PTQ pipeline and the integer network: no_quant equals float, int8 stays close, joins and
+extremes do not overflow, bad arguments are refused without touching the graph."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import aidge_ptq_lite as apl
+from aidge_ptq_lite import datasets, zoo
+
+from conftest import relative_error
+
+
+@pytest.fixture(scope="module")
+def calib():
+    return datasets.load_calibration_set(256)
+
+
+def _quantized(name, calib, **kw):
+    g = apl.load_onnx(zoo.model_path(name))
+    apl.quantize_network(g, calibration_set=calib, **kw)
+    return g
+
+
+def test_no_quant_equals_float(zoo_model, calib, test_images):
+    x, _ = test_images
+    g = apl.load_onnx(zoo.model_path(zoo_model))
+    ref = g.forward(x)
+    apl.quantize_network(g, calibration_set=calib, no_quant=True)
+    assert g.is_quantized
+    assert relative_error(g.forward(x), ref) <= 1e-4
+
+
+@pytest.mark.parametrize("channel_wise", [False, True])
+def test_int8_close_to_float(zoo_model, calib, test_images, channel_wise):
+    x, y = test_images
+    g = apl.load_onnx(zoo.model_path(zoo_model))
+    ref = g.forward(x)
+    apl.quantize_network(g, calibration_set=calib, channel_wise=channel_wise)
+    out = g.forward(x)
+    assert relative_error(out, ref) < 0.15
+    agree = np.mean(out.argmax(1) == ref.argmax(1))
+    assert agree >= 0.97, f"top-1 agreement with float {agree:.3f}"
+
+
+def test_raw_integer_outputs(calib, test_images):
+    x, _ = test_images
+    g = _quantized("lenet", calib)
+    raw = g.forward(x[:8], dequantize=False)
+    assert raw.dtype == np.int32
+    deq = g.forward(x[:8])
+    assert np.array_equal(raw.argmax(1), deq.argmax(1))
+
+
+@pytest.mark.parametrize("nb_bits", [2, 3, 4, 6, 9, 12, 16])
+def test_every_bit_width_runs(nb_bits, calib, test_images):
+    x, y = test_images
+    g = apl.load_onnx(zoo.model_path("lenet"))
+    ref = g.forward(x)
+    apl.quantize_network(g, nb_bits=nb_bits, calibration_set=calib)
+    out = g.forward(x)
+    assert np.all(np.isfinite(out))
+    assert out.shape == ref.shape
+    if nb_bits >= 9:  # wide path: int32 activations, int64 accumulators
+        assert np.mean(out.argmax(1) == ref.argmax(1)) > 0.97
+        # On the calibration data nothing is clipped: the error halves with each bit.
+        calib_ref = apl.load_onnx(zoo.model_path("lenet")).forward(calib)
+        assert relative_error(g.forward(calib), calib_ref) < 2.0 ** (3 - nb_bits)
+
+
+# ---- joins and extremes on hand-built models -------------------------------------------------
+
+RNG = np.random.default_rng(0)
+
+
+def _model(nodes, inits, in_shape, out_shape):
+    g = helper.make_graph(nodes, "t",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_shape])],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    return m
+
+
+def _w(name, shape, scale):
+    return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+@pytest.mark.parametrize("join", ["Add", "Concat"])
+def test_join_of_branches_with_very_different_scales(join):
+    out_c = 8 if join == "Add" else 16
+    model = _model(
+        [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["x", "w2"], ["b"], pads=[1, 1, 1, 1]),
+         helper.make_node(join, ["a", "b"], ["j"], **({"axis": 1} if join == "Concat" else {})),
+         helper.make_node("Relu", ["j"], ["r"]),
+         helper.make_node("Conv", ["r", "w3"], ["y"])],
+        [_w("w1", (8, 3, 3, 3), 0.1), _w("w2", (8, 3, 3, 3), 10.0), _w("w3", (4, out_c, 1, 1), 0.3)],
+        (3, 6, 6), (4, 6, 6))
+    x = RNG.standard_normal((64, 3, 6, 6)).astype(np.float32)
+    g = apl.load_onnx(model)
+    ref = g.forward(x)
+    apl.quantize_network(g, calibration_set=x)
+    out = g.forward(x)
+    assert np.all(np.isfinite(out))
+    assert relative_error(out, ref) < 0.05
+
+
+def test_extremes_do_not_overflow_int32():
+    # The largest reduction in the zoo and in ResNet-18: 512 channels x 3 x 3 = 4608 products.
+    c = 512
+    w = np.full((2, c, 3, 3), 1.0, np.float32)
+    w[1] = -1.0
+    model = _model([helper.make_node("Conv", ["x", "w"], ["y"])],
+                   [numpy_helper.from_array(w, "w")], (c, 3, 3), (2, 1, 1))
+    x = np.full((2, c, 3, 3), 1.0, np.float32)
+    x[1] = -1.0
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, calibration_set=x)
+    raw = g.forward(x, dequantize=False)
+    full = 127 * 127 * c * 9  # every product at the range limit
+    np.testing.assert_array_equal(raw.reshape(2, 2), [[full, -full], [-full, full]])
+    np.testing.assert_allclose(g.forward(x).reshape(2, 2), [[c * 9, -c * 9], [-c * 9, c * 9]], rtol=1e-6)
+
+
+# ---- bad arguments leave the graph untouched --------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"nb_bits": 1}, ValueError),
+    ({"nb_bits": 17}, ValueError),
+    ({"nb_bits": 8.5}, ValueError),
+    ({"clipping_mode": "median"}, ValueError),
+    ({"calibration_set": np.zeros((0, 1, 28, 28), np.float32)}, ValueError),
+    ({"calibration_set": np.full((4, 1, 28, 28), np.nan, np.float32)}, ValueError),
+    ({"calibration_set": np.full((4, 1, 28, 28), np.inf, np.float32)}, ValueError),
+    ({"calibration_set": np.zeros((4, 1, 32, 32), np.float32)}, apl.ShapeError),
+    ({"calibration_set": []}, ValueError),
+])
+def test_bad_arguments_raise_and_keep_the_graph(kwargs, error, calib, test_images):
+    x, _ = test_images
+    g = apl.load_onnx(zoo.model_path("lenet"))
+    before = g.forward(x[:16])
+    args = {"calibration_set": calib, **kwargs}
+    with pytest.raises(error):
+        apl.quantize_network(g, **args)
+    assert not g.is_quantized
+    np.testing.assert_array_equal(g.forward(x[:16]), before)
+
+
+def test_quantizing_twice_is_refused(calib):
+    g = _quantized("lenet", calib)
+    with pytest.raises(ValueError, match="already quantized"):
+        apl.quantize_network(g, calibration_set=calib)
+
+
+def test_unsupported_graph_names_the_node():
+    model = _model([helper.make_node("Sigmoid", ["x"], ["s"], name="mid_sigmoid"),
+                    helper.make_node("Conv", ["s", "w"], ["y"])],
+                   [_w("w", (2, 3, 1, 1), 1.0)], (3, 4, 4), (2, 4, 4))
+    g = apl.load_onnx(model)
+    report = apl.quantizability_report(g)
+    assert not report.ok and "mid_sigmoid" in str(report)
+    with pytest.raises(apl.UnsupportedOpError, match="mid_sigmoid"):
+        apl.quantize_network(g, calibration_set=np.ones((2, 3, 4, 4), np.float32))
+
+
+def test_final_softmax_stays_float(test_images):
+    model = _model([helper.make_node("Conv", ["x", "w"], ["c"]),
+                    helper.make_node("Flatten", ["c"], ["f"]),
+                    helper.make_node("Softmax", ["f"], ["y"], name="probs")],
+                   [_w("w", (5, 3, 4, 4), 0.5)], (3, 4, 4), (5,))
+    x = RNG.standard_normal((32, 3, 4, 4)).astype(np.float32)
+    g = apl.load_onnx(model)
+    ref = g.forward(x)
+    report = apl.quantizability_report(g)
+    assert "probs" in report.kept_float
+    apl.quantize_network(g, calibration_set=x)
+    out = g.forward(x)
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)
+    assert np.abs(out - ref).max() < 0.05  # probabilities; logits carry 8-bit noise
