@@ -72,7 +72,7 @@ dict
 
 Raises
 ------
-GraphError
-    If a node reads a missing producer (malformed graph).
+Nothing of its own: the graph is only read. On a graph without Scaling nodes the map is still
+valid, only more often signed.
 )pbdoc");
 }

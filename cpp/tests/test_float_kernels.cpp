@@ -267,13 +267,13 @@ TEST(FloatKernelsConv, SquareKernelsStridesAndPads) {
 // Small output planes with many output channels take the im2col path, whose column blocks run
 // across samples.
 TEST(FloatKernelsConv, SmallPlanesAcrossSamples) {
-  check_conv(conv_shape(20, 7, 7, 192, 3, 3, 1, 1), 3, true, 70);
-  check_conv(conv_shape(40, 14, 14, 256, 3, 3, 1, 1), 5, true, 71);  // depth 360: two blocks
-  check_conv(conv_shape(24, 13, 13, 384, 5, 5, 2, 2, 1, 2), 3, true, 72);
-  check_conv(conv_shape(32, 8, 8, 64, 3, 3, 1, 1), 7, false, 73);
-  check_conv(with_pads(conv_shape(16, 9, 9, 80, 3, 3, 2, 0), 0, 1, 2, 0), 4, true, 74);
+  check_conv(conv_shape(8, 7, 7, 512, 3, 3, 1, 1), 3, true, 70);
+  check_conv(conv_shape(40, 14, 14, 512, 3, 3, 1, 1), 5, true, 71);  // depth 360: two blocks
+  check_conv(conv_shape(24, 13, 13, 1024, 5, 5, 2, 2, 1, 2), 3, true, 72);
+  check_conv(conv_shape(32, 8, 8, 512, 3, 3, 1, 1), 7, false, 73);
+  check_conv(with_pads(conv_shape(16, 9, 9, 512, 3, 3, 2, 0), 0, 1, 2, 0), 4, true, 74);
   check_conv(conv_shape(16, 4, 4, 128, 3, 3, 1, 1, 2), 9, true, 75);
-  check_conv(conv_shape(64, 14, 14, 128, 1, 1, 2, 0), 8, true, 76);
+  check_conv(conv_shape(64, 14, 14, 512, 1, 1, 2, 0), 8, true, 76);
 }
 
 TEST(FloatKernelsConv, AsymmetricPadsStridesAndRectangularKernels) {

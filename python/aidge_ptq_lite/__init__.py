@@ -29,13 +29,15 @@ from ._core import (
     simd_level,
     supported_ops,
 )
+from .export import export_onnx
 from .onnx_io import load_onnx
 from .ptq import Clipping, compute_ranges, quantize_network
+from .report import layer_report
 
 __all__ = [
     "Clipping", "Error", "Graph", "GraphError", "Node", "QuantizabilityReport", "RangeCollector",
     "ShapeError", "UnsupportedOpError", "cast_to_integer", "compute_ranges", "detected_simd_level",
-    "insert_scaling_nodes", "load_onnx", "normalize_activations", "normalize_parameters",
+    "export_onnx", "insert_scaling_nodes", "layer_report", "load_onnx", "normalize_activations", "normalize_parameters",
     "prepare_network", "quantizability_report", "quantize_network", "quantize_normalized_network",
     "set_simd_level", "simd_level", "supported_ops",
 ]

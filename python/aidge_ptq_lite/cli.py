@@ -1,4 +1,8 @@
-"""Command line of aidge_ptq_lite: ``python aidge_ptq.py --model resnet`` or ``python -m aidge_ptq_lite``."""
+"""Command line of aidge_ptq_lite: ``python aidge_ptq.py --model resnet`` or ``python -m aidge_ptq_lite``.
+
+Evaluates the float network on Fashion-MNIST, quantizes it with the chosen options, evaluates the
+integer network and prints a summary (accuracies, PTQ time, model sizes).
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,14 +12,17 @@ import time
 
 import numpy as np
 
-from . import datasets, zoo
+from . import _core, datasets, zoo
 from .onnx_io import load_onnx
+from .ptq import CALIBRATION_BATCH, quantize_network
+from .report import format_layer_report, layer_report
 
 
 def _progress(iterable, total, desc, enabled=True):
+    """tqdm progress bar on stderr when tqdm is installed (pip install "aidge_ptq_lite[cli]")."""
     try:
         from tqdm import tqdm
-    except ImportError:  # tqdm is optional (pip install "aidge_ptq_lite[cli]")
+    except ImportError:
         return iterable
     return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False, disable=not enabled,
                 file=sys.stderr)
@@ -32,36 +39,95 @@ def evaluate(graph, x: np.ndarray, y: np.ndarray, batch_size: int = 256, desc: s
     return correct / len(x)
 
 
+def model_bytes(graph) -> int:
+    """Bytes of the constant tensors (weights, biases, BatchNorm statistics, scaling factors)."""
+    return sum(p.nbytes for n in graph.nodes() for p in n.params if not (graph.is_quantized and n.op == "Scaling"))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aidge_ptq.py",
-        description="Evaluate a float network on Fashion-MNIST, quantize it, evaluate the integer network.")
+        description="Quantize a network to n-bit integers (post-training) and compare it with the float one "
+                    "on Fashion-MNIST.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", choices=zoo.ZOO_MODELS, default="resnet", help="zoo model (default: resnet)")
-    src.add_argument("--onnx", metavar="PATH", help="an ONNX model taking (N, 1, 28, 28) inputs")
+    src.add_argument("--onnx", metavar="PATH", help="an ONNX model taking (N, 1, 28, 28) normalized inputs")
     p.add_argument("--data", metavar="DIR",
                    help="directory with the Fashion-MNIST idx .gz files (default: Debian's "
                         f"{datasets.FASHION_MNIST_DIR} when installed, else the bundled subset)")
-    p.add_argument("--eval-samples", type=int, default=None, help="test images to evaluate (default: all)")
-    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
+    p.add_argument("--nb-bits", type=int, default=8, help="bit width of weights and activations, 2..16 (default 8)")
+    p.add_argument("--clipping", choices=["max", "mse", "aa", "kl"], default="max",
+                   help="activation range selection (default: max)")
+    p.add_argument("--cle", action="store_true", help="cross-layer equalization before quantizing")
+    p.add_argument("--optimize-signs", action="store_true", help="unsigned codes after ReLU (one more bit)")
+    p.add_argument("--single-shift", action="store_true", help="power-of-two rescaling, compensated in the weights")
+    p.add_argument("--no-quant", action="store_true", help="run the pipeline without rounding (debug)")
+    p.add_argument("--channel-wise", action="store_true", help="per-output-channel weight scales")
+    p.add_argument("--calib-samples", type=_positive, default=256, help="calibration images from the train split (default 256)")
+    p.add_argument("--eval-samples", type=_positive, default=None, help="test images to evaluate (default: all)")
+    p.add_argument("--batch-size", type=_positive, default=256, help="evaluation batch size (default 256)")
+    p.add_argument("--export", metavar="PATH", help="write the quantized network as an ONNX QDQ model")
+    p.add_argument("--verbose", action="store_true", help="print the per-layer report (SQNR per activation)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    show = not args.no_progress
     path = args.onnx or zoo.model_path(args.model)
-    name = args.model if not args.onnx else os.path.basename(args.onnx)
-    x_test, y_test = datasets.load_fashion_mnist("test", data_dir=args.data, limit=args.eval_samples)
-    print(f"model      : {name} ({path})")
-    print(f"data       : {datasets.data_source(args.data)}, {len(x_test)} test images")
-    graph = load_onnx(path)
-    print(f"parameters : {graph.param_count:,}")
+    name = os.path.basename(args.onnx) if args.onnx else args.model
+    try:
+        x_test, y_test = datasets.load_fashion_mnist("test", data_dir=args.data, limit=args.eval_samples)
+        x_calib = datasets.load_calibration_set(args.calib_samples, data_dir=args.data)
+        graph = load_onnx(path)
+    except (OSError, ValueError, NotImplementedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model        : {name} ({path}), {graph.param_count:,} parameters")
+    print(f"data         : {datasets.data_source(args.data)}; {len(x_test)} test images, "
+          f"{len(x_calib)} calibration images")
+
+    float_graph = graph.clone()
+    float_acc = evaluate(graph, x_test, y_test, args.batch_size, "float eval", show)
+    print(f"float        : {100 * float_acc:.2f}% top-1")
+
+    batches = [x_calib[i:i + CALIBRATION_BATCH] for i in range(0, len(x_calib), CALIBRATION_BATCH)]
     t0 = time.perf_counter()
-    acc = evaluate(graph, x_test, y_test, args.batch_size, "float eval", not args.no_progress)
-    dt = time.perf_counter() - t0
-    print(f"float      : {100 * acc:.2f}% top-1 ({len(x_test) / dt:,.0f} images/s)")
-    print("quantization is not available yet in this version: stopping after the float evaluation")
+    try:
+        quantize_network(graph, nb_bits=args.nb_bits, calibration_set=_progress(batches, len(batches), "calibration", show),
+                         clipping_mode=args.clipping.upper(), cross_layer_equalization=args.cle,
+                         optimize_signs=args.optimize_signs, single_shift=args.single_shift,
+                         no_quant=args.no_quant, channel_wise=args.channel_wise, verbose=args.verbose)
+    except (ValueError, NotImplementedError, _core.Error) as exc:
+        print(f"error: quantization failed: {exc}", file=sys.stderr)
+        return 1
+    ptq_time = time.perf_counter() - t0
+
+    quant_acc = evaluate(graph, x_test, y_test, args.batch_size, "integer eval", show)
+    options = [f"{args.nb_bits} bits", args.clipping.upper(), "channel-wise" if args.channel_wise else "per tensor"]
+    options += [flag for flag, on in (("CLE", args.cle), ("signs", args.optimize_signs),
+                                      ("single shift", args.single_shift), ("no_quant", args.no_quant)) if on]
+    print(f"quantized    : {100 * quant_acc:.2f}% top-1 ({', '.join(options)}; SIMD {_core.simd_level()})")
+    print(f"difference   : {100 * (quant_acc - float_acc):+.2f} points")
+    print(f"PTQ time     : {ptq_time:.2f} s")
+    float_size, quant_size = model_bytes(float_graph), model_bytes(graph)
+    print(f"model size   : {float_size / 1024:,.1f} KiB float -> {quant_size / 1024:,.1f} KiB integer "
+          f"({float_size / max(quant_size, 1):.1f}x smaller)")
+    if args.verbose:
+        print("\nper-layer report (SQNR of each quantized activation against float, 256 test images):")
+        print(format_layer_report(layer_report(float_graph, graph, x_test[:256])))
+    if args.export:
+        from .export import export_onnx
+        export_onnx(graph, args.export)
+        print(f"exported     : {args.export} ({os.path.getsize(args.export) / 1024:,.1f} KiB)")
     return 0
 
 

@@ -188,7 +188,7 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
 // im2col: its columns run across samples, but each copied element feeds only K/groups
 // multiply-adds, and copying it costs about as much as kCopyCost of them (measured).
 bool ConvF32::Impl::prefers_im2col(int64_t N) const {
-  constexpr double kCopyCost = 24.0;
+  constexpr double kCopyCost = 64.0;
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), nr = kernel.nr;
   const int64_t phase_w = (s.W + s.pad_left + s.pad_right + s.stride_w - 1) / s.stride_w;
@@ -196,7 +196,6 @@ bool ConvF32::Impl::prefers_im2col(int64_t N) const {
   const double implicit = double(OW) / phase_w * image_cols / round_up(image_cols, nr);
   const double im2col = double(N * OH * OW) / round_up(N * OH * OW, nr) /
                         (1.0 + kCopyCost / s.outputs_per_group());
-  if (getenv("FORCE")) return getenv("FORCE")[0]=='i';
   return im2col > implicit;
 }
 

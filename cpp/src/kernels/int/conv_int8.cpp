@@ -6,7 +6,8 @@
 //   [hp % stride_h][wp % stride_w][hp / stride_h][wp / stride_w]). Output (oh, ow) is column
 //   q = oh * Wph + ow of a "wide" output with rows Wph long, and kernel tap (r, s) reads cell
 //   q + tap_offset(r, s) for every q: each tap is a contiguous vector load, and no im2col copy is
-//   made. Columns ow >= OW are computed and dropped.
+//   made. Columns ow >= OW are computed and dropped. Padding cells are written once per thread
+//   buffer; packing a sample only writes the cells that come from the input.
 // * Pointwise GEMM (1x1 kernels without padding, including Gemm layers as 1x1 images): columns
 //   are (sample, output position) pairs across the batch, gathered in chunks.
 // * Depthwise (groups == C == K): one padded plane per channel, int32 multiply-adds.
@@ -101,19 +102,17 @@ struct IsaKernels {
   int channels_per_step;  // channels in one 4-byte packed column cell
   bool offset_signed;     // signed activations stored as x + 128 (VNNI u8 x s8)
   InterleaveFn interleave;
-  GemmTileFn gemm_tile;
+  GemmPanelFn gemm_panel;
   int depthwise_cols;
   DepthwiseFn depthwise;
 };
 
-constexpr int kMaxGemmRows = std::max(avx2::kGemmRows, avx512::kGemmRows);
-
 const IsaKernels* isa_kernels_for(SimdLevel level) {
   static const IsaKernels avx512_kernels{avx512::kGemmRows, avx512::kGemmCols, 4, true,
-                                         avx512::interleave_u8x4, avx512::gemm_tile,
+                                         avx512::interleave_u8x4, avx512::gemm_panel,
                                          avx512::kDepthwiseCols, avx512::depthwise};
   static const IsaKernels avx2_kernels{avx2::kGemmRows, avx2::kGemmCols, 2, false,
-                                       avx2::interleave_i16x2, avx2::gemm_tile,
+                                       avx2::interleave_i16x2, avx2::gemm_panel,
                                        avx2::kDepthwiseCols, avx2::depthwise};
   switch (level) {
     case SimdLevel::AVX512: return &avx512_kernels;
@@ -157,32 +156,21 @@ PaddedPlanes make_padded_planes(const Conv2dShape& s, int64_t nblocks, int64_t c
   return p;
 }
 
-// Writes the zero-padded plane of one channel (src null: an all-padding channel) split into
-// stride phases.
-void fill_phase_plane(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src,
-                      uint8_t* dst) {
-  if (!src) {
-    std::memset(dst, 0, p.cells);
-    return;
-  }
+// Copies one input channel into the interior of its padded, phase-split plane; the padding
+// cells of dst are zero already and stay untouched.
+void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst) {
   const int64_t sh = s.stride_h, sw = s.stride_w, phase_cells = p.Hph * p.Wph;
-  for (int64_t hp = 0; hp < sh * p.Hph; ++hp) {
+  for (int64_t h = 0; h < s.H; ++h) {
+    const int64_t hp = h + s.pad_top;
     uint8_t* row = dst + (hp % sh) * sw * phase_cells + (hp / sh) * p.Wph;  // column phase 0
-    const int64_t h = hp - s.pad_top;
-    if (h < 0 || h >= s.H) {
-      for (int64_t phase = 0; phase < sw; ++phase) std::memset(row + phase * phase_cells, 0, p.Wph);
-      continue;
-    }
     const uint8_t* in = src + h * s.W;
     if (sw == 1) {
-      std::memset(row, 0, s.pad_left);
       std::memcpy(row + s.pad_left, in, s.W);
-      std::memset(row + s.pad_left + s.W, 0, p.Wph - s.pad_left - s.W);
       continue;
     }
-    for (int64_t wp = 0; wp < sw * p.Wph; ++wp) {
-      const int64_t w = wp - s.pad_left;
-      row[(wp % sw) * phase_cells + wp / sw] = (w >= 0 && w < s.W) ? in[w] : 0;
+    for (int64_t w = 0; w < s.W; ++w) {
+      const int64_t wp = w + s.pad_left;
+      row[(wp % sw) * phase_cells + wp / sw] = in[w];
     }
   }
 }
@@ -193,17 +181,12 @@ void fill_phase_plane(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t
 struct OutputSink {
   int32_t* acc = nullptr;
   uint8_t* y = nullptr;
-  const RequantParams* rq = nullptr;
   RequantizeRunFn requantize_run = nullptr;
+  std::vector<FixedPointMultiplier> scale;  // 1 or K, see with_shift_at_least_32
+  int32_t lo = 0, hi = 0;
 
-  bool per_channel() const { return rq->scale.size() != 1; }
-  const FixedPointMultiplier* scale(int64_t k) const { return &rq->scale[per_channel() ? k : 0]; }
-  void write(const int32_t* src, int64_t n, int64_t k, int64_t dst) const {
-    if (acc)
-      std::memcpy(acc + dst, src, n * sizeof(int32_t));
-    else
-      requantize_run(src, n, scale(k), false, rq->lo, rq->hi, y + dst);
-  }
+  bool per_channel() const { return scale.size() != 1; }
+  const FixedPointMultiplier* scale_of(int64_t k) const { return &scale[per_channel() ? k : 0]; }
 };
 
 // A run of columns of a wide accumulator row that is contiguous in the output.
@@ -211,29 +194,43 @@ struct Segment {
   int64_t src_col, dst, len;
 };
 
-// Rows of a wide accumulator tile (output channels k0...) to the NCHW output: segment j of row r
-// goes to base + seg.dst + (k0 + r) * plane.
-void emit_rows(const int32_t* wide, int64_t ldw, int64_t k0, int64_t nrows,
+// Rows of wide accumulators (output channels k0...) to the NCHW output: segment j of row r goes
+// to base + seg.dst + (k0 + r) * plane. A requantized row is narrowed whole (one SIMD run over
+// its first row_len columns, into row_bytes) and then compacted.
+void emit_rows(const int32_t* wide, int64_t ldw, int64_t row_len, int64_t k0, int64_t nrows,
                const std::vector<Segment>& segments, int64_t base, int64_t plane,
-               const OutputSink& out) {
-  for (int64_t r = 0; r < nrows; ++r)
-    for (const Segment& seg : segments)
-      out.write(wide + r * ldw + seg.src_col, seg.len, k0 + r, base + seg.dst + (k0 + r) * plane);
+               const OutputSink& out, uint8_t* row_bytes) {
+  for (int64_t r = 0; r < nrows; ++r) {
+    const int32_t* row = wide + r * ldw;
+    const int64_t k = k0 + r, row_base = base + k * plane;
+    if (out.acc) {
+      for (const Segment& seg : segments)
+        std::memcpy(out.acc + row_base + seg.dst, row + seg.src_col, seg.len * sizeof(int32_t));
+    } else if (segments.size() == 1) {
+      const Segment& seg = segments[0];
+      out.requantize_run(row + seg.src_col, seg.len, out.scale_of(k), false, out.lo, out.hi,
+                         out.y + row_base + seg.dst);
+    } else {
+      out.requantize_run(row, row_len, out.scale_of(k), false, out.lo, out.hi, row_bytes);
+      for (const Segment& seg : segments)
+        std::memcpy(out.y + row_base + seg.dst, row_bytes + seg.src_col, seg.len);
+    }
+  }
 }
 
 // Gemm-shaped output (1x1 image): column j holds the outputs k0... of sample first_sample + j,
 // contiguous in the (N, K) output, so the tile is written transposed.
 void emit_columns(const int32_t* wide, int64_t ldw, int64_t k0, int64_t nrows,
-                  int64_t first_sample, int64_t ncols, int64_t K, const OutputSink& out) {
-  int32_t column[kMaxGemmRows];
+                  int64_t first_sample, int64_t ncols, int64_t K, const OutputSink& out,
+                  int32_t* column) {
   for (int64_t j = 0; j < ncols; ++j) {
     for (int64_t r = 0; r < nrows; ++r) column[r] = wide[r * ldw + j];
     const int64_t dst = (first_sample + j) * K + k0;
     if (out.acc)
       std::memcpy(out.acc + dst, column, nrows * sizeof(int32_t));
     else
-      out.requantize_run(column, nrows, out.scale(k0), out.per_channel(), out.rq->lo,
-                         out.rq->hi, out.y + dst);
+      out.requantize_run(column, nrows, out.scale_of(k0), out.per_channel(), out.lo, out.hi,
+                         out.y + dst);
   }
 }
 
@@ -291,21 +288,24 @@ struct ConvInt8::Impl {
 
   // GEMM paths: per group, [k tile][channel block][tap][row][4 bytes], and per group
   // [k tile][row] initial accumulators.
-  int64_t nblocks = 0, ktiles = 0, group_weight_bytes = 0;
+  int64_t nblocks = 0, ktiles = 0, weight_tile_bytes = 0;
   std::vector<uint8_t> packed_weights;
   std::vector<int32_t> init;
   // Implicit GEMM and depthwise: the padded planes of one sample and group (or channel).
   PaddedPlanes planes;
   std::vector<Segment> plane_segments;  // wide rows -> output rows
+  int64_t plane_row_len = 0;            // wide columns up to the last output
   std::vector<int32_t> depthwise_weights;  // [C][tap]
 
   Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x);
   void pack_gemm_weights(const int8_t* w);
+  uint8_t padding_byte() const { return isa->offset_signed && !x_unsigned ? 0x80 : 0; }
   void run(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_reference(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_gemm(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const;
-  void pack_implicit(const uint8_t* x_sample, int64_t g, uint8_t* rows, uint8_t* panel) const;
+  void pack_implicit(const uint8_t* x_sample, int64_t g, const uint8_t* zeros, uint8_t* planes_buf,
+                     uint8_t* panel) const;
   void pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int64_t j1, int64_t chunk_cols,
                       uint8_t* rows, uint8_t* panel) const;
 };
@@ -338,40 +338,36 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     if (path == ConvPath::ImplicitGemm)
       planes = make_padded_planes(s, nblocks, kPackedColumnBytes, isa->gemm_cols);
   }
-  if (path != ConvPath::PointwiseGemm)
+  if (path != ConvPath::PointwiseGemm) {
     for (int64_t oh = 0; oh < s.OH(); ++oh)
       plane_segments.push_back({oh * planes.Wph, oh * s.OW(), s.OW()});
+    plane_row_len = (s.OH() - 1) * planes.Wph + s.OW();
+  }
 }
 
 void ConvInt8::Impl::pack_gemm_weights(const int8_t* w) {
   const int64_t Cg = s.channels_per_group(), Kg = s.outputs_per_group(), taps = s.R * s.S;
   const int rows = isa->gemm_rows, cg = isa->channels_per_step;
-  const int64_t steps = nblocks * taps;
-  group_weight_bytes = ktiles * steps * rows * kPackedColumnBytes;
-  packed_weights.assign(s.groups * group_weight_bytes, 0);
+  const int64_t steps = nblocks * taps, value_bytes = kPackedColumnBytes / cg;  // int8 or int16
+  weight_tile_bytes = steps * rows * kPackedColumnBytes;
+  packed_weights.assign(s.groups * ktiles * weight_tile_bytes, 0);
   init.assign(s.groups * ktiles * rows, 0);
-  const int64_t value_bytes = kPackedColumnBytes / cg;  // int8 (4 per cell) or int16 (2)
   for (int64_t g = 0; g < s.groups; ++g)
     for (int64_t k = 0; k < Kg; ++k) {
-      const int64_t kt = k / rows, row = k % rows;
+      const int64_t tile = g * ktiles + k / rows, row = k % rows;
       const int8_t* wk = w + (g * Kg + k) * Cg * taps;
       int64_t sum = 0;
       for (int64_t c = 0; c < Cg; ++c)
         for (int64_t t = 0; t < taps; ++t) {
-          const int8_t v = wk[c * taps + t];
+          const int16_t v = wk[c * taps + t];
           sum += v;
           const int64_t step = (c / cg) * taps + t;
-          uint8_t* cell = packed_weights.data() + g * group_weight_bytes +
-                          ((kt * steps + step) * rows + row) * kPackedColumnBytes;
-          if (value_bytes == 1) {
-            cell[c % cg] = static_cast<uint8_t>(v);
-          } else {
-            const int16_t wide = v;
-            std::memcpy(cell + (c % cg) * value_bytes, &wide, sizeof wide);
-          }
+          uint8_t* cell = packed_weights.data() + tile * weight_tile_bytes +
+                          (step * rows + row) * kPackedColumnBytes + (c % cg) * value_bytes;
+          std::memcpy(cell, &v, value_bytes);  // little-endian: the low byte is the int8
         }
       const int64_t correction = (isa->offset_signed && !x_unsigned) ? -128 * sum : 0;
-      init[(g * ktiles + kt) * rows + row] =
+      init[tile * rows + row] =
           static_cast<int32_t>(static_cast<uint32_t>(bias[g * Kg + k] + correction));
     }
 }
@@ -397,23 +393,42 @@ void ConvInt8::Impl::run_reference(int64_t N, const uint8_t* x, const OutputSink
     for (int64_t n = 0; n < N; ++n) {
       int32_t* dst = out.acc ? out.acc + n * out_sample : acc.get();
       conv2d_int8_reference(s, 1, x + n * in_sample, x_unsigned, weights.data(), bias.data(), dst);
-      if (!out.acc) emit_rows(dst, plane, 0, s.K, whole_plane, n * out_sample, plane, out);
+      if (!out.acc)
+        emit_rows(dst, plane, plane, 0, s.K, whole_plane, n * out_sample, plane, out, nullptr);
     }
   }
 }
 
-void ConvInt8::Impl::pack_implicit(const uint8_t* x_sample, int64_t g, uint8_t* rows,
-                                   uint8_t* panel) const {
+// The channel blocks of group g of one sample into a panel whose padding cells are set already.
+// Stride-1 columns interleave input rows straight into the panel; other strides go through
+// phase-split planes (planes_buf, cg planes with zero padding cells).
+void ConvInt8::Impl::pack_implicit(const uint8_t* x_sample, int64_t g, const uint8_t* zeros,
+                                   uint8_t* planes_buf, uint8_t* panel) const {
   const int64_t Cg = s.channels_per_group(), cg = isa->channels_per_step;
-  const uint8_t* row_ptrs[4];
+  const uint8_t* channel[4];
   for (int64_t b = 0; b < nblocks; ++b) {
+    uint8_t* block = panel + b * planes.block_stride;
     for (int64_t i = 0; i < cg; ++i) {
       const int64_t c = b * cg + i;
-      row_ptrs[i] = rows + i * planes.cells;
-      fill_phase_plane(s, planes, c < Cg ? x_sample + (g * Cg + c) * s.H * s.W : nullptr,
-                       rows + i * planes.cells);
+      channel[i] = c < Cg ? x_sample + (g * Cg + c) * s.H * s.W : nullptr;
     }
-    isa->interleave(row_ptrs, planes.cells, !x_unsigned, panel + b * planes.block_stride);
+    if (s.stride_w == 1) {
+      const uint8_t* rows[4];
+      for (int64_t h = 0; h < s.H; ++h) {
+        for (int64_t i = 0; i < cg; ++i) rows[i] = channel[i] ? channel[i] + h * s.W : zeros;
+        const int64_t hp = h + s.pad_top;
+        const int64_t cell = ((hp % s.stride_h) * planes.Hph + hp / s.stride_h) * planes.Wph;
+        isa->interleave(rows, s.W, !x_unsigned, block + (cell + s.pad_left) * kPackedColumnBytes);
+      }
+    } else {
+      const uint8_t* phase_planes[4];
+      for (int64_t i = 0; i < cg; ++i) {
+        uint8_t* plane = planes_buf + i * planes.cells;
+        if (channel[i]) copy_interior(s, planes, channel[i], plane);
+        phase_planes[i] = channel[i] ? plane : zeros;
+      }
+      isa->interleave(phase_planes, planes.cells, !x_unsigned, block);
+    }
   }
 }
 
@@ -432,17 +447,14 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
       row_ptrs[i] = row;
       const int64_t filled = c < Cg ? j1 - j0 : 0;
       std::memset(row + filled, 0, chunk_cols - filled);
-      if (c >= Cg) continue;
-      for (int64_t j = j0; j < j1;) {
+      for (int64_t j = j0; j < j0 + filled;) {
         const int64_t n = j / plane, p = j % plane, len = std::min(j1 - j, plane - p);
         const uint8_t* in = x + (n * s.C + g * Cg + c) * in_plane;
         if (contiguous) {
           std::memcpy(row + (j - j0), in + p, len);
         } else {
-          for (int64_t i2 = 0; i2 < len; ++i2) {
-            const int64_t oh = (p + i2) / OW, ow = (p + i2) % OW;
-            row[j - j0 + i2] = in[oh * s.stride_h * s.W + ow * s.stride_w];
-          }
+          for (int64_t q = p; q < p + len; ++q)
+            row[j - j0 + q - p] = in[(q / OW) * s.stride_h * s.W + (q % OW) * s.stride_w];
         }
         j += len;
       }
@@ -470,9 +482,12 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   }
   const int64_t units = pointwise ? G * nchunks : N * G;
   const JobSplit split = split_jobs(units, ktiles);
+  const int64_t max_job_rows = ceil_div(ktiles, split.kchunks) * rows;
   const int64_t ncols = pointwise ? chunk_cols : planes.ncols;
   const int64_t panel_bytes = pointwise ? nblocks * chunk_cols * kPackedColumnBytes : planes.bytes;
-  const int64_t row_bytes = isa->channels_per_step * (pointwise ? chunk_cols : planes.cells);
+  const int64_t zero_bytes = pointwise ? 0 : planes.cells;
+  const int64_t planes_buf_bytes =
+      isa->channels_per_step * (pointwise ? chunk_cols : (s.stride_w == 1 ? 0 : planes.cells));
   const std::vector<int64_t> pointwise_taps{0};
   const int64_t* tap_offset = pointwise ? pointwise_taps.data() : planes.tap_offset.data();
   const int64_t ntaps = pointwise ? 1 : s.R * s.S;
@@ -481,10 +496,14 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
   {
     auto panel = scratch<uint8_t>(panel_bytes);
-    auto row_buf = scratch<uint8_t>(row_bytes);
-    auto wide = scratch<int32_t>(rows * ncols);
-    const int64_t packed_bytes = pointwise ? panel_bytes : nblocks * planes.block_stride;
-    std::memset(panel.get() + packed_bytes, 0, panel_bytes - packed_bytes);  // tail reads
+    auto planes_buf = scratch<uint8_t>(planes_buf_bytes);
+    auto zeros = scratch<uint8_t>(zero_bytes);
+    auto wide = scratch<int32_t>(max_job_rows * ncols);
+    auto row_bytes = scratch<uint8_t>(ncols);
+    auto column = scratch<int32_t>(max_job_rows);
+    std::memset(panel.get(), padding_byte(), panel_bytes);
+    std::memset(planes_buf.get(), 0, planes_buf_bytes);
+    std::memset(zeros.get(), 0, zero_bytes);
     std::vector<Segment> segments;
     int64_t packed_unit = -1, base = 0, first_col = 0, valid_cols = 0;
 #pragma omp for schedule(static)
@@ -496,7 +515,7 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
         if (pointwise) {
           first_col = (unit % nchunks) * chunk_cols;
           valid_cols = std::min(total_cols, first_col + chunk_cols) - first_col;
-          pack_pointwise(x, g, first_col, first_col + valid_cols, chunk_cols, row_buf.get(),
+          pack_pointwise(x, g, first_col, first_col + valid_cols, chunk_cols, planes_buf.get(),
                          panel.get());
           segments.clear();
           for (int64_t j = first_col; j < first_col + valid_cols;) {
@@ -507,33 +526,36 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
           }
         } else {
           const int64_t n = unit / G;
-          pack_implicit(x + n * in_sample, g, row_buf.get(), panel.get());
+          pack_implicit(x + n * in_sample, g, zeros.get(), planes_buf.get(), panel.get());
           base = n * s.K * plane;
         }
       }
       const int64_t kt_begin = kchunk * ktiles / split.kchunks;
       const int64_t kt_end = (kchunk + 1) * ktiles / split.kchunks;
-      for (int64_t kt = kt_begin; kt < kt_end; ++kt) {
-        const GemmTileArgs args{
-            packed_weights.data() + g * group_weight_bytes + kt * nblocks * ntaps * rows * 4,
-            init.data() + (g * ktiles + kt) * rows,
-            panel.get(),
-            tap_offset,
-            ntaps,
-            nblocks,
-            block_stride,
-            ncols,
-            wide.get(),
-            ncols};
-        isa->gemm_tile(args);
-        const int64_t k0 = g * Kg + kt * rows, nrows = std::min(rows, Kg - kt * rows);
-        if (!pointwise)
-          emit_rows(wide.get(), ncols, k0, nrows, plane_segments, base, plane, out);
-        else if (plane == 1)
-          emit_columns(wide.get(), ncols, k0, nrows, first_col, valid_cols, s.K, out);
-        else
-          emit_rows(wide.get(), ncols, k0, nrows, segments, 0, plane, out);
-      }
+      const int64_t tile = g * ktiles + kt_begin;
+      const GemmPanelArgs args{packed_weights.data() + tile * weight_tile_bytes,
+                               weight_tile_bytes,
+                               init.data() + tile * rows,
+                               kt_end - kt_begin,
+                               panel.get(),
+                               tap_offset,
+                               ntaps,
+                               nblocks,
+                               block_stride,
+                               ncols,
+                               wide.get(),
+                               ncols};
+      isa->gemm_panel(args);
+      const int64_t k0 = g * Kg + kt_begin * rows;
+      const int64_t nrows = std::min(kt_end * rows, Kg) - kt_begin * rows;
+      if (!pointwise)
+        emit_rows(wide.get(), ncols, plane_row_len, k0, nrows, plane_segments, base, plane, out,
+                  row_bytes.get());
+      else if (plane == 1)
+        emit_columns(wide.get(), ncols, k0, nrows, first_col, valid_cols, s.K, out, column.get());
+      else
+        emit_rows(wide.get(), ncols, valid_cols, k0, nrows, segments, 0, plane, out,
+                  row_bytes.get());
     }
   }
 }
@@ -544,16 +566,18 @@ void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink
   {
     auto panel = scratch<uint8_t>(planes.bytes);
     auto wide = scratch<int32_t>(planes.ncols);
-    std::memset(panel.get() + planes.cells, 0, planes.bytes - planes.cells);  // tail reads
+    auto row_bytes = scratch<uint8_t>(planes.ncols);
+    std::memset(panel.get(), 0, planes.bytes);
 #pragma omp for schedule(static)
     for (int64_t nc = 0; nc < N * s.C; ++nc) {
       const int64_t n = nc / s.C, c = nc % s.C;
-      fill_phase_plane(s, planes, x + nc * in_plane, panel.get());
+      copy_interior(s, planes, x + nc * in_plane, panel.get());
       const DepthwiseArgs args{panel.get(),      !x_unsigned, planes.tap_offset.data(),
                                depthwise_weights.data() + c * taps, taps, bias[c],
                                planes.ncols,     wide.get()};
       isa->depthwise(args);
-      emit_rows(wide.get(), planes.ncols, c, 1, plane_segments, n * s.K * plane, plane, out);
+      emit_rows(wide.get(), planes.ncols, plane_row_len, c, 1, plane_segments, n * s.K * plane,
+                plane, out, row_bytes.get());
     }
   }
 }
@@ -574,8 +598,10 @@ void ConvInt8::run_requantized(int64_t N, const void* x, const RequantParams& rq
   check_requant_params(impl_->s.K, rq);
   OutputSink out;
   out.y = static_cast<uint8_t*>(y);
-  out.rq = &rq;
   out.requantize_run = impl_->requantize_run;
+  out.scale = with_shifts_at_least_32(rq.scale);
+  out.lo = rq.lo;
+  out.hi = rq.hi;
   impl_->run(N, static_cast<const uint8_t*>(x), out);
 }
 

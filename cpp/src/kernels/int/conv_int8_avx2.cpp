@@ -18,46 +18,62 @@ inline __m256i widen16(const uint8_t* p, bool x_signed) {
 
 }  // namespace
 
+namespace {
+
+// 16 columns of 2 rows -> 16 cells of 2 int16 at out.
+inline void interleave16(const uint8_t* const* rows, int64_t i, bool x_signed, int16_t* out) {
+  const __m256i a = widen16(rows[0] + i, x_signed), b = widen16(rows[1] + i, x_signed);
+  // unpack works per 128-bit half: pairs of columns 0-3 | 8-11 and 4-7 | 12-15.
+  const __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+  auto* o = reinterpret_cast<__m256i*>(out);
+  _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(lo, hi, 0x20));
+  _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+}  // namespace
+
 void interleave_i16x2(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst) {
   auto* out = static_cast<int16_t*>(dst);
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m256i a = widen16(rows[0] + i, x_signed), b = widen16(rows[1] + i, x_signed);
-    // unpack works per 128-bit half: pairs of columns 0-3 | 8-11 and 4-7 | 12-15.
-    const __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
-    auto* o = reinterpret_cast<__m256i*>(out + 2 * i);
-    _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(lo, hi, 0x31));
-  }
-  for (; i < n; ++i)
-    for (int c = 0; c < 2; ++c)
-      out[2 * i + c] = x_signed ? static_cast<int8_t>(rows[c][i]) : rows[c][i];
+  for (; i + 16 <= n; i += 16) interleave16(rows, i, x_signed, out + 2 * i);
+  if (i == n) return;
+  // Tail through bounce buffers (rows are not readable past n).
+  uint8_t tail[2][16] = {};
+  int16_t tail_out[32];
+  const uint8_t* tail_rows[2] = {tail[0], tail[1]};
+  for (int c = 0; c < 2; ++c) std::memcpy(tail[c], rows[c] + i, n - i);
+  interleave16(tail_rows, 0, x_signed, tail_out);
+  std::memcpy(out + 2 * i, tail_out, 2 * (n - i) * sizeof(int16_t));
 }
 
-void gemm_tile(const GemmTileArgs& args) {
+void gemm_panel(const GemmPanelArgs& args) {
   for (int64_t q0 = 0; q0 < args.ncols; q0 += kGemmCols) {
-    __m256i acc[kGemmRows][kColumnVectors];
-    for (int r = 0; r < kGemmRows; ++r)
-      for (int v = 0; v < kColumnVectors; ++v) acc[r][v] = _mm256_set1_epi32(args.init[r]);
-    const uint8_t* w = args.weights;
-    for (int64_t b = 0; b < args.nblocks; ++b) {
-      const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
-      for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
-        const uint8_t* x = block + args.tap_offset[t];
-        __m256i xv[kColumnVectors];
-        for (int v = 0; v < kColumnVectors; ++v)
-          xv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v));
-        for (int r = 0; r < kGemmRows; ++r) {
-          const __m256i wr = _mm256_set1_epi32(load_i32(w + 4 * r));
+    for (int64_t kt = 0; kt < args.ktiles; ++kt) {
+      const int32_t* init = args.init + kt * kGemmRows;
+      __m256i acc[kGemmRows][kColumnVectors];
+      for (int r = 0; r < kGemmRows; ++r)
+        for (int v = 0; v < kColumnVectors; ++v) acc[r][v] = _mm256_set1_epi32(init[r]);
+      const uint8_t* w = args.weights + kt * args.weight_tile_bytes;
+      for (int64_t b = 0; b < args.nblocks; ++b) {
+        const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
+        for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
+          const uint8_t* x = block + args.tap_offset[t];
+          __m256i xv[kColumnVectors];
           for (int v = 0; v < kColumnVectors; ++v)
-            acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(xv[v], wr));
+            xv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v));
+          for (int r = 0; r < kGemmRows; ++r) {
+            const __m256i wr = _mm256_set1_epi32(load_i32(w + 4 * r));
+            for (int v = 0; v < kColumnVectors; ++v)
+              acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(xv[v], wr));
+          }
         }
       }
+      int32_t* out = args.out + kt * kGemmRows * args.ldo + q0;
+      for (int r = 0; r < kGemmRows; ++r)
+        for (int v = 0; v < kColumnVectors; ++v)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * args.ldo + kLanes * v),
+                              acc[r][v]);
     }
-    for (int r = 0; r < kGemmRows; ++r)
-      for (int v = 0; v < kColumnVectors; ++v)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(args.out + r * args.ldo + q0 + kLanes * v),
-                            acc[r][v]);
   }
 }
 

@@ -17,55 +17,69 @@ constexpr int kColumnVectors = kGemmCols / kLanes;
 
 }  // namespace
 
-void interleave_u8x4(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst) {
-  const uint8_t flip = x_signed ? 0x80 : 0;
-  const __m256i flip_v = _mm256_set1_epi8(static_cast<char>(flip));
-  auto* out = static_cast<uint8_t*>(dst);
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    auto row = [&](int c) {
-      return _mm256_xor_si256(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[c] + i)), flip_v);
-    };
-    const __m256i a = row(0), b = row(1), c = row(2), d = row(3);
-    // Bytes to (a,b) and (c,d) pairs, pairs to quads; unpack works per 128-bit half, so quads of
-    // columns 0-3 | 16-19, 4-7 | 20-23, 8-11 | 24-27, 12-15 | 28-31, reordered at the store.
-    const __m256i ab_lo = _mm256_unpacklo_epi8(a, b), ab_hi = _mm256_unpackhi_epi8(a, b);
-    const __m256i cd_lo = _mm256_unpacklo_epi8(c, d), cd_hi = _mm256_unpackhi_epi8(c, d);
-    const __m256i q0 = _mm256_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm256_unpackhi_epi16(ab_lo, cd_lo);
-    const __m256i q2 = _mm256_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm256_unpackhi_epi16(ab_hi, cd_hi);
-    auto* o = reinterpret_cast<__m256i*>(out + 4 * i);
-    _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(q0, q1, 0x20));
-    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(q2, q3, 0x20));
-    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(q0, q1, 0x31));
-    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(q2, q3, 0x31));
-  }
-  for (; i < n; ++i)
-    for (int c = 0; c < 4; ++c) out[4 * i + c] = rows[c][i] ^ flip;
+namespace {
+
+// 32 columns of 4 rows (flipped by xor) -> 32 4-byte cells at out.
+inline void interleave32(const uint8_t* const* rows, int64_t i, __m256i flip, uint8_t* out) {
+  auto row = [&](int c) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[c] + i)), flip);
+  };
+  const __m256i a = row(0), b = row(1), c = row(2), d = row(3);
+  // Bytes to (a,b) and (c,d) pairs, pairs to quads; unpack works per 128-bit half, so quads of
+  // columns 0-3 | 16-19, 4-7 | 20-23, 8-11 | 24-27, 12-15 | 28-31, reordered at the store.
+  const __m256i ab_lo = _mm256_unpacklo_epi8(a, b), ab_hi = _mm256_unpackhi_epi8(a, b);
+  const __m256i cd_lo = _mm256_unpacklo_epi8(c, d), cd_hi = _mm256_unpackhi_epi8(c, d);
+  const __m256i q0 = _mm256_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm256_unpackhi_epi16(ab_lo, cd_lo);
+  const __m256i q2 = _mm256_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm256_unpackhi_epi16(ab_hi, cd_hi);
+  auto* o = reinterpret_cast<__m256i*>(out);
+  _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(q0, q1, 0x20));
+  _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(q2, q3, 0x20));
+  _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(q0, q1, 0x31));
+  _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(q2, q3, 0x31));
 }
 
-void gemm_tile(const GemmTileArgs& args) {
+}  // namespace
+
+void interleave_u8x4(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst) {
+  const __m256i flip = _mm256_set1_epi8(x_signed ? static_cast<char>(0x80) : 0);
+  auto* out = static_cast<uint8_t*>(dst);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) interleave32(rows, i, flip, out + 4 * i);
+  if (i == n) return;
+  // Tail through bounce buffers (rows are not readable past n).
+  uint8_t tail[4][32] = {}, tail_out[128];
+  const uint8_t* tail_rows[4] = {tail[0], tail[1], tail[2], tail[3]};
+  for (int c = 0; c < 4; ++c) std::memcpy(tail[c], rows[c] + i, n - i);
+  interleave32(tail_rows, 0, flip, tail_out);
+  std::memcpy(out + 4 * i, tail_out, 4 * (n - i));
+}
+
+void gemm_panel(const GemmPanelArgs& args) {
   for (int64_t q0 = 0; q0 < args.ncols; q0 += kGemmCols) {
-    __m512i acc[kGemmRows][kColumnVectors];
-    for (int r = 0; r < kGemmRows; ++r)
-      for (int v = 0; v < kColumnVectors; ++v) acc[r][v] = _mm512_set1_epi32(args.init[r]);
-    const uint8_t* w = args.weights;
-    for (int64_t b = 0; b < args.nblocks; ++b) {
-      const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
-      for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
-        const uint8_t* x = block + args.tap_offset[t];
-        __m512i xv[kColumnVectors];
-        for (int v = 0; v < kColumnVectors; ++v) xv[v] = _mm512_loadu_si512(x + 64 * v);
-        for (int r = 0; r < kGemmRows; ++r) {
-          const __m512i wr = _mm512_set1_epi32(load_i32(w + 4 * r));
-          for (int v = 0; v < kColumnVectors; ++v)
-            acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xv[v], wr);
+    for (int64_t kt = 0; kt < args.ktiles; ++kt) {
+      const int32_t* init = args.init + kt * kGemmRows;
+      __m512i acc[kGemmRows][kColumnVectors];
+      for (int r = 0; r < kGemmRows; ++r)
+        for (int v = 0; v < kColumnVectors; ++v) acc[r][v] = _mm512_set1_epi32(init[r]);
+      const uint8_t* w = args.weights + kt * args.weight_tile_bytes;
+      for (int64_t b = 0; b < args.nblocks; ++b) {
+        const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
+        for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
+          const uint8_t* x = block + args.tap_offset[t];
+          __m512i xv[kColumnVectors];
+          for (int v = 0; v < kColumnVectors; ++v) xv[v] = _mm512_loadu_si512(x + 64 * v);
+          for (int r = 0; r < kGemmRows; ++r) {
+            const __m512i wr = _mm512_set1_epi32(load_i32(w + 4 * r));
+            for (int v = 0; v < kColumnVectors; ++v)
+              acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xv[v], wr);
+          }
         }
       }
+      int32_t* out = args.out + kt * kGemmRows * args.ldo + q0;
+      for (int r = 0; r < kGemmRows; ++r)
+        for (int v = 0; v < kColumnVectors; ++v)
+          _mm512_storeu_si512(out + r * args.ldo + kLanes * v, acc[r][v]);
     }
-    for (int r = 0; r < kGemmRows; ++r)
-      for (int v = 0; v < kColumnVectors; ++v)
-        _mm512_storeu_si512(args.out + r * args.ldo + q0 + kLanes * v, acc[r][v]);
   }
 }
 

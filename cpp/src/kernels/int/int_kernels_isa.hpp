@@ -3,8 +3,10 @@
 // the dispatching code (requantize.cpp, conv_int8.cpp) calls them only when
 // active_simd_level() allows it.
 #pragma once
+#include <climits>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/kernels/requantize.hpp"
@@ -18,6 +20,18 @@ namespace apl::kernels {
 using RequantizeRunFn = void (*)(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                                  bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
 RequantizeRunFn requantize_run_for(SimdLevel level);
+
+// The same rescaling with a shift of at least 32 when m has the headroom: (m * 2^j, s + j)
+// gives the same result for every accumulator (the product and the rounding term both scale by
+// 2^j). The SIMD runs are fastest with shifts >= 32: they then work on the high 32-bit words of
+// the 64-bit sums.
+inline FixedPointMultiplier with_shift_at_least_32(FixedPointMultiplier fp) {
+  if (fp.shift >= 32) return fp;
+  const int64_t m = static_cast<int64_t>(fp.multiplier) * (int64_t(1) << (32 - fp.shift));
+  if (m < INT32_MIN || m > INT32_MAX) return fp;
+  return {static_cast<int32_t>(m), 32};
+}
+std::vector<FixedPointMultiplier> with_shifts_at_least_32(std::vector<FixedPointMultiplier> scale);
 // Throws ValueError unless rq has 1 or `channels` multipliers, shifts in [0, 62] and a clamp
 // range inside its output type.
 void check_requant_params(int64_t channels, const RequantParams& rq);
@@ -30,20 +44,24 @@ constexpr int64_t kPackedColumnBytes = 4;
 // Interleaves `channels` rows of n raw activation bytes into n packed columns at dst.
 using InterleaveFn = void (*)(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
 
-// One tile of output channels (the kernel's row count) of the implicit GEMM, for all columns.
-struct GemmTileArgs {
-  const uint8_t* weights;     // [block][tap][row][4 bytes], the packed channels of each step
-  const int32_t* init;        // per row: the accumulator's initial value (bias + correction)
+// The implicit GEMM over one packed input panel for `ktiles` tiles of output channels (the
+// kernel's row count each). Column tiles are the outer loop, so the panel columns being read stay
+// in L1 while the weights of every tile stream past.
+struct GemmPanelArgs {
+  const uint8_t* weights;     // per tile: [block][tap][row][4 bytes], tiles weight_tile_bytes apart
+  int64_t weight_tile_bytes;
+  const int32_t* init;        // per tile and row: the accumulator's initial value
+  int64_t ktiles;
   const uint8_t* act;         // packed input panel: [block][...], column q at q * 4 bytes
   const int64_t* tap_offset;  // byte offset of each kernel tap inside a block
   int64_t ntaps;
   int64_t nblocks;            // channel blocks (4 or 2 channels each)
   int64_t block_stride;       // bytes
   int64_t ncols;              // multiple of the kernel's column tile
-  int32_t* out;               // rows x ncols accumulators, row stride ldo
+  int32_t* out;               // (ktiles * rows) x ncols accumulators, row stride ldo
   int64_t ldo;
 };
-using GemmTileFn = void (*)(const GemmTileArgs&);
+using GemmPanelFn = void (*)(const GemmPanelArgs&);
 
 // Depthwise convolution of one padded input plane (raw int8/uint8 bytes, one byte per column).
 struct DepthwiseArgs {
@@ -70,7 +88,7 @@ constexpr int kDepthwiseCols = 8;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
 void interleave_i16x2(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
-void gemm_tile(const GemmTileArgs& args);
+void gemm_panel(const GemmPanelArgs& args);
 void depthwise(const DepthwiseArgs& args);
 }  // namespace avx2
 
@@ -81,7 +99,7 @@ constexpr int kDepthwiseCols = 16;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
 void interleave_u8x4(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
-void gemm_tile(const GemmTileArgs& args);
+void gemm_panel(const GemmPanelArgs& args);
 void depthwise(const DepthwiseArgs& args);
 }  // namespace avx512
 

@@ -28,6 +28,11 @@ RequantizeRunFn requantize_run_for(SimdLevel level) {
   return scalar::requantize_run;
 }
 
+std::vector<FixedPointMultiplier> with_shifts_at_least_32(std::vector<FixedPointMultiplier> scale) {
+  for (FixedPointMultiplier& fp : scale) fp = with_shift_at_least_32(fp);
+  return scale;
+}
+
 namespace {
 
 void check_shifts(const std::vector<FixedPointMultiplier>& scale) {
@@ -60,25 +65,26 @@ constexpr int64_t kMinChannelRun = 16;
 
 void requantize_with(RequantizeRunFn run, int64_t N, int64_t channels, int64_t inner,
                      const int32_t* acc, const RequantParams& rq, uint8_t* y) {
+  const std::vector<FixedPointMultiplier> scale = with_shifts_at_least_32(rq.scale);
   const int64_t total = N * channels * inner;
   const bool parallel = total >= (int64_t(1) << 16);
-  if (rq.scale.size() == 1) {
+  if (scale.size() == 1) {
     constexpr int64_t kChunk = int64_t(1) << 14;
     const int64_t chunks = (total + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t begin = c * kChunk;
-      run(acc + begin, std::min(kChunk, total - begin), rq.scale.data(), false, rq.lo, rq.hi,
+      run(acc + begin, std::min(kChunk, total - begin), scale.data(), false, rq.lo, rq.hi,
           y + begin);
     }
   } else if (inner >= kMinChannelRun) {
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t nc = 0; nc < N * channels; ++nc)
-      run(acc + nc * inner, inner, &rq.scale[nc % channels], false, rq.lo, rq.hi, y + nc * inner);
+      run(acc + nc * inner, inner, &scale[nc % channels], false, rq.lo, rq.hi, y + nc * inner);
   } else {
     std::vector<FixedPointMultiplier> per_element(channels * inner);
     for (int64_t c = 0; c < channels; ++c)
-      std::fill_n(per_element.begin() + c * inner, inner, rq.scale[c]);
+      std::fill_n(per_element.begin() + c * inner, inner, scale[c]);
     const int64_t sample = channels * inner;
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t n = 0; n < N; ++n)

@@ -1,0 +1,143 @@
+"""export_onnx: the quantized network as an ONNX QDQ model that onnxruntime runs.
+
+Layout: each quantized activation (the input and every Scaling node) becomes a
+QuantizeLinear/DequantizeLinear pair with the activation's step as scale and a zero point of 0
+(int8, or uint8 for unsigned codes); Conv/Gemm weights are int8 initializers behind a per-channel
+DequantizeLinear, biases int32 initializers at scale (input step x weight scale). The weight
+scale folds the requantization multiplier in, so QuantizeLinear after the layer computes the same
+codes as our requantizer (up to ties: ONNX rounds half to even, we round half up). Below 8 bits a
+Clip after DequantizeLinear keeps the codes in the n-bit range. Other ops run in float on
+dequantized values, which is exact for ReLU, max pooling, padding and reshapes.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from . import _core
+
+_INTERNAL_ATTRIBUTES = {"const_index", "shape", "pads_input", "value", "min", "max"}
+_OPSET = 17
+
+
+class _Exporter:
+    def __init__(self, graph: _core.Graph):
+        self.graph = graph
+        self.nodes, self.inits = [], []
+        self.tensor = {}  # our node name -> float tensor name in the ONNX graph
+        self.by_name = {n.name: n for n in graph.nodes()}
+        self.nb_bits = graph.nb_bits
+
+    def const(self, name, array):
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def add(self, op, inputs, output, **attrs):
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def quantize_dequantize(self, source: str, node) -> str:
+        q = node.quant
+        zero = np.array(0, np.uint8 if q["unsigned"] else np.int8)
+        scale = self.const(f"{node.name}.step", np.array(q["step"], np.float32))
+        zp = self.const(f"{node.name}.zero_point", zero)
+        codes = self.add("QuantizeLinear", [source, scale, zp], f"{node.name}.codes")
+        out = self.add("DequantizeLinear", [codes, scale, zp], f"{node.name}.dequantized")
+        full_range = (-128, 127) if not q["unsigned"] else (0, 255)
+        if self.nb_bits < 8 and (q["lo"], q["hi"]) != full_range:
+            lo = self.const(f"{node.name}.lo", np.array(q["lo"] * q["step"], np.float32))
+            hi = self.const(f"{node.name}.hi", np.array(q["hi"] * q["step"], np.float32))
+            out = self.add("Clip", [out, lo, hi], f"{node.name}.clipped")
+        return out
+
+    def acc_to_float(self, affine) -> np.ndarray:
+        """Per output channel: the float value of one accumulator unit after the Scaling node."""
+        users = self.graph.consumers(affine.name)
+        scaling = self.by_name[users[0]]
+        if scaling.quant["dequantize_point"]:
+            return scaling.params[0].astype(np.float64)
+        m = np.array([mult / 2.0 ** shift for mult, shift in scaling.quant["multiplier"]])
+        return m * scaling.quant["step"]
+
+    def affine(self, node) -> str:
+        x = self.tensor[node.inputs[0]]
+        step_in = self.by_name[node.inputs[0]].quant["step"]
+        w_codes, b_codes = node.params
+        channels = w_codes.shape[0]
+        weight_scale = np.broadcast_to(self.acc_to_float(node) / step_in, (channels,)).astype(np.float32)
+        zp = np.zeros(channels, np.int8)
+        w = self.add("DequantizeLinear", [self.const(f"{node.name}.weight_codes", w_codes),
+                                          self.const(f"{node.name}.weight_scale", weight_scale),
+                                          self.const(f"{node.name}.weight_zero_point", zp)],
+                     f"{node.name}.weight", axis=0)
+        bias_scale = (weight_scale.astype(np.float64) * step_in).astype(np.float32)
+        b = self.add("DequantizeLinear", [self.const(f"{node.name}.bias_codes", b_codes),
+                                          self.const(f"{node.name}.bias_scale", bias_scale),
+                                          self.const(f"{node.name}.bias_zero_point", np.zeros(channels, np.int32))],
+                     f"{node.name}.bias", axis=0)
+        attrs = {k: v for k, v in node.attributes.items() if k not in _INTERNAL_ATTRIBUTES}
+        return self.add(node.op, [x, w, b], f"{node.name}.out", **attrs)
+
+    def float_op(self, node) -> str:
+        inputs = [self.tensor[i] for i in node.inputs]
+        attrs = {k: v for k, v in node.attributes.items() if k not in _INTERNAL_ATTRIBUTES}
+        a = node.attributes
+        if node.op == "Reshape":
+            inputs.append(self.const(f"{node.name}.shape", np.array(a["shape"], np.int64)))
+        elif node.op == "Pad":
+            inputs.append(self.const(f"{node.name}.pads", np.array(a["pads"], np.int64)))
+            attrs.pop("pads", None)
+        elif node.op == "Clip":
+            step = self.by_name[node.inputs[0]].quant["step"]
+            for key in ("min", "max"):
+                inputs.append(self.const(f"{node.name}.{key}", np.array(a[key] * step, np.float32)))
+        return self.add(node.op, inputs, f"{node.name}.out", **attrs)
+
+    def run(self) -> onnx.ModelProto:
+        g = self.graph
+        for node in g.nodes():
+            if node.op == "Input":
+                self.tensor[node.name] = self.quantize_dequantize(node.name, node)
+            elif node.op in ("Conv", "Gemm"):
+                self.tensor[node.name] = self.affine(node)
+            elif node.op == "Scaling":
+                source = self.tensor[node.inputs[0]]
+                self.tensor[node.name] = source if node.quant["dequantize_point"] else self.quantize_dequantize(source, node)
+            else:
+                self.tensor[node.name] = self.float_op(node)
+        outputs = []
+        for name in g.outputs:
+            self.add("Identity", [self.tensor[name]], name)
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *self.by_name[name].shape]))
+        inp = helper.make_tensor_value_info(g.input_name, TensorProto.FLOAT, ["N", *g.input_shape])
+        graph = helper.make_graph(self.nodes, "aidge_ptq_lite_qdq", [inp], outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)],
+                                  producer_name="aidge_ptq_lite")
+        onnx.checker.check_model(model)
+        return model
+
+
+def export_onnx(graph: _core.Graph, path) -> onnx.ModelProto:
+    """Write a quantized graph as an ONNX QDQ model (and return it).
+
+    int8/uint8 initializers for weights, int32 for biases, QuantizeLinear/DequantizeLinear around
+    every quantized activation; onnxruntime runs it (its QDQ fusion turns it into integer kernels).
+
+    Raises:
+        ValueError: the graph is not quantized, or was quantized with ``no_quant`` (no integers).
+        NotImplementedError: more than 8 bits (ONNX int16 QDQ is not exported yet).
+    """
+    if not graph.is_quantized:
+        raise ValueError("export_onnx needs a quantized graph (run quantize_network first)")
+    affine = next((n for n in graph.nodes() if n.op in ("Conv", "Gemm")), None)
+    if affine is not None and affine.params[0].dtype == np.float32:
+        raise ValueError("a no_quant graph holds no integers: quantize without no_quant to export")
+    if graph.nb_bits > 8:
+        raise NotImplementedError("export of more than 8 bits is not supported yet")
+    model = _Exporter(graph).run()
+    if path is not None:
+        onnx.save(model, os.fspath(path))
+    return model
