@@ -268,7 +268,7 @@ TEST(FloatKernelsConv, SquareKernelsStridesAndPads) {
 // across samples.
 TEST(FloatKernelsConv, SmallPlanesAcrossSamples) {
   check_conv(conv_shape(8, 7, 7, 512, 3, 3, 1, 1), 3, true, 70);
-  check_conv(conv_shape(40, 14, 14, 512, 3, 3, 1, 1), 5, true, 71);  // depth 360: two blocks
+  check_conv(conv_shape(40, 7, 7, 512, 3, 3, 1, 1), 5, true, 71);  // depth 360: two blocks
   check_conv(conv_shape(24, 13, 13, 1024, 5, 5, 2, 2, 1, 2), 3, true, 72);
   check_conv(conv_shape(32, 8, 8, 512, 3, 3, 1, 1), 7, false, 73);
   check_conv(with_pads(conv_shape(16, 9, 9, 512, 3, 3, 2, 0), 0, 1, 2, 0), 4, true, 74);
@@ -419,8 +419,8 @@ TEST(FloatKernelsElementwise, BatchNorm) {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t i = 0; i < HW; ++i) {
         const size_t at = (n * C + c) * HW + i;
-        expected[at] = static_cast<float>((x[at] - double(mean[c])) / std::sqrt(double(var[c]) + eps) *
-                                          scale[c] + bias[c]);
+        const double normalised = (x[at] - double(mean[c])) / std::sqrt(double(var[c]) + eps);
+        expected[at] = static_cast<float>(normalised * scale[c] + bias[c]);
       }
   batchnorm_f32(N, C, HW, x.data(), scale.data(), bias.data(), mean.data(), var.data(), eps,
                 y.data());
@@ -442,8 +442,9 @@ TEST(FloatKernelsElementwise, Activations) {
               [](float v) { return v < 0 ? 0.1f * v : v; });
   check_unary([](int64_t n, const float* x, float* y) { clip_f32(n, -1.5f, 6.0f, x, y); },
               [](float v) { return v < -1.5f ? -1.5f : (v > 6.0f ? 6.0f : v); });
-  check_unary(sigmoid_f32, [](float v) { return static_cast<float>(1.0 / (1.0 + std::exp(-double(v)))); },
-              1e-6f);
+  check_unary(
+      sigmoid_f32, [](float v) { return static_cast<float>(1.0 / (1.0 + std::exp(-double(v)))); },
+      1e-6f);
 }
 
 TEST(FloatKernelsElementwise, LargeActivationsUseThreads) {

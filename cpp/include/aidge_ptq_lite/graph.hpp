@@ -36,6 +36,7 @@ struct NodeQuant {
   bool dequantize_point = false;    // Scaling node that hands the accumulator to the outputs;
                                     // its factors then map accumulator codes to float values
   bool kept_float = false;          // runs in float on dequantized inputs (final Softmax)
+  bool power_of_two = false;        // Scaling node rescaled by a single shift (single_shift)
 };
 
 class Node {

@@ -75,6 +75,16 @@ float max_abs(const float* x, int64_t n, bool* finite);
 void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs);
 void check_nb_bits(int nb_bits);
 
+// ---- single_shift.cpp ---------------------------------------------------------------------------
+// On the normalized network, before quantize_normalized_network: makes the requantization factor
+// of every Scaling node that follows a Conv/Gemm a power of two 2^ceil(log2 m), and multiplies the
+// affine node's weights and bias (per output channel) by the ratio m / 2^ceil(log2 m), which is in
+// (0.5, 1], so weights stay inside their n-bit range. Scaling nodes after joins and pools have no
+// weights to compensate in: they keep their fixed-point multiplier.
+void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs);
+// Largest code of a node's output: 2^(n-1)-1, or 2^n-1 when unsigned (and signs are optimized).
+double code_max(const Node& n, int nb_bits, bool optimize_signs);
+
 // ---- cast.cpp -----------------------------------------------------------------------------------
 // Integer tensors (int8 weights / int32 biases, or int32 / int64 above 8 bits) and fixed-point
 // multipliers, for the integer executor.

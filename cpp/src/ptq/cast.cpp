@@ -22,6 +22,13 @@ Tensor to_integer(const Tensor& t, DType dtype, double limit, const Node& n, con
   return out;
 }
 
+// A power of two 2^-k as a pure rounding shift: multiplier 1, shift k (or 2^-k, shift 0 if k < 0).
+FixedPointMultiplier encode_shift(double power_of_two) {
+  const int k = -static_cast<int>(std::lround(std::log2(power_of_two)));
+  if (k >= 0) return {1, k};
+  return {static_cast<int32_t>(int64_t(1) << -k), 0};
+}
+
 int64_t pool_window(const Graph& g, const Node& pool) {
   if (pool.op == "GlobalAveragePool") {
     const Shape& in = g.node(pool.inputs[0]).shape;
@@ -48,7 +55,7 @@ void cast_to_integer(Graph& g, int nb_bits) {
       n.quant.multiplier.clear();
       const float* f = n.params[0].data<float>();
       for (int64_t c = 0; c < n.params[0].numel(); ++c)
-        n.quant.multiplier.push_back(encode_multiplier(f[c] / window));
+        n.quant.multiplier.push_back(n.quant.power_of_two ? encode_shift(f[c]) : encode_multiplier(f[c] / window));
     }
   }
   g.invalidate();

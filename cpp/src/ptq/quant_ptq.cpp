@@ -24,6 +24,7 @@ void prepare_for_calibration(Graph& g, const QuantizeOptions& o) {
 void quantize_from_ranges(Graph& g, const RangeMap& ranges, const QuantizeOptions& o) {
   check_options(o);
   normalize_activations(g, ranges, o.verbose);
+  if (o.single_shift) apply_single_shift(g, o.nb_bits, o.optimize_signs);
   quantize_normalized_network(g, o.nb_bits, o.no_quant, o.optimize_signs);
   if (!o.no_quant) cast_to_integer(g, o.nb_bits);
   QuantConfig config = g.quant_config();

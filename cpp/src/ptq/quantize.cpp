@@ -7,8 +7,6 @@
 namespace apl {
 namespace {
 
-double signed_max(int nb_bits) { return std::ldexp(1.0, nb_bits - 1) - 1.0; }
-double unsigned_max(int nb_bits) { return std::ldexp(1.0, nb_bits) - 1.0; }
 
 void scale_tensor(Tensor& t, double f, bool round) {
   float* p = t.data<float>();
@@ -16,6 +14,12 @@ void scale_tensor(Tensor& t, double f, bool round) {
     const double v = p[i] * f;
     p[i] = static_cast<float>(round ? std::nearbyint(v) : v);
   }
+}
+
+// Single shift: the factors are powers of two up to float rounding; make them exact.
+void snap_to_powers_of_two(Tensor& factors) {
+  float* f = factors.data<float>();
+  for (int64_t i = 0; i < factors.numel(); ++i) f[i] = std::exp2(std::round(std::log2(f[i])));
 }
 
 bool feeds_only_float_tail(const Graph& g, const std::string& name, const std::vector<std::string>& float_tail) {
@@ -29,6 +33,11 @@ bool feeds_only_float_tail(const Graph& g, const std::string& name, const std::v
 
 }  // namespace
 
+double code_max(const Node& n, int nb_bits, bool optimize_signs) {
+  const int bits = optimize_signs && n.quant.is_unsigned ? nb_bits : nb_bits - 1;
+  return std::ldexp(1.0, bits) - 1.0;
+}
+
 void check_nb_bits(int nb_bits) {
   if (nb_bits < 2 || nb_bits > 16)
     throw ValueError("nb_bits must be in 2..16, got " + std::to_string(nb_bits));
@@ -40,10 +49,8 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
   if (!report.unsupported.empty())
     throw UnsupportedError("cannot quantize: " + report.text());
   const bool round = !no_quant;
-  const double q_weight = signed_max(nb_bits);
-  auto code_max = [&](const Node& n) {
-    return optimize_signs && n.quant.is_unsigned ? unsigned_max(nb_bits) : signed_max(nb_bits);
-  };
+  const double q_weight = std::ldexp(1.0, nb_bits - 1) - 1.0;
+  auto codes = [&](const Node& n) { return code_max(n, nb_bits, optimize_signs); };
 
   // Codes of each node's output: Q such that the float value S maps to the integer Q.
   std::map<std::string, double> q;
@@ -53,7 +60,7 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
     if (float_tail) continue;
     const double q_in = n.inputs.empty() ? 0.0 : q[n.inputs[0]];
     if (n.op == "Input" || n.op == "Scaling") {
-      q[n.name] = code_max(n);
+      q[n.name] = codes(n);
     } else if (n.op == "Conv" || n.op == "Gemm") {
       scale_tensor(n.params[0], q_weight, round);
       scale_tensor(n.params[1], q_weight * q_in, round);
@@ -74,11 +81,12 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
       // keeps the accumulator; its factor then maps accumulator codes to float values.
       const double to_codes = n.quant.dequantize_point ? n.quant.range : q[n.name];
       scale_tensor(n.params[0], to_codes / q_acc, false);
+      if (n.quant.power_of_two) snap_to_powers_of_two(n.params[0]);
       if (n.quant.dequantize_point) q[n.name] = q_acc;
     }
     const bool is_unsigned = optimize_signs && n.quant.is_unsigned;
     n.quant.step = n.quant.range / q[n.name];
-    n.quant.hi = static_cast<int32_t>(code_max(n));
+    n.quant.hi = static_cast<int32_t>(codes(n));
     n.quant.lo = is_unsigned ? 0 : -n.quant.hi;
   }
   QuantConfig config;

@@ -11,7 +11,7 @@
 //    phase rows, and the few columns past the true output width are computed then dropped.
 // Weights are packed once for the SIMD level active at construction; bias is fused into the
 // micro-kernel's first depth block. Work items (group and block of samples, rows or columns) are
-// shared among OpenMP threads.
+// handed out dynamically to OpenMP threads, so a thread slowed by other load holds none back.
 #include <omp.h>
 
 #include <algorithm>
@@ -31,7 +31,7 @@ using detail::round_up;
 // columns) and the C block stay in L2.
 constexpr int64_t kBlockColumns = 1024;
 
-// How many blocks to cut each image's `extent` output units (rows or columns) into: blocks of at
+// How many blocks to cut each image's `extent` output rows into: blocks of at
 // most max_units, and, when the jobs do not divide evenly among threads, at least one per thread.
 int64_t units_per_block(int64_t extent, int64_t max_units, int64_t jobs) {
   const int64_t threads = omp_get_max_threads();
@@ -172,7 +172,7 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
   const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
   const int64_t padded_w = s.W + s.pad_left + s.pad_right;
   const int64_t taps = s.R * s.S, out_plane = s.OH() * s.OW();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (int64_t plane = 0; plane < N * s.C; ++plane) {
     const int64_t c = plane % s.C;
     float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
@@ -203,29 +203,30 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y) const {
   const Conv2dShape& s = shape;
   const int64_t out_plane = s.OH() * s.OW(), Cg = s.channels_per_group(),
                 Kg = s.outputs_per_group();
+  const int nr = kernel.nr;
   const int64_t total_cols = N * out_plane;
   const int64_t threads = omp_get_max_threads();
   int64_t col_blocks = (total_cols + kBlockColumns - 1) / kBlockColumns;
   if (s.groups % threads != 0) col_blocks = std::max(col_blocks, threads);
-  const int64_t block_cols = round_up((total_cols + col_blocks - 1) / col_blocks, kernel.nr);
+  const int64_t block_cols = round_up((total_cols + col_blocks - 1) / col_blocks, nr);
   col_blocks = (total_cols + block_cols - 1) / block_cols;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (int64_t item = 0; item < s.groups * col_blocks; ++item) {
     const int64_t g = item / col_blocks;
     const int64_t j0 = item % col_blocks * block_cols, nb = std::min(block_cols, total_cols - j0);
     float* panels =
-        detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * round_up(nb, kernel.nr));
+        detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * round_up(nb, nr));
     float* row_buffer = detail::thread_scratch(detail::Scratch::Plane, nb);
-    const int64_t* row_offset = detail::packed_row_offsets(kernel.nr);
+    const int64_t* row_offset = detail::packed_row_offsets(nr);
     float* c_block = detail::thread_scratch(detail::Scratch::C, Kg * nb);
 
     const detail::PackedA& a = group_weights[g];
     for (int64_t d = 0; d < a.block_count(); ++d) {
       const int64_t kb = a.block_size(d);
       im2col_block(s, x + g * Cg * s.H * s.W, s.C * s.H * s.W, a.block_begin(d), kb, j0, nb,
-                   kernel.nr, row_buffer, panels);
-      detail::gemm_depth_block(kernel, a, d, panels, kb * kernel.nr, row_offset, nb, c_block, nb,
+                   nr, row_buffer, panels);
+      detail::gemm_depth_block(kernel, a, d, panels, kb * nr, row_offset, nb, c_block, nb,
                                bias.data() + g * Kg, d > 0);
     }
     // Scatter the columns back to their samples.
@@ -261,7 +262,7 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
   // When the phase width is the output width, C is y itself.
   const bool direct_output = phase_w == OW;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (int64_t item = 0; item < jobs * row_blocks; ++item) {
     const int64_t job = item / row_blocks, n = job / s.groups, g = job % s.groups;
     const int64_t oh0 = item % row_blocks * block_rows, rows = std::min(block_rows, OH - oh0);
@@ -296,7 +297,8 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
         }
 
     float* y_block = y + ((n * s.K + g * Kg) * OH + oh0) * OW;
-    float* c_block = direct_output ? y_block : detail::thread_scratch(detail::Scratch::C, Kg * cols);
+    float* c_block =
+        direct_output ? y_block : detail::thread_scratch(detail::Scratch::C, Kg * cols);
     const int64_t ldc = direct_output ? OH * OW : cols;
     const detail::PackedA& a = group_weights[g];
     for (int64_t d = 0; d < a.block_count(); ++d)

@@ -163,9 +163,12 @@ void binary_f32(BinaryOp op, const Shape& a_shape, const float* a, const Shape& 
   if (shape_numel(out_shape) == 0) return;
   const BroadcastPlan plan = plan_broadcast(a_shape, b_shape, out_shape);
   switch (op) {
-    case BinaryOp::Add: return broadcast_apply(plan, a, b, y, [](float u, float v) { return u + v; });
-    case BinaryOp::Sub: return broadcast_apply(plan, a, b, y, [](float u, float v) { return u - v; });
-    case BinaryOp::Mul: return broadcast_apply(plan, a, b, y, [](float u, float v) { return u * v; });
+    case BinaryOp::Add:
+      return broadcast_apply(plan, a, b, y, [](float u, float v) { return u + v; });
+    case BinaryOp::Sub:
+      return broadcast_apply(plan, a, b, y, [](float u, float v) { return u - v; });
+    case BinaryOp::Mul:
+      return broadcast_apply(plan, a, b, y, [](float u, float v) { return u * v; });
   }
 }
 

@@ -67,9 +67,11 @@ void avgpool2d_f32(const Pool2dShape& s, bool count_include_pad, int64_t N, cons
   // Window cells inside the input: a product of per-axis counts.
   std::vector<float> rows_inside(OH), cols_inside(OW);
   for (int64_t oh = 0; oh < OH; ++oh)
-    rows_inside[oh] = count_include_pad ? s.R : taps_inside(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H);
+    rows_inside[oh] =
+        count_include_pad ? s.R : taps_inside(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H);
   for (int64_t ow = 0; ow < OW; ++ow)
-    cols_inside[ow] = count_include_pad ? s.S : taps_inside(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W);
+    cols_inside[ow] =
+        count_include_pad ? s.S : taps_inside(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W);
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < N * s.C; ++plane)
     for (int64_t oh = 0; oh < OH; ++oh) {

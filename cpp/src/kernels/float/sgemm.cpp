@@ -1,5 +1,6 @@
 // SGEMM: A packed once per call, B packed per (depth block, column block) into per-thread
-// scratch, column blocks shared among OpenMP threads; the micro-kernel follows the SIMD level.
+// scratch, column blocks handed out dynamically to OpenMP threads; the micro-kernel follows the
+// SIMD level.
 #include <omp.h>
 
 #include <algorithm>
@@ -40,23 +41,24 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   if (K <= 0 || alpha == 0.0f) return;
 
   const detail::MicroKernel kernel = detail::micro_kernel_for(active_simd_level());
+  const int nr = kernel.nr;
   const detail::PackedA a(kernel.mr, M, K, alpha, A, trans_a ? 1 : lda, trans_a ? lda : 1);
   const int64_t threads = omp_get_max_threads();
   const int64_t block_cols =
-      std::min(kColumnBlock, round_up((N + threads - 1) / threads, kernel.nr));
+      std::min(kColumnBlock, round_up((N + threads - 1) / threads, nr));
   const int64_t n_blocks = (N + block_cols - 1) / block_cols;
 
-#pragma omp parallel for schedule(static) if (n_blocks > 1)
+#pragma omp parallel for schedule(dynamic) if (n_blocks > 1)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
     const int64_t j0 = blk * block_cols, nb = std::min(block_cols, N - j0);
     float* packed_b =
-        detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * round_up(nb, kernel.nr));
+        detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * round_up(nb, nr));
     float* row = detail::thread_scratch(detail::Scratch::Plane, nb);
-    const int64_t* row_offset = detail::packed_row_offsets(kernel.nr);
+    const int64_t* row_offset = detail::packed_row_offsets(nr);
     for (int64_t d = 0; d < a.block_count(); ++d) {
       const int64_t kb = a.block_size(d);
-      pack_b(trans_b, B, ldb, a.block_begin(d), kb, j0, nb, kernel.nr, row, packed_b);
-      detail::gemm_depth_block(kernel, a, d, packed_b, kb * kernel.nr, row_offset, nb, C + j0, ldc,
+      pack_b(trans_b, B, ldb, a.block_begin(d), kb, j0, nb, nr, row, packed_b);
+      detail::gemm_depth_block(kernel, a, d, packed_b, kb * nr, row_offset, nb, C + j0, ldc,
                                nullptr, d > 0 || beta != 0.0f);
     }
   }
