@@ -124,13 +124,15 @@ TEST(Cle, DepthwiseLayerTakesPartInTwoPairs) {
 
   EXPECT_EQ(equalize_keeping_function(g, {3, 5, 5}, rng),
             (std::vector<std::string>{"expand -> depthwise", "depthwise -> project"}));
-  // At convergence each pair is balanced to within the last (small) step.
+  // At convergence both pairs are balanced to within the last (small) steps. A depthwise layer
+  // reads input channel c with its row c only, so its input ranges are its output ranges.
   const auto expand = output_ranges(g.node("expand").params[0]);
   const auto depthwise = output_ranges(g.node("depthwise").params[0]);
   const auto project = input_ranges(g.node("project").params[0]);
-  for (size_t c = 0; c < expand.size(); ++c) EXPECT_NEAR(depthwise[c] / project[c], 1.f, 0.05f) << "channel " << c;
-  const float spread = *std::max_element(expand.begin(), expand.end()) / *std::min_element(expand.begin(), expand.end());
-  EXPECT_LT(spread, 40.f);
+  for (size_t c = 0; c < expand.size(); ++c) {
+    EXPECT_NEAR(expand[c] / depthwise[c], 1.f, 0.05f) << "channel " << c;
+    EXPECT_NEAR(depthwise[c] / project[c], 1.f, 0.05f) << "channel " << c;
+  }
 }
 
 TEST(Cle, ResidualBranchPairButNotAcrossTheJoin) {
