@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--onnx", metavar="PATH", help="an ONNX model taking (N, 1, 28, 28) normalized inputs")
     p.add_argument("--data", metavar="DIR",
                    help="directory with the Fashion-MNIST idx .gz files (default: Debian's "
-                        f"{datasets.FASHION_MNIST_DIR} when installed, else the bundled subset)")
+                        f"{datasets.FASHION_MNIST_DIR} when installed, else the bundled subset; "
+                        f"'{datasets.BUNDLED}' forces the subset)")
     p.add_argument("--nb-bits", type=int, default=8, help="bit width of weights and activations, 2..16 (default 8)")
     p.add_argument("--clipping", choices=["max", "mse", "aa", "kl"], default="max",
                    help="activation range selection (default: max)")

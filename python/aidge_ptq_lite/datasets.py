@@ -46,17 +46,24 @@ def read_idx(path):
     return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+BUNDLED = "bundled"  #: ``data_dir`` value that selects the bundled subset explicitly
+
+
+def _use_bundled(data_dir):
+    return data_dir == BUNDLED or (data_dir is None and not _has_files(FASHION_MNIST_DIR))
+
+
 def _has_files(data_dir):
     return all(os.path.isfile(os.path.join(data_dir, f)) for pair in _FILES.values() for f in pair)
 
 
 def data_source(data_dir=None):
     """Where the data comes from: ``"dir:..."``, ``"debian:..."`` or ``"bundled subset"``."""
+    if _use_bundled(data_dir):
+        return "bundled subset"
     if data_dir is not None:
         return f"dir:{data_dir}"
-    if _has_files(FASHION_MNIST_DIR):
-        return f"debian:{FASHION_MNIST_DIR}"
-    return "bundled subset"
+    return f"debian:{FASHION_MNIST_DIR}"
 
 
 def load_raw(split="test", data_dir=None):
@@ -66,7 +73,7 @@ def load_raw(split="test", data_dir=None):
     """
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if data_dir is None and not _has_files(FASHION_MNIST_DIR):
+    if _use_bundled(data_dir):
         with np.load(SUBSET_PATH) as z:
             return z[f"{split}_images"], z[f"{split}_labels"]
     data_dir = FASHION_MNIST_DIR if data_dir is None else data_dir
@@ -90,7 +97,7 @@ def load_fashion_mnist(split="test", data_dir=None, limit=None):
     """Load a split as (x float32 (N, 1, 28, 28) normalized, y int64 (N,)).
 
     ``data_dir=None`` uses the Debian files when present, else the bundled subset
-    (1,000 test / 256 train images). ``limit`` keeps at most the first ``limit`` images.
+    (1,000 test / 256 train images); ``data_dir="bundled"`` forces the subset. ``limit`` keeps at most the first ``limit`` images.
     """
     images, labels = load_raw(split, data_dir)
     if limit is not None:

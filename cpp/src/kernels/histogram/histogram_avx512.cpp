@@ -2,7 +2,8 @@
 // float32 operations as bin_index), then 16 scalar increments into the interleaved
 // sub-histograms. Conflict detection (vpconflictd) is not used: it is slower than scalar
 // increments into sub-histograms (see reference/anchors.md, section 4).
-// GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593).
+// GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593), which is
+// also why the lane maxima are reduced through memory rather than with _mm512_reduce_max_epu32.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -33,7 +34,9 @@ uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bin
     _mm512_store_si512(slot, _mm512_or_si512(_mm512_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
     for (int lane = 0; lane < kLanes; ++lane) ++tables[slot[lane]];
   }
-  const uint32_t head_max = _mm512_reduce_max_epu32(max_bits);
+  alignas(64) uint32_t lane_max[kLanes];
+  _mm512_store_si512(lane_max, max_bits);
+  const uint32_t head_max = *std::max_element(lane_max, lane_max + kLanes);
   return std::max(head_max, scalar::histogram_block(x + i, n - i, inv_width, bins, tables));
 }
 

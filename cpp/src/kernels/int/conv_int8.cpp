@@ -194,18 +194,42 @@ struct Segment {
   int64_t src_col, dst, len;
 };
 
+// The segments' parts inside wide columns [begin, end), relative to begin.
+void clip_segments(const std::vector<Segment>& all, int64_t begin, int64_t end,
+                   std::vector<Segment>* clipped) {
+  clipped->clear();
+  for (const Segment& seg : all) {
+    const int64_t from = std::max(seg.src_col, begin), to = std::min(seg.src_col + seg.len, end);
+    if (from < to) clipped->push_back({from - begin, seg.dst + from - seg.src_col, to - from});
+  }
+}
+
+// memcpy of short runs (output rows) without a library call per run.
+inline void copy_run(void* dst, const void* src, int64_t bytes) {
+  auto* d = static_cast<uint8_t*>(dst);
+  const auto* s = static_cast<const uint8_t*>(src);
+  if (bytes < 16) {
+    for (int64_t i = 0; i < bytes; ++i) d[i] = s[i];
+    return;
+  }
+  for (int64_t i = 0; i + 16 < bytes; i += 16) std::memcpy(d + i, s + i, 16);
+  std::memcpy(d + bytes - 16, s + bytes - 16, 16);  // the last chunk may overlap the previous
+}
+
 // Rows of wide accumulators (output channels k0...) to the NCHW output: segment j of row r goes
-// to base + seg.dst + (k0 + r) * plane. A requantized row is narrowed whole (one SIMD run over
-// its first row_len columns, into row_bytes) and then compacted.
-void emit_rows(const int32_t* wide, int64_t ldw, int64_t row_len, int64_t k0, int64_t nrows,
+// to base + seg.dst + (k0 + r) * plane. A requantized row is narrowed whole (one SIMD run up to
+// its last segment, into row_bytes) and then compacted.
+void emit_rows(const int32_t* wide, int64_t ldw, int64_t k0, int64_t nrows,
                const std::vector<Segment>& segments, int64_t base, int64_t plane,
                const OutputSink& out, uint8_t* row_bytes) {
+  if (segments.empty()) return;
+  const int64_t row_len = segments.back().src_col + segments.back().len;
   for (int64_t r = 0; r < nrows; ++r) {
     const int32_t* row = wide + r * ldw;
     const int64_t k = k0 + r, row_base = base + k * plane;
     if (out.acc) {
       for (const Segment& seg : segments)
-        std::memcpy(out.acc + row_base + seg.dst, row + seg.src_col, seg.len * sizeof(int32_t));
+        copy_run(out.acc + row_base + seg.dst, row + seg.src_col, seg.len * sizeof(int32_t));
     } else if (segments.size() == 1) {
       const Segment& seg = segments[0];
       out.requantize_run(row + seg.src_col, seg.len, out.scale_of(k), false, out.lo, out.hi,
@@ -213,7 +237,7 @@ void emit_rows(const int32_t* wide, int64_t ldw, int64_t row_len, int64_t k0, in
     } else {
       out.requantize_run(row, row_len, out.scale_of(k), false, out.lo, out.hi, row_bytes);
       for (const Segment& seg : segments)
-        std::memcpy(out.y + row_base + seg.dst, row_bytes + seg.src_col, seg.len);
+        copy_run(out.y + row_base + seg.dst, row_bytes + seg.src_col, seg.len);
     }
   }
 }
@@ -294,7 +318,6 @@ struct ConvInt8::Impl {
   // Implicit GEMM and depthwise: the padded planes of one sample and group (or channel).
   PaddedPlanes planes;
   std::vector<Segment> plane_segments;  // wide rows -> output rows
-  int64_t plane_row_len = 0;            // wide columns up to the last output
   std::vector<int32_t> depthwise_weights;  // [C][tap]
 
   Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x);
@@ -338,11 +361,9 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     if (path == ConvPath::ImplicitGemm)
       planes = make_padded_planes(s, nblocks, kPackedColumnBytes, isa->gemm_cols);
   }
-  if (path != ConvPath::PointwiseGemm) {
+  if (path != ConvPath::PointwiseGemm)
     for (int64_t oh = 0; oh < s.OH(); ++oh)
       plane_segments.push_back({oh * planes.Wph, oh * s.OW(), s.OW()});
-    plane_row_len = (s.OH() - 1) * planes.Wph + s.OW();
-  }
 }
 
 void ConvInt8::Impl::pack_gemm_weights(const int8_t* w) {
@@ -394,7 +415,7 @@ void ConvInt8::Impl::run_reference(int64_t N, const uint8_t* x, const OutputSink
       int32_t* dst = out.acc ? out.acc + n * out_sample : acc.get();
       conv2d_int8_reference(s, 1, x + n * in_sample, x_unsigned, weights.data(), bias.data(), dst);
       if (!out.acc)
-        emit_rows(dst, plane, plane, 0, s.K, whole_plane, n * out_sample, plane, out, nullptr);
+        emit_rows(dst, plane, 0, s.K, whole_plane, n * out_sample, plane, out, nullptr);
     }
   }
 }
@@ -413,12 +434,15 @@ void ConvInt8::Impl::pack_implicit(const uint8_t* x_sample, int64_t g, const uin
       channel[i] = c < Cg ? x_sample + (g * Cg + c) * s.H * s.W : nullptr;
     }
     if (s.stride_w == 1) {
-      const uint8_t* rows[4];
-      for (int64_t h = 0; h < s.H; ++h) {
-        for (int64_t i = 0; i < cg; ++i) rows[i] = channel[i] ? channel[i] + h * s.W : zeros;
-        const int64_t hp = h + s.pad_top;
-        const int64_t cell = ((hp % s.stride_h) * planes.Hph + hp / s.stride_h) * planes.Wph;
-        isa->interleave(rows, s.W, !x_unsigned, block + (cell + s.pad_left) * kPackedColumnBytes);
+      // Input rows of one row phase are evenly spaced in both the input and the panel.
+      for (int64_t phase = 0; phase < s.stride_h; ++phase) {
+        const int64_t h0 = ((phase - s.pad_top) % s.stride_h + s.stride_h) % s.stride_h;
+        if (h0 >= s.H) continue;
+        const uint8_t* src[4];
+        for (int64_t i = 0; i < cg; ++i) src[i] = channel[i] ? channel[i] + h0 * s.W : zeros;
+        const int64_t cell = (phase * planes.Hph + (h0 + s.pad_top) / s.stride_h) * planes.Wph;
+        isa->interleave(src, s.W, ceil_div(s.H - h0, s.stride_h), s.stride_h * s.W, planes.Wph,
+                        !x_unsigned, block + (cell + s.pad_left) * kPackedColumnBytes);
       }
     } else {
       const uint8_t* phase_planes[4];
@@ -427,7 +451,7 @@ void ConvInt8::Impl::pack_implicit(const uint8_t* x_sample, int64_t g, const uin
         if (channel[i]) copy_interior(s, planes, channel[i], plane);
         phase_planes[i] = channel[i] ? plane : zeros;
       }
-      isa->interleave(phase_planes, planes.cells, !x_unsigned, block);
+      isa->interleave(phase_planes, planes.cells, 1, 0, 0, !x_unsigned, block);
     }
   }
 }
@@ -459,7 +483,8 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
         j += len;
       }
     }
-    isa->interleave(row_ptrs, chunk_cols, !x_unsigned, panel + b * chunk_cols * kPackedColumnBytes);
+    isa->interleave(row_ptrs, chunk_cols, 1, 0, 0, !x_unsigned,
+                    panel + b * chunk_cols * kPackedColumnBytes);
   }
 }
 
@@ -484,6 +509,11 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   const JobSplit split = split_jobs(units, ktiles);
   const int64_t max_job_rows = ceil_div(ktiles, split.kchunks) * rows;
   const int64_t ncols = pointwise ? chunk_cols : planes.ncols;
+  // The wide accumulators of a job's rows are produced and emitted in column chunks that fit L2.
+  constexpr int64_t kWideBytes = 256 * 1024;
+  const int64_t wide_cols = std::min(
+      ncols, std::max<int64_t>(isa->gemm_cols,
+                               kWideBytes / (max_job_rows * 4) / isa->gemm_cols * isa->gemm_cols));
   const int64_t panel_bytes = pointwise ? nblocks * chunk_cols * kPackedColumnBytes : planes.bytes;
   const int64_t zero_bytes = pointwise ? 0 : planes.cells;
   const int64_t planes_buf_bytes =
@@ -498,13 +528,13 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
     auto panel = scratch<uint8_t>(panel_bytes);
     auto planes_buf = scratch<uint8_t>(planes_buf_bytes);
     auto zeros = scratch<uint8_t>(zero_bytes);
-    auto wide = scratch<int32_t>(max_job_rows * ncols);
-    auto row_bytes = scratch<uint8_t>(ncols);
+    auto wide = scratch<int32_t>(max_job_rows * wide_cols);
+    auto row_bytes = scratch<uint8_t>(wide_cols);
     auto column = scratch<int32_t>(max_job_rows);
     std::memset(panel.get(), padding_byte(), panel_bytes);
     std::memset(planes_buf.get(), 0, planes_buf_bytes);
     std::memset(zeros.get(), 0, zero_bytes);
-    std::vector<Segment> segments;
+    std::vector<Segment> segments, clipped;
     int64_t packed_unit = -1, base = 0, first_col = 0, valid_cols = 0;
 #pragma omp for schedule(static)
     for (int64_t job = 0; job < split.jobs; ++job) {
@@ -518,6 +548,7 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
           pack_pointwise(x, g, first_col, first_col + valid_cols, chunk_cols, planes_buf.get(),
                          panel.get());
           segments.clear();
+          base = 0;
           for (int64_t j = first_col; j < first_col + valid_cols;) {
             const int64_t n = j / plane, p = j % plane;
             const int64_t len = std::min(first_col + valid_cols - j, plane - p);
@@ -533,29 +564,31 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
       const int64_t kt_begin = kchunk * ktiles / split.kchunks;
       const int64_t kt_end = (kchunk + 1) * ktiles / split.kchunks;
       const int64_t tile = g * ktiles + kt_begin;
-      const GemmPanelArgs args{packed_weights.data() + tile * weight_tile_bytes,
-                               weight_tile_bytes,
-                               init.data() + tile * rows,
-                               kt_end - kt_begin,
-                               panel.get(),
-                               tap_offset,
-                               ntaps,
-                               nblocks,
-                               block_stride,
-                               ncols,
-                               wide.get(),
-                               ncols};
-      isa->gemm_panel(args);
       const int64_t k0 = g * Kg + kt_begin * rows;
       const int64_t nrows = std::min(kt_end * rows, Kg) - kt_begin * rows;
-      if (!pointwise)
-        emit_rows(wide.get(), ncols, plane_row_len, k0, nrows, plane_segments, base, plane, out,
-                  row_bytes.get());
-      else if (plane == 1)
-        emit_columns(wide.get(), ncols, k0, nrows, first_col, valid_cols, s.K, out, column.get());
-      else
-        emit_rows(wide.get(), ncols, valid_cols, k0, nrows, segments, 0, plane, out,
-                  row_bytes.get());
+      for (int64_t q0 = 0; q0 < ncols; q0 += wide_cols) {
+        const int64_t qn = std::min(wide_cols, ncols - q0);
+        const GemmPanelArgs args{packed_weights.data() + tile * weight_tile_bytes,
+                                 weight_tile_bytes,
+                                 init.data() + tile * rows,
+                                 kt_end - kt_begin,
+                                 panel.get() + q0 * kPackedColumnBytes,
+                                 tap_offset,
+                                 ntaps,
+                                 nblocks,
+                                 block_stride,
+                                 qn,
+                                 wide.get(),
+                                 qn};
+        isa->gemm_panel(args);
+        if (pointwise && plane == 1) {
+          const int64_t valid = std::min(qn, valid_cols - q0);
+          emit_columns(wide.get(), qn, k0, nrows, first_col + q0, valid, s.K, out, column.get());
+        } else {
+          clip_segments(pointwise ? segments : plane_segments, q0, q0 + qn, &clipped);
+          emit_rows(wide.get(), qn, k0, nrows, clipped, base, plane, out, row_bytes.get());
+        }
+      }
     }
   }
 }
@@ -576,8 +609,8 @@ void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink
                                depthwise_weights.data() + c * taps, taps, bias[c],
                                planes.ncols,     wide.get()};
       isa->depthwise(args);
-      emit_rows(wide.get(), planes.ncols, plane_row_len, c, 1, plane_segments, n * s.K * plane,
-                plane, out, row_bytes.get());
+      emit_rows(wide.get(), planes.ncols, c, 1, plane_segments, n * s.K * plane, plane, out,
+                row_bytes.get());
     }
   }
 }

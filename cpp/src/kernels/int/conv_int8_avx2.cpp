@@ -32,18 +32,22 @@ inline void interleave16(const uint8_t* const* rows, int64_t i, bool x_signed, i
 
 }  // namespace
 
-void interleave_i16x2(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst) {
-  auto* out = static_cast<int16_t*>(dst);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) interleave16(rows, i, x_signed, out + 2 * i);
-  if (i == n) return;
-  // Tail through bounce buffers (rows are not readable past n).
-  uint8_t tail[2][16] = {};
-  int16_t tail_out[32];
-  const uint8_t* tail_rows[2] = {tail[0], tail[1]};
-  for (int c = 0; c < 2; ++c) std::memcpy(tail[c], rows[c] + i, n - i);
-  interleave16(tail_rows, 0, x_signed, tail_out);
-  std::memcpy(out + 2 * i, tail_out, 2 * (n - i) * sizeof(int16_t));
+void interleave_i16x2(const uint8_t* const* planes, int64_t width, int64_t height,
+                      int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst) {
+  for (int64_t h = 0; h < height; ++h) {
+    const uint8_t* rows[2] = {planes[0] + h * src_pitch, planes[1] + h * src_pitch};
+    int16_t* out = static_cast<int16_t*>(dst) + h * dst_pitch * 2;
+    int64_t i = 0;
+    for (; i + 16 <= width; i += 16) interleave16(rows, i, x_signed, out + 2 * i);
+    if (i == width) continue;
+    // Tail through bounce buffers (rows are not readable past the width).
+    uint8_t tail[2][16] = {};
+    int16_t tail_out[32];
+    const uint8_t* tail_rows[2] = {tail[0], tail[1]};
+    for (int c = 0; c < 2; ++c) std::memcpy(tail[c], rows[c] + i, width - i);
+    interleave16(tail_rows, 0, x_signed, tail_out);
+    std::memcpy(out + 2 * i, tail_out, 2 * (width - i) * sizeof(int16_t));
+  }
 }
 
 void gemm_panel(const GemmPanelArgs& args) {

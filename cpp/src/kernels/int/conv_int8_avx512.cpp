@@ -7,6 +7,8 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <algorithm>
+
 #include "int_kernels_isa.hpp"
 
 namespace apl::kernels::avx512 {
@@ -19,10 +21,15 @@ constexpr int kColumnVectors = kGemmCols / kLanes;
 
 namespace {
 
-// 32 columns of 4 rows (flipped by xor) -> 32 4-byte cells at out.
-inline void interleave32(const uint8_t* const* rows, int64_t i, __m256i flip, uint8_t* out) {
+inline __mmask32 first_bytes(int64_t count) {
+  return count >= 32 ? ~__mmask32{0} : count <= 0 ? 0 : (__mmask32{1} << count) - 1;
+}
+
+// Columns [i, i + count) (count <= 32) of 4 rows, flipped by xor -> count 4-byte cells at out.
+inline void interleave32(const uint8_t* const* rows, int64_t i, int64_t count, __m256i flip,
+                         uint8_t* out) {
   auto row = [&](int c) {
-    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[c] + i)), flip);
+    return _mm256_xor_si256(_mm256_maskz_loadu_epi8(first_bytes(count), rows[c] + i), flip);
   };
   const __m256i a = row(0), b = row(1), c = row(2), d = row(3);
   // Bytes to (a,b) and (c,d) pairs, pairs to quads; unpack works per 128-bit half, so quads of
@@ -31,27 +38,25 @@ inline void interleave32(const uint8_t* const* rows, int64_t i, __m256i flip, ui
   const __m256i cd_lo = _mm256_unpacklo_epi8(c, d), cd_hi = _mm256_unpackhi_epi8(c, d);
   const __m256i q0 = _mm256_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm256_unpackhi_epi16(ab_lo, cd_lo);
   const __m256i q2 = _mm256_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm256_unpackhi_epi16(ab_hi, cd_hi);
-  auto* o = reinterpret_cast<__m256i*>(out);
-  _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(q0, q1, 0x20));
-  _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(q2, q3, 0x20));
-  _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(q0, q1, 0x31));
-  _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(q2, q3, 0x31));
+  const __m256i cells[4] = {
+      _mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q2, q3, 0x20),
+      _mm256_permute2x128_si256(q0, q1, 0x31), _mm256_permute2x128_si256(q2, q3, 0x31)};
+  for (int j = 0; j < 4; ++j)  // columns 8j..8j+7
+    _mm256_mask_storeu_epi8(out + 32 * j, first_bytes(4 * (count - 8 * j)), cells[j]);
 }
 
 }  // namespace
 
-void interleave_u8x4(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst) {
+void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height,
+                     int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst) {
   const __m256i flip = _mm256_set1_epi8(x_signed ? static_cast<char>(0x80) : 0);
-  auto* out = static_cast<uint8_t*>(dst);
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) interleave32(rows, i, flip, out + 4 * i);
-  if (i == n) return;
-  // Tail through bounce buffers (rows are not readable past n).
-  uint8_t tail[4][32] = {}, tail_out[128];
-  const uint8_t* tail_rows[4] = {tail[0], tail[1], tail[2], tail[3]};
-  for (int c = 0; c < 4; ++c) std::memcpy(tail[c], rows[c] + i, n - i);
-  interleave32(tail_rows, 0, flip, tail_out);
-  std::memcpy(out + 4 * i, tail_out, 4 * (n - i));
+  for (int64_t h = 0; h < height; ++h) {
+    const uint8_t* rows[4];
+    for (int c = 0; c < 4; ++c) rows[c] = planes[c] + h * src_pitch;
+    uint8_t* out = static_cast<uint8_t*>(dst) + h * dst_pitch * kPackedColumnBytes;
+    for (int64_t i = 0; i < width; i += 32)
+      interleave32(rows, i, std::min<int64_t>(32, width - i), flip, out + 4 * i);
+  }
 }
 
 void gemm_panel(const GemmPanelArgs& args) {

@@ -41,8 +41,10 @@ void check_requant_params(int64_t channels, const RequantParams& rq);
 // 2 channels as int16 (AVX2). Columns are consecutive 4-byte cells.
 constexpr int64_t kPackedColumnBytes = 4;
 
-// Interleaves `channels` rows of n raw activation bytes into n packed columns at dst.
-using InterleaveFn = void (*)(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
+// Interleaves `channels` (4 or 2) planes of raw activation bytes into packed columns: row h of
+// plane c starts at planes[c] + h * src_pitch, row h of dst at cell h * dst_pitch.
+using InterleaveFn = void (*)(const uint8_t* const* planes, int64_t width, int64_t height,
+                              int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 
 // The implicit GEMM over one packed input panel for `ktiles` tiles of output channels (the
 // kernel's row count each). Column tiles are the outer loop, so the panel columns being read stay
@@ -87,7 +89,8 @@ constexpr int kGemmRows = 4, kGemmCols = 24;  // 12 ymm accumulators
 constexpr int kDepthwiseCols = 8;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
-void interleave_i16x2(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
+void interleave_i16x2(const uint8_t* const* planes, int64_t width, int64_t height,
+                      int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 void gemm_panel(const GemmPanelArgs& args);
 void depthwise(const DepthwiseArgs& args);
 }  // namespace avx2
@@ -98,7 +101,8 @@ constexpr int kGemmRows = 8, kGemmCols = 32;  // 16 zmm accumulators
 constexpr int kDepthwiseCols = 16;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
-void interleave_u8x4(const uint8_t* const* rows, int64_t n, bool x_signed, void* dst);
+void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height,
+                     int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 void gemm_panel(const GemmPanelArgs& args);
 void depthwise(const DepthwiseArgs& args);
 }  // namespace avx512

@@ -1,0 +1,69 @@
+"""aidge_ptq.py end to end on the bundled subset: the printed accuracies are the library's."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import aidge_ptq_lite as apl
+from aidge_ptq_lite import datasets, zoo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "aidge_ptq.py"), "--data", "bundled",
+                           "--no-progress", *args], capture_output=True, text=True, timeout=600)
+    return proc
+
+
+def printed(text, label):
+    return float(re.search(rf"^{label}\s*: ([\d.]+)% top-1", text, re.M).group(1))
+
+
+def library_accuracy(model, **kw):
+    x, y = datasets.load_fashion_mnist("test", data_dir="bundled")
+    g = apl.load_onnx(zoo.model_path(model))
+    float_acc = np.mean(g.forward(x).argmax(1) == y)
+    apl.quantize_network(g, calibration_set=datasets.load_calibration_set(256, data_dir="bundled"), **kw)
+    return 100 * float_acc, 100 * np.mean(g.forward(x).argmax(1) == y)
+
+
+@pytest.mark.parametrize("model", zoo.ZOO_MODELS)
+def test_script_prints_the_library_accuracies(model):
+    proc = run_cli("--model", model)
+    assert proc.returncode == 0, proc.stderr
+    float_acc, quant_acc = library_accuracy(model)
+    assert printed(proc.stdout, "float") == pytest.approx(float_acc, abs=0.006)
+    assert printed(proc.stdout, "quantized") == pytest.approx(quant_acc, abs=0.006)
+    assert "PTQ time" in proc.stdout and "model size" in proc.stdout
+
+
+@pytest.mark.parametrize("flags, kwargs", [
+    (["--nb-bits", "4", "--channel-wise"], {"nb_bits": 4, "channel_wise": True}),
+    (["--single-shift"], {"single_shift": True}),
+    (["--no-quant"], {"no_quant": True}),
+])
+def test_script_flags(flags, kwargs):
+    proc = run_cli("--model", "lenet", *flags)
+    assert proc.returncode == 0, proc.stderr
+    _, quant_acc = library_accuracy("lenet", **kwargs)
+    assert printed(proc.stdout, "quantized") == pytest.approx(quant_acc, abs=0.006)
+
+
+def test_script_verbose_and_export(tmp_path):
+    out = tmp_path / "lenet_int8.onnx"
+    proc = run_cli("--model", "lenet", "--verbose", "--export", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "SQNR" in proc.stdout and "<- worst" in proc.stdout
+    assert out.exists()
+
+
+def test_script_reports_bad_input_clearly(tmp_path):
+    proc = run_cli("--model", "lenet", "--nb-bits", "1")
+    assert proc.returncode != 0 and "nb_bits" in proc.stderr
+    proc = run_cli("--onnx", str(tmp_path / "missing.onnx"))
+    assert proc.returncode != 0 and "missing.onnx" in proc.stderr
+    assert "Traceback" not in proc.stderr
