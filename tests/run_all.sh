@@ -9,5 +9,11 @@ cmake -S "$root" -B "$build" -DAPL_BUILD_TESTS=ON -DAPL_BUILD_PYTHON=OFF -DCMAKE
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 
+# The C++ package: install it, then build and run the example against the installed copy.
+cmake --install "$build" --prefix "$build/install" > /dev/null
+cmake -S "$root/examples/cpp" -B "$build/example" -DCMAKE_PREFIX_PATH="$build/install" > /dev/null
+cmake --build "$build/example" -j "$(nproc)" > /dev/null
+"$build/example/quantize_example" > /dev/null && echo "C++ example against the installed package: OK"
+
 cd "$root"
 python -m pytest -q tests "$@"

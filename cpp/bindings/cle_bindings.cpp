@@ -9,8 +9,8 @@ namespace py = pybind11;
 using namespace apl;
 
 void bind_cle_and_signs(py::module_& m) {
-  m.def("cross_layer_equalization", &cross_layer_equalization, py::arg("graph"), py::arg("target_delta") = 0.01f,
-        py::arg("verbose") = false, R"pbdoc(
+  m.def("cross_layer_equalization", &cross_layer_equalization, py::arg("graph"),
+        py::arg("target_delta") = 0.01f, py::arg("verbose") = false, R"pbdoc(
 Balance the per-channel weight ranges of consecutive affine layers (cross-layer equalization).
 
 For each pair of Conv/Gemm layers A -> ... -> B joined only by positively homogeneous,

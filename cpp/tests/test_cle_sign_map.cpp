@@ -72,7 +72,10 @@ double relative_difference(const Tensor& a, const Tensor& b) {
 std::vector<float> output_ranges(const Tensor& w) {
   const int64_t K = w.dim(0), inner = w.numel() / K;
   std::vector<float> r(K, 0.f);
-  for (int64_t i = 0; i < w.numel(); ++i) r[i / inner] = std::max(r[i / inner], std::fabs(w.data<float>()[i]));
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    float& range = r[i / inner];
+    range = std::max(range, std::fabs(w.data<float>()[i]));
+  }
   return r;
 }
 
@@ -80,7 +83,10 @@ std::vector<float> output_ranges(const Tensor& w) {
 std::vector<float> input_ranges(const Tensor& w) {
   const int64_t C = w.dim(1), inner = w.numel() / (w.dim(0) * C);
   std::vector<float> r(C, 0.f);
-  for (int64_t i = 0; i < w.numel(); ++i) r[(i / inner) % C] = std::max(r[(i / inner) % C], std::fabs(w.data<float>()[i]));
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    float& range = r[(i / inner) % C];
+    range = std::max(range, std::fabs(w.data<float>()[i]));
+  }
   return r;
 }
 

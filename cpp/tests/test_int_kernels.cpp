@@ -126,6 +126,10 @@ std::vector<ConvCase> conv_cases() {
       {"depthwise_3x3", conv(8, 10, 12, 8, 3, 3, 1, 1, 8), 2},
       {"depthwise_5x5_stride2_dil2", conv(5, 17, 15, 5, 5, 5, 2, 3, 5, 2), 2},
       {"single_channel", conv(1, 12, 12, 5, 3, 3, 1, 1), 2},
+      // Enough output channels that the accumulators are produced in column chunks.
+      {"column_chunks_3x3", conv(8, 20, 20, 256, 3, 3, 1, 1), 2},
+      {"column_chunks_1x1", conv(16, 12, 12, 600, 1, 1), 2},
+      {"column_chunks_gemm", conv(40, 1, 1, 1100, 1, 1), 70},
   };
   // Asymmetric pads, strides and a non-square kernel, depthwise and not.
   Conv2dShape odd = conv(7, 11, 9, 13, 3, 2, 2);

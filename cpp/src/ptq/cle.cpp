@@ -78,7 +78,8 @@ std::vector<float> output_channel_ranges(const Tensor& w) {
   const int64_t channels = w.dim(0), row_length = w.numel() / channels;
   std::vector<float> r(channels, 0.f);
   for (int64_t c = 0; c < channels; ++c)
-    for (int64_t i = 0; i < row_length; ++i) r[c] = std::max(r[c], std::fabs(w.data<float>()[c * row_length + i]));
+    for (int64_t i = 0; i < row_length; ++i)
+      r[c] = std::max(r[c], std::fabs(w.data<float>()[c * row_length + i]));
   return r;
 }
 
@@ -129,9 +130,11 @@ void check_prepared(const Graph& g) {
   if (g.is_quantized()) throw ValueError("cross_layer_equalization: the graph is already quantized");
   for (const Node& n : g.nodes()) {
     if (n.op == "Scaling")
-      throw GraphError("cross_layer_equalization must run before insert_scaling_nodes (found " + n.label() + ")");
+      throw GraphError("cross_layer_equalization must run before insert_scaling_nodes (found " + n.label() +
+                       ")");
     if (is_affine(n.op) && (n.params.size() != 2 || (n.op == "Gemm" && n.attr_int("transB", 0) != 1)))
-      throw GraphError("cross_layer_equalization: " + n.label() + " is not in canonical form; run prepare_network first");
+      throw GraphError("cross_layer_equalization: " + n.label() +
+                       " is not in canonical form; run prepare_network first");
   }
 }
 
@@ -167,7 +170,8 @@ std::vector<std::string> cross_layer_equalization(Graph& g, float target_delta, 
     names.push_back(pairs[i].first + " -> " + pairs[i].second);
     if (!verbose) continue;
     const auto after = pair_spreads(g, pairs[i]);
-    std::printf("CLE %s: range spread (max/min) of output channels %.3g -> %.3g, of input channels %.3g -> %.3g\n",
+    std::printf("CLE %s: range spread (max/min) of output channels %.3g -> %.3g, "
+                "of input channels %.3g -> %.3g\n",
                 names.back().c_str(), before[i].first, after.first, before[i].second, after.second);
   }
   if (verbose)

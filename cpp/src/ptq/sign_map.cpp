@@ -33,8 +33,8 @@ bool clamps_at_zero(const Node& n) {
 bool feeds_only_zero_clamps(const Graph& g, const Node& n) {
   if (std::find(g.outputs().begin(), g.outputs().end(), n.name) != g.outputs().end()) return false;
   const auto users = g.consumers(n.name);
-  return !users.empty() &&
-         std::all_of(users.begin(), users.end(), [&](const std::string& u) { return clamps_at_zero(g.node(u)); });
+  return !users.empty() && std::all_of(users.begin(), users.end(),
+                                       [&](const std::string& u) { return clamps_at_zero(g.node(u)); });
 }
 
 bool has_positive_factors(const Node& scaling) {
@@ -43,7 +43,8 @@ bool has_positive_factors(const Node& scaling) {
 }
 
 bool all_unsigned(const std::vector<std::string>& names, const SignOf& sign) {
-  return !names.empty() && std::all_of(names.begin(), names.end(), [&](const std::string& n) { return sign.at(n); });
+  return !names.empty() &&
+         std::all_of(names.begin(), names.end(), [&](const std::string& n) { return sign.at(n); });
 }
 
 // One topological pass of the local rules; `forced` nodes are signed whatever the rules say.

@@ -1,12 +1,29 @@
 #include "aidge_ptq_lite/executor.hpp"
 
+#include <cmath>
 #include <map>
 
 namespace apl {
 
+namespace {
+
+// A NaN or Inf constant would make every output silently wrong: refuse it by name.
+void check_finite_params(const Node& n) {
+  for (size_t i = 0; i < n.params.size(); ++i) {
+    const Tensor& p = n.params[i];
+    if (p.dtype() != DType::F32) continue;
+    for (int64_t k = 0; k < p.numel(); ++k)
+      if (!std::isfinite(p.data<float>()[k]))
+        throw ValueError(n.label() + ": parameter " + std::to_string(i) + " holds NaN or Inf");
+  }
+}
+
+}  // namespace
+
 Executor::Executor(const Graph& graph) : graph_(&graph) {
   std::map<std::string, size_t> step_of;
   for (const Node& n : graph.nodes()) {
+    check_finite_params(n);
     Step step;
     step.node = &n;
     for (const std::string& in : n.inputs) step.inputs.push_back(step_of.at(in));
