@@ -8,7 +8,13 @@ Quick start::
     apl.quantize_network(g, nb_bits=8, calibration_set=x_calib)
     yq = g.forward(x)                    # the integer network, dequantized
 """
-from ._core import (
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a loaded machine a spinning thread burns the
+# time slice its descheduled partner needs (set OMP_WAIT_POLICY yourself to override).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._core import (  # noqa: E402
     Error,
     Graph,
     GraphError,
@@ -18,6 +24,8 @@ from ._core import (
     ShapeError,
     UnsupportedOpError,
     cast_to_integer,
+    compute_sign_map,
+    cross_layer_equalization,
     detected_simd_level,
     insert_scaling_nodes,
     normalize_activations,
@@ -36,7 +44,8 @@ from .report import layer_report
 
 __all__ = [
     "Clipping", "Error", "Graph", "GraphError", "Node", "QuantizabilityReport", "RangeCollector",
-    "ShapeError", "UnsupportedOpError", "cast_to_integer", "compute_ranges", "detected_simd_level",
+    "ShapeError", "UnsupportedOpError", "cast_to_integer", "compute_ranges", "compute_sign_map",
+    "cross_layer_equalization", "detected_simd_level",
     "export_onnx", "insert_scaling_nodes", "layer_report", "load_onnx", "normalize_activations", "normalize_parameters",
     "prepare_network", "quantizability_report", "quantize_network", "quantize_normalized_network",
     "set_simd_level", "simd_level", "supported_ops",

@@ -115,10 +115,6 @@ def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: Cali
                          "taken before quantizing")
     if clipping not in _IMPLEMENTED_CLIPPING:
         raise NotImplementedError(f"clipping mode {clipping} is not implemented yet (use MAX)")
-    for flag, name in ((cross_layer_equalization, "cross_layer_equalization"),
-                       (optimize_signs, "optimize_signs")):
-        if flag:
-            raise NotImplementedError(f"{name} is not implemented yet")
     options = (int(nb_bits), clipping, cross_layer_equalization, optimize_signs, single_shift,
                no_quant, channel_wise, verbose)
     t0 = time.perf_counter()

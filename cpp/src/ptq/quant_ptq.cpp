@@ -1,7 +1,9 @@
 // quantize_network, in two halves around calibration (which streams batches from Python).
 #include <cstdio>
 
+#include "aidge_ptq_lite/cle.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
+#include "aidge_ptq_lite/sign_map.hpp"
 
 namespace apl {
 
@@ -17,7 +19,10 @@ void prepare_for_calibration(Graph& g, const QuantizeOptions& o) {
   prepare_network(g);
   const QuantizabilityReport report = quantizability_report(g);
   if (!report.unsupported.empty()) throw UnsupportedError("cannot quantize: " + report.text());
+  if (o.cross_layer_equalization) cross_layer_equalization(g, 0.01f, o.verbose);
   insert_scaling_nodes(g);
+  if (o.optimize_signs)
+    for (const auto& [name, signs] : compute_sign_map(g, o.verbose)) g.node(name).quant.is_unsigned = signs.second;
   normalize_parameters(g, o.channel_wise);
 }
 

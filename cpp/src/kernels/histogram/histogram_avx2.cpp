@@ -26,7 +26,7 @@ uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bin
     const __m256i bin = _mm256_cvttps_epi32(t);
     _mm256_store_si256(reinterpret_cast<__m256i*>(slot),
                        _mm256_or_si256(_mm256_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
-    for (int lane = 0; lane < kLanes; ++lane) ++tables[slot[lane]];
+    increment_slots<kLanes>(slot, tables);
   }
   __m128i m = _mm_max_epu32(_mm256_castsi256_si128(max_bits), _mm256_extracti128_si256(max_bits, 1));
   m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));

@@ -32,7 +32,7 @@ uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bin
     const __m512 t = _mm512_min_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), scale), last_bin);
     const __m512i bin = _mm512_cvttps_epi32(t);
     _mm512_store_si512(slot, _mm512_or_si512(_mm512_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
-    for (int lane = 0; lane < kLanes; ++lane) ++tables[slot[lane]];
+    increment_slots<kLanes>(slot, tables);
   }
   alignas(64) uint32_t lane_max[kLanes];
   _mm512_store_si512(lane_max, max_bits);

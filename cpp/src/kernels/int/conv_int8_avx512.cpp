@@ -42,7 +42,7 @@ inline void interleave32(const uint8_t* const* rows, int64_t i, int64_t count, _
       _mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q2, q3, 0x20),
       _mm256_permute2x128_si256(q0, q1, 0x31), _mm256_permute2x128_si256(q2, q3, 0x31)};
   for (int j = 0; j < 4; ++j)  // columns 8j..8j+7
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * j), cells[j]);
+    _mm256_mask_storeu_epi8(out + 32 * j, first_bytes(4 * (count - 8 * j)), cells[j]);
 }
 
 }  // namespace
