@@ -26,6 +26,11 @@ std::string supported_ops_list();
 // naming the node.
 Shape infer_shape(const Node& node, const std::vector<Shape>& inputs);
 
+// Conv and Gemm: the nodes with weights, followed by a Scaling node in the quantized network.
+inline bool is_affine_op(const std::string& op) { return op == "Conv" || op == "Gemm"; }
+// Add, Sub and Concat: joins whose inputs must share a scale (max arbitration).
+inline bool is_join_op(const std::string& op) { return op == "Add" || op == "Sub" || op == "Concat"; }
+
 // Window geometry of a Conv, MaxPool or AveragePool node for a per-sample input shape (C, H, W).
 kernels::Conv2dShape window_geometry(const Node& node, const Shape& input);
 

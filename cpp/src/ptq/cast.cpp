@@ -2,6 +2,7 @@
 // (int32/int64 above 8 bits) and its Scaling factors fixed-point multipliers.
 #include <cmath>
 
+#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -44,7 +45,7 @@ void cast_to_integer(Graph& g, int nb_bits) {
   const bool wide = nb_bits > 8;
   const double weight_limit = std::ldexp(1.0, nb_bits - 1) - 1.0;
   for (Node& n : g.mutable_nodes()) {
-    if (n.op == "Conv" || n.op == "Gemm") {
+    if (is_affine_op(n.op)) {
       n.params[0] = to_integer(n.params[0], wide ? DType::I32 : DType::I8, weight_limit, n, "weight");
       n.params[1] = to_integer(n.params[1], wide ? DType::I64 : DType::I32,
                                wide ? 4.0e18 : 2147483647.0, n, "bias");

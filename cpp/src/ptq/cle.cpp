@@ -3,6 +3,7 @@
 // f(x / s) = f(x) / s channel by channel, so the function is unchanged while the weight ranges of
 // A's output channels and B's input channels meet at sqrt(r1_i * r2_i).
 #include "aidge_ptq_lite/cle.hpp"
+#include "aidge_ptq_lite/ops.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +15,6 @@ namespace {
 
 constexpr int kMaxSweeps = 100;
 
-bool is_affine(const std::string& op) { return op == "Conv" || op == "Gemm"; }
 
 bool is_output(const Graph& g, const std::string& name) {
   return std::find(g.outputs().begin(), g.outputs().end(), name) != g.outputs().end();
@@ -63,7 +63,7 @@ std::optional<LayerPair> pair_starting_at(const Graph& g, const Node& first) {
     if (users.size() != 1 || is_output(g, tensor)) return std::nullopt;
     const Node& next = g.node(users[0]);
     if (next.inputs.size() != 1) return std::nullopt;
-    if (is_affine(next.op))
+    if (is_affine_op(next.op))
       return LayerPair{first.name, next.name, input_channel_layout(next, features_per_channel)};
     if (!is_homogeneous_channelwise(next)) return std::nullopt;
     if (next.op == "Flatten") {
@@ -132,7 +132,7 @@ void check_prepared(const Graph& g) {
     if (n.op == "Scaling")
       throw GraphError("cross_layer_equalization must run before insert_scaling_nodes (found " + n.label() +
                        ")");
-    if (is_affine(n.op) && (n.params.size() != 2 || (n.op == "Gemm" && n.attr_int("transB", 0) != 1)))
+    if (is_affine_op(n.op) && (n.params.size() != 2 || (n.op == "Gemm" && n.attr_int("transB", 0) != 1)))
       throw GraphError("cross_layer_equalization: " + n.label() +
                        " is not in canonical form; run prepare_network first");
   }
@@ -152,7 +152,7 @@ std::vector<std::string> cross_layer_equalization(Graph& g, float target_delta, 
   check_prepared(g);
   std::vector<LayerPair> pairs;
   for (const Node& n : g.nodes())
-    if (is_affine(n.op))
+    if (is_affine_op(n.op))
       if (auto pair = pair_starting_at(g, n)) pairs.push_back(*pair);
 
   std::vector<std::pair<double, double>> before;

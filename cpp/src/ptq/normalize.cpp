@@ -5,13 +5,12 @@
 #include <cstdio>
 #include <functional>
 
+#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
 namespace {
 
-bool is_affine(const std::string& op) { return op == "Conv" || op == "Gemm"; }
-bool is_join(const std::string& op) { return op == "Add" || op == "Sub" || op == "Concat"; }
 // Ops whose output has the scale of their (single) input.
 bool keeps_scale(const std::string& op) {
   return op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "MaxPool" || op == "Pad" ||
@@ -40,7 +39,7 @@ void scale_channels(Tensor& t, const std::vector<float>& per_channel, bool divid
 void normalize_parameters(Graph& g, bool channel_wise) {
   std::vector<std::string> affine;
   for (const Node& n : g.nodes())
-    if (is_affine(n.op)) affine.push_back(n.name);
+    if (is_affine_op(n.op)) affine.push_back(n.name);
   for (const std::string& name : affine) {
     Node& n = g.node(name);
     Tensor& w = n.params[0];
@@ -89,7 +88,7 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
         scale[n.name] = range[n.name];
       } else if (n.op == "Mul") {
         scale[n.name] = scale[n.inputs[0]] * scale[n.inputs[1]];
-      } else if (is_join(n.op)) {
+      } else if (is_join_op(n.op)) {
         float top = 0.f;
         for (const auto& in : n.inputs) top = std::max(top, scale[in]);
         for (const auto& in : n.inputs) {
@@ -114,7 +113,7 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
     n.quant.range = scale[n.name];
     if (n.op == "Input" || n.inputs.empty()) continue;
     const float in_scale = scale[n.inputs[0]];
-    if (is_affine(n.op)) {
+    if (is_affine_op(n.op)) {
       scale_channels(n.params[1], {in_scale}, true);
     } else if (n.op == "Scaling") {
       scale_channels(n.params[0], {scale[n.inputs[0]] / range[n.name]}, false);

@@ -10,8 +10,6 @@
 namespace apl {
 namespace {
 
-bool is_affine(const std::string& op) { return op == "Conv" || op == "Gemm"; }
-
 // Gemm as y = x * W^T + b with W (M, K) and b (M): transB=1, alpha and beta folded.
 void canonicalize_gemm(Node& n) {
   Tensor b = n.params.at(0);
@@ -108,7 +106,7 @@ void prepare_network(Graph& g) {
     if (!g.contains(name) || g.node(name).op != "BatchNormalization") continue;
     const Node bn = g.node(name);
     const std::string producer = bn.inputs[0];
-    if (is_affine(g.node(producer).op) && g.consumers(producer).size() == 1 &&
+    if (is_affine_op(g.node(producer).op) && g.consumers(producer).size() == 1 &&
         std::find(g.outputs().begin(), g.outputs().end(), producer) == g.outputs().end()) {
       fold_batchnorm_into(g.node(producer), bn);
       g.remove(name);

@@ -2,6 +2,7 @@
 // to n-bit codes. Code range: signed [-(2^(n-1)-1), 2^(n-1)-1], unsigned [0, 2^n-1].
 #include <cmath>
 
+#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -61,7 +62,7 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
     const double q_in = n.inputs.empty() ? 0.0 : q[n.inputs[0]];
     if (n.op == "Input" || n.op == "Scaling") {
       q[n.name] = codes(n);
-    } else if (n.op == "Conv" || n.op == "Gemm") {
+    } else if (is_affine_op(n.op)) {
       scale_tensor(n.params[0], q_weight, round);
       scale_tensor(n.params[1], q_weight * q_in, round);
       q[n.name] = q_weight * q_in;

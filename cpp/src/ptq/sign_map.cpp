@@ -1,6 +1,7 @@
 // compute_sign_map: a local analysis deciding which activations can use unsigned n-bit codes
 // [0, 2^n - 1] instead of signed ones, doubling their resolution (see sign_map.hpp for the rules).
 #include "aidge_ptq_lite/sign_map.hpp"
+#include "aidge_ptq_lite/ops.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -23,7 +24,6 @@ bool keeps_sign(const Node& n) {
   return keeps_codes(n) || n.op == "AveragePool" || n.op == "GlobalAveragePool";
 }
 
-bool is_join(const std::string& op) { return op == "Add" || op == "Sub" || op == "Concat"; }
 
 bool clamps_at_zero(const Node& n) {
   return n.op == "Relu" || (n.op == "Clip" && n.attr_float("min", -1.f) >= 0.f);
@@ -80,7 +80,7 @@ std::map<std::string, std::pair<bool, bool>> compute_sign_map(const Graph& g, bo
     sign = output_signs(g, forced);
     changed = false;
     for (const Node& n : g.nodes()) {
-      if (!is_join(n.op) || all_unsigned(n.inputs, sign)) continue;
+      if (!is_join_op(n.op) || all_unsigned(n.inputs, sign)) continue;
       for (const std::string& in : n.inputs) {
         if (!sign.at(in)) continue;
         const std::string source = code_source(g, in);

@@ -2,6 +2,7 @@
 // weights (see ptq.hpp).
 #include <cmath>
 
+#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -9,7 +10,7 @@ namespace apl {
 void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs) {
   const double q_weight = std::ldexp(1.0, nb_bits - 1) - 1.0;
   for (Node& affine : g.mutable_nodes()) {
-    if (affine.op != "Conv" && affine.op != "Gemm") continue;
+    if (!is_affine_op(affine.op)) continue;
     const auto users = g.consumers(affine.name);
     Node& scaling = g.node(users.at(0));
     const double q_in = code_max(g.node(affine.inputs[0]), nb_bits, optimize_signs);

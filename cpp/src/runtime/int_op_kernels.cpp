@@ -12,8 +12,6 @@ namespace {
 
 using namespace kernels;
 
-bool is_affine(const std::string& op) { return op == "Conv" || op == "Gemm"; }
-
 DType code_dtype(const Graph& g, const Node& n) {
   if (g.quant_config().wide()) return DType::I32;
   return n.quant.is_unsigned && g.quant_config().optimize_signs ? DType::U8 : DType::I8;
@@ -22,7 +20,7 @@ DType acc_dtype(const Graph& g) { return g.quant_config().wide() ? DType::I64 : 
 
 // The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
 const Node* fused_scaling(const Graph& g, const Node& affine) {
-  if (!is_affine(affine.op) || g.quant_config().wide()) return nullptr;
+  if (!is_affine_op(affine.op) || g.quant_config().wide()) return nullptr;
   const auto users = g.consumers(affine.name);
   if (users.size() != 1) return nullptr;
   const Node& s = g.node(users[0]);
@@ -292,7 +290,7 @@ class DequantizingKernel : public OpKernel {
 
 std::unique_ptr<OpKernel> make_integer_kernel(const Graph& g, const Node& n) {
   const std::string& op = n.op;
-  if (is_affine(op)) return std::make_unique<IntAffineKernel>(g, n);
+  if (is_affine_op(op)) return std::make_unique<IntAffineKernel>(g, n);
   if (op == "Scaling") return std::make_unique<IntScalingKernel>(g, n);
   if (op == "Relu") return std::make_unique<IntReluKernel>(n);
   if (op == "LeakyRelu" || op == "Clip") return std::make_unique<IntPiecewiseKernel>(g, n);
