@@ -182,7 +182,8 @@ TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) {
           op.run_requantized(tc.N, x, *rq, y.data());
           const int64_t plane = s.OH() * s.OW();
           for (int64_t i = 0; i < out_size; ++i) {
-            const FixedPointMultiplier fp = rq->scale[rq->scale.size() == 1 ? 0 : (i / plane) % s.K];
+            const FixedPointMultiplier fp =
+                rq->scale[rq->scale.size() == 1 ? 0 : (i / plane) % s.K];
             const int64_t want = naive_requantize(expected[i], fp, rq->lo, rq->hi);
             const int64_t got = rq->out_unsigned ? int64_t{y[i]} : int64_t{int8_t(y[i])};
             ASSERT_EQ(got, want) << "requantized at " << i;
@@ -203,21 +204,22 @@ TEST(IntKernelsConv, ExtremeValuesOverTheLargestReductionNeitherOverflowNorSatur
     int x, w;
   };
   for (Extreme e : {Extreme{true, 255, 127}, Extreme{true, 255, -127}, Extreme{false, -127, 127},
-                    Extreme{false, -127, -127}, Extreme{false, 127, 127}, Extreme{false, -128, -128},
-                    Extreme{true, 255, -128}}) {
+                    Extreme{false, -127, -127}, Extreme{false, 127, 127},
+                    Extreme{false, -128, -128}, Extreme{true, 255, -128}}) {
     SCOPED_TRACE("x=" + std::to_string(e.x) + " w=" + std::to_string(e.w));
     const int64_t full_window = kTaps * e.x * e.w;
     ASSERT_LT(std::abs(full_window), int64_t{1} << 28);  // the bound, far from 2^31
     // Output channel 0's full-window outputs land exactly on the int32 limit of their sign.
-    const std::vector<int32_t> bias{
-        static_cast<int32_t>(full_window > 0 ? INT32_MAX - full_window : INT32_MIN - full_window), 0};
+    const int64_t limit = full_window > 0 ? INT32_MAX : INT32_MIN;
+    const std::vector<int32_t> bias{static_cast<int32_t>(limit - full_window), 0};
     std::vector<uint8_t> x(s.C * s.H * s.W, static_cast<uint8_t>(e.x));
     const std::vector<int8_t> w(s.K * s.C * 9, static_cast<int8_t>(e.w));
+    const auto* x_signed = reinterpret_cast<const int8_t*>(x.data());
     const std::vector<int64_t> expected =
         e.x_unsigned ? naive_conv(s, 1, x.data(), w.data(), bias.data())
-                     : naive_conv(s, 1, reinterpret_cast<const int8_t*>(x.data()), w.data(), bias.data());
+                     : naive_conv(s, 1, x_signed, w.data(), bias.data());
     const int64_t centre = 1 * s.W + 1;  // a full-window output
-    ASSERT_EQ(expected[centre], full_window > 0 ? INT32_MAX : INT32_MIN);
+    ASSERT_EQ(expected[centre], limit);
     for (int64_t v : expected) {
       ASSERT_GE(v, INT32_MIN);
       ASSERT_LE(v, INT32_MAX);
@@ -233,7 +235,8 @@ TEST(IntKernelsConv, ExtremeValuesOverTheLargestReductionNeitherOverflowNorSatur
 
 TEST(IntKernelsConv, RejectsBadShapesAndRequantParams) {
   const std::vector<int8_t> w(64, 1);
-  EXPECT_THROW(ConvInt8(conv(6, 8, 8, 4, 3, 3, 1, 1, 4), w.data(), nullptr, false), apl::ShapeError);
+  EXPECT_THROW(ConvInt8(conv(6, 8, 8, 4, 3, 3, 1, 1, 4), w.data(), nullptr, false),
+               apl::ShapeError);  // 4 groups do not divide 6 channels
   EXPECT_THROW(ConvInt8(conv(2, 2, 2, 2, 5, 5), w.data(), nullptr, false), apl::ShapeError);
   ConvInt8 op(conv(2, 4, 4, 3, 1, 1), w.data(), nullptr, true);
   const std::vector<uint8_t> x(32, 1);
@@ -257,7 +260,8 @@ std::vector<FixedPointMultiplier> requant_scales(std::mt19937& rng, int64_t n) {
                                           {1 << 30, 31},   {-1, 1},         {INT32_MAX, 0}};
   std::vector<FixedPointMultiplier> v;
   for (int64_t i = 0; i < n; ++i)
-    v.push_back(i < 9 ? special[i] : FixedPointMultiplier{static_cast<int32_t>(m(rng)), shift(rng)});
+    v.push_back(i < 9 ? special[i]
+                      : FixedPointMultiplier{static_cast<int32_t>(m(rng)), shift(rng)});
   return v;
 }
 
@@ -287,20 +291,22 @@ TEST(IntKernelsRequantize, MatchesTheRuleAtEveryLevel) {
       for (int variant = 0; variant < 3; ++variant) {
         RequantParams rq;
         rq.scale = requant_scales(rng, per_channel ? L.channels : 1);
-        if (!per_channel) rq.scale[0] = FixedPointMultiplier{static_cast<int32_t>(rng()), variant * 31};
+        if (!per_channel)
+          rq.scale[0] = FixedPointMultiplier{static_cast<int32_t>(rng()), variant * 31};
         rq.out_unsigned = variant == 1;
         rq.lo = rq.out_unsigned ? 0 : (variant == 0 ? -128 : -127);
         rq.hi = rq.out_unsigned ? 255 : (variant == 0 ? 127 : 100);
         std::vector<int64_t> expected(total);
         for (int64_t i = 0; i < total; ++i)
-          expected[i] = naive_requantize(acc[i], rq.scale[per_channel ? (i / L.inner) % L.channels : 0],
-                                         rq.lo, rq.hi);
+          expected[i] = naive_requantize(
+              acc[i], rq.scale[per_channel ? (i / L.inner) % L.channels : 0], rq.lo, rq.hi);
         auto as_int = [&](const std::vector<uint8_t>& y, int64_t i) {
           return rq.out_unsigned ? int64_t{y[i]} : int64_t{int8_t(y[i])};
         };
         std::vector<uint8_t> y(total);
         requantize_int32_reference(L.N, L.channels, L.inner, acc.data(), rq, y.data());
-        for (int64_t i = 0; i < total; ++i) ASSERT_EQ(as_int(y, i), expected[i]) << "reference at " << i;
+        for (int64_t i = 0; i < total; ++i)
+          ASSERT_EQ(as_int(y, i), expected[i]) << "reference at " << i;
         for_each_level_and_threads([&](SimdLevel, int) {
           std::vector<uint8_t> out(total, 0x5A);
           requantize_int32(L.N, L.channels, L.inner, acc.data(), rq, out.data());
@@ -320,7 +326,8 @@ TEST(IntKernelsRequantize, LongRunsAgreeAcrossLevels) {
   RequantParams rq;
   rq.scale = {apl::encode_multiplier(1.0 / 12345.0)};
   std::vector<int64_t> expected(total);
-  for (int64_t i = 0; i < total; ++i) expected[i] = naive_requantize(acc[i], rq.scale[0], rq.lo, rq.hi);
+  for (int64_t i = 0; i < total; ++i)
+    expected[i] = naive_requantize(acc[i], rq.scale[0], rq.lo, rq.hi);
   for_each_level_and_threads([&](SimdLevel, int) {
     std::vector<int8_t> y(total);
     requantize_int32(1, 1, total, acc.data(), rq, y.data());
@@ -359,7 +366,8 @@ TEST(IntKernelsWide, ConvAndRequantizeMatchNaiveLoops) {
 
     const int64_t plane = s.OH() * s.OW();
     std::vector<FixedPointMultiplier> scale;
-    for (int64_t k = 0; k < s.K; ++k) scale.push_back(apl::encode_multiplier(1.0 / (1e5 * (k + 1))));
+    for (int64_t k = 0; k < s.K; ++k)
+      scale.push_back(apl::encode_multiplier(1.0 / (1e5 * (k + 1))));
     const int64_t lo = -32767, hi = 32767;
     std::vector<int32_t> y(acc.size());
     requantize_wide_reference(tc.N, s.K, plane, acc.data(), scale, lo, hi, y.data());
@@ -386,7 +394,8 @@ void check_pools(std::mt19937& rng, int64_t lo, int64_t hi) {
         int64_t best = INT64_MIN, total = 0;
         for (int64_t r = 0; r < s.R; ++r)
           for (int64_t q = 0; q < s.S; ++q) {
-            const int64_t ih = oh * s.stride_h + r - s.pad_top, iw = ow * s.stride_w + q - s.pad_left;
+            const int64_t ih = oh * s.stride_h + r - s.pad_top;
+            const int64_t iw = ow * s.stride_w + q - s.pad_left;
             if (ih < 0 || iw < 0 || ih >= s.H || iw >= s.W) continue;  // padding: ignored / 0
             const int64_t v = x[(nc * s.H + ih) * s.W + iw];
             best = std::max(best, v);

@@ -10,7 +10,8 @@
 //   buffer; packing a sample only writes the cells that come from the input.
 // * Pointwise GEMM (1x1 kernels without padding, including Gemm layers as 1x1 images): columns
 //   are (sample, output position) pairs across the batch, gathered in chunks.
-// * Depthwise (groups == C == K): one padded plane per channel, int32 multiply-adds.
+// * Depthwise (groups == C == K): one padded plane per channel, exact int16 products summed in
+//   int32 along the wide output columns.
 //
 // Packed GEMM columns hold 4 bytes per output position and channel block:
 // * AVX-512 VNNI: 4 channels as uint8, multiplied by int8 weights with vpdpbusd. Signed
@@ -98,7 +99,9 @@ void conv_reference(const Conv2dShape& s, int64_t N, const X* x, const Wt* w, co
 // ---- Level tables ------------------------------------------------------------------------------
 
 struct IsaKernels {
-  int gemm_rows, gemm_cols;
+  int gemm_rows;          // output channels per tile
+  int gemm_cols;          // columns are computed in multiples of this
+  int gemm_tile_cols;     // columns of the full-width tile
   int channels_per_step;  // channels in one 4-byte packed column cell
   bool offset_signed;     // signed activations stored as x + 128 (VNNI u8 x s8)
   InterleaveFn interleave;
@@ -108,12 +111,14 @@ struct IsaKernels {
 };
 
 const IsaKernels* isa_kernels_for(SimdLevel level) {
-  static const IsaKernels avx512_kernels{avx512::kGemmRows, avx512::kGemmCols, 4, true,
-                                         avx512::interleave_u8x4, avx512::gemm_panel,
-                                         avx512::kDepthwiseCols, avx512::depthwise};
-  static const IsaKernels avx2_kernels{avx2::kGemmRows, avx2::kGemmCols, 2, false,
-                                       avx2::interleave_i16x2, avx2::gemm_panel,
-                                       avx2::kDepthwiseCols, avx2::depthwise};
+  static const IsaKernels avx512_kernels{
+      avx512::kGemmRows,       avx512::kGemmColumnStep, avx512::kGemmCols,
+      4,                       true,                    avx512::interleave_u8x4,
+      avx512::gemm_panel,      avx512::kDepthwiseCols,  avx512::depthwise};
+  static const IsaKernels avx2_kernels{
+      avx2::kGemmRows,         avx2::kGemmColumnStep,   avx2::kGemmCols,
+      2,                       false,                   avx2::interleave_i16x2,
+      avx2::gemm_panel,        avx2::kDepthwiseCols,    avx2::depthwise};
   switch (level) {
     case SimdLevel::AVX512: return &avx512_kernels;
     case SimdLevel::AVX2: return &avx2_kernels;
@@ -168,9 +173,10 @@ void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* s
       std::memcpy(row + s.pad_left, in, s.W);
       continue;
     }
-    for (int64_t w = 0; w < s.W; ++w) {
-      const int64_t wp = w + s.pad_left;
-      row[(wp % sw) * phase_cells + wp / sw] = in[w];
+    for (int64_t phase = 0; phase < sw; ++phase) {  // every sw-th input column
+      const int64_t w0 = ((phase - s.pad_left) % sw + sw) % sw;
+      uint8_t* out = row + phase * phase_cells + (w0 + s.pad_left) / sw;
+      for (int64_t w = w0; w < s.W; w += sw) *out++ = in[w];
     }
   }
 }
@@ -204,16 +210,38 @@ void clip_segments(const std::vector<Segment>& all, int64_t begin, int64_t end,
   }
 }
 
-// memcpy of short runs (output rows) without a library call per run.
+// The output runs of pointwise columns [first_col, first_col + ncols): one per sample touched.
+void pointwise_segments(int64_t first_col, int64_t ncols, int64_t plane, int64_t K,
+                        std::vector<Segment>* segments) {
+  segments->clear();
+  for (int64_t j = first_col; j < first_col + ncols;) {
+    const int64_t n = j / plane, p = j % plane, len = std::min(first_col + ncols - j, plane - p);
+    segments->push_back({j - first_col, n * K * plane + p, len});
+    j += len;
+  }
+}
+
+// memcpy of short runs (output rows) without a library call per run: fixed-size moves, the last
+// one overlapping the previous where needed.
 inline void copy_run(void* dst, const void* src, int64_t bytes) {
   auto* d = static_cast<uint8_t*>(dst);
   const auto* s = static_cast<const uint8_t*>(src);
-  if (bytes < 16) {
+  auto move = [&](int64_t at, auto chunk) { std::memcpy(d + at, s + at, sizeof chunk); };
+  if (bytes >= 16) {
+    struct Chunk16 {
+      uint8_t b[16];
+    };
+    for (int64_t i = 0; i + 16 < bytes; i += 16) move(i, Chunk16{});
+    move(bytes - 16, Chunk16{});
+  } else if (bytes >= 8) {
+    move(0, uint64_t{});
+    move(bytes - 8, uint64_t{});
+  } else if (bytes >= 4) {
+    move(0, uint32_t{});
+    move(bytes - 4, uint32_t{});
+  } else {
     for (int64_t i = 0; i < bytes; ++i) d[i] = s[i];
-    return;
   }
-  for (int64_t i = 0; i + 16 < bytes; i += 16) std::memcpy(d + i, s + i, 16);
-  std::memcpy(d + bytes - 16, s + bytes - 16, 16);  // the last chunk may overlap the previous
 }
 
 // Rows of wide accumulators (output channels k0...) to the NCHW output: segment j of row r goes
@@ -331,6 +359,8 @@ struct ConvInt8::Impl {
                      uint8_t* panel) const;
   void pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int64_t j1, int64_t chunk_cols,
                       uint8_t* rows, uint8_t* panel) const;
+  struct GemmPlan;
+  GemmPlan plan_gemm(int64_t N) const;
 };
 
 ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x)
@@ -353,7 +383,8 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     depthwise_weights.assign(w, w + weight_count);
     planes = make_padded_planes(s, 1, 1, isa->depthwise_cols);
   } else {
-    const bool unpadded = s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+    const bool unpadded =
+        s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
     path = (s.R == 1 && s.S == 1 && unpadded) ? ConvPath::PointwiseGemm : ConvPath::ImplicitGemm;
     nblocks = ceil_div(s.channels_per_group(), isa->channels_per_step);
     ktiles = ceil_div(s.outputs_per_group(), isa->gemm_rows);
@@ -488,73 +519,86 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
   }
 }
 
+// How a GEMM-path run is cut into jobs and buffers.
+struct ConvInt8::Impl::GemmPlan {
+  // Packed input units: (sample, group) panels, or (group, column chunk) for pointwise.
+  int64_t units = 0, chunk_cols = 0, nchunks = 0, total_cols = 0;
+  JobSplit split{};
+  int64_t max_job_rows = 0;  // output channels of one job
+  int64_t ncols = 0;         // panel columns, multiple of the column step
+  int64_t wide_cols = 0;     // columns of accumulators produced and emitted at once
+  int64_t panel_bytes = 0, planes_buf_bytes = 0, zero_bytes = 0;
+};
+
+ConvInt8::Impl::GemmPlan ConvInt8::Impl::plan_gemm(int64_t N) const {
+  const bool pointwise = path == ConvPath::PointwiseGemm;
+  const int threads = omp_get_max_threads();
+  GemmPlan p;
+  if (pointwise) {
+    // Column chunks small enough for L2, balanced, and enough for all threads if possible.
+    constexpr int64_t kPanelBytes = 256 * 1024;
+    const int64_t cache_cols = std::max<int64_t>(1, kPanelBytes / (nblocks * kPackedColumnBytes));
+    p.total_cols = N * s.OH() * s.OW();
+    p.nchunks = std::max<int64_t>(threads, ceil_div(p.total_cols, cache_cols));
+    p.chunk_cols = round_up(ceil_div(p.total_cols, p.nchunks), isa->gemm_cols);
+    p.nchunks = ceil_div(p.total_cols, p.chunk_cols);
+    p.units = s.groups * p.nchunks;
+    p.ncols = p.chunk_cols;
+    p.panel_bytes = nblocks * p.chunk_cols * kPackedColumnBytes;
+    p.planes_buf_bytes = isa->channels_per_step * p.chunk_cols;
+  } else {
+    p.units = N * s.groups;
+    p.ncols = planes.ncols;
+    p.panel_bytes = planes.bytes;
+    p.planes_buf_bytes = s.stride_w == 1 ? 0 : isa->channels_per_step * planes.cells;
+    p.zero_bytes = planes.cells;
+  }
+  p.split = split_jobs(p.units, ktiles);
+  p.max_job_rows = ceil_div(ktiles, p.split.kchunks) * isa->gemm_rows;
+  // The accumulators of a job's rows are produced and emitted in column chunks that fit L2.
+  constexpr int64_t kWideBytes = 256 * 1024;
+  const int64_t tile_cols = isa->gemm_tile_cols;
+  p.wide_cols = std::min(
+      p.ncols, std::max(tile_cols, kWideBytes / (p.max_job_rows * 4) / tile_cols * tile_cols));
+  return p;
+}
+
 void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out) const {
   const bool pointwise = path == ConvPath::PointwiseGemm;
   const int64_t G = s.groups, Kg = s.outputs_per_group(), rows = isa->gemm_rows;
   const int64_t plane = s.OH() * s.OW(), in_sample = s.C * s.H * s.W;
-  const int threads = omp_get_max_threads();
-
-  // Pointwise units are column chunks: a panel small enough for L2, and enough chunks for all
-  // threads when the batch allows it.
-  const int64_t total_cols = N * plane;
-  int64_t chunk_cols = 0, nchunks = 0;
-  if (pointwise) {
-    constexpr int64_t kPanelBytes = 256 * 1024;
-    const int64_t cache_cols = kPanelBytes / (nblocks * kPackedColumnBytes);
-    chunk_cols = round_up(std::min(ceil_div(total_cols, threads), std::max<int64_t>(cache_cols, 1)),
-                          isa->gemm_cols);
-    nchunks = ceil_div(total_cols, chunk_cols);
-  }
-  const int64_t units = pointwise ? G * nchunks : N * G;
-  const JobSplit split = split_jobs(units, ktiles);
-  const int64_t max_job_rows = ceil_div(ktiles, split.kchunks) * rows;
-  const int64_t ncols = pointwise ? chunk_cols : planes.ncols;
-  // The wide accumulators of a job's rows are produced and emitted in column chunks that fit L2.
-  constexpr int64_t kWideBytes = 256 * 1024;
-  const int64_t wide_cols = std::min(
-      ncols, std::max<int64_t>(isa->gemm_cols,
-                               kWideBytes / (max_job_rows * 4) / isa->gemm_cols * isa->gemm_cols));
-  const int64_t panel_bytes = pointwise ? nblocks * chunk_cols * kPackedColumnBytes : planes.bytes;
-  const int64_t zero_bytes = pointwise ? 0 : planes.cells;
-  const int64_t planes_buf_bytes =
-      isa->channels_per_step * (pointwise ? chunk_cols : (s.stride_w == 1 ? 0 : planes.cells));
+  const GemmPlan p = plan_gemm(N);
+  const JobSplit& split = p.split;
   const std::vector<int64_t> pointwise_taps{0};
   const int64_t* tap_offset = pointwise ? pointwise_taps.data() : planes.tap_offset.data();
   const int64_t ntaps = pointwise ? 1 : s.R * s.S;
-  const int64_t block_stride = pointwise ? chunk_cols * kPackedColumnBytes : planes.block_stride;
+  const int64_t block_stride = pointwise ? p.chunk_cols * kPackedColumnBytes : planes.block_stride;
 
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
   {
-    auto panel = scratch<uint8_t>(panel_bytes);
-    auto planes_buf = scratch<uint8_t>(planes_buf_bytes);
-    auto zeros = scratch<uint8_t>(zero_bytes);
-    auto wide = scratch<int32_t>(max_job_rows * wide_cols);
-    auto row_bytes = scratch<uint8_t>(wide_cols);
-    auto column = scratch<int32_t>(max_job_rows);
-    std::memset(panel.get(), padding_byte(), panel_bytes);
-    std::memset(planes_buf.get(), 0, planes_buf_bytes);
-    std::memset(zeros.get(), 0, zero_bytes);
+    auto panel = scratch<uint8_t>(p.panel_bytes);
+    auto planes_buf = scratch<uint8_t>(p.planes_buf_bytes);
+    auto zeros = scratch<uint8_t>(p.zero_bytes);
+    auto wide = scratch<int32_t>(p.max_job_rows * p.wide_cols);
+    auto row_bytes = scratch<uint8_t>(p.wide_cols);
+    auto column = scratch<int32_t>(p.max_job_rows);
+    std::memset(panel.get(), padding_byte(), p.panel_bytes);
+    std::memset(planes_buf.get(), 0, p.planes_buf_bytes);
+    std::memset(zeros.get(), 0, p.zero_bytes);
     std::vector<Segment> segments, clipped;
     int64_t packed_unit = -1, base = 0, first_col = 0, valid_cols = 0;
 #pragma omp for schedule(static)
     for (int64_t job = 0; job < split.jobs; ++job) {
       const int64_t unit = job / split.kchunks, kchunk = job % split.kchunks;
-      const int64_t g = pointwise ? unit / nchunks : unit % G;
+      const int64_t g = pointwise ? unit / p.nchunks : unit % G;
       if (unit != packed_unit) {
         packed_unit = unit;
         if (pointwise) {
-          first_col = (unit % nchunks) * chunk_cols;
-          valid_cols = std::min(total_cols, first_col + chunk_cols) - first_col;
-          pack_pointwise(x, g, first_col, first_col + valid_cols, chunk_cols, planes_buf.get(),
+          first_col = (unit % p.nchunks) * p.chunk_cols;
+          valid_cols = std::min(p.total_cols, first_col + p.chunk_cols) - first_col;
+          pack_pointwise(x, g, first_col, first_col + valid_cols, p.chunk_cols, planes_buf.get(),
                          panel.get());
-          segments.clear();
-          base = 0;
-          for (int64_t j = first_col; j < first_col + valid_cols;) {
-            const int64_t n = j / plane, p = j % plane;
-            const int64_t len = std::min(first_col + valid_cols - j, plane - p);
-            segments.push_back({j - first_col, n * s.K * plane + p, len});
-            j += len;
-          }
+          pointwise_segments(first_col, valid_cols, plane, s.K, &segments);
         } else {
           const int64_t n = unit / G;
           pack_implicit(x + n * in_sample, g, zeros.get(), planes_buf.get(), panel.get());
@@ -566,8 +610,8 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
       const int64_t tile = g * ktiles + kt_begin;
       const int64_t k0 = g * Kg + kt_begin * rows;
       const int64_t nrows = std::min(kt_end * rows, Kg) - kt_begin * rows;
-      for (int64_t q0 = 0; q0 < ncols; q0 += wide_cols) {
-        const int64_t qn = std::min(wide_cols, ncols - q0);
+      for (int64_t q0 = 0; q0 < p.ncols; q0 += p.wide_cols) {
+        const int64_t qn = std::min(p.wide_cols, p.ncols - q0);
         const GemmPanelArgs args{packed_weights.data() + tile * weight_tile_bytes,
                                  weight_tile_bytes,
                                  init.data() + tile * rows,
@@ -605,9 +649,14 @@ void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink
     for (int64_t nc = 0; nc < N * s.C; ++nc) {
       const int64_t n = nc / s.C, c = nc % s.C;
       copy_interior(s, planes, x + nc * in_plane, panel.get());
-      const DepthwiseArgs args{panel.get(),      !x_unsigned, planes.tap_offset.data(),
-                               depthwise_weights.data() + c * taps, taps, bias[c],
-                               planes.ncols,     wide.get()};
+      const DepthwiseArgs args{panel.get(),
+                               !x_unsigned,
+                               planes.tap_offset.data(),
+                               depthwise_weights.data() + c * taps,
+                               taps,
+                               bias[c],
+                               planes.ncols,
+                               wide.get()};
       isa->depthwise(args);
       emit_rows(wide.get(), planes.ncols, c, 1, plane_segments, n * s.K * plane, plane, out,
                 row_bytes.get());

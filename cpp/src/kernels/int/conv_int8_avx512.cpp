@@ -1,6 +1,7 @@
 // AVX-512 + VNNI pieces of ConvInt8 (see conv_int8.cpp for the packed layouts).
 // GEMM: vpdpbusd adds four uint8 x int8 products into each int32 lane WITHOUT saturation
 // (unlike vpdpbusds / vpmaddubsw), so every accumulator is the exact sum modulo 2^32.
+
 // GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -16,10 +17,6 @@ namespace {
 
 constexpr int kLanes = 16;
 constexpr int kColumnVectors = kGemmCols / kLanes;
-
-}  // namespace
-
-namespace {
 
 inline __mmask32 first_bytes(int64_t count) {
   return count >= 32 ? ~__mmask32{0} : count <= 0 ? 0 : (__mmask32{1} << count) - 1;
@@ -45,6 +42,62 @@ inline void interleave32(const uint8_t* const* rows, int64_t i, int64_t count, _
     _mm256_mask_storeu_epi8(out + 32 * j, first_bytes(4 * (count - 8 * j)), cells[j]);
 }
 
+// Columns [q0, q0 + 16 * ColumnVectors) of every k tile.
+template <int ColumnVectors>
+void gemm_columns(const GemmPanelArgs& args, int64_t q0) {
+  for (int64_t kt = 0; kt < args.ktiles; ++kt) {
+    const int32_t* init = args.init + kt * kGemmRows;
+    __m512i acc[kGemmRows][ColumnVectors];
+    for (int r = 0; r < kGemmRows; ++r)
+      for (int v = 0; v < ColumnVectors; ++v) acc[r][v] = _mm512_set1_epi32(init[r]);
+    const uint8_t* w = args.weights + kt * args.weight_tile_bytes;
+    for (int64_t b = 0; b < args.nblocks; ++b) {
+      const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
+      for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
+        const uint8_t* x = block + args.tap_offset[t];
+        __m512i xv[ColumnVectors];
+        for (int v = 0; v < ColumnVectors; ++v) xv[v] = _mm512_loadu_si512(x + 64 * v);
+        for (int r = 0; r < kGemmRows; ++r) {
+          const __m512i wr = _mm512_set1_epi32(load_i32(w + 4 * r));
+          for (int v = 0; v < ColumnVectors; ++v)
+            acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xv[v], wr);
+        }
+      }
+    }
+    int32_t* out = args.out + kt * kGemmRows * args.ldo + q0;
+    for (int r = 0; r < kGemmRows; ++r)
+      for (int v = 0; v < ColumnVectors; ++v)
+        _mm512_storeu_si512(out + r * args.ldo + kLanes * v, acc[r][v]);
+  }
+}
+
+// Each int32 lane holds one activation, which fits the lane's low int16; vpdpwssd with the
+// weight pair (w, 0) then adds exactly x * w.
+template <bool Signed, int Vectors>
+void depthwise_columns(const DepthwiseArgs& args, int64_t q0) {
+  __m512i acc[Vectors];
+  for (int v = 0; v < Vectors; ++v) acc[v] = _mm512_set1_epi32(args.init);
+  for (int64_t t = 0; t < args.ntaps; ++t) {
+    const __m512i w = _mm512_set1_epi32(args.tap_weight[t] & 0xFFFF);
+    const uint8_t* x = args.plane + args.tap_offset[t] + q0;
+    for (int v = 0; v < Vectors; ++v) {
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + kLanes * v));
+      const __m512i xv = Signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+      acc[v] = _mm512_dpwssd_epi32(acc[v], xv, w);
+    }
+  }
+  for (int v = 0; v < Vectors; ++v) _mm512_storeu_si512(args.out + q0 + kLanes * v, acc[v]);
+}
+
+template <bool Signed>
+void depthwise_plane(const DepthwiseArgs& args) {
+  constexpr int kVectors = 4;
+  int64_t q0 = 0;
+  for (; q0 + kVectors * kLanes <= args.ncols; q0 += kVectors * kLanes)
+    depthwise_columns<Signed, kVectors>(args, q0);
+  for (; q0 < args.ncols; q0 += kLanes) depthwise_columns<Signed, 1>(args, q0);
+}
+
 }  // namespace
 
 void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height,
@@ -60,45 +113,16 @@ void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height
 }
 
 void gemm_panel(const GemmPanelArgs& args) {
-  for (int64_t q0 = 0; q0 < args.ncols; q0 += kGemmCols) {
-    for (int64_t kt = 0; kt < args.ktiles; ++kt) {
-      const int32_t* init = args.init + kt * kGemmRows;
-      __m512i acc[kGemmRows][kColumnVectors];
-      for (int r = 0; r < kGemmRows; ++r)
-        for (int v = 0; v < kColumnVectors; ++v) acc[r][v] = _mm512_set1_epi32(init[r]);
-      const uint8_t* w = args.weights + kt * args.weight_tile_bytes;
-      for (int64_t b = 0; b < args.nblocks; ++b) {
-        const uint8_t* block = args.act + b * args.block_stride + q0 * kPackedColumnBytes;
-        for (int64_t t = 0; t < args.ntaps; ++t, w += kGemmRows * 4) {
-          const uint8_t* x = block + args.tap_offset[t];
-          __m512i xv[kColumnVectors];
-          for (int v = 0; v < kColumnVectors; ++v) xv[v] = _mm512_loadu_si512(x + 64 * v);
-          for (int r = 0; r < kGemmRows; ++r) {
-            const __m512i wr = _mm512_set1_epi32(load_i32(w + 4 * r));
-            for (int v = 0; v < kColumnVectors; ++v)
-              acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xv[v], wr);
-          }
-        }
-      }
-      int32_t* out = args.out + kt * kGemmRows * args.ldo + q0;
-      for (int r = 0; r < kGemmRows; ++r)
-        for (int v = 0; v < kColumnVectors; ++v)
-          _mm512_storeu_si512(out + r * args.ldo + kLanes * v, acc[r][v]);
-    }
-  }
+  int64_t q0 = 0;
+  for (; q0 + kGemmCols <= args.ncols; q0 += kGemmCols) gemm_columns<kColumnVectors>(args, q0);
+  for (; q0 < args.ncols; q0 += kGemmColumnStep) gemm_columns<1>(args, q0);
 }
 
 void depthwise(const DepthwiseArgs& args) {
-  for (int64_t q0 = 0; q0 < args.ncols; q0 += kDepthwiseCols) {
-    __m512i acc = _mm512_set1_epi32(args.init);
-    for (int64_t t = 0; t < args.ntaps; ++t) {
-      const __m128i bytes =
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(args.plane + args.tap_offset[t] + q0));
-      const __m512i x = args.x_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
-      acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, _mm512_set1_epi32(args.tap_weight[t])));
-    }
-    _mm512_storeu_si512(args.out + q0, acc);
-  }
+  if (args.x_signed)
+    depthwise_plane<true>(args);
+  else
+    depthwise_plane<false>(args);
 }
 
 }  // namespace apl::kernels::avx512

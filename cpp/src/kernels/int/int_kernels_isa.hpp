@@ -59,7 +59,7 @@ struct GemmPanelArgs {
   int64_t ntaps;
   int64_t nblocks;            // channel blocks (4 or 2 channels each)
   int64_t block_stride;       // bytes
-  int64_t ncols;              // multiple of the kernel's column tile
+  int64_t ncols;              // multiple of the kernel's column step
   int32_t* out;               // (ktiles * rows) x ncols accumulators, row stride ldo
   int64_t ldo;
 };
@@ -86,6 +86,7 @@ void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* s
 // AVX2: int16 x int16 pairs by vpmaddwd (exact: |a*b + c*d| <= 2 * 255 * 128 < 2^31).
 namespace avx2 {
 constexpr int kGemmRows = 4, kGemmCols = 24;  // 12 ymm accumulators
+constexpr int kGemmColumnStep = 8;             // narrower tiles finish the columns
 constexpr int kDepthwiseCols = 8;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
@@ -98,6 +99,7 @@ void depthwise(const DepthwiseArgs& args);
 // AVX-512 + VNNI: uint8 x int8 quads by the non-saturating vpdpbusd.
 namespace avx512 {
 constexpr int kGemmRows = 8, kGemmCols = 32;  // 16 zmm accumulators
+constexpr int kGemmColumnStep = 16;            // narrower tiles finish the columns
 constexpr int kDepthwiseCols = 16;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);

@@ -97,7 +97,8 @@ void requantize_with(RequantizeRunFn run, int64_t N, int64_t channels, int64_t i
 void requantize_int32(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
                       const RequantParams& rq, void* y) {
   check_requant_params(channels, rq);
-  requantize_with(requantize_run_for(active_simd_level()), N, channels, inner, acc, rq, static_cast<uint8_t*>(y));
+  requantize_with(requantize_run_for(active_simd_level()), N, channels, inner, acc, rq,
+                  static_cast<uint8_t*>(y));
 }
 
 void requantize_int32_reference(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,

@@ -96,8 +96,9 @@ void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* s
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 mask = first_lanes(n - i);
     const Scales sc = per_lane ? load_scales(scale + i, std::min<int64_t>(16, n - i)) : uniform;
-    const bool high = per_lane ? _mm512_mask_cmplt_epi32_mask(mask, sc.s, _mm512_set1_epi32(32)) == 0
-                               : uniform_high;
+    const bool high =
+        per_lane ? _mm512_mask_cmplt_epi32_mask(mask, sc.s, _mm512_set1_epi32(32)) == 0
+                 : uniform_high;
     const __m512i a = _mm512_maskz_loadu_epi32(mask, acc + i);
     const __m512i v = high ? requantize_high_words(a, sc, lo_v, hi_v)
                            : requantize_any_shift(a, sc, lo_v, hi_v);
