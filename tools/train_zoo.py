@@ -231,6 +231,20 @@ def onnx_accuracy(path, model, x, y, batch=500):
     return float((logits.argmax(1) == y).mean())
 
 
+def update_manifest(name, entry):
+    """Set one model's entry in models/manifest.json, keeping the others (re-read each time,
+    so several runs with different ``--models`` can share the file)."""
+    path = os.path.join(MODELS_DIR, "manifest.json")
+    manifest = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            manifest = json.load(f)
+    manifest[name] = entry
+    with open(path, "w") as f:
+        json.dump(dict(sorted(manifest.items())), f, indent=2)
+        f.write("\n")
+
+
 def main():
     """Parse options, train and export each requested model, update the manifest."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -248,11 +262,6 @@ def main():
         raise SystemExit(f"full train split needed, got {len(xtr)} images from "
                          f"{datasets.data_source(args.data)}")
     xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
-    manifest_path = os.path.join(MODELS_DIR, "manifest.json")
-    manifest = {}
-    if os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            manifest = json.load(f)
     for name in args.models:
         cls, epochs, max_lr, description = ZOO[name]
         epochs = args.epochs or epochs
@@ -267,15 +276,12 @@ def main():
         ops = export(model, path)
         acc = onnx_accuracy(path, model, xte, yte)
         print(f"{name}: accuracy {acc:.4f}, {seconds:.0f} s, ops {ops}", flush=True)
-        manifest[name] = {
+        update_manifest(name, {
             "float_accuracy": round(acc, 4), "params": params, "epochs": epochs,
             "input_shape": [1, 28, 28], "mean": datasets.MEAN, "std": datasets.STD,
             "description": description, "train_seconds": round(seconds), "seed": args.seed,
             "ops": ops,
-        }
-        with open(manifest_path, "w") as f:
-            json.dump(dict(sorted(manifest.items())), f, indent=2)
-            f.write("\n")
+        })
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ PYBIND11_MODULE(_core, m) {
           }, "Constant operands (copies), e.g. [weights, bias] for a Conv.")
       .def_property_readonly("quant", [](const Node& n) {
             py::dict d;
+            d["max_abs"] = n.quant.max_abs;
             d["range"] = n.quant.range;
             d["step"] = n.quant.step;
             d["unsigned"] = n.quant.is_unsigned;
@@ -118,7 +119,8 @@ PYBIND11_MODULE(_core, m) {
             d["kept_float"] = n.quant.kept_float;
             return d;
           }, R"pbdoc(
-Quantization state (dict): ``range`` (float value of the largest code), ``step`` (float value
+Quantization state (dict): ``max_abs`` (largest |x| in calibration), ``range`` (float value of
+the largest code: max_abs clipped, then raised by max arbitration), ``step`` (float value
 of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
 channel), ``multiplier`` (Scaling nodes: list of (m, shift), factor m / 2^shift),
 ``dequantize_point`` and ``kept_float``.

@@ -88,7 +88,11 @@ ValueError
 Streaming calibration: ``update(batch)`` runs one float batch and keeps, per node, the largest
 |x| seen so far. Memory does not grow with the number of batches.
 )pbdoc")
-      .def(py::init<const Graph&>(), py::arg("graph"), py::keep_alive<1, 2>())
+      .def(py::init<const Graph&, int64_t>(), py::arg("graph"), py::arg("histogram_bins") = 0,
+           py::keep_alive<1, 2>(), R"pbdoc(
+Collector for ``graph`` (a float graph, after ``insert_scaling_nodes``). With
+``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node.
+)pbdoc")
       .def("update", [](RangeCollector& rc, const py::handle& batch) {
             Tensor t = py_bridge::input_from_numpy(batch);
             py::gil_scoped_release release;
@@ -104,6 +108,8 @@ ShapeError
     If the batch has the wrong shape.
 )pbdoc")
       .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name -> max |x|.")
+      .def_property_readonly("histograms", &RangeCollector::histograms,
+                             "Dict Scaling node name -> Histogram of |x| (empty without histogram_bins).")
       .def_property_readonly("samples", &RangeCollector::samples, "Number of samples seen.");
 
   m.def("normalize_activations", &normalize_activations, py::arg("graph"), py::arg("ranges"),
@@ -153,9 +159,39 @@ each Scaling factor as a fixed-point multiplier and shift, for the integer execu
                                         bool signs, bool shift, bool no_quant, bool cw, bool verbose) {
         prepare_for_calibration(g, make_options(nb_bits, clipping, cle, signs, shift, no_quant, cw, verbose));
       });
-  m.def("_quantize_from_ranges", [](Graph& g, const RangeMap& ranges, int nb_bits, const std::string& clipping,
-                                     bool cle, bool signs, bool shift, bool no_quant, bool cw, bool verbose) {
+  m.def("_quantize_from_calibration", [](Graph& g, const RangeCollector& calibration, int nb_bits,
+                                          const std::string& clipping, bool cle, bool signs, bool shift,
+                                          bool no_quant, bool cw, bool verbose) {
         py::gil_scoped_release release;
-        quantize_from_ranges(g, ranges, make_options(nb_bits, clipping, cle, signs, shift, no_quant, cw, verbose));
+        quantize_from_calibration(g, calibration, make_options(nb_bits, clipping, cle, signs, shift, no_quant, cw, verbose));
       });
+  m.def("adjust_ranges", &adjust_ranges, py::arg("graph"), py::arg("clipping_mode"), py::arg("ranges"),
+        py::arg("histograms"), py::arg("nb_bits") = 8, py::arg("optimize_signs") = false, R"pbdoc(
+Clipping optimization: the range of each Scaling node of ``graph`` becomes
+min(max |x|, clip), where the clip minimises over its histogram the quantization MSE
+(``"MSE"``), mean absolute error (``"AA"``) or KL divergence (``"KL"``, TensorRT's entropy
+calibration) of ``nb_bits`` codes: 2^(n-1)-1 levels, or 2^n-1 for nodes marked unsigned when
+``optimize_signs``. ``"MAX"`` returns ``ranges`` unchanged.
+
+Parameters
+----------
+graph : Graph
+    The prepared graph the ranges and histograms were collected on.
+clipping_mode : str
+    "MAX", "MSE", "AA" or "KL".
+ranges : dict
+    Node name -> max |x| (``compute_ranges``).
+histograms : dict
+    Scaling node name -> Histogram (``compute_histograms``).
+
+Returns
+-------
+dict
+    The adjusted ranges.
+
+Raises
+------
+ValueError
+    Unknown mode, nb_bits outside 2..16, or a Scaling node without range or histogram.
+)pbdoc");
 }

@@ -19,11 +19,15 @@ from ._core import (  # noqa: E402
     Graph,
     GraphError,
     Node,
+    Histogram,
     QuantizabilityReport,
     RangeCollector,
     ShapeError,
     UnsupportedOpError,
+    adjust_ranges,
     cast_to_integer,
+    compute_kl_clipping,
+    compute_me_clipping,
     compute_sign_map,
     cross_layer_equalization,
     detected_simd_level,
@@ -39,13 +43,14 @@ from ._core import (  # noqa: E402
 )
 from .export import export_onnx
 from .onnx_io import load_onnx
-from .ptq import Clipping, compute_ranges, quantize_network
+from .ptq import Clipping, compute_histograms, compute_ranges, quantize_network
 from .report import layer_report
 
 __all__ = [
-    "Clipping", "Error", "Graph", "GraphError", "Node", "QuantizabilityReport", "RangeCollector",
-    "ShapeError", "UnsupportedOpError", "cast_to_integer", "compute_ranges", "compute_sign_map",
-    "cross_layer_equalization", "detected_simd_level",
+    "Clipping", "Error", "Graph", "GraphError", "Histogram", "Node", "QuantizabilityReport",
+    "RangeCollector", "ShapeError", "UnsupportedOpError", "adjust_ranges", "cast_to_integer",
+    "compute_histograms", "compute_kl_clipping", "compute_me_clipping", "compute_ranges",
+    "compute_sign_map", "cross_layer_equalization", "detected_simd_level",
     "export_onnx", "insert_scaling_nodes", "layer_report", "load_onnx", "normalize_activations", "normalize_parameters",
     "prepare_network", "quantizability_report", "quantize_network", "quantize_normalized_network",
     "set_simd_level", "simd_level", "supported_ops",

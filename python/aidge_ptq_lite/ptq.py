@@ -22,7 +22,7 @@ class Clipping(str, enum.Enum):
 
 CalibrationSet = Union[np.ndarray, Iterable[np.ndarray]]
 CALIBRATION_BATCH = 64
-_IMPLEMENTED_CLIPPING = {"MAX"}
+HISTOGRAM_BINS = 2048
 
 
 def _clipping_name(mode) -> str:
@@ -49,6 +49,21 @@ def iter_batches(calibration_set: CalibrationSet, batch_size: int = CALIBRATION_
         yield np.ascontiguousarray(batch, dtype=np.float32)
 
 
+def _calibrate(graph: _core.Graph, calibration_set: CalibrationSet, histogram_bins: int,
+               verbose: bool) -> _core.RangeCollector:
+    """One streamed pass over the calibration set: ranges, and histograms if bins > 0."""
+    collector = _core.RangeCollector(graph, histogram_bins)
+    for i, batch in enumerate(iter_batches(calibration_set)):
+        collector.update(batch)
+        if verbose:
+            print(f"\rcalibration: batch {i + 1}, {collector.samples} samples", end="", file=sys.stderr)
+    if verbose:
+        print(file=sys.stderr)
+    if collector.samples == 0:
+        raise ValueError("calibration set is empty")
+    return collector
+
+
 def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose: bool = False) -> dict:
     """Max |x| of every node's output over the calibration set, streamed batch by batch.
 
@@ -63,16 +78,30 @@ def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose:
     Raises:
         ValueError: empty calibration set, NaN or Inf in the data or in an activation.
     """
-    collector = _core.RangeCollector(graph)
-    for i, batch in enumerate(iter_batches(calibration_set)):
-        collector.update(batch)
-        if verbose:
-            print(f"\rcalibration: batch {i + 1}, {collector.samples} samples", end="", file=sys.stderr)
-    if verbose:
-        print(file=sys.stderr)
-    if collector.samples == 0:
-        raise ValueError("calibration set is empty")
-    return dict(collector.ranges)
+    return dict(_calibrate(graph, calibration_set, 0, verbose).ranges)
+
+
+def compute_histograms(graph: _core.Graph, calibration_set: CalibrationSet, bins: int = HISTOGRAM_BINS,
+                       verbose: bool = False) -> dict:
+    """Histogram of |x| of every Scaling node's output over the calibration set, streamed.
+
+    Each histogram covers a power-of-two range split into ``bins`` bins and grows by folding,
+    so histograms of parts of the set merge exactly (``Histogram.merge``).
+
+    Args:
+        graph: a float graph after ``insert_scaling_nodes``.
+        calibration_set: array (N, C, H, W) or an iterable of batches.
+        bins: bins per histogram, a power of two (default 2048).
+
+    Returns:
+        dict Scaling node name -> ``Histogram``.
+
+    Raises:
+        ValueError: empty calibration set, NaN or Inf, bins not a power of two.
+    """
+    if bins <= 0:
+        raise ValueError(f"bins must be a positive power of two, got {bins}")
+    return dict(_calibrate(graph, calibration_set, bins, verbose).histograms)
 
 
 def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: CalibrationSet = None,
@@ -81,9 +110,10 @@ def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: Cali
                      channel_wise: bool = False, verbose: bool = False) -> None:
     """Quantize ``graph`` in place: afterwards ``graph.forward`` runs the integer network.
 
-    Pipeline: prepare_network, (cross_layer_equalization), insert_scaling_nodes,
-    normalize_parameters, compute_ranges (streamed), (adjust_ranges), normalize_activations,
-    quantize_normalized_network, cast_to_integer.
+    Pipeline: prepare_network, (cross_layer_equalization), insert_scaling_nodes, (compute_sign_map),
+    normalize_parameters, compute_ranges and compute_histograms (one streamed pass),
+    adjust_ranges, normalize_activations, (single shift), quantize_normalized_network,
+    cast_to_integer.
 
     Args:
         graph: a float graph from ``load_onnx``. Keep ``graph.clone()`` first to compare.
@@ -113,15 +143,13 @@ def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: Cali
     if graph.is_quantized:
         raise ValueError("the graph is already quantized; quantize a fresh load_onnx() or a clone "
                          "taken before quantizing")
-    if clipping not in _IMPLEMENTED_CLIPPING:
-        raise NotImplementedError(f"clipping mode {clipping} is not implemented yet (use MAX)")
     options = (int(nb_bits), clipping, cross_layer_equalization, optimize_signs, single_shift,
                no_quant, channel_wise, verbose)
     t0 = time.perf_counter()
     work = graph.clone()  # the caller's graph changes only once everything has succeeded
     _core._prepare_for_calibration(work, *options)
-    ranges = compute_ranges(work, calibration_set, verbose)
-    _core._quantize_from_ranges(work, ranges, *options)
+    calibration = _calibrate(work, calibration_set, 0 if clipping == "MAX" else HISTOGRAM_BINS, verbose)
+    _core._quantize_from_calibration(work, calibration, *options)
     graph._assign(work)
     if verbose:
         print(f"quantize_network: {nb_bits} bits, {clipping}, {time.perf_counter() - t0:.2f} s", file=sys.stderr)

@@ -11,10 +11,12 @@
 //   cast_to_integer             int8/int32 tensors and fixed-point multipliers
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "aidge_ptq_lite/graph.hpp"
+#include "aidge_ptq_lite/histogram.hpp"
 
 namespace apl {
 
@@ -51,20 +53,33 @@ using RangeMap = std::map<std::string, float>;
 RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = false);
 
 // ---- ranges.cpp ---------------------------------------------------------------------------------
-// max |x| of every node's output, accumulated batch by batch (memory does not grow with the set).
+// max |x| of every node's output, and (when histogram_bins > 0) a histogram of |x| of every
+// Scaling node's output, accumulated batch by batch in one pass: memory does not grow with the
+// calibration set.
 class RangeCollector {
  public:
-  explicit RangeCollector(const Graph& g);
+  explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0);
   // Runs one float batch; ValueError if the batch or an activation holds NaN or Inf.
   void update(const Tensor& batch);
   const RangeMap& ranges() const { return ranges_; }
+  const std::map<std::string, Histogram>& histograms() const { return histograms_; }
   int64_t samples() const { return samples_; }
 
  private:
   const Graph& graph_;
+  int64_t histogram_bins_;
   RangeMap ranges_;
+  std::map<std::string, Histogram> histograms_;
   int64_t samples_ = 0;
 };
+
+// ---- adjust_ranges.cpp ------------------------------------------------------------------------------
+// The range of each Scaling node clipped by its histogram: min(max, clip) where the clip minimises
+// the MSE ("MSE"), the mean absolute error ("AA") or the KL divergence ("KL") of n-bit codes
+// (unsigned codes where the node's quant.is_unsigned says so). "MAX" returns the ranges as they are.
+RangeMap adjust_ranges(const Graph& g, const std::string& clipping_mode, const RangeMap& ranges,
+                       const std::map<std::string, Histogram>& histograms, int nb_bits,
+                       bool optimize_signs);
 // max |x| and whether all values are finite, vectorised and threaded.
 float max_abs(const float* x, int64_t n, bool* finite);
 
@@ -73,11 +88,14 @@ float max_abs(const float* x, int64_t n, bool* finite);
 // biases to the accumulator scale, Scaling factors to requantization factors, and records each
 // output's step and clamp. Marks the Scaling nodes feeding the outputs as dequantization points.
 void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs);
+// Scaling nodes whose output goes only to the graph outputs (or to float-kept nodes): they hand
+// the accumulator over instead of requantizing it.
+std::set<std::string> dequantize_points(const Graph& g);
 void check_nb_bits(int nb_bits);
 
 // ---- single_shift.cpp ---------------------------------------------------------------------------
 // On the normalized network, before quantize_normalized_network: makes the requantization factor
-// of every Scaling node that follows a Conv/Gemm a power of two 2^ceil(log2 m), and multiplies the
+// of every Scaling node that follows a Conv/Gemm (except the dequantization points) a power of two 2^ceil(log2 m), and multiplies the
 // affine node's weights and bias (per output channel) by the ratio m / 2^ceil(log2 m), which is in
 // (0.5, 1], so weights stay inside their n-bit range. Scaling nodes after joins and pools have no
 // weights to compensate in: they keep their fixed-point multiplier.
@@ -103,7 +121,8 @@ struct QuantizeOptions {
 };
 // Everything before calibration (prepare, CLE, scaling nodes, parameter normalization).
 void prepare_for_calibration(Graph& g, const QuantizeOptions& options);
-// Everything after calibration; ranges from a RangeCollector on the prepared graph.
-void quantize_from_ranges(Graph& g, const RangeMap& ranges, const QuantizeOptions& options);
+// Everything after calibration (a RangeCollector run on the prepared graph, with histograms
+// unless clipping is MAX): adjust_ranges, normalize_activations, single shift, quantize, cast.
+void quantize_from_calibration(Graph& g, const RangeCollector& calibration, const QuantizeOptions& options);
 
 }  // namespace apl

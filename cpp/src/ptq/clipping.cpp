@@ -35,17 +35,26 @@ int64_t last_nonzero_bin(const std::vector<uint64_t>& counts) {
 template <int P>
 double power_integral(double a) {
   if constexpr (P == 1) return a * std::fabs(a) / 2;
-  else return a * a * a / 3;
+  else return a * a * a * (1.0 / 3);  // a multiply: a division would bound the search loop
+}
+
+// Zeros are quantized exactly, whatever the clip: the excess of bin 0 over bin 1 is taken as a
+// point mass at zero (ReLU outputs) and left out, instead of being spread over bin 0.
+std::vector<double> counts_without_point_mass_at_zero(const std::vector<uint64_t>& counts) {
+  std::vector<double> out(counts.begin(), counts.end());
+  out[0] = std::min(out[0], out[1]);
+  return out;
 }
 
 template <int P>
 class ExpectedError {
  public:
   ExpectedError(const std::vector<uint64_t>& counts, int64_t levels)
-      : counts_(counts), levels_(static_cast<double>(levels)), count_from_(counts.size() + 1, 0.0),
-        centre_sum_from_(counts.size() + 1, 0.0), centre_square_sum_from_(counts.size() + 1, 0.0) {
-    for (int64_t b = static_cast<int64_t>(counts.size()) - 1; b >= 0; --b) {
-      const double n = static_cast<double>(counts[b]), centre = b + 0.5;
+      : counts_(counts_without_point_mass_at_zero(counts)), levels_(static_cast<double>(levels)),
+        count_from_(counts.size() + 1, 0.0), centre_sum_from_(counts.size() + 1, 0.0),
+        centre_square_sum_from_(counts.size() + 1, 0.0) {
+    for (int64_t b = static_cast<int64_t>(counts_.size()) - 1; b >= 0; --b) {
+      const double n = counts_[b], centre = b + 0.5;
       count_from_[b] = count_from_[b + 1] + n;
       centre_sum_from_[b] = centre_sum_from_[b + 1] + n * centre;
       centre_square_sum_from_[b] = centre_square_sum_from_[b + 1] + n * centre * centre;
@@ -64,12 +73,12 @@ class ExpectedError {
     double error = 0, at_lower_edge = 0;
     for (int64_t b = 0; b < below; ++b) {
       const double at_upper_edge = primitive(b + 1.0);
-      error += static_cast<double>(counts_[b]) * (at_upper_edge - at_lower_edge);
+      error += counts_[b] * (at_upper_edge - at_lower_edge);
       at_lower_edge = at_upper_edge;
     }
     if (below == bins) return error;
     // The bin holding c, then the bins wholly above it (clipping error from the suffix sums).
-    error += static_cast<double>(counts_[below]) * (primitive(below + 1.0) - at_lower_edge);
+    error += counts_[below] * (primitive(below + 1.0) - at_lower_edge);
     const int64_t above = below + 1;
     const double n = count_from_[above], sum = centre_sum_from_[above], square_sum = centre_square_sum_from_[above];
     if constexpr (P == 1)
@@ -79,26 +88,28 @@ class ExpectedError {
   }
 
  private:
-  const std::vector<uint64_t>& counts_;
+  std::vector<double> counts_;
   double levels_;
   // Over the bins from b on: number of values, sum of bin centres, sum of squared centres.
   std::vector<double> count_from_, centre_sum_from_, centre_square_sum_from_;
 };
 
-// Candidates every bin edge up to the end of the data, then a finer grid around the best edge.
+// Candidates: every kCoarseStride-th bin edge up to the end of the data, then every edge around
+// the best one, then steps of 1/kFineSteps bin around the best edge. The error integrates the
+// histogram, so it varies smoothly over a few bins and the coarse pass lands next to its minimum.
 template <int P>
 double best_clip_in_bins(const Histogram& h, int64_t levels) {
-  constexpr int kRefineSteps = 32;  // per bin width
+  constexpr int64_t kCoarseStride = 4, kFineSteps = 32;
   const ExpectedError<P> error(h.counts(), levels);
-  const int64_t end_of_data = last_nonzero_bin(h.counts()) + 1;
-  double best_clip = 1, best_error = error(1.0);
-  for (int64_t edge = 2; edge <= end_of_data; ++edge)
-    if (const double e = error(static_cast<double>(edge)); e < best_error) best_error = e, best_clip = edge;
-  const double coarse = best_clip;
-  for (int k = 1 - kRefineSteps; k < kRefineSteps; ++k) {
-    const double clip = coarse + static_cast<double>(k) / kRefineSteps;
-    if (const double e = error(clip); e < best_error) best_error = e, best_clip = clip;
-  }
+  const double end_of_data = static_cast<double>(last_nonzero_bin(h.counts()) + 1);
+  double best_clip = 1, best_error = error(best_clip);
+  auto try_clips = [&](double first, double last, double spacing) {
+    for (double clip = first; clip <= last; clip += spacing)
+      if (const double e = error(clip); e < best_error) best_error = e, best_clip = clip;
+  };
+  try_clips(1 + kCoarseStride, end_of_data, kCoarseStride);
+  try_clips(std::max(1.0, best_clip - kCoarseStride + 1), std::min(end_of_data, best_clip + kCoarseStride - 1), 1);
+  try_clips(best_clip - 1 + 1.0 / kFineSteps, best_clip + 1 - 1.0 / kFineSteps, 1.0 / kFineSteps);
   return best_clip;
 }
 
@@ -118,7 +129,8 @@ float compute_me_clipping(const Histogram& h, int nb_bits, int exponent, bool is
   return static_cast<float>(clip * h.bin_width());
 }
 
-// For each candidate i (bins kept), with n_j the counts and N their total:
+// For each candidate i (bins kept, from `levels` to the end of the data), with n_j the counts and
+// N their total:
 //   P = n_0 .. n_{i-2}, n_{i-1} + (values in bins >= i)       (outliers folded into the last bin)
 //   Q = n_0 .. n_{i-1} merged into `levels` groups of i / levels bins (the last group takes the
 //       rest), each group's count spread evenly over its bins where P is not zero,
@@ -145,9 +157,11 @@ float compute_kl_clipping(const Histogram& h, int nb_bits, bool is_unsigned) {
   }
   const uint64_t total = count_before[bins];
 
+  // Keeping bins past the last non-empty one only coarsens Q: the candidates stop there.
+  const int64_t last_candidate = std::max(levels, last_nonzero_bin(n) + 1);
   double best_divergence = std::numeric_limits<double>::infinity();
-  int64_t best_kept = bins;
-  for (int64_t kept = levels; kept <= bins; ++kept) {
+  int64_t best_kept = last_candidate;
+  for (int64_t kept = levels; kept <= last_candidate; ++kept) {
     if (count_before[kept] == 0) continue;  // Q would be empty
     const uint64_t outliers = total - count_before[kept];
     const uint64_t last_p = n[kept - 1] + outliers;

@@ -26,8 +26,15 @@ void prepare_for_calibration(Graph& g, const QuantizeOptions& o) {
   normalize_parameters(g, o.channel_wise);
 }
 
-void quantize_from_ranges(Graph& g, const RangeMap& ranges, const QuantizeOptions& o) {
+void quantize_from_calibration(Graph& g, const RangeCollector& calibration, const QuantizeOptions& o) {
   check_options(o);
+  if (calibration.samples() == 0) throw ValueError("calibration set is empty");
+  const RangeMap ranges = adjust_ranges(g, o.clipping, calibration.ranges(), calibration.histograms(),
+                                        o.nb_bits, o.optimize_signs);
+  for (Node& n : g.mutable_nodes()) {
+    auto it = calibration.ranges().find(n.name);
+    if (it != calibration.ranges().end()) n.quant.max_abs = it->second;
+  }
   normalize_activations(g, ranges, o.verbose);
   if (o.single_shift) apply_single_shift(g, o.nb_bits, o.optimize_signs);
   quantize_normalized_network(g, o.nb_bits, o.no_quant, o.optimize_signs);

@@ -1,6 +1,8 @@
 // quantize_normalized_network: from the normalized network (activations and weights in [-1, 1])
 // to n-bit codes. Code range: signed [-(2^(n-1)-1), 2^(n-1)-1], unsigned [0, 2^n-1].
+#include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
@@ -23,16 +25,22 @@ void snap_to_powers_of_two(Tensor& factors) {
   for (int64_t i = 0; i < factors.numel(); ++i) f[i] = std::exp2(std::round(std::log2(f[i])));
 }
 
-bool feeds_only_float_tail(const Graph& g, const std::string& name, const std::vector<std::string>& float_tail) {
-  const bool is_output = std::find(g.outputs().begin(), g.outputs().end(), name) != g.outputs().end();
-  const auto users = g.consumers(name);
-  if (users.empty()) return is_output;
-  for (const std::string& u : users)
-    if (std::find(float_tail.begin(), float_tail.end(), u) == float_tail.end()) return false;
-  return true;
-}
-
 }  // namespace
+
+std::set<std::string> dequantize_points(const Graph& g) {
+  const auto kept_float = quantizability_report(g).kept_float;
+  const auto is_float = [&](const std::string& name) {
+    return std::find(kept_float.begin(), kept_float.end(), name) != kept_float.end();
+  };
+  std::set<std::string> points;
+  for (const Node& n : g.nodes()) {
+    if (n.op != "Scaling") continue;
+    const auto users = g.consumers(n.name);
+    const bool is_output = std::find(g.outputs().begin(), g.outputs().end(), n.name) != g.outputs().end();
+    if (users.empty() ? is_output : std::all_of(users.begin(), users.end(), is_float)) points.insert(n.name);
+  }
+  return points;
+}
 
 double code_max(const Node& n, int nb_bits, bool optimize_signs) {
   const int bits = optimize_signs && n.quant.is_unsigned ? nb_bits : nb_bits - 1;
@@ -50,6 +58,7 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
   if (!report.unsupported.empty())
     throw UnsupportedError("cannot quantize: " + report.text());
   const bool round = !no_quant;
+  const std::set<std::string> output_points = dequantize_points(g);
   const double q_weight = std::ldexp(1.0, nb_bits - 1) - 1.0;
   auto codes = [&](const Node& n) { return code_max(n, nb_bits, optimize_signs); };
 
@@ -77,7 +86,7 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
     }
     if (n.op == "Scaling") {
       const double q_acc = q_in;
-      n.quant.dequantize_point = feeds_only_float_tail(g, n.name, report.kept_float);
+      n.quant.dequantize_point = output_points.count(n.name) != 0;
       // Requantization factor: from accumulator codes to output codes. A dequantization point
       // keeps the accumulator; its factor then maps accumulator codes to float values.
       const double to_codes = n.quant.dequantize_point ? n.quant.range : q[n.name];

@@ -19,8 +19,12 @@ float max_abs(const float* x, int64_t n, bool* finite) {
   return m;
 }
 
-RangeCollector::RangeCollector(const Graph& g) : graph_(g) {
+RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins)
+    : graph_(g), histogram_bins_(histogram_bins) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
+  if (histogram_bins > 0)
+    for (const Node& n : g.nodes())
+      if (n.op == "Scaling") histograms_.emplace(n.name, Histogram(histogram_bins));
 }
 
 void RangeCollector::update(const Tensor& batch) {
@@ -35,6 +39,8 @@ void RangeCollector::update(const Tensor& batch) {
     if (!ok) throw ValueError("calibration produced NaN or Inf at " + n.label() +
                               " (non-finite weights?)");
     batch_ranges[n.name] = m;
+    auto h = histograms_.find(n.name);
+    if (h != histograms_.end()) h->second.add(out.data<float>(), out.numel());
   });
   for (const auto& [name, m] : batch_ranges) ranges_[name] = std::max(ranges_[name], m);
   samples_ += batch.dim(0);

@@ -9,10 +9,12 @@ namespace apl {
 
 void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs) {
   const double q_weight = std::ldexp(1.0, nb_bits - 1) - 1.0;
+  const std::set<std::string> output_points = dequantize_points(g);
   for (Node& affine : g.mutable_nodes()) {
     if (!is_affine_op(affine.op)) continue;
     const auto users = g.consumers(affine.name);
     Node& scaling = g.node(users.at(0));
+    if (output_points.count(scaling.name)) continue;  // dequantized in float: nothing to shift
     const double q_in = code_max(g.node(affine.inputs[0]), nb_bits, optimize_signs);
     const double q_out = code_max(scaling, nb_bits, optimize_signs);
     Tensor& factor = scaling.params[0];

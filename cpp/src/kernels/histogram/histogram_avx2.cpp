@@ -1,12 +1,12 @@
-// AVX2 histogram block: 8 bin indices per step (and, abs mask, mul, min, cvtt: the same float32
-// operations as bin_index), then 8 scalar increments into the interleaved sub-histograms.
+// AVX2 bin slots, 8 values per step: and (abs), mul, min, cvtt, the same float32 operations as
+// bin_index, then the slot bin * kSubHistograms + lane % kSubHistograms.
 #include <immintrin.h>
 
 #include "histogram_isa.hpp"
 
 namespace apl::kernels::avx2 {
 
-uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* tables) {
+uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots) {
   constexpr int kLanes = 8;
   static_assert(kLanes % kSubHistograms == 0, "a vector must cover whole rounds of sub-histograms");
   const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
@@ -15,7 +15,6 @@ uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bin
   const __m256i table_of_lane = _mm256_and_si256(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                                  _mm256_set1_epi32(kSubHistograms - 1));
   __m256i max_bits = _mm256_setzero_si256();
-  alignas(32) int32_t slot[kLanes];
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
@@ -24,15 +23,14 @@ uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bin
     // min(a, b) returns b when a is NaN, as bin_index does.
     const __m256 t = _mm256_min_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), scale), last_bin);
     const __m256i bin = _mm256_cvttps_epi32(t);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(slot),
-                       _mm256_or_si256(_mm256_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
-    increment_slots<kLanes>(slot, tables);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(slots + i),
+                        _mm256_or_si256(_mm256_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
   }
   __m128i m = _mm_max_epu32(_mm256_castsi256_si128(max_bits), _mm256_extracti128_si256(max_bits, 1));
   m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
   m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
   const uint32_t head_max = static_cast<uint32_t>(_mm_cvtsi128_si32(m));
-  return std::max(head_max, scalar::histogram_block(x + i, n - i, inv_width, bins, tables));
+  return std::max(head_max, scalar::bin_slots(x + i, n - i, inv_width, bins, slots + i));
 }
 
 }  // namespace apl::kernels::avx2

@@ -1,7 +1,5 @@
-// AVX-512 histogram block: 16 bin indices per step (and, abs mask, mul, min, cvtt: the same
-// float32 operations as bin_index), then 16 scalar increments into the interleaved
-// sub-histograms. Conflict detection (vpconflictd) is not used: it is slower than scalar
-// increments into sub-histograms (see reference/anchors.md, section 4).
+// AVX-512 bin slots, 16 values per step: and (abs), mul, min, cvtt, the same float32 operations
+// as bin_index, then the slot bin * kSubHistograms + lane % kSubHistograms.
 // GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593), which is
 // also why the lane maxima are reduced through memory rather than with _mm512_reduce_max_epu32.
 #pragma GCC diagnostic push
@@ -13,7 +11,7 @@
 
 namespace apl::kernels::avx512 {
 
-uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* tables) {
+uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots) {
   constexpr int kLanes = 16;
   static_assert(kLanes % kSubHistograms == 0, "a vector must cover whole rounds of sub-histograms");
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
@@ -23,7 +21,6 @@ uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bin
       _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
       _mm512_set1_epi32(kSubHistograms - 1));
   __m512i max_bits = _mm512_setzero_si512();
-  alignas(64) int32_t slot[kLanes];
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const __m512i bits = _mm512_and_si512(_mm512_loadu_si512(x + i), abs_mask);
@@ -31,13 +28,12 @@ uint32_t histogram_block(const float* x, int64_t n, float inv_width, int32_t bin
     // min(a, b) returns b when a is NaN, as bin_index does.
     const __m512 t = _mm512_min_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), scale), last_bin);
     const __m512i bin = _mm512_cvttps_epi32(t);
-    _mm512_store_si512(slot, _mm512_or_si512(_mm512_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
-    increment_slots<kLanes>(slot, tables);
+    _mm512_storeu_si512(slots + i, _mm512_or_si512(_mm512_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
   }
   alignas(64) uint32_t lane_max[kLanes];
   _mm512_store_si512(lane_max, max_bits);
   const uint32_t head_max = *std::max_element(lane_max, lane_max + kLanes);
-  return std::max(head_max, scalar::histogram_block(x + i, n - i, inv_width, bins, tables));
+  return std::max(head_max, scalar::bin_slots(x + i, n - i, inv_width, bins, slots + i));
 }
 
 }  // namespace apl::kernels::avx512

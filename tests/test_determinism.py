@@ -1,0 +1,152 @@
+"""Determinism: the input model file is never modified, and quantizing the same model with the same
+data gives bit-identical integer weights and raw outputs — run after run, on every SIMD level and
+at every thread count."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+
+import aidge_ptq_lite as apl
+from aidge_ptq_lite import datasets, zoo
+
+LEVELS = ("scalar", "avx2", "avx512")
+OPTION_SETS = {
+    "int8": dict(nb_bits=8),
+    "int8_all_options": dict(nb_bits=8, channel_wise=True, optimize_signs=True, single_shift=True),
+    "int4_channel_wise": dict(nb_bits=4, channel_wise=True),
+    "int12_wide_path": dict(nb_bits=12, optimize_signs=True),
+}
+
+
+def _zoo_path(name):
+    path = zoo.model_path(name)
+    if not os.path.exists(path):
+        pytest.skip(f"zoo model {name} is not there yet ({path})")
+    return path
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha256(path) -> str:
+    with open(path, "rb") as f:
+        return _sha256(f.read())
+
+
+def _fingerprint(g, x) -> dict:
+    """Hashes of the integer weights (every param of every Conv/Gemm), the requantization
+    multipliers (m, shift) and the raw outputs."""
+    weights = hashlib.sha256()
+    for node in g.nodes():
+        if node.op in ("Conv", "Gemm"):
+            for i in range(len(node.params)):
+                p = np.ascontiguousarray(g.get_param(node.name, i))
+                weights.update(f"{node.name}/{i}/{p.dtype}/{p.shape}".encode())
+                weights.update(p.tobytes())
+    multipliers = [(n.name, n.quant["multiplier"]) for n in g.nodes() if n.op == "Scaling"]
+    raw = np.ascontiguousarray(g.forward(x, dequantize=False))
+    return {"weights": weights.hexdigest(), "multipliers": _sha256(repr(multipliers).encode()),
+            "raw": _sha256(raw.tobytes()), "dtype": str(raw.dtype)}
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, _ = datasets.load_fashion_mnist("test", data_dir="bundled", limit=64)
+    return datasets.load_calibration_set(128, data_dir="bundled"), x
+
+
+def test_model_file_is_never_modified(tmp_path, data):
+    """load_onnx + quantize_network + export_onnx read the .onnx file (and the ModelProto) only."""
+    calib, x = data
+    path = tmp_path / "lenet.onnx"
+    shutil.copyfile(_zoo_path("lenet"), path)
+    before, mtime = _file_sha256(path), os.stat(path).st_mtime_ns
+    proto = onnx.load(str(path))
+    proto_bytes = proto.SerializeToString()
+    for source in (str(path), proto):
+        g = apl.load_onnx(source)
+        apl.quantize_network(g, calibration_set=calib, channel_wise=True, optimize_signs=True)
+        g.forward(x)
+        apl.export_onnx(g, str(tmp_path / "lenet_int8.onnx"))
+    assert _file_sha256(path) == before
+    assert os.stat(path).st_mtime_ns == mtime
+    assert proto.SerializeToString() == proto_bytes
+    assert sorted(os.listdir(tmp_path)) == ["lenet.onnx", "lenet_int8.onnx"]
+
+
+@pytest.mark.parametrize("model", zoo.ZOO_MODELS)
+@pytest.mark.parametrize("options", sorted(OPTION_SETS))
+def test_two_quantizations_are_bit_identical(model, options, data):
+    """Same model, same data, same options: the same integer weights and raw outputs."""
+    calib, x = data
+    path = _zoo_path(model)
+    prints = []
+    for _ in range(2):
+        g = apl.load_onnx(path)
+        apl.quantize_network(g, calibration_set=calib, **OPTION_SETS[options])
+        prints.append(_fingerprint(g, x))
+    assert prints[0] == prints[1]
+
+
+# One process per (SIMD level, thread count); APL_SIMD caps the level at start-up.
+# "pinned": calibrated and quantized at the scalar level, then run at the process's level: the
+# integer network must be bit-identical everywhere. "native": the whole pipeline at the process's
+# level. Its float calibration kernels may differ in the last ulp between levels (FMA, summation
+# order), which can move a multiplier by one unit, so it must only match across thread counts.
+CHILD = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {tests!r})
+    import aidge_ptq_lite as apl
+    from aidge_ptq_lite import datasets
+    from test_determinism import OPTION_SETS, _fingerprint
+    x, _ = datasets.load_fashion_mnist("test", data_dir="bundled", limit=64)
+    calib = datasets.load_calibration_set(128, data_dir="bundled")
+    level = apl.simd_level()
+    result = {{"level": level, "pinned": {{}}, "native": {{}}}}
+    for name, options in sorted(OPTION_SETS.items()):
+        for mode in ("pinned", "native"):
+            apl.set_simd_level("scalar" if mode == "pinned" else level)
+            g = apl.load_onnx({path!r})
+            apl.quantize_network(g, calibration_set=calib, **options)
+            apl.set_simd_level(level)
+            result[mode][name] = _fingerprint(g, x)
+    print(json.dumps(result))
+""")
+
+
+def _run_child(path, level, threads):
+    env = dict(os.environ, APL_SIMD=level, OMP_NUM_THREADS=str(threads))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(apl.__path__[0]),
+                                                     env.get("PYTHONPATH")) if p)
+    code = CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)), path=path)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("model", ["lenet", "resnet"])
+def test_identical_across_simd_levels_and_threads(model):
+    """The integer network gives the same integers under APL_SIMD=scalar/avx2/avx512 (up to what
+    the CPU has) with 1 or 2 OpenMP threads; the whole pipeline, calibration included, gives the
+    same integers at 1 and 2 threads on each level."""
+    path = _zoo_path(model)
+    detected = LEVELS.index(apl.detected_simd_level())
+    results = {}
+    for level in LEVELS[:detected + 1]:
+        for threads in (1, 2):
+            result = _run_child(path, level, threads)
+            assert result["level"] == level  # the level we asked for is the one that ran
+            results[(level, threads)] = result
+    reference = results[("scalar", 1)]["pinned"]
+    for (level, threads), result in results.items():
+        assert result["pinned"] == reference, (level, threads)
+        assert result["native"] == results[(level, 1)]["native"], (level, threads)
