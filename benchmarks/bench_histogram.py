@@ -1,6 +1,6 @@
 """Histogram of |x|: our Histogram.add vs np.histogram, and vs a plain copy (memory bandwidth).
 
-    python benchmarks/bench_histogram.py [--repeats 5] [--values-mi 64]
+    python benchmarks/bench_histogram.py [--repeats 7] [--values-mi 64]
 
 On 64 Mi float32 values (Gaussian, and ReLU-like: 70% zeros, the rest half-normal, so most of the
 mass is in bin 0), 2048 bins:
@@ -24,6 +24,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import interleaved_medians  # noqa: E402
 
+from aidge_ptq_lite import Histogram, simd_level  # noqa: E402
+
 BINS = 2048
 
 
@@ -37,8 +39,6 @@ def make_data(kind: str, n: int) -> np.ndarray:
 
 
 def measure(kind: str, n: int, repeats: int) -> dict:
-    from aidge_ptq_lite import Histogram, simd_level
-
     x = make_data(kind, n)
     copy = np.empty_like(x)
     hist = Histogram(BINS)
@@ -58,7 +58,7 @@ def measure(kind: str, n: int, repeats: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--values-mi", type=int, default=64, help="values per array, in Mi (2^20)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
