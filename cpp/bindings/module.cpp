@@ -76,9 +76,12 @@ PYBIND11_MODULE(_core, m) {
   // Derived exceptions are registered after their base so they are matched first.
   static py::exception<Error> base_error(m, "Error", PyExc_RuntimeError);
   base_error.doc() = "Base class of the errors raised by aidge_ptq_lite's core.";
-  py::register_exception<GraphError>(m, "GraphError", PyExc_ValueError);
-  py::register_exception<ShapeError>(m, "ShapeError", PyExc_ValueError);
-  py::register_exception<UnsupportedError>(m, "UnsupportedOpError", PyExc_NotImplementedError);
+  py::register_exception<GraphError>(m, "GraphError", PyExc_ValueError).doc() =
+      "A malformed graph: a cycle, a missing producer, a duplicate or unknown node name (ValueError).";
+  py::register_exception<ShapeError>(m, "ShapeError", PyExc_ValueError).doc() =
+      "A tensor shape or rank that does not fit the graph, e.g. a forward input (ValueError).";
+  py::register_exception<UnsupportedError>(m, "UnsupportedOpError", PyExc_NotImplementedError).doc() =
+      "An op or attribute the library does not implement; the message names op, node and the supported set.";
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -259,7 +262,7 @@ Force the SIMD level of every kernel ('scalar', 'avx2' or 'avx512'); the environ
 APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this CPU lacks.
 )pbdoc");
 
+  bind_clipping(m);  // before bind_ptq, whose signatures name Histogram
   bind_ptq(m);
-  bind_clipping(m);
   bind_cle_and_signs(m);
 }
