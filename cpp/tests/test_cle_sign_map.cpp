@@ -2,6 +2,8 @@
 // answers on small graphs).
 #include <gtest/gtest.h>
 
+#include "test_support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -11,22 +13,11 @@
 #include "aidge_ptq_lite/sign_map.hpp"
 
 using namespace apl;
+using apl::test::input_node;
+constexpr auto make = apl::test::make_node;
 
 namespace {
 
-Node make(const std::string& name, const std::string& op, std::vector<std::string> inputs) {
-  Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(inputs);
-  return n;
-}
-
-Node input_node(Shape shape) {
-  Node n = make("x", "Input", {});
-  n.shape = std::move(shape);
-  return n;
-}
 
 // Normal weights whose output channel k is multiplied by channel_scale[k % size]: badly balanced.
 Tensor random_weights(Shape shape, std::mt19937& rng, const std::vector<float>& channel_scale = {1.f}) {

@@ -14,6 +14,7 @@
 #include "aidge_ptq_lite/errors.hpp"
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
 #include "aidge_ptq_lite/simd.hpp"
+#include "test_support.hpp"
 
 namespace apl::kernels {
 namespace {
@@ -24,42 +25,6 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, floa
   std::vector<float> v(n);
   for (float& x : v) x = dist(rng);
   return v;
-}
-
-std::vector<SimdLevel> supported_levels() {
-  std::vector<SimdLevel> levels;
-  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512})
-    if (static_cast<int>(l) <= static_cast<int>(detected_simd_level())) levels.push_back(l);
-  return levels;
-}
-
-// Restores the SIMD level and thread count a test changes.
-class KernelSettingsGuard {
- public:
-  KernelSettingsGuard() : level_(active_simd_level()), threads_(omp_get_max_threads()) {}
-  ~KernelSettingsGuard() {
-    set_simd_level(level_);
-    omp_set_num_threads(threads_);
-  }
-
- private:
-  SimdLevel level_;
-  int threads_;
-};
-
-// Calls body() for every supported SIMD level and for 1 and 2 threads, checking the level took.
-template <class Body>
-void for_each_level_and_thread_count(Body body) {
-  KernelSettingsGuard guard;
-  for (SimdLevel level : supported_levels())
-    for (int threads : {1, 2}) {
-      set_simd_level(level);
-      ASSERT_EQ(active_simd_level(), level);
-      omp_set_num_threads(threads);
-      SCOPED_TRACE(std::string("level ") + simd_level_name(level) + ", " +
-                   std::to_string(threads) + " thread(s)");
-      body();
-    }
 }
 
 // A sum computed in double with the sum of its terms' magnitudes, which bounds the float
@@ -140,7 +105,7 @@ TEST(FloatKernelsSgemm, MatchesNaiveAtEveryLevelAndTransposition) {
                                    (trans_b ? B[j * ldb + k] : B[k * ldb + j]));
           }
 
-        for_each_level_and_thread_count([&] {
+        test::for_each_level_and_threads([&] {
           std::vector<float> C = C0;
           sgemm(trans_a, trans_b, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta,
                 C.data(), ldc);
@@ -155,7 +120,7 @@ TEST(FloatKernelsSgemm, MatchesNaiveAtEveryLevelAndTransposition) {
 
 TEST(FloatKernelsSgemm, BetaZeroIgnoresNonFiniteC) {
   const auto A = random_floats(4 * 5, 7), B = random_floats(5 * 3, 8);
-  for_each_level_and_thread_count([&] {
+  test::for_each_level_and_threads([&] {
     std::vector<float> C(4 * 3, std::numeric_limits<float>::quiet_NaN());
     sgemm(false, false, 4, 3, 5, 1.0f, A.data(), 5, B.data(), 3, 0.0f, C.data(), 3);
     for (float v : C) EXPECT_TRUE(std::isfinite(v));
@@ -231,7 +196,7 @@ void check_conv(const Conv2dShape& s, int64_t N, bool with_bias, uint32_t seed) 
   std::vector<float> y(y_size);
   conv2d_f32_reference(s, N, x.data(), w.data(), bias, y.data());
   expect_close(y, expected);
-  for_each_level_and_thread_count([&] {
+  test::for_each_level_and_threads([&] {
     const ConvF32 conv(s, w.data(), bias);
     std::vector<float> out(y_size, std::numeric_limits<float>::quiet_NaN());
     conv.run(N, x.data(), out.data());
@@ -367,7 +332,7 @@ std::vector<Pool2dShape> pool_shapes() {
 }
 
 TEST(FloatKernelsPool, MaxPoolIgnoresPadding) {
-  KernelSettingsGuard guard;
+  test::KernelSettingsGuard guard;
   for (const Pool2dShape& s : pool_shapes())
     for (int threads : {1, 2}) {
       SCOPED_TRACE(describe(s, 2));
@@ -380,7 +345,7 @@ TEST(FloatKernelsPool, MaxPoolIgnoresPadding) {
 }
 
 TEST(FloatKernelsPool, AveragePoolWithAndWithoutPadCells) {
-  KernelSettingsGuard guard;
+  test::KernelSettingsGuard guard;
   for (const Pool2dShape& s : pool_shapes())
     for (bool include_pad : {true, false})
       for (int threads : {1, 2}) {
@@ -448,7 +413,7 @@ TEST(FloatKernelsElementwise, Activations) {
 }
 
 TEST(FloatKernelsElementwise, LargeActivationsUseThreads) {
-  KernelSettingsGuard guard;
+  test::KernelSettingsGuard guard;
   omp_set_num_threads(2);
   const auto x = random_floats(300000, 411);
   std::vector<float> y(x.size());
@@ -513,7 +478,7 @@ TEST(FloatKernelsElementwise, BinaryBroadcasting) {
                         {{1, 3, 1, 5}, {2, 1, 4, 1}, {2, 3, 4, 5}},
                         {{64, 64, 8, 8}, {1, 64, 1, 1}, {64, 64, 8, 8}},
                         {{1}, {1}, {1}}};
-  KernelSettingsGuard guard;
+  test::KernelSettingsGuard guard;
   uint32_t seed = 430;
   for (const Case& c : cases)
     for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul})

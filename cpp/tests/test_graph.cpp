@@ -1,25 +1,16 @@
 // Graph IR: construction, topological order, edits, clone, shape inference and the float executor.
 #include <gtest/gtest.h>
 
+#include "test_support.hpp"
+
 #include "aidge_ptq_lite/graph.hpp"
 
 using namespace apl;
+using apl::test::input_node;
+constexpr auto make = apl::test::make_node;
 
 namespace {
 
-Node make(const std::string& name, const std::string& op, std::vector<std::string> inputs) {
-  Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(inputs);
-  return n;
-}
-
-Node input_node(Shape shape) {
-  Node n = make("x", "Input", {});
-  n.shape = shape;
-  return n;
-}
 
 Tensor filled(Shape shape, float start, float step) {
   Tensor t(DType::F32, std::move(shape));

@@ -14,6 +14,7 @@
 #include "aidge_ptq_lite/errors.hpp"
 #include "aidge_ptq_lite/histogram.hpp"
 #include "aidge_ptq_lite/simd.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -24,26 +25,6 @@ using apl::kernels::histogram_abs_f32_reference;
 
 constexpr int64_t kBins = 2048;
 
-// Runs body() at every supported SIMD level with 1 and 2 threads, asserting the level is active;
-// restores the level and thread count afterwards.
-template <class Body>
-void for_each_level_and_threads(Body body) {
-  const SimdLevel saved_level = apl::active_simd_level();
-  const int saved_threads = omp_get_max_threads();
-  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512}) {
-    if (static_cast<int>(level) > static_cast<int>(apl::detected_simd_level())) continue;
-    for (int threads : {1, 2}) {
-      apl::set_simd_level(level);
-      ASSERT_EQ(apl::active_simd_level(), level);
-      omp_set_num_threads(threads);
-      SCOPED_TRACE(std::string("level ") + apl::simd_level_name(level) + ", " +
-                   std::to_string(threads) + " thread(s)");
-      body();
-    }
-  }
-  apl::set_simd_level(saved_level);
-  omp_set_num_threads(saved_threads);
-}
 
 std::vector<float> gaussian(std::mt19937& rng, int64_t n, float sigma = 1.f) {
   std::normal_distribution<float> dist(0.f, sigma);
@@ -75,7 +56,7 @@ std::vector<float> edge_values(float width) {
 void expect_all_levels_match_reference(const std::vector<float>& x, float inv_width) {
   std::vector<uint64_t> expected(kBins, 0);
   const float expected_max = histogram_abs_f32_reference(x.data(), x.size(), inv_width, kBins, expected.data());
-  for_each_level_and_threads([&] {
+  apl::test::for_each_level_and_threads([&] {
     std::vector<uint64_t> counts(kBins, 0);
     const float max_abs = histogram_abs_f32(x.data(), x.size(), inv_width, kBins, counts.data());
     EXPECT_EQ(counts, expected);
@@ -124,7 +105,7 @@ TEST(HistogramKernel, EdgesAndOutOfRangeMatchReferenceAtEveryLevel) {
 
 TEST(HistogramKernel, EdgeValuesLandInTheBinTheyOpen) {
   const float width = 1.f / 256;  // a power of two: edges b * width are exact
-  for_each_level_and_threads([&] {
+  apl::test::for_each_level_and_threads([&] {
     std::vector<float> x;
     for (int64_t b = 0; b < kBins; ++b) x.push_back(b * width);
     for (int64_t b = 1; b < kBins; ++b) x.push_back(-std::nextafter(b * width, 0.f));  // top of bin b - 1

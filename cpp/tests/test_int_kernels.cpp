@@ -11,6 +11,7 @@
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/simd.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -18,31 +19,6 @@ using apl::FixedPointMultiplier;
 using apl::SimdLevel;
 using namespace apl::kernels;
 
-std::vector<SimdLevel> supported_levels() {
-  std::vector<SimdLevel> levels;
-  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512})
-    if (static_cast<int>(l) <= static_cast<int>(apl::detected_simd_level())) levels.push_back(l);
-  return levels;
-}
-
-// Runs body(level, threads) at every supported level and thread count 1 and 2, asserting the
-// level is active; restores the level and thread count afterwards.
-template <class Body>
-void for_each_level_and_threads(Body body) {
-  const SimdLevel saved_level = apl::active_simd_level();
-  const int saved_threads = omp_get_max_threads();
-  for (SimdLevel level : supported_levels())
-    for (int threads : {1, 2}) {
-      apl::set_simd_level(level);
-      ASSERT_EQ(apl::active_simd_level(), level);
-      omp_set_num_threads(threads);
-      SCOPED_TRACE(std::string("level ") + apl::simd_level_name(level) + ", " +
-                   std::to_string(threads) + " thread(s)");
-      body(level, threads);
-    }
-  apl::set_simd_level(saved_level);
-  omp_set_num_threads(saved_threads);
-}
 
 template <class T>
 std::vector<T> random_vector(std::mt19937& rng, int64_t n, int64_t lo, int64_t hi) {
@@ -172,7 +148,7 @@ TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) {
         per_channel.scale.push_back(apl::encode_multiplier((1 + k % 5) / 3000.0));
       per_channel.out_unsigned = true, per_channel.lo = 0, per_channel.hi = 255;
 
-      for_each_level_and_threads([&](SimdLevel, int) {
+      apl::test::for_each_level_and_threads([&] {
         ConvInt8 op(s, w.data(), bias.data(), x_unsigned);
         std::vector<int32_t> acc(out_size, 0x5A5A5A5A);
         op.run(tc.N, x, acc.data());
@@ -224,7 +200,7 @@ TEST(IntKernelsConv, ExtremeValuesOverTheLargestReductionNeitherOverflowNorSatur
       ASSERT_GE(v, INT32_MIN);
       ASSERT_LE(v, INT32_MAX);
     }
-    for_each_level_and_threads([&](SimdLevel, int) {
+    apl::test::for_each_level_and_threads([&] {
       ConvInt8 op(s, w.data(), bias.data(), e.x_unsigned);
       std::vector<int32_t> acc(expected.size());
       op.run(1, x.data(), acc.data());
@@ -307,7 +283,7 @@ TEST(IntKernelsRequantize, MatchesTheRuleAtEveryLevel) {
         requantize_int32_reference(L.N, L.channels, L.inner, acc.data(), rq, y.data());
         for (int64_t i = 0; i < total; ++i)
           ASSERT_EQ(as_int(y, i), expected[i]) << "reference at " << i;
-        for_each_level_and_threads([&](SimdLevel, int) {
+        apl::test::for_each_level_and_threads([&] {
           std::vector<uint8_t> out(total, 0x5A);
           requantize_int32(L.N, L.channels, L.inner, acc.data(), rq, out.data());
           for (int64_t i = 0; i < total; ++i)
@@ -328,7 +304,7 @@ TEST(IntKernelsRequantize, LongRunsAgreeAcrossLevels) {
   std::vector<int64_t> expected(total);
   for (int64_t i = 0; i < total; ++i)
     expected[i] = naive_requantize(acc[i], rq.scale[0], rq.lo, rq.hi);
-  for_each_level_and_threads([&](SimdLevel, int) {
+  apl::test::for_each_level_and_threads([&] {
     std::vector<int8_t> y(total);
     requantize_int32(1, 1, total, acc.data(), rq, y.data());
     for (int64_t i = 0; i < total; ++i) ASSERT_EQ(y[i], expected[i]) << "at " << i;
