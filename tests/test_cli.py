@@ -67,3 +67,12 @@ def test_script_reports_bad_input_clearly(tmp_path):
     proc = run_cli("--onnx", str(tmp_path / "missing.onnx"))
     assert proc.returncode != 0 and "missing.onnx" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_script_plots_histograms(tmp_path):
+    pytest.importorskip("matplotlib")
+    proc = run_cli("--model", "lenet", "--clipping", "mse", "--plot-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert len(pngs) == 5  # one per Scaling node of lenet
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

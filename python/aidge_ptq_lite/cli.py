@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=256, help="evaluation batch size (default 256)")
     p.add_argument("--export", metavar="PATH", help="write the quantized network as an ONNX QDQ model")
     p.add_argument("--verbose", action="store_true", help="print the per-layer report (SQNR per activation)")
+    p.add_argument("--plot-dir", metavar="DIR",
+                   help="write a PNG per layer: activation histogram with the chosen clip (needs matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -125,6 +127,14 @@ def main(argv=None) -> int:
     if args.verbose:
         print("\nper-layer report (SQNR of each quantized activation against float, 256 test images):")
         print(format_layer_report(layer_report(float_graph, graph, x_test[:256])))
+    if args.plot_dir:
+        from .plots import plot_activation_histograms
+        try:
+            paths = plot_activation_histograms(float_graph, graph, x_calib, args.plot_dir, args.channel_wise, args.cle)
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"plots        : {len(paths)} PNG files in {args.plot_dir}")
     if args.export:
         from .export import export_onnx
         export_onnx(graph, args.export)
