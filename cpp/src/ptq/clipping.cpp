@@ -1,5 +1,6 @@
 // Clipping searches over a histogram of |x| (histogram.hpp): the clip value that minimises the
 // expected quantization error (MSE / AA), and TensorRT's entropy calibration (KL).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -39,7 +40,8 @@ double power_integral(double a) {
 }
 
 // Zeros are quantized exactly, whatever the clip: the excess of bin 0 over bin 1 is taken as a
-// point mass at zero (ReLU outputs) and left out, instead of being spread over bin 0.
+// point mass at zero (ReLU outputs) and left out, instead of being spread over bin 0 (the KL
+// search applies the same rule).
 std::vector<double> counts_without_point_mass_at_zero(const std::vector<uint64_t>& counts) {
   std::vector<double> out(counts.begin(), counts.end());
   out[0] = std::min(out[0], out[1]);
@@ -143,7 +145,10 @@ float compute_kl_clipping(const Histogram& h, int nb_bits, bool is_unsigned) {
   check_nb_bits(nb_bits);
   check_not_empty(h, "compute_kl_clipping");
   const int64_t levels = is_unsigned ? int64_t(1) << nb_bits : int64_t(1) << (nb_bits - 1);
-  const std::vector<uint64_t>& n = h.counts();
+  // Exact zeros (ReLU outputs) are quantized exactly whatever the clip; left in, their spike
+  // drags the divergence towards tiny clips. Same point-mass rule as the MSE search.
+  std::vector<uint64_t> n = h.counts();
+  n[0] = std::min(n[0], n[1]);
   const int64_t bins = h.bins();
   if (bins < levels) return h.range();
 
