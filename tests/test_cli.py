@@ -42,7 +42,9 @@ def test_script_prints_the_library_accuracies(model):
 
 
 @pytest.mark.parametrize("flags, kwargs", [
-    (["--nb-bits", "4", "--channel-wise"], {"nb_bits": 4, "channel_wise": True}),
+    (["--nb-bits", "4", "--channel-wise"], {"nb_bits": 4, "channel_wise": True, "clipping_mode": "MSE"}),
+    (["--clipping", "kl", "--optimize-signs", "--cle"],
+     {"clipping_mode": "KL", "optimize_signs": True, "cross_layer_equalization": True}),
     (["--single-shift"], {"single_shift": True}),
     (["--no-quant"], {"no_quant": True}),
 ])

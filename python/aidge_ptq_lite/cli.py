@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{datasets.FASHION_MNIST_DIR} when installed, else the bundled subset; "
                         f"'{datasets.BUNDLED}' forces the subset)")
     p.add_argument("--nb-bits", type=int, default=8, help="bit width of weights and activations, 2..16 (default 8)")
-    p.add_argument("--clipping", choices=["max", "mse", "aa", "kl"], default="max",
-                   help="activation range selection (default: max)")
+    p.add_argument("--clipping", choices=["max", "mse", "aa", "kl"], default=None,
+                   help="activation range selection (default: max at 8 bits and more, mse below, "
+                        "where clipping pays)")
     p.add_argument("--cle", action="store_true", help="cross-layer equalization before quantizing")
     p.add_argument("--optimize-signs", action="store_true", help="unsigned codes after ReLU (one more bit)")
     p.add_argument("--single-shift", action="store_true", help="power-of-two rescaling, compensated in the weights")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.clipping = args.clipping or ("max" if args.nb_bits >= 8 else "mse")
     show = not args.no_progress
     path = args.onnx or zoo.model_path(args.model)
     name = os.path.basename(args.onnx) if args.onnx else args.model
