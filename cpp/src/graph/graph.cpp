@@ -200,7 +200,9 @@ void Graph::remove(const std::string& name) {
 }
 
 Node& Graph::replace(const std::string& name, Node node) {
-  const size_t at = index_.count(name) ? index_.at(name) : throw GraphError("replace: no node named '" + name + "'");
+  auto found = index_.find(name);
+  if (found == index_.end()) throw GraphError("replace: no node named '" + name + "'");
+  const size_t at = found->second;
   if (node.name != name && contains(node.name))
     throw GraphError("replace: a node named '" + node.name + "' already exists");
   const std::string new_name = node.name;
