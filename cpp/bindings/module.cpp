@@ -263,6 +263,7 @@ APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this
 )pbdoc");
 
   bind_clipping(m);  // before bind_ptq, whose signatures name Histogram
+  bind_kernels(m);
   bind_ptq(m);
   bind_cle_and_signs(m);
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <random>
@@ -147,13 +148,19 @@ TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) {
       for (int64_t k = 0; k < s.K; ++k)
         per_channel.scale.push_back(apl::encode_multiplier((1 + k % 5) / 3000.0));
       per_channel.out_unsigned = true, per_channel.lo = 0, per_channel.hi = 255;
+      // Single shifts (multiplier 1) take the shift-rescale output stage.
+      RequantParams shift_per_tensor, shift_per_channel;
+      shift_per_tensor.scale = {{1, 9}};
+      for (int64_t k = 0; k < s.K; ++k) shift_per_channel.scale.push_back({1, int32_t(k % 14)});
+      shift_per_channel.lo = -128, shift_per_channel.hi = 100;
 
       apl::test::for_each_level_and_threads([&] {
         ConvInt8 op(s, w.data(), bias.data(), x_unsigned);
         std::vector<int32_t> acc(out_size, 0x5A5A5A5A);
         op.run(tc.N, x, acc.data());
         for (int64_t i = 0; i < out_size; ++i) ASSERT_EQ(acc[i], expected[i]) << "at " << i;
-        for (const RequantParams* rq : {&per_tensor, &per_channel}) {
+        for (const RequantParams* rq :
+             {&per_tensor, &per_channel, &shift_per_tensor, &shift_per_channel}) {
           std::vector<uint8_t> y(out_size, 0xA5);
           op.run_requantized(tc.N, x, *rq, y.data());
           const int64_t plane = s.OH() * s.OW();
@@ -437,6 +444,114 @@ TEST(IntKernelsOps, BinaryMixedSignednessMatchesNaive) {
   check_binary<uint8_t, uint8_t, int64_t>(rng, 0, 255, 0, 255);
   check_binary<int32_t, int32_t, int64_t>(rng, INT32_MIN, INT32_MAX, INT32_MIN, INT32_MAX);
   check_binary<int32_t, int32_t, int32_t>(rng, -40000, 40000, -40000, 40000);
+}
+
+// ---- Shift rescale (single shifts) --------------------------------------------------------------
+
+// Accumulators at the extremes and at every rounding boundary j * 2^k + 2^(k-1) (+-1) of shift k.
+std::vector<int32_t> shift_accumulators(std::mt19937& rng, int64_t n, int k) {
+  std::vector<int32_t> acc = requant_accumulators(rng, n);
+  std::uniform_int_distribution<int64_t> j(-200, 200);
+  const int32_t extremes[] = {INT32_MIN, INT32_MIN + 1, INT32_MAX, INT32_MAX - 1, -1, 0, 1};
+  for (int64_t i = 0; i < n; ++i) {
+    if (i % 5 == 1) {
+      const int64_t v = j(rng) * (int64_t(1) << k) + (k ? int64_t(1) << (k - 1) : 0) + i % 3 - 1;
+      acc[i] = static_cast<int32_t>(std::clamp<int64_t>(v, INT32_MIN, INT32_MAX));
+    }
+    if (i < 7) acc[i] = extremes[i];
+  }
+  return acc;
+}
+
+// Every shift 0..31 against the general rule with multiplier 1, per tensor and per channel, with
+// tails that are not a multiple of any vector width, through shift_rescale_int32, its reference
+// and requantize_int32 (which routes multiplier-1 scales here).
+TEST(IntKernelsShiftRescale, MatchesTheGeneralRuleForEveryShift) {
+  std::mt19937 rng(31);
+  struct Layout {
+    int64_t N, channels, inner;
+  };
+  // Clamp ranges: signed, signed non-negative (ReLU), unsigned full and narrowed.
+  struct Clamp {
+    bool out_unsigned;
+    int32_t lo, hi;
+  };
+  for (Layout L : {Layout{1, 1, 37}, Layout{2, 3, 29}, Layout{3, 5, 16}, Layout{2, 40, 3},
+                   Layout{2, 3, 201}}) {
+    const int64_t total = L.N * L.channels * L.inner;
+    for (int k = 0; k < 32; ++k)
+      for (bool per_channel : {false, true})
+        for (Clamp clamp : {Clamp{false, -128, 100}, Clamp{false, 0, 127}, Clamp{true, 0, 255},
+                            Clamp{true, 5, 200}}) {
+          const bool out_unsigned = clamp.out_unsigned;
+          SCOPED_TRACE("shift " + std::to_string(k) + (per_channel ? " per channel" : "") +
+                       " inner " + std::to_string(L.inner));
+          const std::vector<int32_t> acc = shift_accumulators(rng, total, k);
+          // Per tensor is one channel covering the whole sample.
+          const int64_t channels = per_channel ? L.channels : 1;
+          const int64_t inner = per_channel ? L.inner : L.channels * L.inner;
+          std::vector<int32_t> shifts(channels, k);
+          for (int64_t c = 1; c < channels; ++c) shifts[c] = (k + 7 * int32_t(c)) % 32;
+          RequantParams rq;
+          for (int32_t sh : shifts) rq.scale.push_back({1, sh});
+          rq.out_unsigned = out_unsigned;
+          rq.lo = clamp.lo;
+          rq.hi = clamp.hi;
+          std::vector<int64_t> expected(total);
+          for (int64_t i = 0; i < total; ++i)
+            expected[i] = apl::requantize_one(acc[i], rq.scale[(i / inner) % channels], rq.lo, rq.hi);
+          auto check = [&](const std::vector<uint8_t>& y, const char* what) {
+            for (int64_t i = 0; i < total; ++i)
+              ASSERT_EQ(out_unsigned ? int64_t{y[i]} : int64_t{int8_t(y[i])}, expected[i])
+                  << what << " at " << i << " acc " << acc[i];
+          };
+          std::vector<uint8_t> y(total, 0x5A);
+          shift_rescale_int32_reference(L.N, channels, inner, acc.data(), shifts.data(), rq.lo,
+                                        rq.hi, out_unsigned, y.data());
+          check(y, "reference");
+          apl::test::for_each_level_and_threads([&] {
+            std::vector<uint8_t> out(total, 0x5A);
+            shift_rescale_int32(L.N, channels, inner, acc.data(), shifts.data(), rq.lo, rq.hi,
+                                out_unsigned, out.data());
+            check(out, "shift_rescale_int32");
+            std::fill(out.begin(), out.end(), 0x5A);
+            requantize_int32(L.N, channels, inner, acc.data(), rq, out.data());
+            check(out, "requantize_int32");
+          });
+        }
+  }
+}
+
+// A large per-tensor run (the parallel, chunked path) with realistic accumulators.
+TEST(IntKernelsShiftRescale, LongRunsAgreeAcrossLevels) {
+  std::mt19937 rng(8);
+  const int64_t total = 300001;
+  const std::vector<int32_t> acc = random_vector<int32_t>(rng, total, -2000000, 2000000);
+  const int32_t shift = 13;
+  std::vector<int64_t> expected(total);
+  for (int64_t i = 0; i < total; ++i) expected[i] = apl::requantize_one(acc[i], {1, shift}, -127, 127);
+  apl::test::for_each_level_and_threads([&] {
+    std::vector<int8_t> y(total);
+    shift_rescale_int32(1, 1, total, acc.data(), &shift, -127, 127, false, y.data());
+    for (int64_t i = 0; i < total; ++i) ASSERT_EQ(y[i], expected[i]) << "at " << i;
+  });
+}
+
+TEST(IntKernelsShiftRescale, RejectsBadParams) {
+  const std::vector<int32_t> acc(8);
+  std::vector<uint8_t> y(8);
+  for (int32_t bad : {-1, 32}) {
+    const int32_t shifts[] = {3, bad};
+    EXPECT_THROW(shift_rescale_int32(1, 2, 4, acc.data(), shifts, -127, 127, false, y.data()),
+                 apl::ValueError);
+  }
+  const int32_t shift = 3;
+  EXPECT_THROW(shift_rescale_int32(1, 1, 8, acc.data(), nullptr, -127, 127, false, y.data()),
+               apl::ValueError);
+  EXPECT_THROW(shift_rescale_int32(1, 1, 8, acc.data(), &shift, -127, 127, true, y.data()),
+               apl::ValueError);  // lo = -127 does not fit uint8
+  EXPECT_THROW(shift_rescale_int32(1, 1, 8, acc.data(), &shift, 0, 200, false, y.data()),
+               apl::ValueError);  // hi = 200 does not fit int8
 }
 
 }  // namespace

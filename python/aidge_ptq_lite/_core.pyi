@@ -317,10 +317,23 @@ class RangeCollector:
         """
         Number of samples seen.
         """
+def _multiplier_rescale(acc: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], multiplier: typing.SupportsInt | typing.SupportsIndex, shift: typing.SupportsInt | typing.SupportsIndex, lo: typing.SupportsInt | typing.SupportsIndex, hi: typing.SupportsInt | typing.SupportsIndex, out_unsigned: bool, out: numpy.ndarray | None = None) -> numpy.ndarray:
+    """
+    Kernel entry point for benchmarks and tests: the general requantization
+    clamp((acc * multiplier + 2^(shift-1)) >> shift, lo, hi) of a 1-D int32 array, per tensor,
+    shift in [0, 62] (multiplier 1 takes the shift-rescale loop). ``out`` as in ``_shift_rescale``.
+    Releases the GIL.
+    """
 def _prepare_for_calibration(arg0: Graph, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: str, arg3: bool, arg4: bool, arg5: bool, arg6: bool, arg7: bool, arg8: bool) -> None:
     ...
 def _quantize_from_calibration(arg0: Graph, arg1: RangeCollector, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: str, arg4: bool, arg5: bool, arg6: bool, arg7: bool, arg8: bool, arg9: bool) -> None:
     ...
+def _shift_rescale(acc: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], shift: typing.SupportsInt | typing.SupportsIndex, lo: typing.SupportsInt | typing.SupportsIndex, hi: typing.SupportsInt | typing.SupportsIndex, out_unsigned: bool, out: numpy.ndarray | None = None) -> numpy.ndarray:
+    """
+    Kernel entry point for benchmarks and tests: clamp((acc + 2^(shift-1)) >> shift, lo, hi) of a
+    1-D int32 array as int8 (uint8 if out_unsigned), shift in [0, 31]. Writes into ``out`` when
+    given (contiguous, same size, that dtype), else a new array. Releases the GIL.
+    """
 def adjust_ranges(graph: Graph, clipping_mode: str, ranges: collections.abc.Mapping[str, typing.SupportsFloat | typing.SupportsIndex], histograms: collections.abc.Mapping[str, Histogram], nb_bits: typing.SupportsInt | typing.SupportsIndex = 8, optimize_signs: bool = False) -> dict[str, float]:
     """
     Clipping optimization: the range of each Scaling node of ``graph`` becomes

@@ -55,6 +55,17 @@ void requantize_int32(int64_t N, int64_t channels, int64_t inner, const int32_t*
                       const RequantParams& rq, void* y);
 void requantize_int32_reference(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
                                 const RequantParams& rq, void* y);
+// Single-shift rescaling (the multiplier-1 case of the rule, see requantize.hpp), bit-identical
+// to requantize_one(acc, {1, k}, lo, hi): y = clamp((acc + 2^(k-1)) >> k, lo, hi), or
+// clamp(acc, lo, hi) for k == 0. acc is viewed as (N, channels, inner) and shifts holds one
+// shift per channel, each in [0, 31] (a pointer carries no size: for one shift per tensor pass
+// channels = 1 and the whole sample as inner). [lo, hi] must fit the int8 (or, if out_unsigned,
+// uint8) output. requantize_int32 routes here by itself when every multiplier is 1.
+void shift_rescale_int32(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
+                         const int32_t* shifts, int32_t lo, int32_t hi, bool out_unsigned, void* y);
+void shift_rescale_int32_reference(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
+                                   const int32_t* shifts, int32_t lo, int32_t hi,
+                                   bool out_unsigned, void* y);
 // Wide: int64 -> int32 values in [lo, hi].
 void requantize_wide_reference(int64_t N, int64_t channels, int64_t inner, const int64_t* acc,
                                const std::vector<FixedPointMultiplier>& scale, int64_t lo,

@@ -188,7 +188,7 @@ struct OutputSink {
   int32_t* acc = nullptr;
   uint8_t* y = nullptr;
   RequantizeRunFn requantize_run = nullptr;
-  std::vector<FixedPointMultiplier> scale;  // 1 or K, see with_shift_at_least_32
+  std::vector<FixedPointMultiplier> scale;  // 1 or K, as requant_stage_for gives them
   int32_t lo = 0, hi = 0;
 
   bool per_channel() const { return scale.size() != 1; }
@@ -333,7 +333,7 @@ struct ConvInt8::Impl {
   bool x_unsigned = false;
   ConvPath path = ConvPath::Reference;
   const IsaKernels* isa = nullptr;
-  RequantizeRunFn requantize_run = nullptr;
+  SimdLevel level = SimdLevel::Scalar;  // of the packed weights and the output stage
 
   std::vector<int8_t> weights;  // reference path: as given
   std::vector<int32_t> bias;    // K values (zeros when none was given)
@@ -368,9 +368,8 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
   check_conv_shape(s, "ConvInt8");
   if (!w) throw ValueError("ConvInt8: null weights");
   if (b) std::copy(b, b + s.K, bias.begin());
-  const SimdLevel level = active_simd_level();
+  level = active_simd_level();
   isa = isa_kernels_for(level);
-  requantize_run = requantize_run_for(level);
   const int64_t taps = s.R * s.S;
   const int64_t weight_count = s.K * s.channels_per_group() * taps;
   if (!isa) {
@@ -680,8 +679,9 @@ void ConvInt8::run_requantized(int64_t N, const void* x, const RequantParams& rq
   check_requant_params(impl_->s.K, rq);
   OutputSink out;
   out.y = static_cast<uint8_t*>(y);
-  out.requantize_run = impl_->requantize_run;
-  out.scale = with_shifts_at_least_32(rq.scale);
+  RequantStage stage = requant_stage_for(impl_->level, rq.scale);
+  out.requantize_run = stage.run;
+  out.scale = std::move(stage.scale);
   out.lo = rq.lo;
   out.hi = rq.hi;
   impl_->run(N, static_cast<const uint8_t*>(x), out);

@@ -20,6 +20,15 @@ namespace apl::kernels {
 using RequantizeRunFn = void (*)(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                                  bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
 RequantizeRunFn requantize_run_for(SimdLevel level);
+// The same signature for single shifts: every scale used has multiplier 1 and a shift k in
+// [0, 31] (only the shifts are read). The scalar run applies requantize_one in 64 bits; the SIMD
+// runs stay in 32-bit lanes. For k >= 1 write acc = q * 2^k + r with q = acc >> k (arithmetic)
+// and 0 <= r < 2^k; then
+//   (acc + 2^(k-1)) >> k = q + [r >= 2^(k-1)] = q + bit k-1 of acc,
+// and |q| <= 2^(31-k) <= 2^30, so q + 1 never overflows (unlike acc + 2^(k-1) near INT32_MAX).
+// Bit k-1 is (acc >>> (k-1)) & 1 with a logical variable shift; for k == 0 the count k - 1 wraps
+// to 0xFFFFFFFF and variable shifts by counts > 31 give 0, so the term vanishes and y = acc.
+RequantizeRunFn shift_rescale_run_for(SimdLevel level);
 
 // The same rescaling with a shift of at least 32 when m has the headroom: (m * 2^j, s + j)
 // gives the same result for every accumulator (the product and the rounding term both scale by
@@ -31,7 +40,15 @@ inline FixedPointMultiplier with_shift_at_least_32(FixedPointMultiplier fp) {
   if (m < INT32_MIN || m > INT32_MAX) return fp;
   return {static_cast<int32_t>(m), 32};
 }
-std::vector<FixedPointMultiplier> with_shifts_at_least_32(std::vector<FixedPointMultiplier> scale);
+
+// The run and the scales it takes for a set of multipliers: the shift-rescale run on the scales
+// as they are when they are all single shifts (multiplier 1, shift <= 31), else the general run
+// on the scales with shifts >= 32. Shared by requantize_int32 and ConvInt8's fused output stage.
+struct RequantStage {
+  RequantizeRunFn run;
+  std::vector<FixedPointMultiplier> scale;
+};
+RequantStage requant_stage_for(SimdLevel level, const std::vector<FixedPointMultiplier>& scale);
 // Throws ValueError unless rq has 1 or `channels` multipliers, shifts in [0, 62] and a clamp
 // range inside its output type.
 void check_requant_params(int64_t channels, const RequantParams& rq);
@@ -81,6 +98,8 @@ using DepthwiseFn = void (*)(const DepthwiseArgs&);
 namespace scalar {
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
+void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                       bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
 }  // namespace scalar
 
 // AVX2: int16 x int16 pairs by vpmaddwd (exact: |a*b + c*d| <= 2 * 255 * 128 < 2^31).
@@ -90,6 +109,8 @@ constexpr int kGemmColumnStep = 8;             // narrower tiles finish the colu
 constexpr int kDepthwiseCols = 8;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
+void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                       bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
 void interleave_i16x2(const uint8_t* const* planes, int64_t width, int64_t height,
                       int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 void gemm_panel(const GemmPanelArgs& args);
@@ -103,6 +124,8 @@ constexpr int kGemmColumnStep = 16;            // narrower tiles finish the colu
 constexpr int kDepthwiseCols = 16;
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
+void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                       bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
 void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height,
                      int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 void gemm_panel(const GemmPanelArgs& args);

@@ -2,6 +2,7 @@
 // requantize_one / requantize_one_wide in requantize.hpp; the SIMD runs are bit-identical to it.
 #include <omp.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,13 @@ void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* s
   for (int64_t i = 0; i < n; ++i)
     y[i] = static_cast<uint8_t>(requantize_one(acc[i], scale[per_lane ? i : 0], lo, hi));
 }
+// The general rule with m = 1 (in 64 bits, so acc + 2^(k-1) cannot overflow).
+void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                       bool per_lane, int32_t lo, int32_t hi, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = static_cast<uint8_t>(
+        requantize_one(acc[i], {1, scale[per_lane ? i : 0].shift}, lo, hi));
+}
 }  // namespace scalar
 
 RequantizeRunFn requantize_run_for(SimdLevel level) {
@@ -28,9 +36,29 @@ RequantizeRunFn requantize_run_for(SimdLevel level) {
   return scalar::requantize_run;
 }
 
-std::vector<FixedPointMultiplier> with_shifts_at_least_32(std::vector<FixedPointMultiplier> scale) {
-  for (FixedPointMultiplier& fp : scale) fp = with_shift_at_least_32(fp);
-  return scale;
+RequantizeRunFn shift_rescale_run_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::AVX512: return avx512::shift_rescale_run;
+    case SimdLevel::AVX2: return avx2::shift_rescale_run;
+    case SimdLevel::Scalar: break;
+  }
+  return scalar::shift_rescale_run;
+}
+
+namespace {
+
+bool is_single_shift(const FixedPointMultiplier& fp) {
+  return fp.multiplier == 1 && fp.shift >= 0 && fp.shift <= 31;
+}
+
+}  // namespace
+
+RequantStage requant_stage_for(SimdLevel level, const std::vector<FixedPointMultiplier>& scale) {
+  if (std::all_of(scale.begin(), scale.end(), is_single_shift))
+    return {shift_rescale_run_for(level), scale};
+  RequantStage stage{requantize_run_for(level), scale};
+  for (FixedPointMultiplier& fp : stage.scale) fp = with_shift_at_least_32(fp);
+  return stage;
 }
 
 namespace {
@@ -63,9 +91,11 @@ namespace {
 // SIMD run covers whole samples instead of tiny per-channel runs.
 constexpr int64_t kMinChannelRun = 16;
 
-void requantize_with(RequantizeRunFn run, int64_t N, int64_t channels, int64_t inner,
+// Splits the tensor into runs for `run` (by chunks, channels or samples) over the threads.
+void requantize_with(const RequantStage& stage, int64_t N, int64_t channels, int64_t inner,
                      const int32_t* acc, const RequantParams& rq, uint8_t* y) {
-  const std::vector<FixedPointMultiplier> scale = with_shifts_at_least_32(rq.scale);
+  const RequantizeRunFn run = stage.run;
+  const std::vector<FixedPointMultiplier>& scale = stage.scale;
   const int64_t total = N * channels * inner;
   const bool parallel = total >= (int64_t(1) << 16);
   if (scale.size() == 1) {
@@ -97,7 +127,7 @@ void requantize_with(RequantizeRunFn run, int64_t N, int64_t channels, int64_t i
 void requantize_int32(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
                       const RequantParams& rq, void* y) {
   check_requant_params(channels, rq);
-  requantize_with(requantize_run_for(active_simd_level()), N, channels, inner, acc, rq,
+  requantize_with(requant_stage_for(active_simd_level(), rq.scale), N, channels, inner, acc, rq,
                   static_cast<uint8_t*>(y));
 }
 
@@ -116,6 +146,43 @@ void requantize_int32_reference(int64_t N, int64_t channels, int64_t inner, cons
         else
           reinterpret_cast<int8_t*>(out)[idx] = static_cast<int8_t>(v);
       }
+}
+
+namespace {
+
+// The `channels` shifts as RequantParams of multiplier 1, validated like requantize_int32's.
+RequantParams shift_params(int64_t channels, const int32_t* shifts, int32_t lo, int32_t hi,
+                           bool out_unsigned) {
+  if (!shifts) throw ValueError("shift_rescale: null shifts");
+  RequantParams rq;
+  rq.lo = lo;
+  rq.hi = hi;
+  rq.out_unsigned = out_unsigned;
+  rq.scale.resize(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    if (shifts[c] < 0 || shifts[c] > 31)
+      throw ValueError("shift_rescale: shift " + std::to_string(shifts[c]) + " outside [0, 31]");
+    rq.scale[c] = {1, shifts[c]};
+  }
+  check_requant_params(channels, rq);
+  return rq;
+}
+
+}  // namespace
+
+void shift_rescale_int32(int64_t N, int64_t channels, int64_t inner, const int32_t* acc,
+                         const int32_t* shifts, int32_t lo, int32_t hi, bool out_unsigned,
+                         void* y) {
+  const RequantParams rq = shift_params(channels, shifts, lo, hi, out_unsigned);
+  requantize_with({shift_rescale_run_for(active_simd_level()), rq.scale}, N, channels, inner, acc,
+                  rq, static_cast<uint8_t*>(y));
+}
+
+void shift_rescale_int32_reference(int64_t N, int64_t channels, int64_t inner,
+                                   const int32_t* acc, const int32_t* shifts, int32_t lo,
+                                   int32_t hi, bool out_unsigned, void* y) {
+  requantize_int32_reference(N, channels, inner, acc,
+                             shift_params(channels, shifts, lo, hi, out_unsigned), y);
 }
 
 void requantize_wide_reference(int64_t N, int64_t channels, int64_t inner, const int64_t* acc,

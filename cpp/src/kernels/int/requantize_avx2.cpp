@@ -6,6 +6,9 @@
 // * otherwise a 64-bit arithmetic shift, which AVX2 lacks: v lies in (-2^62, 2^62 + 2^61], so
 //   u = v + 2^62 lies in (0, 2^64) as an unsigned value and, since 2^s divides 2^62,
 //   u >> s (logical) = floor(v / 2^s) + 2^(62-s) exactly; then a 64-bit clamp per half.
+//
+// Single shifts (shift_rescale_run): 32-bit lanes throughout, see shift_rescale_run_for in
+// int_kernels_isa.hpp for the formulation and why it cannot overflow.
 #include <immintrin.h>
 
 #include "int_kernels_isa.hpp"
@@ -70,6 +73,26 @@ inline __m256i requantize_any_shift(__m256i acc, const Scales& sc, __m256i lo, _
   return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
+// Single shifts k per lane, unclamped: (acc >> k) + bit k-1 of acc (see shift_rescale_run_for).
+inline __m256i shift_round(__m256i acc, __m256i k) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i round_bit = _mm256_and_si256(_mm256_srlv_epi32(acc, _mm256_sub_epi32(k, one)), one);
+  return _mm256_add_epi32(_mm256_srav_epi32(acc, k), round_bit);
+}
+
+// 4 x 8 int32 lanes -> 32 bytes in order, clamped to [lo, hi]. The saturating packs are
+// monotone and [lo, hi] lies inside their final range (uint8 when lo >= 0, else int8, see
+// check_requant_params), so clamping the packed bytes equals clamping the int32 values: one
+// clamp per 32 lanes instead of four.
+inline __m256i pack_clamp_bytes(__m256i a, __m256i b, __m256i c, __m256i d, bool unsigned_bytes,
+                                __m256i lo8, __m256i hi8) {
+  const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+  // Per 128-bit lane L, dwords: a[4L..4L+3], b[4L..], c[4L..], d[4L..].
+  const __m256i bytes = unsigned_bytes ? _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(ab, cd), lo8), hi8)
+                                       : _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(ab, cd), lo8), hi8);
+  return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 // Low byte of each int32 lane -> 8 bytes.
 inline int64_t narrow_to_bytes(__m256i v) {
   const __m256i low_bytes = _mm256_shuffle_epi8(
@@ -99,6 +122,29 @@ void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* s
     std::memcpy(y + i, &bytes, 8);
   }
   scalar::requantize_run(acc + i, n - i, per_lane ? scale + i : scale, per_lane, lo, hi, y + i);
+}
+
+void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                       bool per_lane, int32_t lo, int32_t hi, uint8_t* y) {
+  const __m256i uniform = _mm256_set1_epi32(scale->shift);
+  auto rescaled = [&](int64_t i) {
+    return shift_round(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + i)),
+                       per_lane ? load_scales(scale + i).s : uniform);
+  };
+  const bool unsigned_bytes = lo >= 0;
+  const __m256i lo8 = _mm256_set1_epi8(static_cast<char>(lo));
+  const __m256i hi8 = _mm256_set1_epi8(static_cast<char>(hi));
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        pack_clamp_bytes(rescaled(i), rescaled(i + 8), rescaled(i + 16),
+                                         rescaled(i + 24), unsigned_bytes, lo8, hi8));
+  const __m256i lo_v = _mm256_set1_epi32(lo), hi_v = _mm256_set1_epi32(hi);
+  for (; i + 8 <= n; i += 8) {
+    const int64_t bytes = narrow_to_bytes(_mm256_min_epi32(_mm256_max_epi32(rescaled(i), lo_v), hi_v));
+    std::memcpy(y + i, &bytes, 8);
+  }
+  scalar::shift_rescale_run(acc + i, n - i, per_lane ? scale + i : scale, per_lane, lo, hi, y + i);
 }
 
 }  // namespace apl::kernels::avx2

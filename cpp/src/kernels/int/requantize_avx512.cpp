@@ -4,6 +4,9 @@
 // * shift >= 32 (the usual case, see with_shift_at_least_32): the high 32-bit words of the sums,
 //   floor(v / 2^32), shifted arithmetically by s - 32 and clamped in 32 bits;
 // * otherwise: a 64-bit arithmetic shift (vpsravq) and a 64-bit clamp per half.
+//
+// Single shifts (shift_rescale_run): 32-bit lanes throughout, see shift_rescale_run_for in
+// int_kernels_isa.hpp for the formulation and why it cannot overflow.
 #include <algorithm>
 
 // GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593).
@@ -82,6 +85,27 @@ inline __m512i requantize_any_shift(__m512i acc, const Scales& sc, __m512i lo, _
   return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
+// Single shifts k per lane, unclamped: (acc >> k) + bit k-1 of acc (see shift_rescale_run_for).
+inline __m512i shift_round(__m512i acc, __m512i k) {
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i round_bit = _mm512_and_si512(_mm512_srlv_epi32(acc, _mm512_sub_epi32(k, one)), one);
+  return _mm512_add_epi32(_mm512_srav_epi32(acc, k), round_bit);
+}
+
+// 4 x 16 int32 lanes -> 64 bytes in order, clamped to [lo, hi]. The saturating packs are
+// monotone and [lo, hi] lies inside their final range (uint8 when lo >= 0, else int8, see
+// check_requant_params), so clamping the packed bytes equals clamping the int32 values: one
+// clamp per 64 lanes instead of four.
+inline __m512i pack_clamp_bytes(__m512i a, __m512i b, __m512i c, __m512i d, bool unsigned_bytes,
+                                __m512i lo8, __m512i hi8) {
+  const __m512i ab = _mm512_packs_epi32(a, b), cd = _mm512_packs_epi32(c, d);
+  // Per 128-bit lane L, dwords: a[4L..4L+3], b[4L..], c[4L..], d[4L..].
+  const __m512i bytes = unsigned_bytes ? _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(ab, cd), lo8), hi8)
+                                       : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(ab, cd), lo8), hi8);
+  return _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes);
+}
+
 inline __mmask16 first_lanes(int64_t count) {
   return count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
 }
@@ -103,6 +127,31 @@ void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* s
     const __m512i v = high ? requantize_high_words(a, sc, lo_v, hi_v)
                            : requantize_any_shift(a, sc, lo_v, hi_v);
     _mm_mask_storeu_epi8(y + i, mask, _mm512_cvtepi32_epi8(v));
+  }
+}
+
+void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
+                       bool per_lane, int32_t lo, int32_t hi, uint8_t* y) {
+  const __m512i uniform = _mm512_set1_epi32(scale->shift);
+  auto shifts = [&](int64_t i, int64_t count) {
+    return per_lane ? load_scales(scale + i, count).s : uniform;
+  };
+  auto rescaled = [&](int64_t i) {
+    return shift_round(_mm512_loadu_si512(acc + i), shifts(i, 16));
+  };
+  const bool unsigned_bytes = lo >= 0;
+  const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(lo));
+  const __m512i hi8 = _mm512_set1_epi8(static_cast<char>(hi));
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    _mm512_storeu_si512(y + i, pack_clamp_bytes(rescaled(i), rescaled(i + 16), rescaled(i + 32),
+                                                rescaled(i + 48), unsigned_bytes, lo8, hi8));
+  const __m512i lo_v = _mm512_set1_epi32(lo), hi_v = _mm512_set1_epi32(hi);
+  for (; i < n; i += 16) {
+    const __mmask16 mask = first_lanes(n - i);
+    const __m512i v = shift_round(_mm512_maskz_loadu_epi32(mask, acc + i),
+                                  shifts(i, std::min<int64_t>(16, n - i)));
+    _mm_mask_storeu_epi8(y + i, mask, _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo_v), hi_v)));
   }
 }
 
