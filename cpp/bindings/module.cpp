@@ -242,6 +242,19 @@ GraphError
             if (!g.is_quantized()) return py::none();
             return py::int_(g.quant_config().nb_bits);
           }, "Bit width of a quantized graph, else None.")
+      .def_property_readonly("quantization", [](const Graph& g) -> py::object {
+            if (!g.is_quantized()) return py::none();
+            const QuantConfig& c = g.quant_config();
+            py::dict d;
+            d["nb_bits"] = c.nb_bits;
+            d["clipping_mode"] = c.clipping;
+            d["channel_wise"] = c.channel_wise;
+            d["cross_layer_equalization"] = c.cross_layer_equalization;
+            d["optimize_signs"] = c.optimize_signs;
+            d["single_shift"] = c.single_shift;
+            d["no_quant"] = c.no_quant;
+            return d;
+          }, "The options quantize_network was called with (dict), or None for a float graph.")
       .def("_assign", [](Graph& g, Graph& other) { g = other.clone(); })
       .def("_set_outputs", &Graph::set_outputs)
       .def("_finalize", &Graph::finalize);

@@ -40,6 +40,8 @@ def layer_report(float_graph: _core.Graph, quantized_graph: _core.Graph, x: np.n
         raise ValueError("layer_report expects (float graph, quantized graph)")
     reference = float_graph.clone()
     _core.prepare_network(reference)  # BatchNorm folded, as in the quantized graph
+    if quantized_graph.quantization["cross_layer_equalization"]:
+        _core.cross_layer_equalization(reference)  # the same per-channel rescaling
     rows, float_names, q_names = [], [], []
     for node in quantized_graph.nodes():
         if node.op not in ("Input", "Scaling"):

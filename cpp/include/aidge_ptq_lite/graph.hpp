@@ -75,6 +75,7 @@ struct QuantConfig {
   bool channel_wise = false;
   bool single_shift = false;
   bool optimize_signs = false;
+  bool cross_layer_equalization = false;
   std::string clipping = "MAX";
   bool wide() const { return nb_bits > 8; }
 };

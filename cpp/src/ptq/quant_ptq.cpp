@@ -43,6 +43,7 @@ void quantize_from_calibration(Graph& g, const RangeCollector& calibration, cons
   config.channel_wise = o.channel_wise;
   config.clipping = o.clipping;
   config.single_shift = o.single_shift;
+  config.cross_layer_equalization = o.cross_layer_equalization;
   g.set_quantized(config);
 }
 
