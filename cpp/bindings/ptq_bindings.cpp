@@ -85,8 +85,8 @@ ValueError
 )pbdoc");
 
   py::class_<RangeCollector>(m, "RangeCollector", R"pbdoc(
-Streaming calibration: ``update(batch)`` runs one float batch and keeps, per node, the largest
-|x| seen so far. Memory does not grow with the number of batches.
+Streaming calibration: ``update(batch)`` runs one float batch and keeps, for the Input and each
+Scaling node, the largest |x| seen so far. Memory does not grow with the number of batches.
 )pbdoc")
       .def(py::init<const Graph&, int64_t>(), py::arg("graph"), py::arg("histogram_bins") = 0,
            py::keep_alive<1, 2>(), R"pbdoc(
@@ -107,7 +107,7 @@ ValueError
 ShapeError
     If the batch has the wrong shape.
 )pbdoc")
-      .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name -> max |x|.")
+      .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name (Input and Scaling nodes) -> max |x|.")
       .def_property_readonly("histograms", &RangeCollector::histograms,
                              "Dict Scaling node name -> Histogram of |x| (empty without histogram_bins).")
       .def_property_readonly("samples", &RangeCollector::samples, "Number of samples seen.");

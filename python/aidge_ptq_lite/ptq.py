@@ -65,7 +65,8 @@ def _calibrate(graph: _core.Graph, calibration_set: CalibrationSet, histogram_bi
 
 
 def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose: bool = False) -> dict:
-    """Max |x| of every node's output over the calibration set, streamed batch by batch.
+    """Max |x| of the Input's and every Scaling node's output over the calibration set, streamed
+    batch by batch.
 
     Args:
         graph: a float graph (usually after ``insert_scaling_nodes`` and ``normalize_parameters``).

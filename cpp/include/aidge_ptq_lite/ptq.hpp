@@ -53,8 +53,8 @@ using RangeMap = std::map<std::string, float>;
 RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = false);
 
 // ---- ranges.cpp ---------------------------------------------------------------------------------
-// max |x| of every node's output, and (when histogram_bins > 0) a histogram of |x| of every
-// Scaling node's output, accumulated batch by batch in one pass: memory does not grow with the
+// max |x| of the Input's and every Scaling node's output, and (when histogram_bins > 0) a
+// histogram of |x| of every Scaling node's output, accumulated batch by batch in one pass: memory does not grow with the
 // calibration set.
 class RangeCollector {
  public:

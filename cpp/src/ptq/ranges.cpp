@@ -33,7 +33,8 @@ void RangeCollector::update(const Tensor& batch) {
   if (!finite) throw ValueError("calibration data contains NaN or Inf");
   RangeMap batch_ranges;
   graph_.executor()->run(batch, [&](const Node& n, const Tensor& out) {
-    if (out.dtype() != DType::F32) return;
+    // Only the Input and the Scaling nodes set scales (a NaN anywhere reaches a Scaling node).
+    if ((n.op != "Input" && n.op != "Scaling") || out.dtype() != DType::F32) return;
     bool ok = true;
     const float m = max_abs(out.data<float>(), out.numel(), &ok);
     if (!ok) throw ValueError("calibration produced NaN or Inf at " + n.label() +
