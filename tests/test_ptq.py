@@ -179,3 +179,19 @@ def test_final_softmax_stays_float(test_images):
     out = g.forward(x)
     np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)
     assert np.abs(out - ref).max() < 0.05  # probabilities; logits carry 8-bit noise
+
+
+@pytest.mark.parametrize("pool", ["GlobalAveragePool", "AveragePool"])
+def test_network_ending_in_an_average_pool(pool):
+    """The output is dequantized from the pool's window sums: the 1/window must be applied."""
+    attrs = {"kernel_shape": [4, 4], "strides": [4, 4]} if pool == "AveragePool" else {}
+    out_shape = (6, 2, 2) if pool == "AveragePool" else (6, 1, 1)
+    model = _model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                    helper.make_node("Relu", ["c"], ["r"]),
+                    helper.make_node(pool, ["r"], ["y"], **attrs)],
+                   [_w("w", (6, 3, 3, 3), 0.5)], (3, 8, 8), out_shape)
+    x = RNG.standard_normal((16, 3, 8, 8)).astype(np.float32)
+    g = apl.load_onnx(model)
+    ref = g.forward(x)
+    apl.quantize_network(g, calibration_set=x)
+    assert relative_error(g.forward(x), ref) < 0.02

@@ -51,7 +51,7 @@ int main() {
   prepare_for_calibration(g, options);
   RangeCollector ranges(g);
   ranges.update(x);  // calibration: one batch here; call update() once per batch
-  quantize_from_ranges(g, ranges.ranges(), options);
+  quantize_from_calibration(g, ranges, options);
 
   const Tensor y = g.forward(x)[0];
   double worst = 0, peak = 0;

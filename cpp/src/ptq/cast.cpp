@@ -49,12 +49,17 @@ void cast_to_integer(Graph& g, int nb_bits) {
       n.params[0] = to_integer(n.params[0], wide ? DType::I32 : DType::I8, weight_limit, n, "weight");
       n.params[1] = to_integer(n.params[1], wide ? DType::I64 : DType::I32,
                                wide ? 4.0e18 : 2147483647.0, n, "bias");
-    } else if (n.op == "Scaling" && !n.quant.dequantize_point) {
+    } else if (n.op == "Scaling") {
+      // Integer pools sum their window (no division): the 1/window goes into the rescaling.
       const Node& producer = g.node(n.inputs[0]);
       const bool pool = producer.op == "AveragePool" || producer.op == "GlobalAveragePool";
       const double window = pool ? static_cast<double>(pool_window(g, producer)) : 1.0;
+      float* f = n.params[0].data<float>();
+      if (n.quant.dequantize_point) {  // factors map the (summed) accumulator to float values
+        for (int64_t c = 0; c < n.params[0].numel(); ++c) f[c] = static_cast<float>(f[c] / window);
+        continue;
+      }
       n.quant.multiplier.clear();
-      const float* f = n.params[0].data<float>();
       for (int64_t c = 0; c < n.params[0].numel(); ++c)
         n.quant.multiplier.push_back(n.quant.power_of_two ? encode_shift(f[c]) : encode_multiplier(f[c] / window));
     }
