@@ -102,3 +102,7 @@ def test_sign_optimization_never_breaks_a_network(zoo_model, nb_bits):
     with_signs = int_accuracy(zoo_model, nb_bits=nb_bits, clipping="MSE", channel_wise=True, signs=True)
     without = int_accuracy(zoo_model, nb_bits=nb_bits, clipping="MSE", channel_wise=True)
     assert with_signs >= without - max(1.0, 0.1 * without)
+
+
+def test_resnet_4bit_channel_wise_mse_within_5_points():
+    assert loss("resnet", nb_bits=4, clipping="MSE", channel_wise=True) <= 5.0
