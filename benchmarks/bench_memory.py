@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 64
 TRAIN_IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
@@ -82,8 +81,7 @@ def child(model_path, n_images, nb_bits):
 
 def measure(model_path, n_images, nb_bits=8):
     """Run ``child`` in a fresh process; returns its dict (images, rss_before_kib, peak_kib, ...)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.join(ROOT, "python"), env.get("PYTHONPATH")) if p)
+    env = dict(os.environ)  # the installed package (PYTHONPATH, if set, is inherited)
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--onnx", model_path,
                            "--images", str(n_images), "--nb-bits", str(nb_bits)],
                           env=env, capture_output=True, text=True, timeout=1800)
@@ -93,7 +91,6 @@ def measure(model_path, n_images, nb_bits=8):
 
 
 def _default_model():
-    sys.path.insert(0, os.path.join(ROOT, "python"))
     from aidge_ptq_lite import zoo
     for name in ("resnet", "lenet"):
         if os.path.isfile(zoo.model_path(name)):
@@ -115,7 +112,6 @@ def main():
     if args.onnx:
         name, path = os.path.basename(args.onnx), args.onnx
     elif args.model:
-        sys.path.insert(0, os.path.join(ROOT, "python"))
         from aidge_ptq_lite import zoo
         name, path = args.model, zoo.model_path(args.model)
     else:

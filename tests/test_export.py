@@ -34,7 +34,7 @@ def test_exported_model_agrees_with_integer_forward(zoo_model, full_test_set, tm
     assert any(t == onnx.TensorProto.INT32 for t in types.values())
     assert {n.op_type for n in model.graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
     ratio = os.path.getsize(zoo.model_path(zoo_model)) / os.path.getsize(path)
-    assert ratio > (3.0 if zoo_model == "lenet" else 3.5), f"only {ratio:.2f}x smaller"
+    assert ratio > 3.5, f"only {ratio:.2f}x smaller"
 
 
 @pytest.mark.parametrize("nb_bits", [4, 6])

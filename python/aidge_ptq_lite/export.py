@@ -32,12 +32,16 @@ class _Exporter:
         self.nb_bits = graph.nb_bits
 
     def const(self, name, array):
+        name = f"c{len(self.inits)}"  # short names: see add()
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def add(self, op, inputs, output, **attrs):
-        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
+        """Append a node; its output gets a short generated name (long names would be a sizeable
+        part of a small model's file), except graph outputs, passed with keep_name."""
+        name = output if attrs.pop("keep_name", False) else f"t{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, inputs, [name], **attrs))
+        return name
 
     def quantize_dequantize(self, source: str, node) -> str:
         q = node.quant
@@ -66,18 +70,18 @@ class _Exporter:
         x = self.tensor[node.inputs[0]]
         step_in = self.by_name[node.inputs[0]].quant["step"]
         w_codes, b_codes = node.params
-        channels = w_codes.shape[0]
-        weight_scale = np.broadcast_to(self.acc_to_float(node) / step_in, (channels,)).astype(np.float32)
-        zp = np.zeros(channels, np.int8)
-        w = self.add("DequantizeLinear", [self.const(f"{node.name}.weight_codes", w_codes),
-                                          self.const(f"{node.name}.weight_scale", weight_scale),
-                                          self.const(f"{node.name}.weight_zero_point", zp)],
-                     f"{node.name}.weight", axis=0)
+        weight_scale = np.broadcast_to(self.acc_to_float(node) / step_in, (w_codes.shape[0],)).astype(np.float32)
         bias_scale = (weight_scale.astype(np.float64) * step_in).astype(np.float32)
-        b = self.add("DequantizeLinear", [self.const(f"{node.name}.bias_codes", b_codes),
-                                          self.const(f"{node.name}.bias_scale", bias_scale),
-                                          self.const(f"{node.name}.bias_zero_point", np.zeros(channels, np.int32))],
-                     f"{node.name}.bias", axis=0)
+        # One scale per tensor when the layer has one (per-tensor weights, no single shift):
+        # smaller files. Zero points are left out (0 by default).
+        per_axis = bool(np.any(weight_scale != weight_scale[0]))
+        axis = {"axis": 0} if per_axis else {}
+        if not per_axis:
+            weight_scale, bias_scale = weight_scale[:1].reshape(()), bias_scale[:1].reshape(())
+        w = self.add("DequantizeLinear", [self.const("w", w_codes), self.const("ws", weight_scale)],
+                     f"{node.name}.weight", **axis)
+        b = self.add("DequantizeLinear", [self.const("b", b_codes), self.const("bs", bias_scale)],
+                     f"{node.name}.bias", **axis)
         attrs = {k: v for k, v in node.attributes.items() if k not in _INTERNAL_ATTRIBUTES}
         return self.add(node.op, [x, w, b], f"{node.name}.out", **attrs)
 
@@ -110,7 +114,7 @@ class _Exporter:
                 self.tensor[node.name] = self.float_op(node)
         outputs = []
         for name in g.outputs:
-            self.add("Identity", [self.tensor[name]], name)
+            self.add("Identity", [self.tensor[name]], name, keep_name=True)
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *self.by_name[name].shape]))
         inp = helper.make_tensor_value_info(g.input_name, TensorProto.FLOAT, ["N", *g.input_shape])
         graph = helper.make_graph(self.nodes, "aidge_ptq_lite_qdq", [inp], outputs, self.inits)
