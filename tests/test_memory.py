@@ -27,5 +27,6 @@ def test_peak_rss_does_not_grow_with_the_calibration_set():
     assert small["peak_kib"] <= 1.2 * large["peak_kib"], figures
     growth_small = small["peak_kib"] - small["rss_before_kib"]
     growth_large = large["peak_kib"] - large["rss_before_kib"]
-    # 2 MiB of slack for allocator noise; holding 9,000 more images would cost 27 MiB.
-    assert growth_large <= 1.2 * growth_small + 2 * mib, (growth_small, growth_large)
+    # 8 MiB of slack for allocator noise (seen: +5 MiB in a fresh install); holding 9,000 more
+    # images as float32 would cost 27 MiB, and their activations hundreds.
+    assert growth_large <= 1.2 * growth_small + 8 * mib, (growth_small, growth_large)
