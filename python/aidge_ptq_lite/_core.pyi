@@ -186,6 +186,11 @@ class Graph:
         """
         Total number of constant values.
         """
+    @property
+    def quantization(self) -> typing.Any:
+        """
+        The options quantize_network was called with (dict), or None for a float graph.
+        """
 class Histogram:
     """
     Histogram of |x| over [0, range) in ``bins`` equal bins, filled batch by batch.
@@ -283,8 +288,8 @@ class QuantizabilityReport:
         """
 class RangeCollector:
     """
-    Streaming calibration: ``update(batch)`` runs one float batch and keeps, per node, the largest
-    |x| seen so far. Memory does not grow with the number of batches.
+    Streaming calibration: ``update(batch)`` runs one float batch and keeps, for the Input and each
+    Scaling node, the largest |x| seen so far. Memory does not grow with the number of batches.
     """
     def __init__(self, graph: Graph, histogram_bins: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """
@@ -310,7 +315,7 @@ class RangeCollector:
     @property
     def ranges(self) -> dict[str, float]:
         """
-        Dict node name -> max |x|.
+        Dict node name (Input and Scaling nodes) -> max |x|.
         """
     @property
     def samples(self) -> int:
