@@ -170,7 +170,7 @@ ValueError
               g.executor()->run(input, [&](const Node& n, const Tensor& t) {
                 auto it = kept.find(n.name);
                 if (it == kept.end()) return;
-                const bool codes = g.is_quantized() && n.op != "Conv" && n.op != "Gemm";
+                const bool codes = g.is_quantized() && !is_affine_op(n.op);  // affine: accumulators
                 it->second = codes ? dequantize_output(n, t) : t.clone();
               });
             }

@@ -12,10 +12,12 @@ namespace {
 
 using namespace kernels;
 
-DType code_dtype(const Graph& g, const Node& n) {
-  if (g.quant_config().wide()) return DType::I32;
-  return n.quant.is_unsigned && g.quant_config().optimize_signs ? DType::U8 : DType::I8;
+// Storage of a node's output codes: int32 above 8 bits, else uint8 when unsigned, int8 otherwise.
+DType code_dtype(const QuantConfig& config, const Node& n) {
+  if (config.wide()) return DType::I32;
+  return n.quant.is_unsigned && config.optimize_signs ? DType::U8 : DType::I8;
 }
+DType code_dtype(const Graph& g, const Node& n) { return code_dtype(g.quant_config(), n); }
 DType acc_dtype(const Graph& g) { return g.quant_config().wide() ? DType::I64 : DType::I32; }
 
 // The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
@@ -337,7 +339,7 @@ Tensor quantize_input(const Node& input, const QuantConfig& config, const Tensor
     for (int64_t i = 0; i < n; ++i) y.data<float>()[i] = static_cast<float>(src[i] * inv_step);
     return y;
   }
-  const DType t = config.wide() ? DType::I32 : (input.quant.lo >= 0 && config.optimize_signs ? DType::U8 : DType::I8);
+  const DType t = code_dtype(config, input);
   Tensor y(t, x.shape());
   with_code_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
