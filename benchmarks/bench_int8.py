@@ -3,8 +3,8 @@
     python benchmarks/bench_int8.py [--repeats 7]
 
 onnxruntime is measured both ways: S8S8 (its default: int8 activations and weights) and U8S8
-(uint8 activations: its fast path). Also our float forward, and the wall time of
-quantize_network (ResNet-18 with 64 calibration inputs, the zoo resnet with 256), MAX clipping.
+(uint8 activations: its fast path). Also our float forward. The wall time of quantize_network is
+in bench_quantize.py.
 """
 import argparse
 import os
@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians, median_seconds, ort_session, rng_images  # noqa: E402
+from common import interleaved_medians, ort_session, rng_images  # noqa: E402
 
 import aidge_ptq_lite as apl  # noqa: E402
 from aidge_ptq_lite import datasets, zoo  # noqa: E402
@@ -57,7 +57,6 @@ def main():
         x = datasets.load_fashion_mnist("test", limit=batch)[0] if name.startswith("resnet") else rng_images(batch, (3, 224, 224))
         g_float = apl.load_onnx(path)
         g_int = g_float.clone()
-        quant_time = median_seconds(lambda: apl.quantize_network(g_float.clone(), calibration_set=calib), 3, 1)
         apl.quantize_network(g_int, calibration_set=calib)
         fns = {"int": lambda: g_int.forward(x), "float": lambda: g_float.forward(x),
                "s8s8": ort_session(ort_quantized(path, calib[:64], False)),
@@ -68,7 +67,6 @@ def main():
         rows.append(f"{name:<12} {batch:>5} {ips['int']:>10.1f} {ips['float']:>10.1f} {ips['s8s8']:>9.1f} "
                     f"{ips['u8s8']:>9.1f} {ips['ortf']:>9.1f}  {ips['int'] / ips['s8s8']:.2f}x, "
                     f"{ips['int'] / ips['u8s8']:.2f}x, {ips['int'] / ips['float']:.2f}x")
-        rows.append(f"{'':<12} quantize_network: {quant_time:.2f} s ({len(calib)} calibration inputs, MAX)")
     print(header)
     print("\n".join(rows))
 

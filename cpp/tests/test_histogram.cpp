@@ -119,6 +119,29 @@ TEST(HistogramKernel, EdgeValuesLandInTheBinTheyOpen) {
   });
 }
 
+TEST(MaxAbsKernel, MatchesReferenceAtEveryLevel) {
+  std::mt19937 rng(3);
+  std::vector<float> x = gaussian(rng, 1'000'003);  // several blocks, so both threads work
+  x[777'777] = -9.5f;                                // the maximum is negative and far from the start
+  const std::vector<float> edges = edge_values(1.f / 256);
+  std::vector<float> with_nan = edges;
+  with_nan.insert(with_nan.begin() + 3, -std::numeric_limits<float>::quiet_NaN());
+  for (const std::vector<float>* data : std::vector<const std::vector<float>*>{&x, &edges, &with_nan})
+    for (int64_t n : {int64_t(0), int64_t(1), int64_t(15), int64_t(63), int64_t(65), int64_t(data->size())}) {
+      const int64_t len = std::min<int64_t>(n, data->size());
+      const float expected = apl::kernels::max_abs_f32_reference(data->data(), len);
+      apl::test::for_each_level_and_threads([&] {
+        const float m = apl::kernels::max_abs_f32(data->data(), len);
+        if (std::isnan(expected))
+          EXPECT_TRUE(std::isnan(m));
+        else
+          EXPECT_EQ(m, expected) << "n = " << len;
+      });
+    }
+  EXPECT_EQ(apl::kernels::max_abs_f32_reference(x.data(), x.size()), 9.5f);
+  EXPECT_EQ(apl::kernels::max_abs_f32_reference(edges.data(), edges.size()), std::numeric_limits<float>::infinity());
+}
+
 // ---- Histogram -----------------------------------------------------------------------------------
 
 TEST(Histogram, RejectsBadBinCounts) {

@@ -15,8 +15,8 @@ namespace apl {
 class Histogram {
  public:
   explicit Histogram(int64_t bins = 2048);  // bins: a power of two in [2, 2^24] (ValueError otherwise)
-  // Adds |x_i| of n values; ValueError on NaN or Inf.
-  void add(const float* x, int64_t n);
+  // Adds |x_i| of n values and returns max |x_i|; ValueError on NaN or Inf.
+  float add(const float* x, int64_t n);
   void merge(const Histogram& other);  // ValueError if bin counts differ
   int64_t bins() const { return static_cast<int64_t>(counts_.size()); }
   float range() const { return range_; }  // 0 while empty
@@ -39,6 +39,10 @@ namespace kernels {
 // bins <= 2^24.
 float histogram_abs_f32(const float* x, int64_t n, float inv_width, int64_t bins, uint64_t* counts);
 float histogram_abs_f32_reference(const float* x, int64_t n, float inv_width, int64_t bins, uint64_t* counts);
+// max |x_i| (NaN or Inf when some x_i is: the largest of the values' bits with the sign cleared,
+// whose integer order is the float order). Same result on every SIMD level and thread count.
+float max_abs_f32(const float* x, int64_t n);
+float max_abs_f32_reference(const float* x, int64_t n);
 }  // namespace kernels
 
 // Clip value minimising the expected quantization error E|x - q(x)|^exponent over the histogram

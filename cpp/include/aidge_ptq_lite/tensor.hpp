@@ -31,6 +31,9 @@ class Tensor {
   Tensor() = default;
   // Zero-initialised tensor of the given type and shape.
   Tensor(DType dtype, Shape shape);
+  // Contents left undefined: for a kernel's output that the kernel writes entirely (saves a
+  // write pass over every activation).
+  static Tensor uninitialized(DType dtype, Shape shape);
 
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }

@@ -46,13 +46,21 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
-Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
   // Round up to whole cache lines so SIMD tails may read a full vector past the end safely.
-  const size_t bytes = (nbytes() + 64 + 63) / 64 * 64;
+  const size_t bytes = (t.nbytes() + 64 + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw Error("out of memory allocating a tensor of shape " + shape_str(shape_));
-  std::memset(p, 0, bytes);
-  storage_ = std::shared_ptr<void>(p, std::free);
+  if (!p) throw Error("out of memory allocating a tensor of shape " + shape_str(t.shape_));
+  t.storage_ = std::shared_ptr<void>(p, std::free);
+  return t;
+}
+
+Tensor::Tensor(DType dtype, Shape shape) {
+  *this = uninitialized(dtype, std::move(shape));
+  std::memset(storage_.get(), 0, (nbytes() + 64 + 63) / 64 * 64);
 }
 
 Tensor Tensor::reshaped(Shape shape) const {
@@ -89,7 +97,7 @@ void convert_from(const Tensor& src, Dst* dst) {
 }  // namespace
 
 Tensor Tensor::astype(DType dtype) const {
-  Tensor t(dtype, shape_);
+  Tensor t = uninitialized(dtype, shape_);
   switch (dtype) {
     case DType::F32: convert_from(*this, t.data<float>()); break;
     case DType::I8: convert_from(*this, t.data<int8_t>()); break;

@@ -38,8 +38,8 @@ Histogram::Histogram(int64_t bins) {
   counts_.assign(bins, 0);
 }
 
-void Histogram::add(const float* x, int64_t n) {
-  if (n <= 0) return;
+float Histogram::add(const float* x, int64_t n) {
+  if (n <= 0) return 0.f;
   // Binning with the current range also finds max |x|, so a batch is read once unless it needs
   // a larger range (and the first batch, whose range is not known before its max).
   std::vector<uint64_t> batch(counts_.size(), 0);
@@ -54,6 +54,7 @@ void Histogram::add(const float* x, int64_t n) {
     kernels::histogram_abs_f32(x, n, static_cast<float>(bins()) / range_, bins(), batch.data());
   }
   for (size_t b = 0; b < counts_.size(); ++b) counts_[b] += batch[b];
+  return largest;
 }
 
 void Histogram::grow_to(float new_range) {

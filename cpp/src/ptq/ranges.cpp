@@ -2,20 +2,14 @@
 #include <cmath>
 
 #include "aidge_ptq_lite/executor.hpp"
+#include "aidge_ptq_lite/histogram.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
 
 float max_abs(const float* x, int64_t n, bool* finite) {
-  float m = 0.f;
-  bool ok = true;
-#pragma omp parallel for reduction(max : m) reduction(&& : ok) schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    ok = ok && a <= 3.4028235e38f;  // false for NaN and Inf
-    m = a > m ? a : m;
-  }
-  if (finite) *finite = ok;
+  const float m = kernels::max_abs_f32(x, n);
+  if (finite) *finite = std::isfinite(m);
   return m;
 }
 
@@ -35,13 +29,17 @@ void RangeCollector::update(const Tensor& batch) {
   graph_.executor()->run(batch, [&](const Node& n, const Tensor& out) {
     // Only the Input and the Scaling nodes set scales (a NaN anywhere reaches a Scaling node).
     if ((n.op != "Input" && n.op != "Scaling") || out.dtype() != DType::F32) return;
-    bool ok = true;
-    const float m = max_abs(out.data<float>(), out.numel(), &ok);
-    if (!ok) throw ValueError("calibration produced NaN or Inf at " + n.label() +
-                              " (non-finite weights?)");
-    batch_ranges[n.name] = m;
+    // A histogram finds max |x| while binning: the values are then read once.
     auto h = histograms_.find(n.name);
-    if (h != histograms_.end()) h->second.add(out.data<float>(), out.numel());
+    float m = NAN;
+    try {
+      m = h != histograms_.end() ? h->second.add(out.data<float>(), out.numel())
+                                 : kernels::max_abs_f32(out.data<float>(), out.numel());
+    } catch (const ValueError&) {  // the histogram's NaN/Inf error, reworded below with the node
+    }
+    if (!std::isfinite(m))
+      throw ValueError("calibration produced NaN or Inf at " + n.label() + " (non-finite weights?)");
+    batch_ranges[n.name] = m;
   });
   for (const auto& [name, m] : batch_ranges) ranges_[name] = std::max(ranges_[name], m);
   samples_ += batch.dim(0);

@@ -194,7 +194,7 @@ class ConcatKernel : public NodeKernel {
     if (axis_ < 0) axis_ += static_cast<int64_t>(n.shape.size()) + 1;
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y(in[0]->dtype(), batched(in[0]->dim(0), out_shape_));
+    Tensor y = make_output(*in[0], in[0]->dtype());
     std::vector<int64_t> sizes;
     std::vector<const void*> ptrs;
     for (const Tensor* t : in) {

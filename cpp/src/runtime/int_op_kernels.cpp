@@ -255,7 +255,7 @@ class IntPadKernel : public NodeKernel {
   IntPadKernel(const Graph&, const Node& n) : NodeKernel(n), pads_(n.attr_ints("pads")) {}
   Tensor run(const std::vector<const Tensor*>& in) const override {
     const Tensor& x = *in[0];
-    Tensor y = make_output(x, x.dtype());  // zero-initialised: the padding code is 0
+    Tensor y(x.dtype(), batched(x.dim(0), out_shape_));  // zero-initialised: the padding code is 0
     const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
     const int64_t OH = y.dim(2), OW = y.dim(3), elem = static_cast<int64_t>(dtype_size(x.dtype()));
     const auto* src = static_cast<const uint8_t*>(x.raw());
@@ -309,7 +309,7 @@ std::unique_ptr<OpKernel> make_integer_kernel(const Graph& g, const Node& n) {
 
 Tensor dequantize_output(const Node& n, const Tensor& t) {
   if (n.quant.kept_float) return t;
-  Tensor y(DType::F32, t.shape());
+  Tensor y = Tensor::uninitialized(DType::F32, t.shape());
   const Tensor codes = t.astype(DType::F32);
   const float* x = codes.data<float>();
   float* out = y.data<float>();
@@ -335,12 +335,12 @@ Tensor quantize_input(const Node& input, const QuantConfig& config, const Tensor
   const float* src = x.data<float>();
   const int64_t n = x.numel();
   if (config.no_quant) {
-    Tensor y(DType::F32, x.shape());
+    Tensor y = Tensor::uninitialized(DType::F32, x.shape());
     for (int64_t i = 0; i < n; ++i) y.data<float>()[i] = static_cast<float>(src[i] * inv_step);
     return y;
   }
   const DType t = code_dtype(config, input);
-  Tensor y(t, x.shape());
+  Tensor y = Tensor::uninitialized(t, x.shape());
   with_code_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     T* out = y.data<T>();

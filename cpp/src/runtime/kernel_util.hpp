@@ -16,8 +16,9 @@ class NodeKernel : public OpKernel {
   explicit NodeKernel(const Node& n) : out_shape_(n.shape), label_(n.label()) {}
 
  protected:
+  // Uninitialised: every kernel writes all of its output.
   Tensor make_output(const Tensor& x, DType dtype = DType::F32) const {
-    return Tensor(dtype, batched(x.dim(0), out_shape_));
+    return Tensor::uninitialized(dtype, batched(x.dim(0), out_shape_));
   }
   Shape out_shape_;
   std::string label_;

@@ -1,4 +1,4 @@
-// Histogram of |x|: the scalar reference (one table), and the dispatching kernel. The kernel
+// Histogram of |x| and max |x|: the scalar references (one table), and the dispatching kernels. The kernel
 // works tile by tile: the active SIMD level turns a tile of values into table slots
 // (histogram_isa.hpp), then scalar increments count them into interleaved sub-histograms. Each
 // thread has its own sub-histograms, added into the output at the end. Every level and thread
@@ -44,6 +44,15 @@ BinSlotsFn bin_slots_for(SimdLevel level) {
   return scalar::bin_slots;
 }
 
+MaxAbsBitsFn max_abs_bits_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::AVX512: return avx512::max_abs_bits;
+    case SimdLevel::AVX2: return avx2::max_abs_bits;
+    case SimdLevel::Scalar: break;
+  }
+  return scalar::max_abs_bits;
+}
+
 // Counts n values into the sub-histograms; returns max |x_i| as bits. x holds `readable` >= n
 // values (the prefetch looks past the block).
 uint32_t count_block(BinSlotsFn bin_slots, const float* x, int64_t n, int64_t readable, float inv_width,
@@ -83,7 +92,24 @@ uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uin
   }
   return max_bits;
 }
+
+uint32_t max_abs_bits(const float* x, int64_t n) {
+  uint32_t max_bits = 0;
+  for (int64_t i = 0; i < n; ++i) max_bits = std::max(max_bits, abs_bits(x[i]));
+  return max_bits;
+}
 }  // namespace scalar
+
+float max_abs_f32_reference(const float* x, int64_t n) { return float_from_bits(scalar::max_abs_bits(x, n)); }
+
+float max_abs_f32(const float* x, int64_t n) {
+  const MaxAbsBitsFn max_abs_bits = max_abs_bits_for(active_simd_level());
+  uint32_t max_bits = 0;
+#pragma omp parallel for reduction(max : max_bits) schedule(static) if (n >= 4 * kBlockValues)
+  for (int64_t begin = 0; begin < n; begin += kBlockValues)
+    max_bits = std::max(max_bits, max_abs_bits(x + begin, std::min(kBlockValues, n - begin)));
+  return float_from_bits(max_bits);
+}
 
 float histogram_abs_f32_reference(const float* x, int64_t n, float inv_width, int64_t bins,
                                   uint64_t* counts) {

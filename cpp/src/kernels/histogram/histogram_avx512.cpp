@@ -36,4 +36,27 @@ uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uin
   return std::max(head_max, scalar::bin_slots(x + i, n - i, inv_width, bins, slots + i));
 }
 
+uint32_t max_abs_bits(const float* x, int64_t n) {
+  constexpr int kLanes = 16;
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  // Four independent maxima: the loop is bound by loads, not by a dependency chain.
+  __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512(x + i), abs_mask));
+    m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_loadu_si512(x + i + kLanes), abs_mask));
+    m2 = _mm512_max_epu32(m2, _mm512_and_si512(_mm512_loadu_si512(x + i + 2 * kLanes), abs_mask));
+    m3 = _mm512_max_epu32(m3, _mm512_and_si512(_mm512_loadu_si512(x + i + 3 * kLanes), abs_mask));
+  }
+  for (; i + kLanes <= n; i += kLanes)
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512(x + i), abs_mask));
+  alignas(64) uint32_t lane_max[4 * kLanes];
+  _mm512_store_si512(lane_max, m0);
+  _mm512_store_si512(lane_max + kLanes, m1);
+  _mm512_store_si512(lane_max + 2 * kLanes, m2);
+  _mm512_store_si512(lane_max + 3 * kLanes, m3);
+  const uint32_t head_max = *std::max_element(lane_max, lane_max + 4 * kLanes);
+  return std::max(head_max, scalar::max_abs_bits(x + i, n - i));
+}
+
 }  // namespace apl::kernels::avx512

@@ -24,6 +24,8 @@ constexpr int kSubHistograms = 1 << kLog2SubHistograms;
 // Writes the slot of each of the n values and returns max |x_i| as bits: the float's bits with
 // the sign cleared, whose integer order is the float order, NaN and Inf being >= 0x7f800000.
 using BinSlotsFn = uint32_t (*)(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+// max |x_i| as bits, the same order trick without binning (calibration ranges under MAX clipping).
+using MaxAbsBitsFn = uint32_t (*)(const float* x, int64_t n);
 
 inline uint32_t abs_bits(float v) {
   uint32_t bits;
@@ -38,12 +40,15 @@ inline uint32_t bin_index(float v, float inv_width, float last_bin) {
 
 namespace scalar {
 uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+uint32_t max_abs_bits(const float* x, int64_t n);
 }
 namespace avx2 {
 uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+uint32_t max_abs_bits(const float* x, int64_t n);
 }
 namespace avx512 {
 uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+uint32_t max_abs_bits(const float* x, int64_t n);
 }
 
 }  // namespace apl::kernels

@@ -1,0 +1,71 @@
+"""Wall time of quantize_network per clipping mode, beside onnxruntime's quantize_static.
+
+    python benchmarks/bench_quantize.py [--repeats 5]
+
+Models: the zoo resnet with 256 calibration images, ResNet-18 (ImageNet shape) with 64 inputs.
+Ours: the whole quantize_network (preparation, one streamed calibration pass, clipping search,
+integer plan). The peer: onnxruntime.quantization.quantize_static writing a QDQ model with the
+same calibration set, MinMax and Entropy calibration (its KL), one input per batch as its
+examples do. Issue targets: zoo resnet MAX <= 0.3 s, MSE or KL <= 0.5 s; ResNet-18 MSE <= 1.5x MAX.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import median_seconds, rng_images  # noqa: E402
+
+import aidge_ptq_lite as apl  # noqa: E402
+from aidge_ptq_lite import datasets, zoo  # noqa: E402
+
+MODES = ("MAX", "MSE", "AA", "KL")
+
+
+def ort_quantize(path: str, calib: np.ndarray, method: str) -> None:
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": calib[i:i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        quantize_static(path, os.path.join(tmp, "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=getattr(CalibrationMethod, method))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-ort", action="store_true", help="skip onnxruntime (it takes minutes on ResNet-18)")
+    args = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    resnet18 = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
+    if not os.path.exists(resnet18):
+        zoo.make_resnet18(resnet18, seed=0)
+    print(f"SIMD level: {apl.simd_level()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
+          f"medians of {args.repeats} runs (onnxruntime: 1 run)")
+    print(f"{'model':<14} {'inputs':>6} " + " ".join(f"{m:>7}" for m in MODES) +
+          f" {'ORT MinMax':>11} {'ORT Entropy':>11}  MSE/MAX")
+    for name, path, calib in [("resnet (zoo)", zoo.model_path("resnet"), datasets.load_calibration_set(256)),
+                              ("ResNet-18", resnet18, rng_images(64, (3, 224, 224), seed=1))]:
+        g = apl.load_onnx(path)
+        seconds = {m: median_seconds(lambda m=m: apl.quantize_network(g.clone(), calibration_set=calib,
+                                                                      clipping_mode=m), args.repeats, 1)
+                   for m in MODES}
+        ort = {}
+        for method in ("MinMax", "Entropy"):
+            ort[method] = float("nan") if args.no_ort else median_seconds(lambda: ort_quantize(path, calib, method), 1, 0)
+        print(f"{name:<14} {len(calib):>6} " + " ".join(f"{seconds[m]:>6.2f}s" for m in MODES) +
+              f" {ort['MinMax']:>10.2f}s {ort['Entropy']:>10.2f}s  {seconds['MSE'] / seconds['MAX']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
