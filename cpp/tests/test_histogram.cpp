@@ -53,12 +53,12 @@ std::vector<float> edge_values(float width) {
   return v;
 }
 
-void expect_all_levels_match_reference(const std::vector<float>& x, float inv_width) {
-  std::vector<uint64_t> expected(kBins, 0);
-  const float expected_max = histogram_abs_f32_reference(x.data(), x.size(), inv_width, kBins, expected.data());
+void expect_all_levels_match_reference(const std::vector<float>& x, float inv_width, int64_t bins = kBins) {
+  std::vector<uint64_t> expected(bins, 0);
+  const float expected_max = histogram_abs_f32_reference(x.data(), x.size(), inv_width, bins, expected.data());
   apl::test::for_each_level_and_threads([&] {
-    std::vector<uint64_t> counts(kBins, 0);
-    const float max_abs = histogram_abs_f32(x.data(), x.size(), inv_width, kBins, counts.data());
+    std::vector<uint64_t> counts(bins, 0);
+    const float max_abs = histogram_abs_f32(x.data(), x.size(), inv_width, bins, counts.data());
     EXPECT_EQ(counts, expected);
     if (std::isnan(expected_max))
       EXPECT_TRUE(std::isnan(max_abs));
@@ -101,6 +101,41 @@ TEST(HistogramKernel, EdgesAndOutOfRangeMatchReferenceAtEveryLevel) {
   const std::vector<float> coarse_edges = edge_values(0.5f);
   for (int64_t n : {0, 1, 7, 15, 17, 33})  // shorter than a vector, and vectors with tails
     expect_all_levels_match_reference(std::vector<float>(coarse_edges.begin(), coarse_edges.begin() + n), 2.f);
+}
+
+// The kernel lists bin 0 like the other bins after data with few values in bin 0, and only counts
+// it after data with many: edge values, NaN and tails must come out the same after either, and
+// when the data switches from one kind to the other, at any offset from a vector boundary.
+TEST(HistogramKernel, EdgesAfterZerosOrGaussianMatchReferenceAtEveryLevel) {
+  std::mt19937 rng(6);
+  std::vector<float> edges = edge_values(1.f / 256);
+  edges.insert(edges.begin() + 7, std::numeric_limits<float>::quiet_NaN());
+  edges.insert(edges.end() - 3, -std::numeric_limits<float>::quiet_NaN());
+  const std::vector<float> zeros(20'000, 0.f), normal = gaussian(rng, 20'000, 0.05f);
+  for (const std::vector<float>* before : {&zeros, &normal})
+    for (int64_t offset : {0, 1, 5, 8, 15, 16, 17}) {
+      std::vector<float> x(before->begin(), before->end() - offset);
+      x.insert(x.end(), edges.begin(), edges.end());
+      x.insert(x.end(), before->begin(), before->begin() + 20 + offset);  // a tail, in the other mode
+      expect_all_levels_match_reference(x, 256.f);
+    }
+}
+
+TEST(HistogramKernel, RunsAndSwitchesMatchReferenceAtEveryLevel) {
+  std::mt19937 rng(7);
+  std::vector<float> x;
+  // Runs of one bin (0 by exact zeros and by tiny values, a middle bin, the last bin), runs of
+  // mostly-zero and of Gaussian data, each of a length no vector or tile divides.
+  const std::vector<std::pair<float, int64_t>> runs = {
+      {0.f, 3'001}, {1e-6f, 2'053}, {0.5f, 4'099}, {1e9f, 1'031}, {-0.f, 17}, {0.25f, 9}};
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& [value, length] : runs) x.insert(x.end(), length, value);
+    const std::vector<float> relu = relu_like(rng, 5'003), normal = gaussian(rng, 7'001);
+    x.insert(x.end(), relu.begin(), relu.end());
+    x.insert(x.end(), normal.begin(), normal.end());
+  }
+  expect_all_levels_match_reference(x, kBins / 4.f);
+  expect_all_levels_match_reference(x, 1.f, 2);  // two bins: bin 0 holds most values
 }
 
 TEST(HistogramKernel, EdgeValuesLandInTheBinTheyOpen) {

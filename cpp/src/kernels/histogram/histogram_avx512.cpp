@@ -1,5 +1,5 @@
-// AVX-512 bin slots, 16 values per step: and (abs), mul, min, cvtt, the same float32 operations
-// as bin_index, then the slot bin * kSubHistograms + lane % kSubHistograms.
+// AVX-512 tile bins, 16 values per step: and (abs), mul, min, cvtt, the same float32 operations
+// as bin_index, then the bins, or those that are not 0 packed with vpcompressd.
 // GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593), which is
 // also why the lane maxima are reduced through memory rather than with _mm512_reduce_max_epu32.
 #pragma GCC diagnostic push
@@ -11,16 +11,16 @@
 
 namespace apl::kernels::avx512 {
 
-uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots) {
+namespace {
+template <bool kSkipBin0>
+TileBins tile_bins_impl(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* out) {
   constexpr int kLanes = 16;
-  static_assert(kLanes % kSubHistograms == 0, "a vector must cover whole rounds of sub-histograms");
+  static_assert(kLanes <= kBinSlack, "a whole vector is stored at the end of the list");
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
   const __m512 scale = _mm512_set1_ps(inv_width);
   const __m512 last_bin = _mm512_set1_ps(static_cast<float>(bins - 1));
-  const __m512i table_of_lane = _mm512_and_si512(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-      _mm512_set1_epi32(kSubHistograms - 1));
   __m512i max_bits = _mm512_setzero_si512();
+  int64_t listed = 0;
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const __m512i bits = _mm512_and_si512(_mm512_loadu_si512(x + i), abs_mask);
@@ -28,12 +28,28 @@ uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uin
     // min(a, b) returns b when a is NaN, as bin_index does.
     const __m512 t = _mm512_min_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), scale), last_bin);
     const __m512i bin = _mm512_cvttps_epi32(t);
-    _mm512_storeu_si512(slots + i, _mm512_or_si512(_mm512_slli_epi32(bin, kLog2SubHistograms), table_of_lane));
+    if constexpr (kSkipBin0) {
+      const __mmask16 nonzero = _mm512_test_epi32_mask(bin, bin);
+      // Compress in a register and store the whole vector (into the slack): as fast here as a
+      // compressing store to memory, which some CPUs (AMD Zen 4) run very slowly.
+      _mm512_storeu_si512(out + listed, _mm512_maskz_compress_epi32(nonzero, bin));
+      listed += _mm_popcnt_u32(nonzero);
+    } else {
+      _mm512_storeu_si512(out + listed, bin);
+      listed += kLanes;
+    }
   }
   alignas(64) uint32_t lane_max[kLanes];
   _mm512_store_si512(lane_max, max_bits);
   const uint32_t head_max = *std::max_element(lane_max, lane_max + kLanes);
-  return std::max(head_max, scalar::bin_slots(x + i, n - i, inv_width, bins, slots + i));
+  const TileBins tail = scalar::tile_bins(x + i, n - i, inv_width, bins, kSkipBin0, out + listed);
+  return {std::max(head_max, tail.max_bits), listed + tail.listed};
+}
+}  // namespace
+
+TileBins tile_bins(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0, uint32_t* out) {
+  return skip_bin0 ? tile_bins_impl<true>(x, n, inv_width, bins, out)
+                   : tile_bins_impl<false>(x, n, inv_width, bins, out);
 }
 
 uint32_t max_abs_bits(const float* x, int64_t n) {

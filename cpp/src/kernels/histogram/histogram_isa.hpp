@@ -1,4 +1,4 @@
-// Private: the per-ISA part of the histogram kernel, which turns values into table slots. Each
+// Private: the per-ISA part of the histogram kernel, which turns values into bin indices. Each
 // namespace below lives in its own translation unit (histogram_<isa>.cpp) compiled with that
 // ISA's flags; histogram.cpp calls them only when active_simd_level() allows it, and does the
 // counting itself (scalar increments, the same for every level).
@@ -14,16 +14,22 @@
 
 namespace apl::kernels {
 
-// Counts go to kSubHistograms interleaved uint32 tables: the counter of bin b in table k is
-// tables[b * kSubHistograms + k] (its "slot"), and value i goes to table i % kSubHistograms. A
-// run of values in one bin (ReLU zeros) then increments independent counters instead of waiting
-// on the store-to-load latency of a single one; the counters of a bin share a cache line.
-constexpr int kLog2SubHistograms = 2;
-constexpr int kSubHistograms = 1 << kLog2SubHistograms;
+// Bin 0 can be left out of the list and only counted: after a ReLU most values are exact zeros,
+// and a vector compare + popcount counts them for much less than a scalar increment each. Packing
+// the other bins costs more than listing all of them when few values are in bin 0, so the caller
+// chooses.
+struct TileBins {
+  uint32_t max_bits;  // max |x_i| as bits: the float's bits with the sign cleared, whose integer
+                      // order is the float order, NaN and Inf being >= 0x7f800000
+  int64_t listed;     // bin indices written, at the start of the buffer
+};
+// The bin buffer has room for n + kBinSlack indices: vector levels store whole vectors.
+constexpr int64_t kBinSlack = 16;
 
-// Writes the slot of each of the n values and returns max |x_i| as bits: the float's bits with
-// the sign cleared, whose integer order is the float order, NaN and Inf being >= 0x7f800000.
-using BinSlotsFn = uint32_t (*)(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+// Writes the bin index of each of the n values, in order; with skip_bin0, only those not in
+// bin 0, the n - listed others being in bin 0.
+using TileBinsFn = TileBins (*)(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0,
+                                uint32_t* out);
 // max |x_i| as bits, the same order trick without binning (calibration ranges under MAX clipping).
 using MaxAbsBitsFn = uint32_t (*)(const float* x, int64_t n);
 
@@ -39,15 +45,15 @@ inline uint32_t bin_index(float v, float inv_width, float last_bin) {
 }
 
 namespace scalar {
-uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+TileBins tile_bins(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0, uint32_t* out);
 uint32_t max_abs_bits(const float* x, int64_t n);
 }
 namespace avx2 {
-uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+TileBins tile_bins(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0, uint32_t* out);
 uint32_t max_abs_bits(const float* x, int64_t n);
 }
 namespace avx512 {
-uint32_t bin_slots(const float* x, int64_t n, float inv_width, int32_t bins, uint32_t* slots);
+TileBins tile_bins(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0, uint32_t* out);
 uint32_t max_abs_bits(const float* x, int64_t n);
 }
 
