@@ -40,10 +40,11 @@ def int_accuracy(model, nb_bits=8, clipping="MAX", channel_wise=False, cle=False
 # Targets not reached yet, with the figures measured on the full test set (strict: a fix makes the
 # test fail until the entry is removed).
 KNOWN_MISSES = {
-    ("cle", "lenet"): "CLE costs 0.15 point on lenet (89.61 -> 89.46), target <= 0.1",
-    ("signs8", "resnet"): "signs at 8 bits channel-wise: 93.30 -> 93.18 on resnet, target >= -0.1",
-    ("shift", "mobilenet"): "single shift costs 0.57 point on mobilenet (91.25 -> 90.68), target <= 0.5",
-    ("clip8-MSE-tensor", "branchnet"): "MSE at 8 bits per tensor 91.52 vs MAX 91.65 on branchnet, target >= -0.1",
+    ("shift", "mobilenet"): "single shift costs 0.64 point on mobilenet (91.35 -> 90.71), target <= 0.5",
+    ("clip8-MSE-tensor", "mobilenet"): "MSE at 8 bits per tensor 91.23 vs MAX 91.35 on mobilenet, target >= -0.1",
+    ("clip8-KL-tensor", "mobilenet"): "KL at 8 bits per tensor 91.23 vs MAX 91.35 on mobilenet, target >= -0.1",
+    ("clip8-MSE-channel", "mobilenet"): "MSE at 8 bits channel-wise 91.55 vs MAX 91.67 on mobilenet, target >= -0.1",
+    ("mse4", "lenet"): "4 bits channel-wise: MSE 86.60 vs MAX 86.07 on lenet, a margin of 0.53 (target 1.0)",
 }
 
 
@@ -74,7 +75,8 @@ def test_8bit_clipping_costs_at_most_0_1_point_against_max(request, zoo_model, c
         int_accuracy(zoo_model, channel_wise=channel_wise) - 0.1
 
 
-def test_4bit_mse_beats_max(zoo_model):
+def test_4bit_mse_beats_max(request, zoo_model):
+    known_miss(request, "mse4", zoo_model)
     mse = int_accuracy(zoo_model, nb_bits=4, clipping="MSE", channel_wise=True)
     assert mse >= int_accuracy(zoo_model, nb_bits=4, channel_wise=True) + 1.0
 
@@ -82,6 +84,10 @@ def test_4bit_mse_beats_max(zoo_model):
 def test_cle_never_costs_more_than_0_1_point(request, zoo_model):
     known_miss(request, "cle", zoo_model)
     assert int_accuracy(zoo_model, cle=True) >= int_accuracy(zoo_model) - 0.1
+
+
+def test_mobilenet_per_tensor_with_cle_within_0_3_point():
+    assert loss("mobilenet", cle=True) <= 0.3
 
 
 @pytest.mark.parametrize("nb_bits", [8, 4])

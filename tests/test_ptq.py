@@ -124,6 +124,51 @@ def test_extremes_do_not_overflow_int32():
     np.testing.assert_allclose(g.forward(x).reshape(2, 2), [[c * 9, -c * 9], [-c * 9, c * 9]], rtol=1e-6)
 
 
+# ---- calibration ranges ------------------------------------------------------------------------
+
+def _prepared(model):
+    g = apl.load_onnx(model)
+    apl.prepare_network(g)
+    apl.insert_scaling_nodes(g)
+    apl.normalize_parameters(g)
+    return g
+
+
+def test_compute_ranges_streamed_equals_numpy_over_the_whole_set(calib):
+    g = _prepared(zoo.model_path("resnet"))
+    scaling = [n for n in g.nodes() if n.op == "Scaling"]
+    outs = g.intermediate_outputs(calib, [n.name for n in scaling])
+    expected = {g.input_name: float(np.abs(calib).max())}
+    for n in scaling:
+        only_relus = all(g.node(u).op == "Relu" for u in g.consumers(n.name))
+        # A Scaling node feeding only ReLUs needs just its positive range.
+        expected[n.name] = float(max(outs[n.name].max(), 0.0) if only_relus else np.abs(outs[n.name]).max())
+    assert any(all(g.node(u).op == "Relu" for u in g.consumers(n.name)) for n in scaling)
+    streamed = apl.compute_ranges(g, (calib[i:i + 50] for i in range(0, len(calib), 50)))
+    assert streamed.keys() == expected.keys()
+    for name, value in expected.items():
+        assert streamed[name] == pytest.approx(value, rel=1e-6), name
+
+
+def test_negative_side_before_a_relu_does_not_cost_resolution():
+    # Pre-ReLU values reach -100 while the surviving positive part stays below 1: the range (and
+    # so the step) follows the positive part, and the quantized network stays close to float.
+    w = np.zeros((2, 1, 1, 1), np.float32)
+    w[:, 0, 0, 0] = [1.0, 1.0]
+    model = _model([helper.make_node("Conv", ["x", "w", "b"], ["c"]),
+                    helper.make_node("Relu", ["c"], ["r"]),
+                    helper.make_node("Conv", ["r", "w2"], ["y"])],
+                   [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([-100.0, 0.0], np.float32), "b"),
+                    numpy_helper.from_array(np.ones((1, 2, 1, 1), np.float32), "w2")], (1, 4, 4), (1, 4, 4))
+    x = RNG.uniform(0, 1, (32, 1, 4, 4)).astype(np.float32)
+    g = apl.load_onnx(model)
+    ref = g.forward(x)
+    ranges = apl.compute_ranges(_prepared(model), x)
+    assert max(ranges.values()) <= 1.0
+    apl.quantize_network(g, calibration_set=x)
+    assert relative_error(g.forward(x), ref) < 0.01
+
+
 # ---- bad arguments leave the graph untouched --------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, error", [

@@ -87,6 +87,8 @@ ValueError
   py::class_<RangeCollector>(m, "RangeCollector", R"pbdoc(
 Streaming calibration: ``update(batch)`` runs one float batch and keeps, for the Input and each
 Scaling node, the largest |x| seen so far. Memory does not grow with the number of batches.
+A Scaling node whose consumers are all ReLUs is measured after its ReLU (the largest x > 0):
+values below zero vanish there, so they must not widen the range.
 )pbdoc")
       .def(py::init<const Graph&, int64_t>(), py::arg("graph"), py::arg("histogram_bins") = 0,
            py::keep_alive<1, 2>(), R"pbdoc(

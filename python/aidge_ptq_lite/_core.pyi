@@ -290,6 +290,8 @@ class RangeCollector:
     """
     Streaming calibration: ``update(batch)`` runs one float batch and keeps, for the Input and each
     Scaling node, the largest |x| seen so far. Memory does not grow with the number of batches.
+    A Scaling node whose consumers are all ReLUs is measured after its ReLU (the largest x > 0):
+    values below zero vanish there, so they must not widen the range.
     """
     def __init__(self, graph: Graph, histogram_bins: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """

@@ -66,7 +66,8 @@ def _calibrate(graph: _core.Graph, calibration_set: CalibrationSet, histogram_bi
 
 def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose: bool = False) -> dict:
     """Max |x| of the Input's and every Scaling node's output over the calibration set, streamed
-    batch by batch.
+    batch by batch. A Scaling node feeding only ReLUs gets the max of x > 0: the ReLU zeroes the
+    rest, so negative values must not widen its range (and cost resolution).
 
     Args:
         graph: a float graph (usually after ``insert_scaling_nodes`` and ``normalize_parameters``).

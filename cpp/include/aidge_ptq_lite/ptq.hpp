@@ -54,8 +54,11 @@ RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = 
 
 // ---- ranges.cpp ---------------------------------------------------------------------------------
 // max |x| of the Input's and every Scaling node's output, and (when histogram_bins > 0) a
-// histogram of |x| of every Scaling node's output, accumulated batch by batch in one pass: memory does not grow with the
-// calibration set.
+// histogram of |x| of every Scaling node's output, accumulated batch by batch in one pass: memory
+// does not grow with the calibration set. The max of a Scaling node whose consumers are all ReLUs
+// is taken on its (first) ReLU's output: only max(x, 0) survives there, so negative values larger
+// than the positive ones would only waste codes. Its histogram stays one of |x|: on the positive
+// part alone, KL clipped far too hard (8 bits: -1 point on lenet, -3 on branchnet).
 class RangeCollector {
  public:
   explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0);
@@ -68,6 +71,7 @@ class RangeCollector {
  private:
   const Graph& graph_;
   int64_t histogram_bins_;
+  std::map<std::string, std::string> measures_;  // observed node -> the node whose range it gives
   RangeMap ranges_;
   std::map<std::string, Histogram> histograms_;
   int64_t samples_ = 0;

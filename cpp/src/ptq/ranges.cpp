@@ -1,4 +1,5 @@
 // compute_ranges: max |x| of every node output over the calibration set, one batch at a time.
+#include <algorithm>
 #include <cmath>
 
 #include "aidge_ptq_lite/executor.hpp"
@@ -16,9 +17,16 @@ float max_abs(const float* x, int64_t n, bool* finite) {
 RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins)
     : graph_(g), histogram_bins_(histogram_bins) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
-  if (histogram_bins > 0)
-    for (const Node& n : g.nodes())
-      if (n.op == "Scaling") histograms_.emplace(n.name, Histogram(histogram_bins));
+  measures_[g.input()] = g.input();
+  for (const Node& n : g.nodes()) {
+    if (n.op != "Scaling") continue;
+    if (histogram_bins > 0) histograms_.emplace(n.name, Histogram(histogram_bins));
+    const auto users = g.consumers(n.name);
+    const bool only_relus = !users.empty() && std::all_of(users.begin(), users.end(), [&](const std::string& u) {
+      return g.node(u).op == "Relu";
+    });
+    measures_[only_relus ? users.front() : n.name] = n.name;
+  }
 }
 
 void RangeCollector::update(const Tensor& batch) {
@@ -28,9 +36,10 @@ void RangeCollector::update(const Tensor& batch) {
   RangeMap batch_ranges;
   graph_.executor()->run(batch, [&](const Node& n, const Tensor& out) {
     // Only the Input and the Scaling nodes set scales (a NaN anywhere reaches a Scaling node).
-    if ((n.op != "Input" && n.op != "Scaling") || out.dtype() != DType::F32) return;
+    const auto h = histograms_.find(n.name);
+    const auto measured = measures_.find(n.name);
+    if ((h == histograms_.end() && measured == measures_.end()) || out.dtype() != DType::F32) return;
     // A histogram finds max |x| while binning: the values are then read once.
-    auto h = histograms_.find(n.name);
     float m = NAN;
     try {
       m = h != histograms_.end() ? h->second.add(out.data<float>(), out.numel())
@@ -39,7 +48,7 @@ void RangeCollector::update(const Tensor& batch) {
     }
     if (!std::isfinite(m))
       throw ValueError("calibration produced NaN or Inf at " + n.label() + " (non-finite weights?)");
-    batch_ranges[n.name] = m;
+    if (measured != measures_.end()) batch_ranges[measured->second] = m;
   });
   for (const auto& [name, m] : batch_ranges) ranges_[name] = std::max(ranges_[name], m);
   samples_ += batch.dim(0);
