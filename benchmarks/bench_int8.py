@@ -43,7 +43,6 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     resnet18 = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
     if not os.path.exists(resnet18):
         zoo.make_resnet18(resnet18, seed=0)

@@ -46,7 +46,6 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-ort", action="store_true", help="skip onnxruntime (it takes minutes on ResNet-18)")
     args = p.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     resnet18 = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
     if not os.path.exists(resnet18):
         zoo.make_resnet18(resnet18, seed=0)

@@ -7,6 +7,10 @@ import time
 
 import numpy as np
 
+# The OpenMP runtime reads this when aidge_ptq_lite loads, so it is set here, before the benchmarks
+# import the package (2 threads: the machine these figures are for, and onnxruntime's setting).
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
 
 def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
     """Median wall time of fn() over `repeats` runs after `warmup` runs."""

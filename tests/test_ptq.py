@@ -134,16 +134,21 @@ def _prepared(model):
     return g
 
 
+def _feeds_only_relus(g, name):
+    users = g.consumers(name)
+    return name not in g.outputs and bool(users) and all(g.node(u).op == "Relu" for u in users)
+
+
 def test_compute_ranges_streamed_equals_numpy_over_the_whole_set(calib):
     g = _prepared(zoo.model_path("resnet"))
     scaling = [n for n in g.nodes() if n.op == "Scaling"]
     outs = g.intermediate_outputs(calib, [n.name for n in scaling])
     expected = {g.input_name: float(np.abs(calib).max())}
     for n in scaling:
-        only_relus = all(g.node(u).op == "Relu" for u in g.consumers(n.name))
         # A Scaling node feeding only ReLUs needs just its positive range.
-        expected[n.name] = float(max(outs[n.name].max(), 0.0) if only_relus else np.abs(outs[n.name]).max())
-    assert any(all(g.node(u).op == "Relu" for u in g.consumers(n.name)) for n in scaling)
+        out = outs[n.name]
+        expected[n.name] = float(max(out.max(), 0.0) if _feeds_only_relus(g, n.name) else np.abs(out).max())
+    assert any(_feeds_only_relus(g, n.name) for n in scaling)
     streamed = apl.compute_ranges(g, (calib[i:i + 50] for i in range(0, len(calib), 50)))
     assert streamed.keys() == expected.keys()
     for name, value in expected.items():
@@ -167,6 +172,38 @@ def test_negative_side_before_a_relu_does_not_cost_resolution():
     assert max(ranges.values()) <= 1.0
     apl.quantize_network(g, calibration_set=x)
     assert relative_error(g.forward(x), ref) < 0.01
+
+
+def _conv_relu_model(bias, output_too):
+    outputs = ["y", "c"] if output_too else ["y"]
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])], "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4, 4])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", 2, 4, 4]) for o in outputs],
+        [numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w"),
+         numpy_helper.from_array(np.array(bias, np.float32), "b")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_network_output_before_a_relu_keeps_its_negative_range():
+    model = _conv_relu_model([-100.0, 0.0], output_too=True)
+    x = RNG.uniform(0, 1, (8, 1, 4, 4)).astype(np.float32)
+    g = apl.load_onnx(model)
+    ref = np.stack(g.forward(x))  # both outputs: after the ReLU, and the conv's own (down to -100)
+    assert max(apl.compute_ranges(_prepared(model), x).values()) >= 99.0
+    apl.quantize_network(g, calibration_set=x)
+    assert relative_error(np.stack(g.forward(x)), ref) < 0.01
+
+
+def test_relu_keeps_nan_as_onnxruntime_does():
+    # Calibration measures ReLU-fed Scaling nodes after their ReLU: a NaN must survive it to be reported.
+    from conftest import ort_forward
+    model = _conv_relu_model([-0.5, 0.0], output_too=False)
+    x = RNG.uniform(0, 1, (2, 1, 4, 4)).astype(np.float32)
+    x[0, 0, 1, 2] = np.nan
+    y = apl.load_onnx(model).forward(x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ort_forward(model, x)))
+    assert np.isnan(y[0, :, 1, 2]).all()
 
 
 # ---- bad arguments leave the graph untouched --------------------------------------------------

@@ -122,7 +122,7 @@ PYBIND11_MODULE(_core, m) {
             d["kept_float"] = n.quant.kept_float;
             return d;
           }, R"pbdoc(
-Quantization state (dict): ``max_abs`` (largest |x| in calibration), ``range`` (float value of
+Quantization state (dict): ``max_abs`` (largest |x| in calibration; largest x for a Scaling node feeding only ReLUs), ``range`` (float value of
 the largest code: max_abs clipped, then raised by max arbitration), ``step`` (float value
 of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
 channel), ``multiplier`` (Scaling nodes: list of (m, shift), factor m / 2^shift),

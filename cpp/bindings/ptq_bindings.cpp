@@ -109,7 +109,7 @@ ValueError
 ShapeError
     If the batch has the wrong shape.
 )pbdoc")
-      .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name (Input and Scaling nodes) -> max |x|.")
+      .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name (Input and Scaling nodes) -> max |x| (max x when feeding only ReLUs).")
       .def_property_readonly("histograms", &RangeCollector::histograms,
                              "Dict Scaling node name -> Histogram of |x| (empty without histogram_bins).")
       .def_property_readonly("samples", &RangeCollector::samples, "Number of samples seen.");

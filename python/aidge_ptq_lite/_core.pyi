@@ -57,7 +57,7 @@ class Node:
     @property
     def quant(self) -> dict:
         """
-        Quantization state (dict): ``max_abs`` (largest |x| in calibration), ``range`` (float value of
+        Quantization state (dict): ``max_abs`` (largest |x| in calibration; largest x for a Scaling node feeding only ReLUs), ``range`` (float value of
         the largest code: max_abs clipped, then raised by max arbitration), ``step`` (float value
         of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
         channel), ``multiplier`` (Scaling nodes: list of (m, shift), factor m / 2^shift),
@@ -317,7 +317,7 @@ class RangeCollector:
     @property
     def ranges(self) -> dict[str, float]:
         """
-        Dict node name (Input and Scaling nodes) -> max |x|.
+        Dict node name (Input and Scaling nodes) -> max |x| (max x when feeding only ReLUs).
         """
     @property
     def samples(self) -> int:

@@ -43,10 +43,11 @@ def plot_activation_histograms(float_graph: _core.Graph, quantized_graph: _core.
         fig, ax = plt.subplots(figsize=(7, 3.2))
         ax.stairs(np.maximum(counts, 0.5), edges, fill=True, color="#4c72b0")
         ax.set_yscale("log")
-        ax.axvline(q["max_abs"], color="#555555", linestyle=":", label=f"max {q['max_abs']:.4g}")
+        ax.axvline(q["max_abs"], color="#555555", linestyle=":", label=f"calibrated max {q['max_abs']:.4g}")
         if not q["dequantize_point"]:
             ax.axvline(q["range"], color="#c44e52", label=f"range used {q['range']:.4g}")
-        ax.set_xlim(0, max(q["max_abs"], q["range"]) * 1.05)
+        top = edges[np.flatnonzero(counts).max() + 1] if counts.any() else edges[-1]
+        ax.set_xlim(0, max(top, q["max_abs"], q["range"]) * 1.05)
         ax.set_xlabel("|activation|")
         ax.set_ylabel("count")
         ax.set_title(node.name, fontsize=9)

@@ -75,7 +75,7 @@ def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose:
         verbose: show a progress line per batch on stderr.
 
     Returns:
-        dict node name -> max |x| (float).
+        dict node name -> max |x| (max x for a Scaling node feeding only ReLUs), float.
 
     Raises:
         ValueError: empty calibration set, NaN or Inf in the data or in an activation.

@@ -28,7 +28,7 @@ struct Attribute {
 // Quantization state of one node, filled by the PTQ passes (see ptq.hpp).
 struct NodeQuant {
   std::vector<float> weight_range;  // affine nodes: max |W| per output channel (or 1 value)
-  float max_abs = 0.f;              // max |x| seen in calibration
+  float max_abs = 0.f;              // max |x| seen in calibration (max x before ReLUs only)
   float range = 0.f;                // S: the float value mapped to the largest code of the output
                                     // (max_abs, clipped, then raised by max arbitration)
   bool is_unsigned = false;         // output codes in [0, 2^n - 1] (sign optimisation)

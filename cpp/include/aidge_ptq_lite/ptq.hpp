@@ -84,8 +84,6 @@ class RangeCollector {
 RangeMap adjust_ranges(const Graph& g, const std::string& clipping_mode, const RangeMap& ranges,
                        const std::map<std::string, Histogram>& histograms, int nb_bits,
                        bool optimize_signs);
-// max |x| and whether all values are finite, vectorised and threaded.
-float max_abs(const float* x, int64_t n, bool* finite);
 
 // ---- quantize.cpp -------------------------------------------------------------------------------
 // Scales the normalized network to n-bit codes: weights * (2^(n-1) - 1) (rounded unless no_quant),

@@ -46,12 +46,16 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace {
+// Whole cache lines and one more, so SIMD tails may read a full vector past the end safely.
+size_t allocated_bytes(size_t nbytes) { return (nbytes + 64 + 63) / 64 * 64; }
+}  // namespace
+
 Tensor Tensor::uninitialized(DType dtype, Shape shape) {
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
-  // Round up to whole cache lines so SIMD tails may read a full vector past the end safely.
-  const size_t bytes = (t.nbytes() + 64 + 63) / 64 * 64;
+  const size_t bytes = allocated_bytes(t.nbytes());
   void* p = std::aligned_alloc(64, bytes);
   if (!p) throw Error("out of memory allocating a tensor of shape " + shape_str(t.shape_));
   t.storage_ = std::shared_ptr<void>(p, std::free);
@@ -60,7 +64,7 @@ Tensor Tensor::uninitialized(DType dtype, Shape shape) {
 
 Tensor::Tensor(DType dtype, Shape shape) {
   *this = uninitialized(dtype, std::move(shape));
-  std::memset(storage_.get(), 0, (nbytes() + 64 + 63) / 64 * 64);
+  std::memset(storage_.get(), 0, allocated_bytes(nbytes()));
 }
 
 Tensor Tensor::reshaped(Shape shape) const {

@@ -43,11 +43,10 @@ float Histogram::add(const float* x, int64_t n) {
   // Binning with the current range also finds max |x|, so a batch is read once unless it needs
   // a larger range (and the first batch, whose range is not known before its max).
   std::vector<uint64_t> batch(counts_.size(), 0);
-  bool finite = true;
   const float largest =
       range_ > 0 ? kernels::histogram_abs_f32(x, n, static_cast<float>(bins()) / range_, bins(), batch.data())
-                 : max_abs(x, n, &finite);
-  if (!finite || !std::isfinite(largest)) throw ValueError("Histogram.add: the data contains NaN or Inf");
+                 : kernels::max_abs_f32(x, n);
+  if (!std::isfinite(largest)) throw ValueError("Histogram.add: the data contains NaN or Inf");
   if (largest >= range_ && range_ < kMaxRange) {
     grow_to(range_above(largest));
     std::fill(batch.begin(), batch.end(), 0);

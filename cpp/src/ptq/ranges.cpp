@@ -1,4 +1,5 @@
-// compute_ranges: max |x| of every node output over the calibration set, one batch at a time.
+// compute_ranges: the range of every Input and Scaling node over the calibration set, one batch
+// at a time (see ptq.hpp).
 #include <algorithm>
 #include <cmath>
 
@@ -8,12 +9,6 @@
 
 namespace apl {
 
-float max_abs(const float* x, int64_t n, bool* finite) {
-  const float m = kernels::max_abs_f32(x, n);
-  if (finite) *finite = std::isfinite(m);
-  return m;
-}
-
 RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins)
     : graph_(g), histogram_bins_(histogram_bins) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
@@ -22,20 +17,18 @@ RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins)
     if (n.op != "Scaling") continue;
     if (histogram_bins > 0) histograms_.emplace(n.name, Histogram(histogram_bins));
     const auto users = g.consumers(n.name);
-    const bool only_relus = !users.empty() && std::all_of(users.begin(), users.end(), [&](const std::string& u) {
-      return g.node(u).op == "Relu";
-    });
+    const bool is_output = std::find(g.outputs().begin(), g.outputs().end(), n.name) != g.outputs().end();
+    const bool only_relus = !is_output && !users.empty() &&
+                            std::all_of(users.begin(), users.end(), [&](const std::string& u) { return g.node(u).op == "Relu"; });
     measures_[only_relus ? users.front() : n.name] = n.name;
   }
 }
 
 void RangeCollector::update(const Tensor& batch) {
-  bool finite = true;
-  max_abs(batch.data<float>(), batch.numel(), &finite);
-  if (!finite) throw ValueError("calibration data contains NaN or Inf");
   RangeMap batch_ranges;
   graph_.executor()->run(batch, [&](const Node& n, const Tensor& out) {
-    // Only the Input and the Scaling nodes set scales (a NaN anywhere reaches a Scaling node).
+    // Only the Input and the Scaling nodes set scales. A NaN anywhere reaches a Scaling node, and
+    // through the ReLU that measures it (ReLU keeps NaN).
     const auto h = histograms_.find(n.name);
     const auto measured = measures_.find(n.name);
     if ((h == histograms_.end() && measured == measures_.end()) || out.dtype() != DType::F32) return;
@@ -47,7 +40,8 @@ void RangeCollector::update(const Tensor& batch) {
     } catch (const ValueError&) {  // the histogram's NaN/Inf error, reworded below with the node
     }
     if (!std::isfinite(m))
-      throw ValueError("calibration produced NaN or Inf at " + n.label() + " (non-finite weights?)");
+      throw ValueError(n.op == "Input" ? std::string("calibration data contains NaN or Inf")
+                                       : "calibration produced NaN or Inf at " + n.label() + " (non-finite weights?)");
     if (measured != measures_.end()) batch_ranges[measured->second] = m;
   });
   for (const auto& [name, m] : batch_ranges) ranges_[name] = std::max(ranges_[name], m);

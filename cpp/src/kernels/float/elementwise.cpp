@@ -42,7 +42,7 @@ void batchnorm_f32(int64_t N, int64_t C, int64_t HW, const float* x, const float
 }
 
 void relu_f32(int64_t n, const float* x, float* y) {
-  map_f32(n, x, y, [](float v) { return v > 0.0f ? v : 0.0f; });
+  map_f32(n, x, y, [](float v) { return v < 0.0f ? 0.0f : v; });  // NaN stays NaN (calibration checks)
 }
 
 void leaky_relu_f32(int64_t n, float alpha, const float* x, float* y) {

@@ -1,7 +1,8 @@
-// Histogram of |x| and max |x|: the scalar references (one table), and the dispatching kernels. The kernel
-// works tile by tile: the active SIMD level turns a tile of values into the bin indices of those
-// not in bin 0 and counts the others (histogram_isa.hpp), then scalar increments count the listed
-// bins into sub-histograms. Each thread has its own sub-histograms, added into the output at the
+// Histogram of |x| and max |x|: the scalar references (one table), and the dispatching kernels.
+// The histogram kernel works tile by tile: the active SIMD level turns a tile of values into bin
+// indices (when the data is mostly in bin 0, only those of the other values, bin 0 being counted
+// by vector compares; histogram_isa.hpp), then scalar increments count the listed bins into
+// sub-histograms. Each thread has its own sub-histograms, added into the output at the
 // end. Every level and thread count gives the reference's counts: the bin index is the same
 // float32 computation everywhere and integer sums do not depend on their order.
 

@@ -30,7 +30,7 @@ constexpr int64_t kBinSlack = 16;
 // bin 0, the n - listed others being in bin 0.
 using TileBinsFn = TileBins (*)(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0,
                                 uint32_t* out);
-// max |x_i| as bits, the same order trick without binning (calibration ranges under MAX clipping).
+// max |x_i| as bits, the same order trick without binning (calibration ranges without histograms).
 using MaxAbsBitsFn = uint32_t (*)(const float* x, int64_t n);
 
 inline uint32_t abs_bits(float v) {
