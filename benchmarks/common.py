@@ -11,6 +11,10 @@ import numpy as np
 # import the package (2 threads: the machine these figures are for, and onnxruntime's setting).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# onnxruntime's pool threads spin for a while after each run; whatever runs next would share the
+# cores with them. A pause before each timed run lets every runtime's threads go idle first.
+SETTLE_SECONDS = 0.2
+
 
 def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
     """Median wall time of fn() over `repeats` runs after `warmup` runs."""
@@ -32,6 +36,7 @@ def interleaved_medians(fns: dict, repeats: int = 7, warmup: int = 2) -> dict:
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            time.sleep(SETTLE_SECONDS)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
