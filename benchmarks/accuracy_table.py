@@ -27,7 +27,8 @@ def quantized_accuracy(path, calib, x, y, **kw):
     g = apl.load_onnx(path)
     t0 = time.perf_counter()
     apl.quantize_network(g, calibration_set=calib, **kw)
-    return accuracy(g, x, y), time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    return accuracy(g, x, y), seconds
 
 
 def main():
