@@ -113,6 +113,7 @@ class Graph {
   std::vector<std::string> consumers(const std::string& name) const;
   const std::string& input() const { return input_; }  // the Input node
   const std::vector<std::string>& outputs() const { return outputs_; }
+  bool is_output(const std::string& name) const;
   void set_outputs(std::vector<std::string> outputs);
   const Shape& input_shape() const;  // per sample
   int64_t param_count() const;

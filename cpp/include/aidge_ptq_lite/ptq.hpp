@@ -70,7 +70,6 @@ class RangeCollector {
 
  private:
   const Graph& graph_;
-  int64_t histogram_bins_;
   std::map<std::string, std::string> measures_;  // observed node -> the node whose range it gives
   RangeMap ranges_;
   std::map<std::string, Histogram> histograms_;

@@ -165,6 +165,10 @@ void Graph::finalize() {
 
 // ---- Graph: edits --------------------------------------------------------------------------------
 
+bool Graph::is_output(const std::string& name) const {
+  return std::find(outputs_.begin(), outputs_.end(), name) != outputs_.end();
+}
+
 std::vector<std::string> Graph::consumers(const std::string& name) const {
   std::vector<std::string> out;
   for (const Node& n : nodes_)

@@ -16,10 +16,6 @@ namespace {
 constexpr int kMaxSweeps = 100;
 
 
-bool is_output(const Graph& g, const std::string& name) {
-  return std::find(g.outputs().begin(), g.outputs().end(), name) != g.outputs().end();
-}
-
 // Ops f with f(s * x) = s * f(x) for s > 0 that keep channel c of their input in channel c.
 bool is_homogeneous_channelwise(const Node& n) {
   return n.op == "Relu" || n.op == "LeakyRelu" || n.op == "MaxPool" || n.op == "AveragePool" ||
@@ -60,7 +56,7 @@ std::optional<LayerPair> pair_starting_at(const Graph& g, const Node& first) {
   std::string tensor = first.name;
   for (;;) {
     const auto users = g.consumers(tensor);
-    if (users.size() != 1 || is_output(g, tensor)) return std::nullopt;
+    if (users.size() != 1 || g.is_output(tensor)) return std::nullopt;
     const Node& next = g.node(users[0]);
     if (next.inputs.size() != 1) return std::nullopt;
     if (is_affine_op(next.op))

@@ -107,7 +107,7 @@ void prepare_network(Graph& g) {
     const Node bn = g.node(name);
     const std::string producer = bn.inputs[0];
     if (is_affine_op(g.node(producer).op) && g.consumers(producer).size() == 1 &&
-        std::find(g.outputs().begin(), g.outputs().end(), producer) == g.outputs().end()) {
+        !g.is_output(producer)) {
       fold_batchnorm_into(g.node(producer), bn);
       g.remove(name);
     } else if (bn.shape.size() == 3) {

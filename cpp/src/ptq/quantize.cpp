@@ -36,8 +36,7 @@ std::set<std::string> dequantize_points(const Graph& g) {
   for (const Node& n : g.nodes()) {
     if (n.op != "Scaling") continue;
     const auto users = g.consumers(n.name);
-    const bool is_output = std::find(g.outputs().begin(), g.outputs().end(), n.name) != g.outputs().end();
-    if (users.empty() ? is_output : std::all_of(users.begin(), users.end(), is_float)) points.insert(n.name);
+    if (users.empty() ? g.is_output(n.name) : std::all_of(users.begin(), users.end(), is_float)) points.insert(n.name);
   }
   return points;
 }

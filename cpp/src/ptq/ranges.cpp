@@ -9,16 +9,14 @@
 
 namespace apl {
 
-RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins)
-    : graph_(g), histogram_bins_(histogram_bins) {
+RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins) : graph_(g) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
   measures_[g.input()] = g.input();
   for (const Node& n : g.nodes()) {
     if (n.op != "Scaling") continue;
     if (histogram_bins > 0) histograms_.emplace(n.name, Histogram(histogram_bins));
     const auto users = g.consumers(n.name);
-    const bool is_output = std::find(g.outputs().begin(), g.outputs().end(), n.name) != g.outputs().end();
-    const bool only_relus = !is_output && !users.empty() &&
+    const bool only_relus = !g.is_output(n.name) && !users.empty() &&
                             std::all_of(users.begin(), users.end(), [&](const std::string& u) { return g.node(u).op == "Relu"; });
     measures_[only_relus ? users.front() : n.name] = n.name;
   }

@@ -31,7 +31,7 @@ bool clamps_at_zero(const Node& n) {
 
 // A requantizer clamps at zero for free when every consumer would clamp there anyway.
 bool feeds_only_zero_clamps(const Graph& g, const Node& n) {
-  if (std::find(g.outputs().begin(), g.outputs().end(), n.name) != g.outputs().end()) return false;
+  if (g.is_output(n.name)) return false;
   const auto users = g.consumers(n.name);
   return !users.empty() && std::all_of(users.begin(), users.end(),
                                        [&](const std::string& u) { return clamps_at_zero(g.node(u)); });
