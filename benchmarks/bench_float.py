@@ -8,10 +8,9 @@ ImageNet-shape ResNet-18 (batch 1 and 8). Run with OMP_NUM_THREADS=2 (the defaul
 import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians, ort_session, rng_images  # noqa: E402
+from common import interleaved_medians, ort_session, resnet18_path, rng_images  # noqa: E402
 
 import aidge_ptq_lite as apl  # noqa: E402
 from aidge_ptq_lite import datasets, zoo  # noqa: E402
@@ -21,9 +20,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
-    resnet18 = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
-    if not os.path.exists(resnet18):
-        zoo.make_resnet18(resnet18, seed=0)
+    resnet18 = resnet18_path()
     cases = [("resnet (zoo)", zoo.model_path("resnet"), 64, None),
              ("ResNet-18", resnet18, 1, (3, 224, 224)),
              ("ResNet-18", resnet18, 8, (3, 224, 224))]

@@ -16,13 +16,12 @@ equal to numpy's. GB/s counts the bytes of x once. Targets (1 thread): ours >= 2
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians  # noqa: E402
+from common import interleaved_medians, per_thread_count_rows  # noqa: E402
 
 from aidge_ptq_lite import Histogram, simd_level  # noqa: E402
 
@@ -68,13 +67,7 @@ def main():
             print(json.dumps(measure(kind, n, args.repeats)), flush=True)
         return
 
-    rows = []
-    for threads in (1, 2):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "--repeats",
-                              str(args.repeats), "--values-mi", str(args.values_mi)],
-                             env=env, check=True, capture_output=True, text=True).stdout
-        rows += [json.loads(line) for line in out.splitlines()]
+    rows = per_thread_count_rows(__file__, ["--repeats", args.repeats, "--values-mi", args.values_mi])
 
     print(f"{args.values_mi} Mi float32 values, {BINS} bins, SIMD level {rows[0]['simd']}, "
           f"medians of {args.repeats} interleaved runs")

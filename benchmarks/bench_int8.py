@@ -10,42 +10,27 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians, ort_session, rng_images  # noqa: E402
+from common import interleaved_medians, ort_quantize_static, ort_session, resnet18_path, rng_images  # noqa: E402
 
 import aidge_ptq_lite as apl  # noqa: E402
 from aidge_ptq_lite import datasets, zoo  # noqa: E402
 
 
 def ort_quantized(path: str, calib: np.ndarray, activation_unsigned: bool) -> str:
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{"input": calib[i:i + 1]} for i in range(len(calib))])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    out = os.path.join(tempfile.gettempdir(), f"{os.path.basename(path)}.{'u8s8' if activation_unsigned else 's8s8'}.onnx")
-    quantize_static(path, out, Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8 if activation_unsigned else QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
-    return out
+    kind = "u8s8" if activation_unsigned else "s8s8"
+    out = os.path.join(tempfile.gettempdir(), f"{os.path.basename(path)}.{kind}.onnx")
+    return ort_quantize_static(path, calib, out, activation_unsigned)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
-    resnet18 = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
-    if not os.path.exists(resnet18):
-        zoo.make_resnet18(resnet18, seed=0)
+    resnet18 = resnet18_path()
     print(f"SIMD level: {apl.simd_level()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
           f"medians of {args.repeats} interleaved runs")
     header = f"{'model':<12} {'batch':>5} {'ours int8':>10} {'ours float':>10} {'ORT S8S8':>9} {'ORT U8S8':>9} {'ORT float':>9}  ratios ours-int8 / (ORT S8S8, ORT U8S8, ours float)"

@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import median_seconds, rng_images  # noqa: E402
+from common import median_seconds, ort_quantize_static, resnet18_path, rng_images  # noqa: E402
 
 import aidge_ptq_lite as apl  # noqa: E402
 from aidge_ptq_lite import datasets, zoo  # noqa: E402
@@ -25,20 +25,8 @@ MODES = ("MAX", "MSE", "AA", "KL")
 
 
 def ort_quantize(path: str, calib: np.ndarray, method: str) -> None:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{"input": calib[i:i + 1]} for i in range(len(calib))])
-
-        def get_next(self):
-            return next(self.batches, None)
-
     with tempfile.TemporaryDirectory() as tmp:
-        quantize_static(path, os.path.join(tmp, "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=getattr(CalibrationMethod, method))
+        ort_quantize_static(path, calib, os.path.join(tmp, "q.onnx"), method=method)
 
 
 def main():
@@ -46,9 +34,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-ort", action="store_true", help="skip onnxruntime (it takes minutes on ResNet-18)")
     args = p.parse_args()
-    resnet18 = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
-    if not os.path.exists(resnet18):
-        zoo.make_resnet18(resnet18, seed=0)
+    resnet18 = resnet18_path()
     print(f"SIMD level: {apl.simd_level()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
           f"medians of {args.repeats} runs (onnxruntime: 1 run)")
     print(f"{'model':<14} {'inputs':>6} " + " ".join(f"{m:>7}" for m in MODES) +

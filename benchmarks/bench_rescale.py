@@ -16,13 +16,12 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians  # noqa: E402
+from common import interleaved_medians, per_thread_count_rows  # noqa: E402
 
 from aidge_ptq_lite import _core, simd_level  # noqa: E402
 
@@ -80,13 +79,7 @@ def main():
         print(json.dumps(measure(n, args.repeats)), flush=True)
         return
 
-    rows = []
-    for threads in (1, 2):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "--repeats",
-                              str(args.repeats), "--values-mi", str(args.values_mi)],
-                             env=env, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out))
+    rows = per_thread_count_rows(__file__, ["--repeats", args.repeats, "--values-mi", args.values_mi])
 
     m, s = encode_multiplier(FACTOR)
     print(f"{args.values_mi} Mi int32 accumulators -> int8, per tensor, medians of {args.repeats} "

@@ -1,8 +1,12 @@
 """Shared helpers of the benchmarks: side-by-side timing with medians, onnxruntime sessions."""
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -54,6 +58,47 @@ def ort_session(model, threads: int = 2):
                                 providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]
+
+
+def ort_quantize_static(path: str, calib: np.ndarray, out: str, activation_unsigned: bool = False,
+                        method: str = "MinMax") -> str:
+    """onnxruntime's quantize_static to a QDQ model at `out` (int8 weights; uint8 or int8
+    activations), one calibration input per batch as its examples do. Returns `out`."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": calib[i:i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(path, out, Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8 if activation_unsigned else QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, method))
+    return out
+
+
+def resnet18_path() -> str:
+    """The ImageNet-shape ResNet-18 (zoo.make_resnet18, seed 0), built once into the temp dir."""
+    from aidge_ptq_lite import zoo
+    path = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
+    if not os.path.exists(path):
+        zoo.make_resnet18(path, seed=0)
+    return path
+
+
+def per_thread_count_rows(script: str, args: list) -> list:
+    """Runs `script --worker *args` once with 1 and once with 2 OpenMP threads (the runtime reads
+    OMP_NUM_THREADS at start-up, so each needs its own process); the JSON lines it prints."""
+    rows = []
+    for threads in (1, 2):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        out = subprocess.run([sys.executable, os.path.abspath(script), "--worker", *map(str, args)],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        rows += [json.loads(line) for line in out.splitlines()]
+    return rows
 
 
 def rng_images(n: int, shape, seed: int = 0) -> np.ndarray:
