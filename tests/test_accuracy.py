@@ -40,7 +40,6 @@ def int_accuracy(model, nb_bits=8, clipping="MAX", channel_wise=False, cle=False
 # Targets not reached yet, with the figures measured on the full test set (strict: a fix makes the
 # test fail until the entry is removed).
 KNOWN_MISSES = {
-    ("shift", "mobilenet"): "single shift costs 0.64 point on mobilenet (91.35 -> 90.71), target <= 0.5",
     ("clip8-MSE-tensor", "mobilenet"): "MSE at 8 bits per tensor 91.23 vs MAX 91.35 on mobilenet, target >= -0.1",
     ("clip8-KL-tensor", "mobilenet"): "KL at 8 bits per tensor 91.23 vs MAX 91.35 on mobilenet, target >= -0.1",
     ("clip8-MSE-channel", "mobilenet"): "MSE at 8 bits channel-wise 91.55 vs MAX 91.67 on mobilenet, target >= -0.1",

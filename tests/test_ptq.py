@@ -124,6 +124,27 @@ def test_extremes_do_not_overflow_int32():
     np.testing.assert_allclose(g.forward(x).reshape(2, 2), [[c * 9, -c * 9], [-c * 9, c * 9]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("nb_bits", [8, 4])
+def test_single_shift_weights_stay_in_range_and_fill_its_top_bit(calib, nb_bits):
+    """Per tensor, the shift is chosen per output channel: each channel's largest weight code lands
+    in the top half of the n-bit range (never outside it), and every rescaling after a Conv/Gemm
+    is a power of two."""
+    g = _quantized("mobilenet", calib[:32], nb_bits=nb_bits, single_shift=True)
+    limit = 2 ** (nb_bits - 1) - 1
+    checked = 0
+    for n in g.nodes():
+        if n.op != "Scaling" or g.node(n.inputs[0]).op not in ("Conv", "Gemm") or n.quant["dequantize_point"]:
+            continue
+        assert all(m & (m - 1) == 0 for m, _ in n.quant["multiplier"]), n.name  # 1, or 2^j with shift 0
+        w = g.node(n.inputs[0]).params[0].astype(np.int32)
+        channel_max = np.abs(w.reshape(len(w), -1)).max(axis=1)
+        assert channel_max.max() <= limit
+        live = channel_max > 0
+        assert np.all(channel_max[live] > limit // 2), (n.name, channel_max.min())
+        checked += 1
+    assert checked >= 20
+
+
 # ---- calibration ranges ------------------------------------------------------------------------
 
 def _prepared(model):

@@ -96,10 +96,11 @@ void check_nb_bits(int nb_bits);
 
 // ---- single_shift.cpp ---------------------------------------------------------------------------
 // On the normalized network, before quantize_normalized_network: makes the requantization factor
-// of every Scaling node that follows a Conv/Gemm (except the dequantization points) a power of two 2^ceil(log2 m), and multiplies the
-// affine node's weights and bias (per output channel) by the ratio m / 2^ceil(log2 m), which is in
-// (0.5, 1], so weights stay inside their n-bit range. Scaling nodes after joins and pools have no
-// weights to compensate in: they keep their fixed-point multiplier.
+// of every Scaling node that follows a Conv/Gemm (except the dequantization points) a power of two
+// p = 2^ceil(log2(m * w_max)) per output channel (w_max: the channel's normalized weight range), and
+// multiplies that channel's weights and bias by m / p: its largest weight lands in (0.5, 1], inside
+// the n-bit range and using its top bit. Scaling nodes after joins and pools have no weights to
+// compensate in: they keep their fixed-point multiplier.
 void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs);
 // Largest code of a node's output: 2^(n-1)-1, or 2^n-1 when unsigned (and signs are optimized).
 double code_max(const Node& n, int nb_bits, bool optimize_signs);

@@ -1,5 +1,6 @@
 // apply_single_shift: power-of-two rescaling, the ratio compensated in the previous layer's
 // weights (see ptq.hpp).
+#include <algorithm>
 #include <cmath>
 
 #include "aidge_ptq_lite/ops.hpp"
@@ -20,15 +21,22 @@ void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs) {
     Tensor& factor = scaling.params[0];
     Tensor& w = affine.params[0];
     const int64_t K = w.dim(0), per_channel = w.numel() / K;
-    for (int64_t k = 0; k < K; ++k) {
-      float& f = factor.data<float>()[factor.numel() == 1 ? 0 : k];
-      const double m = f * q_out / (q_in * q_weight);  // the requantization factor to replace
-      const double ratio = m / std::exp2(std::ceil(std::log2(m)));  // in (0.5, 1]
-      for (int64_t i = 0; i < per_channel; ++i) w.data<float>()[k * per_channel + i] *= static_cast<float>(ratio);
-      affine.params[1].data<float>()[k] *= static_cast<float>(ratio);
-      if (factor.numel() == K) f = static_cast<float>(f / ratio);
-    }
     if (factor.numel() != K) throw Error(scaling.label() + ": expected one factor per channel");
+    for (int64_t k = 0; k < K; ++k) {
+      float* wk = w.data<float>() + k * per_channel;
+      double w_max = 0.0;  // normalized: <= 1 (below 1 for most channels of a per-tensor range)
+      for (int64_t i = 0; i < per_channel; ++i) w_max = std::max(w_max, std::fabs(double(wk[i])));
+      if (w_max == 0.0) w_max = 1.0;
+      float& f = factor.data<float>()[k];
+      const double m = f * q_out / (q_in * q_weight);  // the requantization factor to replace
+      // The smallest power of two that keeps this channel's largest weight inside the range:
+      // ratio * w_max lands in (0.5, 1], so a channel loses less than one bit of weight
+      // resolution, and gains the bits that a per-tensor weight range left unused in it.
+      const double ratio = m / std::exp2(std::ceil(std::log2(m * w_max)));
+      for (int64_t i = 0; i < per_channel; ++i) wk[i] = static_cast<float>(wk[i] * ratio);
+      affine.params[1].data<float>()[k] *= static_cast<float>(ratio);
+      f = static_cast<float>(f / ratio);
+    }
     scaling.quant.power_of_two = true;
   }
   g.invalidate();
