@@ -12,9 +12,18 @@ pytestmark = pytest.mark.skipif(datasets.data_source().startswith("bundled"),
                                 reason="needs the full test set (apt-get install dataset-fashion-mnist)")
 
 
+CALIBRATION_SIZE = 256
+CALIBRATION_SETS = 4  # disjoint sets of CALIBRATION_SIZE train images, for the method comparisons
+
+
 @functools.lru_cache(maxsize=None)
 def _data():
-    return datasets.load_fashion_mnist("test"), datasets.load_calibration_set(256)
+    return (datasets.load_fashion_mnist("test"),
+            datasets.load_calibration_set(CALIBRATION_SIZE * CALIBRATION_SETS))
+
+
+def _calibration_set(k):
+    return _data()[1][k * CALIBRATION_SIZE:(k + 1) * CALIBRATION_SIZE]
 
 
 def _accuracy(g):
@@ -29,21 +38,28 @@ def float_accuracy(model):
 
 
 @functools.lru_cache(maxsize=None)
-def int_accuracy(model, nb_bits=8, clipping="MAX", channel_wise=False, cle=False, signs=False, shift=False):
+def int_accuracy(model, nb_bits=8, clipping="MAX", channel_wise=False, cle=False, signs=False, shift=False,
+                 calibration=0):
+    """Accuracy after quantizing with the `calibration`-th calibration set (0: the first 256 images)."""
     g = apl.load_onnx(zoo.model_path(model))
-    apl.quantize_network(g, nb_bits=nb_bits, calibration_set=_data()[1], clipping_mode=clipping,
-                         channel_wise=channel_wise, cross_layer_equalization=cle, optimize_signs=signs,
-                         single_shift=shift)
+    apl.quantize_network(g, nb_bits=nb_bits, calibration_set=_calibration_set(calibration),
+                         clipping_mode=clipping, channel_wise=channel_wise, cross_layer_equalization=cle,
+                         optimize_signs=signs, single_shift=shift)
     return _accuracy(g)
+
+
+def mean_int_accuracy(model, **kw):
+    """Mean over the disjoint calibration sets. One set is a single draw: perturbing the ranges of a
+    random half of mobilenet's layers by 2-5% (a fraction of a bit at 8 bits) moves its accuracy by
+    up to 0.2 point, so a comparison of two range policies within 0.1 point needs the mean."""
+    return float(np.mean([int_accuracy(model, calibration=k, **kw) for k in range(CALIBRATION_SETS)]))
 
 
 # Targets not reached yet, with the figures measured on the full test set (strict: a fix makes the
 # test fail until the entry is removed).
 KNOWN_MISSES = {
-    ("clip8-MSE-tensor", "mobilenet"): "MSE at 8 bits per tensor 91.23 vs MAX 91.35 on mobilenet, target >= -0.1",
-    ("clip8-KL-tensor", "mobilenet"): "KL at 8 bits per tensor 91.23 vs MAX 91.35 on mobilenet, target >= -0.1",
-    ("clip8-MSE-channel", "mobilenet"): "MSE at 8 bits channel-wise 91.55 vs MAX 91.67 on mobilenet, target >= -0.1",
-    ("mse4", "lenet"): "4 bits channel-wise: MSE 86.60 vs MAX 86.07 on lenet, a margin of 0.53 (target 1.0)",
+    ("mse4", "lenet"): "4 bits channel-wise, mean of 4 calibration sets: MSE 86.65 vs MAX 86.20 on lenet, "
+                       "a margin of 0.45 (target 1.0)",
 }
 
 
@@ -70,14 +86,14 @@ def test_int8_channel_wise_within_0_2_point(zoo_model):
 @pytest.mark.parametrize("channel_wise", [False, True])
 def test_8bit_clipping_costs_at_most_0_1_point_against_max(request, zoo_model, clipping, channel_wise):
     known_miss(request, f"clip8-{clipping}-{'channel' if channel_wise else 'tensor'}", zoo_model)
-    assert int_accuracy(zoo_model, clipping=clipping, channel_wise=channel_wise) >= \
-        int_accuracy(zoo_model, channel_wise=channel_wise) - 0.1
+    assert mean_int_accuracy(zoo_model, clipping=clipping, channel_wise=channel_wise) >= \
+        mean_int_accuracy(zoo_model, channel_wise=channel_wise) - 0.1
 
 
 def test_4bit_mse_beats_max(request, zoo_model):
     known_miss(request, "mse4", zoo_model)
-    mse = int_accuracy(zoo_model, nb_bits=4, clipping="MSE", channel_wise=True)
-    assert mse >= int_accuracy(zoo_model, nb_bits=4, channel_wise=True) + 1.0
+    mse = mean_int_accuracy(zoo_model, nb_bits=4, clipping="MSE", channel_wise=True)
+    assert mse >= mean_int_accuracy(zoo_model, nb_bits=4, channel_wise=True) + 1.0
 
 
 def test_cle_never_costs_more_than_0_1_point(request, zoo_model):
@@ -96,9 +112,11 @@ def test_sign_optimization_never_worse_by_more_than_0_1_point(request, zoo_model
     assert int_accuracy(zoo_model, signs=True, **kw) >= int_accuracy(zoo_model, **kw) - 0.1
 
 
-def test_single_shift_within_0_5_point_of_full_multipliers(request, zoo_model):
+@pytest.mark.parametrize("channel_wise", [False, True])
+def test_single_shift_within_0_5_point_of_full_multipliers(request, zoo_model, channel_wise):
     known_miss(request, "shift", zoo_model)
-    assert int_accuracy(zoo_model, shift=True) >= int_accuracy(zoo_model) - 0.5
+    assert int_accuracy(zoo_model, shift=True, channel_wise=channel_wise) >= \
+        int_accuracy(zoo_model, channel_wise=channel_wise) - 0.5
 
 
 @pytest.mark.parametrize("nb_bits", [2, 3, 5, 6, 7])
