@@ -1,5 +1,6 @@
 """Accuracy of the integer network on the full Fashion-MNIST test set (calibration: the first 256
-train images), against the targets of the PTQ issues. Differences are in points of top-1."""
+train images), against the targets of the PTQ issues. Differences are in points of top-1.
+Comparisons of two options within 0.1 point use the mean over 4 disjoint calibration sets."""
 import functools
 
 import numpy as np
@@ -111,7 +112,7 @@ def test_mobilenet_per_tensor_with_cle_within_0_3_point():
 def test_sign_optimization_never_worse_by_more_than_0_1_point(request, zoo_model, nb_bits):
     known_miss(request, f"signs{nb_bits}", zoo_model)
     kw = {"nb_bits": nb_bits, "channel_wise": True, "clipping": "MSE" if nb_bits == 4 else "MAX"}
-    assert int_accuracy(zoo_model, signs=True, **kw) >= int_accuracy(zoo_model, **kw) - 0.1
+    assert mean_int_accuracy(zoo_model, signs=True, **kw) >= mean_int_accuracy(zoo_model, **kw) - 0.1
 
 
 @pytest.mark.parametrize("channel_wise", [False, True])
