@@ -59,8 +59,8 @@ def mean_int_accuracy(model, **kw):
 # Targets not reached yet, with the figures measured on the full test set (strict: a fix makes the
 # test fail until the entry is removed).
 KNOWN_MISSES = {
-    ("mse4", "lenet"): "4 bits channel-wise, mean of 4 calibration sets: MSE 86.65 vs MAX 86.20 on lenet, "
-                       "a margin of 0.45 (target 1.0)",
+    ("mse4", "lenet"): "4 bits channel-wise, mean of 4 calibration sets: MSE 86.89 vs MAX 86.20 on lenet, "
+                       "a margin of 0.69 (target 1.0)",
 }
 
 

@@ -109,3 +109,18 @@ def test_op_matches_onnxruntime(case):
     ref = ort_forward(model, x)
     assert ours.shape == ref.shape
     assert relative_error(ours, ref) <= 1e-5
+
+
+def test_maxpool_window_with_a_nan_gives_nan():
+    # numpy's max semantics: a NaN anywhere in the window (not only in its first cell) is kept, so
+    # calibration, which measures ranges after MaxPools, reports it. (onnxruntime keeps it or not
+    # depending on where it sits in the window.)
+    g = helper.make_graph([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])], "t",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 2, 2])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.arange(32, dtype=np.float32).reshape(2, 1, 4, 4)
+    x[0, 0, 0, 0] = x[0, 0, 1, 3] = x[1, 0, 3, 3] = np.nan  # first, second and last window cells
+    expected = x.reshape(2, 1, 2, 2, 2, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(apl.load_onnx(model).forward(x), expected)
+    assert np.isnan(expected).sum() == 3

@@ -176,6 +176,27 @@ def test_compute_ranges_streamed_equals_numpy_over_the_whole_set(calib):
         assert streamed[name] == pytest.approx(value, rel=1e-6), name
 
 
+def test_scaling_nodes_are_measured_where_their_codes_are_consumed(calib):
+    # lenet: Conv -> Scaling -> ReLU -> MaxPool. Quantizing commutes with ReLU and MaxPool, so the
+    # codes the next layer reads are those of the MaxPool's output: the max and the MSE/AA
+    # histograms are taken there; KL's histograms stay on the Scaling node's own |x|.
+    g = _prepared(zoo.model_path("lenet"))
+    scaling, relu, pool = "/features/features.0/Conv_scaling", "/features/features.1/Relu", "/features/features.2/MaxPool"
+    assert g.consumers(scaling) == [relu] and g.consumers(relu) == [pool]
+    outs = g.intermediate_outputs(calib, [scaling, pool])
+    assert (outs[scaling] < 0).any() and outs[pool].size * 4 == outs[scaling].size
+    assert apl.compute_ranges(g, calib)[scaling] == pytest.approx(float(outs[pool].max()), rel=1e-6)
+
+    def histogram(values):
+        h = apl.Histogram(1024)
+        h.add(values)
+        return h.counts
+
+    for mode, values in (("MSE", outs[pool]), ("AA", outs[pool]), ("KL", outs[scaling])):
+        counts = apl.compute_histograms(g, calib, bins=1024, clipping_mode=mode)[scaling].counts
+        np.testing.assert_array_equal(counts, histogram(values), err_msg=mode)
+
+
 def test_negative_side_before_a_relu_does_not_cost_resolution():
     # Pre-ReLU values reach -100 while the surviving positive part stays below 1: the range (and
     # so the step) follows the positive part, and the quantized network stays close to float.

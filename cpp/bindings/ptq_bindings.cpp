@@ -87,13 +87,18 @@ ValueError
   py::class_<RangeCollector>(m, "RangeCollector", R"pbdoc(
 Streaming calibration: ``update(batch)`` runs one float batch and keeps, for the Input and each
 Scaling node, the largest |x| seen so far. Memory does not grow with the number of batches.
-A Scaling node whose consumers are all ReLUs is measured after its ReLU (the largest x > 0):
-values below zero vanish there, so they must not widen the range.
+A Scaling node is measured where its codes are consumed: after the ReLU and MaxPool that all its
+consumers go through (the largest x > 0 after a ReLU; values a MaxPool drops do not count).
 )pbdoc")
-      .def(py::init<const Graph&, int64_t>(), py::arg("graph"), py::arg("histogram_bins") = 0,
+      .def(py::init([](const Graph& g, int64_t bins, bool where_consumed) {
+             return RangeCollector(g, bins, where_consumed ? HistogramPoint::kConsumed : HistogramPoint::kScalingOutput);
+           }),
+           py::arg("graph"), py::arg("histogram_bins") = 0, py::arg("histograms_where_consumed") = true,
            py::keep_alive<1, 2>(), R"pbdoc(
 Collector for ``graph`` (a float graph, after ``insert_scaling_nodes``). With
-``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node.
+``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node: of the
+values where they are consumed, like the max (for the MSE and AA searches), or with
+``histograms_where_consumed=False`` of the Scaling node's own output (for the KL search).
 )pbdoc")
       .def("update", [](RangeCollector& rc, const py::handle& batch) {
             Tensor t = py_bridge::input_from_numpy(batch);
@@ -109,7 +114,7 @@ ValueError
 ShapeError
     If the batch has the wrong shape.
 )pbdoc")
-      .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name (Input and Scaling nodes) -> max |x| (max x when feeding only ReLUs).")
+      .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name (Input and Scaling nodes) -> max |x| where consumed (max x after a ReLU).")
       .def_property_readonly("histograms", &RangeCollector::histograms,
                              "Dict Scaling node name -> Histogram of |x| (empty without histogram_bins).")
       .def_property_readonly("samples", &RangeCollector::samples, "Number of samples seen.");

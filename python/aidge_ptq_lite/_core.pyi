@@ -290,13 +290,15 @@ class RangeCollector:
     """
     Streaming calibration: ``update(batch)`` runs one float batch and keeps, for the Input and each
     Scaling node, the largest |x| seen so far. Memory does not grow with the number of batches.
-    A Scaling node whose consumers are all ReLUs is measured after its ReLU (the largest x > 0):
-    values below zero vanish there, so they must not widen the range.
+    A Scaling node is measured where its codes are consumed: after the ReLU and MaxPool that all its
+    consumers go through (the largest x > 0 after a ReLU; values a MaxPool drops do not count).
     """
-    def __init__(self, graph: Graph, histogram_bins: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    def __init__(self, graph: Graph, histogram_bins: typing.SupportsInt | typing.SupportsIndex = 0, histograms_where_consumed: bool = True) -> None:
         """
         Collector for ``graph`` (a float graph, after ``insert_scaling_nodes``). With
-        ``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node.
+        ``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node: of the
+        values where they are consumed, like the max (for the MSE and AA searches), or with
+        ``histograms_where_consumed=False`` of the Scaling node's own output (for the KL search).
         """
     def update(self, batch: typing.Any) -> None:
         """
@@ -317,7 +319,7 @@ class RangeCollector:
     @property
     def ranges(self) -> dict[str, float]:
         """
-        Dict node name (Input and Scaling nodes) -> max |x| (max x when feeding only ReLUs).
+        Dict node name (Input and Scaling nodes) -> max |x| where consumed (max x after a ReLU).
         """
     @property
     def samples(self) -> int:

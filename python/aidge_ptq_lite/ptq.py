@@ -50,9 +50,10 @@ def iter_batches(calibration_set: CalibrationSet, batch_size: int = CALIBRATION_
 
 
 def _calibrate(graph: _core.Graph, calibration_set: CalibrationSet, histogram_bins: int,
-               verbose: bool) -> _core.RangeCollector:
-    """One streamed pass over the calibration set: ranges, and histograms if bins > 0."""
-    collector = _core.RangeCollector(graph, histogram_bins)
+               verbose: bool, clipping: str = "MSE") -> _core.RangeCollector:
+    """One streamed pass over the calibration set: ranges, and histograms (for ``clipping``) if
+    bins > 0."""
+    collector = _core.RangeCollector(graph, histogram_bins, histograms_where_consumed=clipping != "KL")
     for i, batch in enumerate(iter_batches(calibration_set)):
         collector.update(batch)
         if verbose:
@@ -65,9 +66,10 @@ def _calibrate(graph: _core.Graph, calibration_set: CalibrationSet, histogram_bi
 
 
 def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose: bool = False) -> dict:
-    """Max |x| of the Input's and every Scaling node's output over the calibration set, streamed
-    batch by batch. A Scaling node feeding only ReLUs gets the max of x > 0: the ReLU zeroes the
-    rest, so negative values must not widen its range (and cost resolution).
+    """Max |x| of the Input's and every Scaling node's values over the calibration set, streamed
+    batch by batch. A Scaling node is measured where its codes are consumed: after the ReLU and
+    MaxPool that all its consumers go through (the max of x > 0 after a ReLU: the ReLU zeroes the
+    rest, so negative values must not widen its range and cost resolution).
 
     Args:
         graph: a float graph (usually after ``insert_scaling_nodes`` and ``normalize_parameters``).
@@ -84,9 +86,14 @@ def compute_ranges(graph: _core.Graph, calibration_set: CalibrationSet, verbose:
 
 
 def compute_histograms(graph: _core.Graph, calibration_set: CalibrationSet, bins: int = HISTOGRAM_BINS,
-                       verbose: bool = False) -> dict:
-    """Histogram of |x| of every Scaling node's output over the calibration set, streamed.
+                       verbose: bool = False, clipping_mode: Union[str, Clipping] = "MSE") -> dict:
+    """Histogram of |x| per Scaling node over the calibration set, streamed, for the clipping
+    search of ``clipping_mode``.
 
+    For "MSE" and "AA" (errors) the values are those consumed, as in ``compute_ranges``: after the
+    ReLU and MaxPool that all the node's consumers go through, since only their errors reach the
+    next layer. For "KL" (distributions) they are the Scaling node's own output, as in TensorRT's
+    entropy calibration: on the positive part alone KL clips far too hard.
     Each histogram covers a power-of-two range split into ``bins`` bins and grows by folding,
     so histograms of parts of the set merge exactly (``Histogram.merge``).
 
@@ -94,16 +101,18 @@ def compute_histograms(graph: _core.Graph, calibration_set: CalibrationSet, bins
         graph: a float graph after ``insert_scaling_nodes``.
         calibration_set: array (N, C, H, W) or an iterable of batches.
         bins: bins per histogram, a power of two (default 2048).
+        verbose: show a progress line per batch on stderr.
+        clipping_mode: the search the histograms are for: "MSE", "AA" or "KL".
 
     Returns:
         dict Scaling node name -> ``Histogram``.
 
     Raises:
-        ValueError: empty calibration set, NaN or Inf, bins not a power of two.
+        ValueError: empty calibration set, NaN or Inf, bins not a power of two, unknown mode.
     """
     if bins <= 0:
         raise ValueError(f"bins must be a positive power of two, got {bins}")
-    return dict(_calibrate(graph, calibration_set, bins, verbose).histograms)
+    return dict(_calibrate(graph, calibration_set, bins, verbose, _clipping_name(clipping_mode)).histograms)
 
 
 def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: CalibrationSet = None,
@@ -150,7 +159,7 @@ def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: Cali
     t0 = time.perf_counter()
     work = graph.clone()  # the caller's graph changes only once everything has succeeded
     _core._prepare_for_calibration(work, *options)
-    calibration = _calibrate(work, calibration_set, 0 if clipping == "MAX" else HISTOGRAM_BINS, verbose)
+    calibration = _calibrate(work, calibration_set, 0 if clipping == "MAX" else HISTOGRAM_BINS, verbose, clipping)
     _core._quantize_from_calibration(work, calibration, *options)
     graph._assign(work)
     if verbose:

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -50,11 +51,16 @@ void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, floa
 
 }  // namespace
 
+// A NaN anywhere in the window gives NaN (as numpy and torch do): calibration measures ranges
+// after a MaxPool and must see it.
 void maxpool2d_f32(const Pool2dShape& s, int64_t N, const float* x, float* y) {
   const float lowest = -std::numeric_limits<float>::infinity();
   pool_planes(s, N, x, y, lowest, lowest,
               [](float* out, const float* in, int64_t OW, int64_t stride) {
-                for (int64_t ow = 0; ow < OW; ++ow) out[ow] = std::max(out[ow], in[ow * stride]);
+                for (int64_t ow = 0; ow < OW; ++ow) {
+                  const float v = in[ow * stride];
+                  out[ow] = v > out[ow] || std::isnan(v) ? v : out[ow];
+                }
               });
 }
 
