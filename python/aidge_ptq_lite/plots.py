@@ -13,8 +13,9 @@ from .ptq import HISTOGRAM_BINS, compute_histograms
 def plot_activation_histograms(float_graph: _core.Graph, quantized_graph: _core.Graph, calibration_set,
                                out_dir: str, channel_wise: bool = False,
                                cross_layer_equalization: bool = False) -> list:
-    """Write one PNG per Scaling node: the histogram of |x| over the calibration set, the max and
-    the range the quantized network uses (the clip). Returns the written paths.
+    """Write one PNG per Scaling node: the histogram of |x| over the calibration set (the one the
+    quantized network's clipping mode searched: see ``compute_histograms``), the max and the range
+    the quantized network uses (the clip). Returns the written paths.
 
     The histograms are collected on a fresh prepared copy of ``float_graph`` (same pipeline up to
     calibration, so the node names match ``quantized_graph``).
@@ -30,7 +31,9 @@ def plot_activation_histograms(float_graph: _core.Graph, quantized_graph: _core.
         raise ImportError("--plot-dir needs matplotlib: pip install matplotlib") from exc
     work = float_graph.clone()
     _core._prepare_for_calibration(work, 8, "MAX", cross_layer_equalization, False, False, False, channel_wise, False)
-    histograms = compute_histograms(work, calibration_set, HISTOGRAM_BINS)
+    clipping = quantized_graph.quantization["clipping_mode"]
+    histograms = compute_histograms(work, calibration_set, HISTOGRAM_BINS,
+                                    clipping_mode="MSE" if clipping == "MAX" else clipping)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for index, node in enumerate(n for n in quantized_graph.nodes() if n.op == "Scaling"):
