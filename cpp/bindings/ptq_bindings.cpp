@@ -90,15 +90,12 @@ Scaling node, the largest |x| seen so far. Memory does not grow with the number 
 A Scaling node is measured where its codes are consumed: after the ReLU and MaxPool that all its
 consumers go through (the largest x > 0 after a ReLU; values a MaxPool drops do not count).
 )pbdoc")
-      .def(py::init([](const Graph& g, int64_t bins, bool where_consumed) {
-             return RangeCollector(g, bins, where_consumed ? HistogramPoint::kConsumed : HistogramPoint::kScalingOutput);
-           }),
-           py::arg("graph"), py::arg("histogram_bins") = 0, py::arg("histograms_where_consumed") = true,
-           py::keep_alive<1, 2>(), R"pbdoc(
+      .def(py::init<const Graph&, int64_t, const std::string&>(), py::arg("graph"),
+           py::arg("histogram_bins") = 0, py::arg("clipping_mode") = "MSE", py::keep_alive<1, 2>(), R"pbdoc(
 Collector for ``graph`` (a float graph, after ``insert_scaling_nodes``). With
-``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node: of the
-values where they are consumed, like the max (for the MSE and AA searches), or with
-``histograms_where_consumed=False`` of the Scaling node's own output (for the KL search).
+``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node, for the
+search of ``clipping_mode``: of the values where they are consumed, like the max, for "MSE" and
+"AA"; of the Scaling node's own output for "KL".
 )pbdoc")
       .def("update", [](RangeCollector& rc, const py::handle& batch) {
             Tensor t = py_bridge::input_from_numpy(batch);

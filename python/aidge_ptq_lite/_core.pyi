@@ -293,12 +293,12 @@ class RangeCollector:
     A Scaling node is measured where its codes are consumed: after the ReLU and MaxPool that all its
     consumers go through (the largest x > 0 after a ReLU; values a MaxPool drops do not count).
     """
-    def __init__(self, graph: Graph, histogram_bins: typing.SupportsInt | typing.SupportsIndex = 0, histograms_where_consumed: bool = True) -> None:
+    def __init__(self, graph: Graph, histogram_bins: typing.SupportsInt | typing.SupportsIndex = 0, clipping_mode: str = 'MSE') -> None:
         """
         Collector for ``graph`` (a float graph, after ``insert_scaling_nodes``). With
-        ``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node: of the
-        values where they are consumed, like the max (for the MSE and AA searches), or with
-        ``histograms_where_consumed=False`` of the Scaling node's own output (for the KL search).
+        ``histogram_bins`` > 0 it also keeps a histogram of |x| (that many bins) per Scaling node, for the
+        search of ``clipping_mode``: of the values where they are consumed, like the max, for "MSE" and
+        "AA"; of the Scaling node's own output for "KL".
         """
     def update(self, batch: typing.Any) -> None:
         """

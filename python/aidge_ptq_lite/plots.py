@@ -31,9 +31,8 @@ def plot_activation_histograms(float_graph: _core.Graph, quantized_graph: _core.
         raise ImportError("--plot-dir needs matplotlib: pip install matplotlib") from exc
     work = float_graph.clone()
     _core._prepare_for_calibration(work, 8, "MAX", cross_layer_equalization, False, False, False, channel_wise, False)
-    clipping = quantized_graph.quantization["clipping_mode"]
     histograms = compute_histograms(work, calibration_set, HISTOGRAM_BINS,
-                                    clipping_mode="MSE" if clipping == "MAX" else clipping)
+                                    clipping_mode=quantized_graph.quantization["clipping_mode"])
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for index, node in enumerate(n for n in quantized_graph.nodes() if n.op == "Scaling"):

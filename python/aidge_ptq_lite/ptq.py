@@ -53,7 +53,7 @@ def _calibrate(graph: _core.Graph, calibration_set: CalibrationSet, histogram_bi
                verbose: bool, clipping: str = "MSE") -> _core.RangeCollector:
     """One streamed pass over the calibration set: ranges, and histograms (for ``clipping``) if
     bins > 0."""
-    collector = _core.RangeCollector(graph, histogram_bins, histograms_where_consumed=clipping != "KL")
+    collector = _core.RangeCollector(graph, histogram_bins, clipping)
     for i, batch in enumerate(iter_batches(calibration_set)):
         collector.update(batch)
         if verbose:
@@ -102,7 +102,7 @@ def compute_histograms(graph: _core.Graph, calibration_set: CalibrationSet, bins
         calibration_set: array (N, C, H, W) or an iterable of batches.
         bins: bins per histogram, a power of two (default 2048).
         verbose: show a progress line per batch on stderr.
-        clipping_mode: the search the histograms are for: "MSE", "AA" or "KL".
+        clipping_mode: the search the histograms are for: "MSE", "AA" or "KL" ("MAX": as "MSE").
 
     Returns:
         dict Scaling node name -> ``Histogram``.

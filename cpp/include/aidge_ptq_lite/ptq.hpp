@@ -61,16 +61,13 @@ RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = 
 // zeroes or a MaxPool drops would only widen the range and weigh in the clipping error; on
 // lenet's conv -> ReLU -> MaxPool layers, MSE clipping at 4 bits gains 0.7 point over MAX
 // measured there, 0.45 on the Scaling node's own |x|.
-// Where the histograms are taken: kConsumed (as the max; for the error searches MSE and AA), or
-// kScalingOutput, |x| of the Scaling node's own output: TensorRT's KL search compares
-// distributions, and on the positive part alone it clipped far too hard (8 bits: -1 point on
-// lenet, -0.3 to -3 on branchnet).
-enum class HistogramPoint { kConsumed, kScalingOutput };
-
+// The histograms serve the clipping search of `clipping_mode`: the error searches (MSE, AA) get
+// the consumed values, like the max; KL gets |x| of the Scaling node's own output, since
+// TensorRT's KL search compares distributions and on the positive part alone it clipped far too
+// hard (8 bits: -1 point on lenet, -0.3 to -3 on branchnet).
 class RangeCollector {
  public:
-  explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0,
-                          HistogramPoint histogram_point = HistogramPoint::kConsumed);
+  explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0, const std::string& clipping_mode = "MSE");
   // Runs one float batch; ValueError if the batch or an activation holds NaN or Inf.
   void update(const Tensor& batch);
   const RangeMap& ranges() const { return ranges_; }

@@ -23,7 +23,7 @@ static std::string consumed_at(const Graph& g, const std::string& scaling) {
   return at;
 }
 
-RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, HistogramPoint histogram_point) : graph_(g) {
+RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std::string& clipping_mode) : graph_(g) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
   range_at_[g.input()] = g.input();
   for (const Node& n : g.nodes()) {
@@ -32,7 +32,7 @@ RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, Histogram
     range_at_[consumed] = n.name;
     if (histogram_bins <= 0) continue;
     histograms_.emplace(n.name, Histogram(histogram_bins));
-    histogram_at_[histogram_point == HistogramPoint::kConsumed ? consumed : n.name] = n.name;
+    histogram_at_[clipping_mode == "KL" ? n.name : consumed] = n.name;
   }
 }
 
