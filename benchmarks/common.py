@@ -32,8 +32,9 @@ def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians(fns: dict, repeats: int = 7, warmup: int = 2) -> dict:
-    """Median time of each function, the runs interleaved so machine noise hits all alike."""
+def interleaved_times(fns: dict, repeats: int = 7, warmup: int = 2) -> dict:
+    """Wall times of each function over `repeats` rounds, one run of each per round, so machine
+    noise hits all alike (round i of every function ran at about the same time)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -44,7 +45,12 @@ def interleaved_medians(fns: dict, repeats: int = 7, warmup: int = 2) -> dict:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def interleaved_medians(fns: dict, repeats: int = 7, warmup: int = 2) -> dict:
+    """Median time of each function, the runs interleaved (interleaved_times)."""
+    return {name: statistics.median(t) for name, t in interleaved_times(fns, repeats, warmup).items()}
 
 
 def ort_session(model, threads: int = 2):
