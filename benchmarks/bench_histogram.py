@@ -15,8 +15,8 @@ machine's other load moved the ratio during the run. The counts are checked equa
 GB/s counts the bytes of x once. Targets (1 thread): ours >= 20x numpy and >= 30% of the copy's
 GB/s.
 
-Ours is bound by the counter increments (about one store per value: a bare loop of increments
-over precomputed bin indices costs about as much per value), which other tenants of a shared
+Ours is bound by the counter increments, about one store per value (benchmarks/cpp/histogram_floor
+compares the kernel with a bare loop of those increments), which other tenants of a shared
 machine slow more than numpy's arithmetic: on a loaded machine, read the per-round range too.
 """
 import argparse

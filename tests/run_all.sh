@@ -14,6 +14,9 @@ cmake --install "$build" --prefix "$build/install" > /dev/null
 cmake -S "$root/examples/cpp" -B "$build/example" -DCMAKE_PREFIX_PATH="$build/install" > /dev/null
 cmake --build "$build/example" -j "$(nproc)" > /dev/null
 "$build/example/quantize_example" > /dev/null && echo "C++ example against the installed package: OK"
+# The C++ benchmarks are only built here (run them by hand: benchmarks/cpp/CMakeLists.txt).
+cmake -S "$root/benchmarks/cpp" -B "$build/bench-cpp" -DCMAKE_PREFIX_PATH="$build/install" > /dev/null
+cmake --build "$build/bench-cpp" -j "$(nproc)" > /dev/null
 
 cd "$root"
 python -m pytest -q tests "$@"
