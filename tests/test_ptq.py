@@ -6,7 +6,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import aidge_ptq_lite as apl
-from aidge_ptq_lite import datasets, zoo
+from aidge_ptq_lite import _core, datasets, zoo
 
 from conftest import relative_error
 
@@ -195,6 +195,15 @@ def test_scaling_nodes_are_measured_where_their_codes_are_consumed(calib):
     for mode, values in (("MSE", outs[pool]), ("AA", outs[pool]), ("KL", outs[scaling])):
         counts = apl.compute_histograms(g, calib, bins=1024, clipping_mode=mode)[scaling].counts
         np.testing.assert_array_equal(counts, histogram(values), err_msg=mode)
+
+
+def test_range_collector_rejects_an_unknown_clipping_mode():
+    # The mode decides where histograms are taken: a typo must not silently give MSE's.
+    g = _prepared(zoo.model_path("lenet"))
+    for mode in ("kl", "Entropy", ""):
+        with pytest.raises(ValueError, match="unknown clipping mode"):
+            _core.RangeCollector(g, 16, mode)
+    assert _core.RangeCollector(g, 16, "KL").samples == 0
 
 
 def test_negative_side_before_a_relu_does_not_cost_resolution():

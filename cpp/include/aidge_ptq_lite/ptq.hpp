@@ -90,6 +90,8 @@ class RangeCollector {
 RangeMap adjust_ranges(const Graph& g, const std::string& clipping_mode, const RangeMap& ranges,
                        const std::map<std::string, Histogram>& histograms, int nb_bits,
                        bool optimize_signs);
+// ValueError unless mode is one of "MAX", "MSE", "AA", "KL" (upper case, as the C++ API takes it).
+void check_clipping_mode(const std::string& mode);
 
 // ---- quantize.cpp -------------------------------------------------------------------------------
 // Scales the normalized network to n-bit codes: weights * (2^(n-1) - 1) (rounded unless no_quant),

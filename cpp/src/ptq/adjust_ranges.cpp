@@ -6,11 +6,15 @@
 
 namespace apl {
 
+void check_clipping_mode(const std::string& mode) {
+  if (mode != "MAX" && mode != "MSE" && mode != "AA" && mode != "KL")
+    throw ValueError("unknown clipping mode '" + mode + "' (expected MAX, MSE, AA or KL)");
+}
+
 RangeMap adjust_ranges(const Graph& g, const std::string& mode, const RangeMap& ranges,
                        const std::map<std::string, Histogram>& histograms, int nb_bits,
                        bool optimize_signs) {
-  if (mode != "MAX" && mode != "MSE" && mode != "AA" && mode != "KL")
-    throw ValueError("unknown clipping mode '" + mode + "' (expected MAX, MSE, AA or KL)");
+  check_clipping_mode(mode);
   check_nb_bits(nb_bits);
   RangeMap adjusted = ranges;
   if (mode == "MAX") return adjusted;

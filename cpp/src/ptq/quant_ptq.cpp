@@ -9,8 +9,7 @@ namespace apl {
 
 static void check_options(const QuantizeOptions& o) {
   check_nb_bits(o.nb_bits);
-  if (o.clipping != "MAX" && o.clipping != "MSE" && o.clipping != "AA" && o.clipping != "KL")
-    throw ValueError("unknown clipping mode '" + o.clipping + "' (expected MAX, MSE, AA or KL)");
+  check_clipping_mode(o.clipping);
 }
 
 void prepare_for_calibration(Graph& g, const QuantizeOptions& o) {

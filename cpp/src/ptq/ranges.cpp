@@ -25,6 +25,7 @@ static std::string consumed_at(const Graph& g, const std::string& scaling) {
 
 RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std::string& clipping_mode) : graph_(g) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
+  check_clipping_mode(clipping_mode);
   range_at_[g.input()] = g.input();
   for (const Node& n : g.nodes()) {
     if (n.op != "Scaling") continue;
