@@ -68,6 +68,45 @@ py::object forward(const Graph& g, const py::handle& x, bool dequantize) {
   return l;
 }
 
+const char* export_rule_name(ExportRule r) {
+  switch (r) {
+    case ExportRule::QuantizeInput: return "quantize_input";
+    case ExportRule::Affine: return "affine";
+    case ExportRule::Requantize: return "requantize";
+    case ExportRule::FloatOp: return "float_op";
+    case ExportRule::None: return "none";
+  }
+  return "none";
+}
+
+py::dict op_registry_dict() {
+  py::dict ops;
+  for (int k = 0; k < static_cast<int>(OpKind::Count); ++k) {
+    const OpTraits& t = op_traits(static_cast<OpKind>(k));
+    py::dict row, attribute_inputs;
+    for (const auto& [index, name] : t.attribute_inputs) attribute_inputs[py::int_(index)] = name;
+    py::list activation_attributes;
+    for (const auto& a : t.activation_attributes) activation_attributes.append(a.first);
+    row["domain"] = t.domain;
+    row["min_inputs"] = t.min_inputs;
+    row["max_inputs"] = t.max_inputs;
+    row["param_inputs"] = t.param_inputs;
+    row["attribute_inputs"] = attribute_inputs;
+    row["constant_operand"] = t.constant_operand;
+    row["activation_attributes"] = activation_attributes;
+    row["export_rule"] = export_rule_name(t.export_rule);
+    row["affine"] = t.affine;
+    row["join"] = t.join;
+    row["needs_scaling"] = t.needs_scaling;
+    row["keeps_codes"] = t.keeps_codes;
+    row["view"] = t.view;
+    row["float_tail"] = t.float_tail;
+    row["integer_kernel"] = t.integer_kernel != nullptr;
+    ops[t.name] = row;
+  }
+  return ops;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -92,7 +131,8 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Node>(m, "Node", "A read-only view (copy) of one graph node.")
       .def_readonly("name", &Node::name, "Unique node name.")
-      .def_readonly("op", &Node::op, "Op type (ONNX name, 'Input', or 'Scaling').")
+      .def_property_readonly("op", [](const Node& n) { return std::string(n.op()); },
+                             "Op type (ONNX name, 'Input', or 'Scaling').")
       .def_readonly("inputs", &Node::inputs, "Names of the producer nodes, in order.")
       .def_property_readonly("shape", [](const Node& n) { return n.shape; },
                              "Output shape per sample (the batch axis is not included).")
@@ -170,7 +210,7 @@ ValueError
               g.executor()->run(input, [&](const Node& n, const Tensor& t) {
                 auto it = kept.find(n.name);
                 if (it == kept.end()) return;
-                const bool codes = g.is_quantized() && !is_affine_op(n.op);  // affine: accumulators
+                const bool codes = g.is_quantized() && !n.traits().affine;  // affine: accumulators
                 it->second = codes ? dequantize_output(n, t) : t.clone();
               });
             }
@@ -224,19 +264,20 @@ GraphError
       // Construction, used by aidge_ptq_lite.onnx_io.
       .def("_add_node", [](Graph& g, const std::string& name, const std::string& op,
                            const std::vector<std::string>& inputs, const py::dict& attrs,
-                           const std::vector<py::array>& params) {
+                           const std::vector<py::array>& params, const std::string& domain) {
             Node n;
             n.name = name;
-            n.op = op;
+            n.kind = op_kind(op, domain, name);
             n.inputs = inputs;
             for (auto [k, v] : attrs) {
               const std::string key = k.cast<std::string>();
               n.attrs[key] = attribute_from_python(key, v);
             }
             for (const py::array& p : params) n.params.push_back(from_numpy(p, ("param of " + n.label()).c_str()));
-            if (op == "Input") n.shape = n.attr_ints("shape");
+            if (n.is(OpKind::Input)) n.shape = n.attr_ints("shape");
             g.add_node(std::move(n));
-          })
+          }, py::arg("name"), py::arg("op"), py::arg("inputs"), py::arg("attrs"), py::arg("params"),
+          py::arg("domain") = "")
       .def_property_readonly("is_quantized", &Graph::is_quantized, "True after quantize_network.")
       .def_property_readonly("nb_bits", [](const Graph& g) -> py::object {
             if (!g.is_quantized()) return py::none();
@@ -259,12 +300,15 @@ GraphError
       .def("_set_outputs", &Graph::set_outputs)
       .def("_finalize", &Graph::finalize);
 
-  m.def("supported_ops", []() {
-        std::vector<std::string> ops;
-        for (const auto& op : supported_ops())
-          if (op != "Scaling") ops.push_back(op);
-        return ops;
-      }, "ONNX op types the importer and executors support.");
+  m.def("supported_ops", &supported_ops, "ONNX op types the importer and executors support, sorted.");
+  m.def("op_registry", &op_registry_dict, R"pbdoc(
+The op registry as the importer and exporter read it: dict ONNX op type -> dict of its traits
+row (cpp/src/ops/registry.cpp): ``domain``, ``min_inputs``/``max_inputs`` (-1: any),
+``param_inputs`` (ONNX input indices moved into params), ``attribute_inputs`` (index -> attribute
+name), ``constant_operand``, ``activation_attributes`` (attributes in activation units),
+``export_rule`` and the roles (``affine``, ``join``, ``needs_scaling``, ``keeps_codes``, ``view``,
+``float_tail``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
+)pbdoc");
   m.def("simd_level", []() { return simd_level_name(active_simd_level()); },
         "The SIMD level the kernels use now: 'scalar', 'avx2' or 'avx512'.");
   m.def("detected_simd_level", []() { return simd_level_name(detected_simd_level()); },

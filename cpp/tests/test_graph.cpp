@@ -73,17 +73,29 @@ TEST(Graph, MissingProducerAndDuplicateNames) {
 }
 
 TEST(Graph, UnsupportedOpNamesOpAndNode) {
-  Graph g;
-  g.add_node(input_node({4}));
-  g.add_node(make("weird", "Einsum", {"x"}));
-  g.set_outputs({"weird"});
+  // The registry refuses an unknown op when the node is made, naming op, node and the set.
   try {
-    g.finalize();
+    make("weird", "Einsum", {"x"});
     FAIL();
   } catch (const UnsupportedError& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("Einsum 'weird'"), std::string::npos);
+    EXPECT_NE(msg.find("Einsum (node 'weird')"), std::string::npos) << msg;
     EXPECT_NE(msg.find("Conv"), std::string::npos);  // lists the supported set
+  }
+  EXPECT_THROW(op_kind("Relu", "com.example", "r"), UnsupportedError);  // custom domain
+}
+
+TEST(Graph, EveryOpKindHasOneRegistryRow) {
+  for (int k = 0; k < static_cast<int>(OpKind::Count); ++k) {
+    const OpTraits& t = op_traits(static_cast<OpKind>(k));
+    EXPECT_EQ(static_cast<int>(t.kind), k);
+    EXPECT_EQ(op_kind(t.name), t.kind) << t.name;
+    if (t.kind != OpKind::Input) {
+      EXPECT_NE(t.infer_shape, nullptr) << t.name;
+      EXPECT_NE(t.float_kernel, nullptr) << t.name;
+    }
+    if (t.affine || t.join || t.multiplies_scales) EXPECT_TRUE(t.needs_scaling) << t.name;
+    if (t.view) EXPECT_TRUE(t.keeps_codes) << t.name;
   }
 }
 

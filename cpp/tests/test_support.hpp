@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "aidge_ptq_lite/graph.hpp"
+#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/simd.hpp"
 
 namespace apl::test {
@@ -52,7 +53,7 @@ void for_each_level_and_threads(Body body) {
 inline Node make_node(const std::string& name, const std::string& op, std::vector<std::string> inputs) {
   Node n;
   n.name = name;
-  n.op = op;
+  n.kind = op_kind(op, "", name);
   n.inputs = std::move(inputs);
   return n;
 }

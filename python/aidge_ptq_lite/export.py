@@ -19,8 +19,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from . import _core
 
-_INTERNAL_ATTRIBUTES = {"const_index", "shape", "pads_input", "value", "min", "max"}
 _OPSET = 17
+_OPS = _core.op_registry()
+
+
+def _onnx_attributes(node) -> dict:
+    """The node's attributes that ONNX keeps as attributes (not inputs, not our const_index)."""
+    as_inputs = set(_OPS[node.op]["attribute_inputs"].values())
+    return {k: v for k, v in node.attributes.items() if k not in as_inputs and k != "const_index"}
 
 
 class _Exporter:
@@ -82,36 +88,39 @@ class _Exporter:
                      f"{node.name}.weight", **axis)
         b = self.add("DequantizeLinear", [self.const("b", b_codes), self.const("bs", bias_scale)],
                      f"{node.name}.bias", **axis)
-        attrs = {k: v for k, v in node.attributes.items() if k not in _INTERNAL_ATTRIBUTES}
-        return self.add(node.op, [x, w, b], f"{node.name}.out", **attrs)
+        return self.add(node.op, [x, w, b], f"{node.name}.out", **_onnx_attributes(node))
 
     def float_op(self, node) -> str:
+        """The op on dequantized values. Attributes that ONNX takes as inputs (Reshape's shape,
+        Pad's pads, Clip's bounds) become constants; those in activation units are scaled by the
+        input's step."""
         inputs = [self.tensor[i] for i in node.inputs]
-        attrs = {k: v for k, v in node.attributes.items() if k not in _INTERNAL_ATTRIBUTES}
-        a = node.attributes
-        if node.op == "Reshape":
-            inputs.append(self.const(f"{node.name}.shape", np.array(a["shape"], np.int64)))
-        elif node.op == "Pad":
-            inputs.append(self.const(f"{node.name}.pads", np.array(a["pads"], np.int64)))
-            attrs.pop("pads", None)
-        elif node.op == "Clip":
-            step = self.by_name[node.inputs[0]].quant["step"]
-            for key in ("min", "max"):
-                inputs.append(self.const(f"{node.name}.{key}", np.array(a[key] * step, np.float32)))
-        return self.add(node.op, inputs, f"{node.name}.out", **attrs)
+        row, a = _OPS[node.op], node.attributes
+        for index, key in sorted(row["attribute_inputs"].items()):
+            if key not in a:
+                break  # later optional inputs cannot follow a missing one
+            if key in row["activation_attributes"]:
+                value = np.array(a[key] * self.by_name[node.inputs[0]].quant["step"], np.float32)
+            else:
+                value = np.array(a[key], np.int64 if isinstance(a[key], (list, int)) else np.float32)
+            inputs.append(self.const(f"{node.name}.{key}", value))
+        return self.add(node.op, inputs, f"{node.name}.out", **_onnx_attributes(node))
 
     def run(self) -> onnx.ModelProto:
         g = self.graph
         for node in g.nodes():
-            if node.op == "Input":
+            rule = _OPS[node.op]["export_rule"]
+            if rule == "quantize_input":
                 self.tensor[node.name] = self.quantize_dequantize(node.name, node)
-            elif node.op in ("Conv", "Gemm"):
+            elif rule == "affine":
                 self.tensor[node.name] = self.affine(node)
-            elif node.op == "Scaling":
+            elif rule == "requantize":
                 source = self.tensor[node.inputs[0]]
                 self.tensor[node.name] = source if node.quant["dequantize_point"] else self.quantize_dequantize(source, node)
-            else:
+            elif rule == "float_op":
                 self.tensor[node.name] = self.float_op(node)
+            else:
+                raise ValueError(f"{node.op} '{node.name}' cannot be exported (prepare_network removes it)")
         outputs = []
         for name in g.outputs:
             self.add("Identity", [self.tensor[name]], name, keep_name=True)
@@ -136,7 +145,7 @@ def export_onnx(graph: _core.Graph, path) -> onnx.ModelProto:
     """
     if not graph.is_quantized:
         raise ValueError("export_onnx needs a quantized graph (run quantize_network first)")
-    affine = next((n for n in graph.nodes() if n.op in ("Conv", "Gemm")), None)
+    affine = next((n for n in graph.nodes() if _OPS[n.op]["affine"]), None)
     if affine is not None and affine.params[0].dtype == np.float32:
         raise ValueError("a no_quant graph holds no integers: quantize without no_quant to export")
     if graph.nb_bits > 8:

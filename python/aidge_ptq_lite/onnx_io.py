@@ -10,21 +10,10 @@ from onnx import numpy_helper
 
 from . import _core
 
-# ONNX inputs that are constant operands (moved into the node's params) per op, by input index.
-_PARAM_INPUTS = {
-    "Conv": (1, 2),
-    "Gemm": (1, 2),
-    "MatMul": (1,),
-    "BatchNormalization": (1, 2, 3, 4),
-}
-# ONNX inputs read as attributes (must be constants), by op: {index: attribute name}.
-_ATTRIBUTE_INPUTS = {
-    "Reshape": {1: "shape"},
-    "Pad": {1: "pads", 2: "value"},
-    "Clip": {1: "min", 2: "max"},
-    "Dropout": {1: "ratio", 2: "training_mode"},
-}
-_BINARY_OPS = ("Add", "Sub", "Mul")
+# Per op, from its registry row: which ONNX inputs are constant operands (moved into the node's
+# params), which are read as attributes (must be constants), and whether one operand may be a
+# constant (element-wise binaries).
+_OPS = _core.op_registry()
 
 
 def load_onnx(model: Union[str, os.PathLike, onnx.ModelProto]) -> _core.Graph:
@@ -129,8 +118,9 @@ class _GraphBuilder:
                 f"unsupported op {op} (node '{node.name or node.output[0]}'); supported ops: "
                 + ", ".join(_core.supported_ops()))
         attrs = {a.name: _attribute_value(a) for a in node.attribute}
-        param_idx = _PARAM_INPUTS.get(op, ())
-        attr_inputs = _ATTRIBUTE_INPUTS.get(op, {})
+        row = _OPS[op]
+        param_idx = row["param_inputs"]
+        attr_inputs = row["attribute_inputs"]
         data, params = [], []
         for idx, tensor in enumerate(node.input):
             if not tensor:  # optional input left out
@@ -140,7 +130,7 @@ class _GraphBuilder:
             elif idx in attr_inputs:
                 value = self._constant(node, tensor)
                 attrs[attr_inputs[idx]] = value.tolist() if value.ndim else value.item()
-            elif op in _BINARY_OPS and tensor in self.constants:
+            elif row["constant_operand"] and tensor in self.constants:
                 params.append(np.ascontiguousarray(self.constants[tensor], dtype=np.float32))
                 attrs["const_index"] = idx
             elif tensor in self.producer:
@@ -156,7 +146,7 @@ class _GraphBuilder:
             if key in attrs and isinstance(attrs[key], int):
                 attrs[key] = float(attrs[key])
         name = self._unique(node.name or node.output[0])
-        self.g._add_node(name, op, data, attrs, params)
+        self.g._add_node(name, op, data, attrs, params, node.domain)
         self.producer[node.output[0]] = name
 
 

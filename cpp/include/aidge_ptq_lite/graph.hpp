@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "aidge_ptq_lite/kernels/requantize.hpp"
+#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/tensor.hpp"
 
 namespace apl {
@@ -44,7 +45,7 @@ struct NodeQuant {
 class Node {
  public:
   std::string name;
-  std::string op;                   // ONNX op type, or "Input", or "Scaling" (added by the PTQ)
+  OpKind kind = OpKind::Input;      // an ONNX op, or Input, or Scaling (added by the PTQ)
   std::vector<std::string> inputs;  // producer node names (data inputs only)
   std::map<std::string, Attribute> attrs;
   std::vector<Tensor> params;       // op-specific constants, see ops.cpp
@@ -60,8 +61,16 @@ class Node {
   void set_attr(const std::string& key, float v);
   void set_attr(const std::string& key, std::vector<int64_t> v);
   void set_attr(const std::string& key, std::string v);
-  // "Conv 'layer1.conv' " — used in every error message about this node.
-  std::string label() const { return op + " '" + name + "'"; }
+  const OpTraits& traits() const { return op_traits(kind); }
+  const char* op() const { return op_name(kind); }
+  bool is(OpKind k) const { return kind == k; }
+  // A conditional role of the op holds for this node, e.g. satisfies(&OpTraits::homogeneous).
+  bool satisfies(NodePredicate OpTraits::*role) const {
+    const NodePredicate p = traits().*role;
+    return p != nullptr && p(*this);
+  }
+  // "Conv 'layer1.conv'" — used in every error message about this node.
+  std::string label() const { return std::string(op()) + " '" + name + "'"; }
   int64_t param_count() const;
 };
 

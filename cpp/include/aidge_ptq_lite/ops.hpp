@@ -1,4 +1,6 @@
-// The operator set: which ONNX ops the graph supports, their parameters and their shapes.
+// The op registry: every op the library knows is one OpKind and ONE traits row
+// (cpp/src/ops/registry.cpp). Passes, executor, importer and exporter ask the traits what an op
+// does; no code outside the registry compares op names. README "Adding an op" says how to add one.
 //
 // Params layout per op (constants owned by the node):
 //   Conv               {W (K, C/g, R, S), B (K) optional}
@@ -9,29 +11,110 @@
 //   Reshape            attr shape;  Pad: attr pads, value;  Clip: attrs min, max
 //   Scaling            (PTQ) see ptq.hpp
 #pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "aidge_ptq_lite/graph.hpp"
-#include "aidge_ptq_lite/kernels/conv_shape.hpp"
+#include "aidge_ptq_lite/tensor.hpp"
 
 namespace apl {
 
-const std::vector<std::string>& supported_ops();
-bool is_supported_op(const std::string& op);
-// "Add, AveragePool, ..." for error messages.
+class Graph;
+class Node;
+class OpKernel;
+
+enum class OpKind : uint8_t {
+  Input,    // the graph input (not an ONNX op)
+  Scaling,  // the PTQ's requantization point (not an ONNX op)
+  Add, AveragePool, BatchNormalization, Clip, Concat, Conv, Dropout, Flatten, Gemm,
+  GlobalAveragePool, Identity, LeakyRelu, MatMul, MaxPool, Mul, Pad, Relu, Reshape, Sigmoid,
+  Softmax, Sub, Tanh,
+  Count
+};
+
+using ShapeFn = Shape (*)(const Node& node, const std::vector<Shape>& inputs);
+using KernelFactory = std::unique_ptr<OpKernel> (*)(const Graph& graph, const Node& node);
+using NodePredicate = bool (*)(const Node& node);
+
+// Where calibration may measure a Scaling node's codes: after ops that commute with the
+// monotone quantizer (clip + round), so values they drop do not count (see ranges.cpp).
+enum class MeasuredThrough : uint8_t {
+  No,
+  AnyUsers,  // pointwise (Relu): every consumer computes the same values
+  SoleUser,  // windowed (MaxPool): only when it is the one consumer
+};
+
+// How the QDQ export writes a node.
+enum class ExportRule : uint8_t {
+  QuantizeInput,  // Input: QuantizeLinear / DequantizeLinear of the float input
+  Affine,         // Conv, Gemm: integer weights and bias behind DequantizeLinear
+  Requantize,     // Scaling: QuantizeLinear / DequantizeLinear at the step of its codes
+  FloatOp,        // the ONNX op on dequantized values (exact for the ops the integer net keeps)
+  None,           // never reaches a quantized graph (removed or folded by prepare_network)
+};
+
+struct OpTraits {
+  OpKind kind = OpKind::Count;
+  const char* name = "";    // ONNX op type ("Input" and "Scaling" for the library's own nodes)
+  const char* domain = "";  // ONNX domain; "" is ai.onnx
+  int min_inputs = 1, max_inputs = 1;  // data inputs; max -1: any number
+
+  // ---- ONNX import / export ----
+  std::vector<int> param_inputs;                            // inputs moved into params
+  std::vector<std::pair<int, const char*>> attribute_inputs;  // inputs read as attributes
+  bool constant_operand = false;  // one operand may be a constant (kept in params[0])
+  // Attributes in activation units (Clip min/max), with their value when absent: the passes
+  // rescale them with the activation, the export writes them at the activation's step.
+  std::vector<std::pair<const char*, float>> activation_attributes;
+  ExportRule export_rule = ExportRule::FloatOp;
+
+  // ---- shape inference and validation (ShapeError / UnsupportedError naming the node) ----
+  ShapeFn infer_shape = nullptr;
+
+  // ---- roles in the PTQ passes ----
+  bool affine = false;             // weights (params[0]) and bias (params[1]): an integer GEMM
+  bool join = false;               // inputs share one scale (max arbitration) and one sign
+  bool multiplies_scales = false;  // output scale = product of the input scales (Mul)
+  bool needs_scaling = false;      // output is an accumulator: a Scaling node follows it
+  bool keeps_codes = false;        // output codes are input codes at the same scale
+  bool view = false;               // moves data only, any dtype (Flatten, Reshape, ...)
+  bool removed_by_prepare = false; // the identity at inference (Identity, Dropout)
+  bool folds_into_affine = false;  // per-channel affine folded into the Conv/Gemm before it
+  bool float_tail = false;         // no integer form: runs in float after the output dequantization
+  NodePredicate homogeneous = nullptr;    // f(s x) = s f(x) for s > 0, channel by channel (CLE)
+  NodePredicate sign_as_input = nullptr;  // output non-negative when its input is
+  bool sign_all_inputs = false;           // output non-negative when all inputs are (no constant)
+  NodePredicate clamps_at_zero = nullptr; // output >= 0 whatever the input
+  MeasuredThrough measured_through = MeasuredThrough::No;
+  // Ops whose integer kernel sums its window instead of averaging: the window size, which the
+  // Scaling node after it divides by.
+  int64_t (*summed_window)(const Graph&, const Node&) = nullptr;
+  // Why a node cannot be quantized ("" when it can).
+  std::string (*quantization_blocker)(const Node&) = nullptr;
+
+  // ---- kernels ----
+  KernelFactory float_kernel = nullptr;
+  void (*pointwise_f32)(int64_t n, const float* x, float* y) = nullptr;  // attribute-free element-wise ops
+  KernelFactory integer_kernel = nullptr;  // null: a float_tail op, or removed before quantizing
+};
+
+// The row of an op kind; of an ONNX op type (UnsupportedError naming `node_label` and the
+// supported set when the type or domain is unknown).
+const OpTraits& op_traits(OpKind kind);
+OpKind op_kind(const std::string& onnx_name, const std::string& domain = "",
+               const std::string& node_label = "");
+const char* op_name(OpKind kind);
+bool is_onnx_domain(const std::string& domain);  // "" or "ai.onnx"
+
+// ONNX op types the importer accepts (without Input and Scaling), sorted; and as "Add, ..." text.
+std::vector<std::string> supported_ops();
 std::string supported_ops_list();
 
-// Output shape per sample from the input shapes per sample; throws ShapeError / UnsupportedError
-// naming the node.
+// Output shape per sample from the input shapes per sample (the op's infer_shape, after the
+// arity check); throws ShapeError / UnsupportedError naming the node.
 Shape infer_shape(const Node& node, const std::vector<Shape>& inputs);
-
-// Conv and Gemm: the nodes with weights, followed by a Scaling node in the quantized network.
-inline bool is_affine_op(const std::string& op) { return op == "Conv" || op == "Gemm"; }
-// Add, Sub and Concat: joins whose inputs must share a scale (max arbitration).
-inline bool is_join_op(const std::string& op) { return op == "Add" || op == "Sub" || op == "Concat"; }
-
-// Window geometry of a Conv, MaxPool or AveragePool node for a per-sample input shape (C, H, W).
-kernels::Conv2dShape window_geometry(const Node& node, const Shape& input);
 
 }  // namespace apl

@@ -35,9 +35,8 @@ struct QuantizabilityReport {
 QuantizabilityReport quantizability_report(const Graph& g);
 
 // ---- scaling_nodes.cpp --------------------------------------------------------------------------
-// Ops whose output is an accumulator that a Scaling node must bring back to n bits.
-bool needs_scaling_node(const std::string& op);
-// Inserts "<name>_scaling" after each such node (factor 1 per output channel).
+// Inserts "<name>_scaling" after each node whose output is an accumulator that must be brought
+// back to n bits (OpTraits::needs_scaling), with factor 1 per output channel.
 void insert_scaling_nodes(Graph& g);
 
 // ---- normalize.cpp ------------------------------------------------------------------------------

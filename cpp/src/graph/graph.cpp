@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "aidge_ptq_lite/executor.hpp"
-#include "aidge_ptq_lite/ops.hpp"
 
 namespace apl {
 
@@ -79,9 +78,9 @@ Graph& Graph::operator=(Graph&& o) noexcept {
 }
 
 Node& Graph::add_node(Node node) {
-  if (node.name.empty()) throw GraphError("a " + node.op + " node has an empty name");
+  if (node.name.empty()) throw GraphError(std::string("a ") + node.op() + " node has an empty name");
   if (contains(node.name)) throw GraphError("duplicate node name '" + node.name + "'");
-  if (node.op == "Input") {
+  if (node.is(OpKind::Input)) {
     if (!input_.empty())
       throw UnsupportedError("graph has several inputs ('" + input_ + "', '" + node.name +
                              "'); only single-input graphs are supported");
@@ -142,7 +141,7 @@ void Graph::sort_topologically() {
 
 void Graph::infer_shapes() {
   for (Node& n : nodes_) {
-    if (n.op == "Input") continue;
+    if (n.is(OpKind::Input)) continue;
     std::vector<Shape> ins;
     for (const std::string& in : n.inputs) ins.push_back(node(in).shape);
     n.shape = infer_shape(n, ins);
@@ -154,10 +153,6 @@ void Graph::finalize() {
   if (outputs_.empty()) throw GraphError("graph has no output");
   for (const std::string& o : outputs_)
     if (!contains(o)) throw GraphError("graph output '" + o + "' is not a node");
-  for (const Node& n : nodes_)
-    if (!is_supported_op(n.op) && n.op != "Input")
-      throw UnsupportedError("unsupported op " + n.label() + "; supported ops: " +
-                             supported_ops_list());
   sort_topologically();
   infer_shapes();
   invalidate();
@@ -210,7 +205,7 @@ Node& Graph::replace(const std::string& name, Node node) {
   if (node.name != name && contains(node.name))
     throw GraphError("replace: a node named '" + node.name + "' already exists");
   const std::string new_name = node.name;
-  if (nodes_[at].op == "Input" || node.op == "Input")
+  if (nodes_[at].is(OpKind::Input) || node.is(OpKind::Input))
     throw GraphError("replace: the Input node cannot be replaced");
   for (Node& n : nodes_) rename_input(n, name, new_name);
   std::replace(outputs_.begin(), outputs_.end(), name, new_name);
@@ -283,7 +278,7 @@ std::string Graph::summary() const {
   size_t wname = 4, wop = 2;
   for (const Node& n : nodes_) {
     wname = std::max(wname, n.name.size());
-    wop = std::max(wop, n.op.size());
+    wop = std::max(wop, std::string(n.op()).size());
   }
   wname = std::min<size_t>(wname, 40);
   os << std::left << std::setw(static_cast<int>(wname)) << "node" << "  "
@@ -293,7 +288,7 @@ std::string Graph::summary() const {
     std::string ins;
     for (const std::string& i : n.inputs) ins += (ins.empty() ? "" : ", ") + i;
     os << std::left << std::setw(static_cast<int>(wname)) << n.name << "  "
-       << std::setw(static_cast<int>(wop)) << n.op << "  " << std::setw(18) << shape_str(n.shape)
+       << std::setw(static_cast<int>(wop)) << n.op() << "  " << std::setw(18) << shape_str(n.shape)
        << "  " << std::right << std::setw(10) << n.param_count() << "  " << ins << "\n";
   }
   std::string outs;

@@ -19,7 +19,7 @@ RangeMap adjust_ranges(const Graph& g, const std::string& mode, const RangeMap& 
   RangeMap adjusted = ranges;
   if (mode == "MAX") return adjusted;
   for (const Node& n : g.nodes()) {
-    if (n.op != "Scaling") continue;
+    if (!n.is(OpKind::Scaling)) continue;
     auto h = histograms.find(n.name);
     auto r = adjusted.find(n.name);
     if (h == histograms.end() || r == adjusted.end())

@@ -2,7 +2,6 @@
 // (int32/int64 above 8 bits) and its Scaling factors fixed-point multipliers.
 #include <cmath>
 
-#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -30,30 +29,21 @@ FixedPointMultiplier encode_shift(double power_of_two) {
   return {static_cast<int32_t>(int64_t(1) << -k), 0};
 }
 
-int64_t pool_window(const Graph& g, const Node& pool) {
-  if (pool.op == "GlobalAveragePool") {
-    const Shape& in = g.node(pool.inputs[0]).shape;
-    return in[1] * in[2];
-  }
-  const auto k = pool.attr_ints("kernel_shape");
-  return k[0] * k[1];
-}
-
 }  // namespace
 
 void cast_to_integer(Graph& g, int nb_bits) {
   const bool wide = nb_bits > 8;
   const double weight_limit = std::ldexp(1.0, nb_bits - 1) - 1.0;
   for (Node& n : g.mutable_nodes()) {
-    if (is_affine_op(n.op)) {
+    if (n.traits().affine) {
       n.params[0] = to_integer(n.params[0], wide ? DType::I32 : DType::I8, weight_limit, n, "weight");
       n.params[1] = to_integer(n.params[1], wide ? DType::I64 : DType::I32,
                                wide ? 4.0e18 : 2147483647.0, n, "bias");
-    } else if (n.op == "Scaling") {
+    } else if (n.is(OpKind::Scaling)) {
       // Integer pools sum their window (no division): the 1/window goes into the rescaling.
       const Node& producer = g.node(n.inputs[0]);
-      const bool pool = producer.op == "AveragePool" || producer.op == "GlobalAveragePool";
-      const double window = pool ? static_cast<double>(pool_window(g, producer)) : 1.0;
+      const auto summed_window = producer.traits().summed_window;
+      const double window = summed_window ? static_cast<double>(summed_window(g, producer)) : 1.0;
       float* f = n.params[0].data<float>();
       if (n.quant.dequantize_point) {  // factors map the (summed) accumulator to float values
         for (int64_t c = 0; c < n.params[0].numel(); ++c) f[c] = static_cast<float>(f[c] / window);

@@ -3,7 +3,6 @@
 // f(x / s) = f(x) / s channel by channel, so the function is unchanged while the weight ranges of
 // A's output channels and B's input channels meet at sqrt(r1_i * r2_i).
 #include "aidge_ptq_lite/cle.hpp"
-#include "aidge_ptq_lite/ops.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -14,14 +13,6 @@ namespace apl {
 namespace {
 
 constexpr int kMaxSweeps = 100;
-
-
-// Ops f with f(s * x) = s * f(x) for s > 0 that keep channel c of their input in channel c.
-bool is_homogeneous_channelwise(const Node& n) {
-  return n.op == "Relu" || n.op == "LeakyRelu" || n.op == "MaxPool" || n.op == "AveragePool" ||
-         n.op == "GlobalAveragePool" || n.op == "Flatten" ||
-         (n.op == "Pad" && n.attr_float("value", 0.f) == 0.f);
-}
 
 // Where the weights of B that read channel c of A's output lie: for each row of the channel's
 // group, `block` consecutive floats (a Conv's R*S taps, or the H*W features a Flatten made of c).
@@ -43,7 +34,7 @@ struct LayerPair {
 InputChannelLayout input_channel_layout(const Node& second, int64_t features_per_channel) {
   const Tensor& w = second.params[0];
   const int64_t rows = w.dim(0), row_length = w.numel() / rows;
-  const bool conv = second.op == "Conv";
+  const bool conv = w.ndim() == 4;
   const int64_t groups = conv ? second.attr_int("group", 1) : 1;
   const int64_t block = conv ? row_length / w.dim(1) : features_per_channel;
   return {rows / groups, row_length / block, row_length, block};
@@ -59,13 +50,13 @@ std::optional<LayerPair> pair_starting_at(const Graph& g, const Node& first) {
     if (users.size() != 1 || g.is_output(tensor)) return std::nullopt;
     const Node& next = g.node(users[0]);
     if (next.inputs.size() != 1) return std::nullopt;
-    if (is_affine_op(next.op))
+    if (next.traits().affine)
       return LayerPair{first.name, next.name, input_channel_layout(next, features_per_channel)};
-    if (!is_homogeneous_channelwise(next)) return std::nullopt;
-    if (next.op == "Flatten") {
-      const Shape& in = g.node(tensor).shape;
+    // Ops f with f(s * x) = s * f(x) for s > 0 that keep channel c of their input in channel c.
+    if (!next.satisfies(&OpTraits::homogeneous)) return std::nullopt;
+    const Shape& in = g.node(tensor).shape;
+    if (next.shape.size() == 1 && in.size() == 3)  // flattened: channel c is H*W features
       features_per_channel *= shape_numel(in) / in.at(0);
-    }
     tensor = next.name;
   }
 }
@@ -125,10 +116,10 @@ float equalize(Graph& g, const LayerPair& pair) {
 void check_prepared(const Graph& g) {
   if (g.is_quantized()) throw ValueError("cross_layer_equalization: the graph is already quantized");
   for (const Node& n : g.nodes()) {
-    if (n.op == "Scaling")
+    if (n.is(OpKind::Scaling))
       throw GraphError("cross_layer_equalization must run before insert_scaling_nodes (found " + n.label() +
                        ")");
-    if (is_affine_op(n.op) && (n.params.size() != 2 || (n.op == "Gemm" && n.attr_int("transB", 0) != 1)))
+    if (n.traits().affine && (n.params.size() != 2 || (n.is(OpKind::Gemm) && n.attr_int("transB", 0) != 1)))
       throw GraphError("cross_layer_equalization: " + n.label() +
                        " is not in canonical form; run prepare_network first");
   }
@@ -148,7 +139,7 @@ std::vector<std::string> cross_layer_equalization(Graph& g, float target_delta, 
   check_prepared(g);
   std::vector<LayerPair> pairs;
   for (const Node& n : g.nodes())
-    if (is_affine_op(n.op))
+    if (n.traits().affine)
       if (auto pair = pair_starting_at(g, n)) pairs.push_back(*pair);
 
   std::vector<std::pair<double, double>> before;

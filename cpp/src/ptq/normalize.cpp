@@ -5,22 +5,15 @@
 #include <cstdio>
 #include <functional>
 
-#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
 namespace {
 
-// Ops whose output has the scale of their (single) input.
-bool keeps_scale(const std::string& op) {
-  return op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "MaxPool" || op == "Pad" ||
-         op == "Flatten" || op == "Reshape" || op == "Identity" || op == "Dropout";
-}
-
 // The Scaling node right after `n` (insert_scaling_nodes put it there).
 Node& scaling_after(Graph& g, const Node& n) {
   const auto users = g.consumers(n.name);
-  if (users.size() != 1 || g.node(users[0]).op != "Scaling")
+  if (users.size() != 1 || !g.node(users[0]).is(OpKind::Scaling))
     throw GraphError(n.label() + " is not followed by its Scaling node; run insert_scaling_nodes first");
   return g.node(users[0]);
 }
@@ -39,7 +32,7 @@ void scale_channels(Tensor& t, const std::vector<float>& per_channel, bool divid
 void normalize_parameters(Graph& g, bool channel_wise) {
   std::vector<std::string> affine;
   for (const Node& n : g.nodes())
-    if (is_affine_op(n.op)) affine.push_back(n.name);
+    if (n.traits().affine) affine.push_back(n.name);
   for (const std::string& name : affine) {
     Node& n = g.node(name);
     Tensor& w = n.params[0];
@@ -66,7 +59,7 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
   // Ranges of the nodes that set a scale: the Input and the Scaling nodes.
   RangeMap range;
   for (const Node& n : g.nodes()) {
-    if (n.op != "Input" && n.op != "Scaling") continue;
+    if (!n.is(OpKind::Input) && !n.is(OpKind::Scaling)) continue;
     auto it = measured.find(n.name);
     if (it == measured.end()) throw ValueError("normalize_activations: no range for " + n.label());
     range[n.name] = it->second > 0.f ? it->second : 1.f;  // a dead tensor keeps scale 1
@@ -77,18 +70,18 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
   std::map<std::string, float> scale;
   std::function<std::string(const std::string&)> scale_source = [&](const std::string& name) {
     const Node& n = g.node(name);
-    if (n.op == "Input" || n.op == "Scaling") return name;
-    if (keeps_scale(n.op)) return scale_source(n.inputs[0]);
+    if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) return name;
+    if (n.traits().keeps_codes) return scale_source(n.inputs[0]);
     throw GraphError("max arbitration: no Scaling node above " + n.label());
   };
   for (bool changed = true; changed;) {
     changed = false;
     for (const Node& n : g.nodes()) {
-      if (n.op == "Input" || n.op == "Scaling") {
+      if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) {
         scale[n.name] = range[n.name];
-      } else if (n.op == "Mul") {
+      } else if (n.traits().multiplies_scales) {
         scale[n.name] = scale[n.inputs[0]] * scale[n.inputs[1]];
-      } else if (is_join_op(n.op)) {
+      } else if (n.traits().join) {
         float top = 0.f;
         for (const auto& in : n.inputs) top = std::max(top, scale[in]);
         for (const auto& in : n.inputs) {
@@ -108,19 +101,18 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
   }
 
   // Rewrite: biases to the accumulator unit (input scale), Scaling factors from the accumulator
-  // unit to their output range, Clip bounds into normalized units.
+  // unit to their output range, activation attributes (Clip bounds) into normalized units.
   for (Node& n : g.mutable_nodes()) {
     n.quant.range = scale[n.name];
-    if (n.op == "Input" || n.inputs.empty()) continue;
+    if (n.is(OpKind::Input) || n.inputs.empty()) continue;
     const float in_scale = scale[n.inputs[0]];
-    if (is_affine_op(n.op)) {
+    if (n.traits().affine) {
       scale_channels(n.params[1], {in_scale}, true);
-    } else if (n.op == "Scaling") {
+    } else if (n.is(OpKind::Scaling)) {
       scale_channels(n.params[0], {scale[n.inputs[0]] / range[n.name]}, false);
-    } else if (n.op == "Clip") {
-      n.set_attr("min", n.attr_float("min", -3.4028235e38f) / in_scale);
-      n.set_attr("max", n.attr_float("max", 3.4028235e38f) / in_scale);
     }
+    for (const auto& [key, absent] : n.traits().activation_attributes)
+      n.set_attr(key, n.attr_float(key, absent) / in_scale);
   }
   g.invalidate();
   RangeMap used;

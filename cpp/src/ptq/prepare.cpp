@@ -4,7 +4,6 @@
 #include <set>
 #include <sstream>
 
-#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -25,7 +24,7 @@ void canonicalize_gemm(Node& n) {
     for (int64_t m = 0; m < M; ++m)
       bias.data<float>()[m] = beta * n.params[1].data<float>()[n.params[1].numel() == 1 ? 0 : m];
   n.params = {w, bias};
-  n.op = "Gemm";
+  n.kind = OpKind::Gemm;
   n.attrs.clear();
   n.set_attr("transB", int64_t{1});
 }
@@ -68,7 +67,7 @@ Node batchnorm_as_depthwise_conv(const Node& bn) {
   const int64_t C = static_cast<int64_t>(a.size());
   Node conv;
   conv.name = bn.name;
-  conv.op = "Conv";
+  conv.kind = OpKind::Conv;
   conv.inputs = bn.inputs;
   conv.set_attr("group", C);
   conv.set_attr("kernel_shape", std::vector<int64_t>{1, 1});
@@ -90,23 +89,23 @@ void prepare_network(Graph& g) {
 
   for (const std::string& name : names) {
     Node& n = g.node(name);
-    if (n.op == "Identity" || n.op == "Dropout") {
+    if (n.traits().removed_by_prepare) {
       g.remove(name);
-    } else if (n.op == "MatMul" && g.node(n.inputs[0]).shape.size() == 1) {
+    } else if (n.is(OpKind::MatMul) && g.node(n.inputs[0]).shape.size() == 1) {
       Node gemm = n;
       canonicalize_gemm(gemm);
       g.replace(name, gemm);
-    } else if (n.op == "Gemm") {
+    } else if (n.is(OpKind::Gemm)) {
       canonicalize_gemm(n);
-    } else if (n.op == "Conv") {
+    } else if (n.is(OpKind::Conv)) {
       ensure_conv_bias(n);
     }
   }
   for (const std::string& name : names) {
-    if (!g.contains(name) || g.node(name).op != "BatchNormalization") continue;
+    if (!g.contains(name) || !g.node(name).traits().folds_into_affine) continue;
     const Node bn = g.node(name);
     const std::string producer = bn.inputs[0];
-    if (is_affine_op(g.node(producer).op) && g.consumers(producer).size() == 1 &&
+    if (g.node(producer).traits().affine && g.consumers(producer).size() == 1 &&
         !g.is_output(producer)) {
       fold_batchnorm_into(g.node(producer), bn);
       g.remove(name);
@@ -119,40 +118,27 @@ void prepare_network(Graph& g) {
 
 // ---- quantizability ------------------------------------------------------------------------------
 
-static bool is_float_tail_op(const std::string& op) { return op == "Softmax" || op == "Sigmoid"; }
-
 QuantizabilityReport quantizability_report(const Graph& g) {
   QuantizabilityReport r;
-  // A Softmax/Sigmoid is kept float when everything after it is float too (or an output).
+  // An op without integer form (Softmax, Sigmoid) is kept float when everything after it is
+  // float too (or an output); views between such ops go with them.
   std::set<std::string> float_tail;
   for (auto it = g.nodes().rbegin(); it != g.nodes().rend(); ++it) {
     const Node& n = *it;
-    if (!is_float_tail_op(n.op) && n.op != "Flatten" && n.op != "Reshape" && n.op != "Identity") continue;
+    const OpTraits& t = n.traits();
+    if (!t.float_tail && !t.view) continue;
     bool tail = true;
     for (const std::string& c : g.consumers(n.name)) tail = tail && float_tail.count(c);
-    if (tail && (is_float_tail_op(n.op) || !g.consumers(n.name).empty())) float_tail.insert(n.name);
+    if (tail && (t.float_tail || !g.consumers(n.name).empty())) float_tail.insert(n.name);
   }
   for (const Node& n : g.nodes()) {
-    std::string reason;
     if (float_tail.count(n.name)) {
       r.kept_float.push_back(n.name);
       continue;
     }
-    if (is_float_tail_op(n.op)) {
-      reason = "non-linear op inside the network (only allowed after the last layer)";
-    } else if ((n.op == "Add" || n.op == "Sub" || n.op == "Mul") && !n.params.empty()) {
-      reason = "one operand is a constant (fold it into the previous layer)";
-    } else if (n.op == "MatMul") {
-      reason = "MatMul on a tensor of rank > 2";
-    } else if (n.op == "BatchNormalization" && n.shape.size() != 3) {
-      reason = "BatchNormalization that follows no Conv/Gemm on a non-4-D tensor";
-    } else if (n.op == "AveragePool" && n.attr_int("count_include_pad", 0) == 0) {
-      const auto pads = n.attr_ints("pads", {0, 0, 0, 0});
-      for (int64_t p : pads)
-        if (p != 0) reason = "average pooling with padding excluded from the count";
-    } else if (n.op == "Pad" && n.attr_float("value", 0.f) != 0.f) {
-      reason = "padding with a non-zero value";
-    }
+    const OpTraits& t = n.traits();
+    std::string reason = t.quantization_blocker ? t.quantization_blocker(n) : "";
+    if (t.float_tail) reason = "non-linear op inside the network (only allowed after the last layer)";
     if (reason.empty())
       r.quantized.push_back(n.name);
     else

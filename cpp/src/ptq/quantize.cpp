@@ -4,7 +4,6 @@
 #include <cmath>
 #include <set>
 
-#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -34,7 +33,7 @@ std::set<std::string> dequantize_points(const Graph& g) {
   };
   std::set<std::string> points;
   for (const Node& n : g.nodes()) {
-    if (n.op != "Scaling") continue;
+    if (!n.is(OpKind::Scaling)) continue;
     const auto users = g.consumers(n.name);
     if (users.empty() ? g.is_output(n.name) : std::all_of(users.begin(), users.end(), is_float)) points.insert(n.name);
   }
@@ -68,22 +67,20 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
     n.quant.kept_float = float_tail;
     if (float_tail) continue;
     const double q_in = n.inputs.empty() ? 0.0 : q[n.inputs[0]];
-    if (n.op == "Input" || n.op == "Scaling") {
+    if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) {
       q[n.name] = codes(n);
-    } else if (is_affine_op(n.op)) {
+    } else if (n.traits().affine) {
       scale_tensor(n.params[0], q_weight, round);
       scale_tensor(n.params[1], q_weight * q_in, round);
       q[n.name] = q_weight * q_in;
-    } else if (n.op == "Mul") {
+    } else if (n.traits().multiplies_scales) {
       q[n.name] = q[n.inputs[0]] * q[n.inputs[1]];
     } else {
       q[n.name] = q_in;  // joins (inputs share a scale and a sign), pools, scale-keeping ops
     }
-    if (n.op == "Clip") {
-      n.set_attr("min", static_cast<float>(n.attr_float("min", 0.f) * q_in));
-      n.set_attr("max", static_cast<float>(n.attr_float("max", 0.f) * q_in));
-    }
-    if (n.op == "Scaling") {
+    for (const auto& [key, absent] : n.traits().activation_attributes)
+      n.set_attr(key, static_cast<float>(n.attr_float(key, absent) * q_in));
+    if (n.is(OpKind::Scaling)) {
       const double q_acc = q_in;
       n.quant.dequantize_point = output_points.count(n.name) != 0;
       // Requantization factor: from accumulator codes to output codes. A dequantization point

@@ -16,8 +16,10 @@ static std::string consumed_at(const Graph& g, const std::string& scaling) {
   while (!g.is_output(at)) {
     const auto users = g.consumers(at);
     if (users.empty()) break;
-    const bool all_relus = std::all_of(users.begin(), users.end(), [&](const std::string& u) { return g.node(u).op == "Relu"; });
-    if (!all_relus && !(users.size() == 1 && g.node(users.front()).op == "MaxPool")) break;
+    const OpTraits& first = g.node(users.front()).traits();
+    const bool same_pointwise_op = first.measured_through == MeasuredThrough::AnyUsers &&
+        std::all_of(users.begin(), users.end(), [&](const std::string& u) { return g.node(u).kind == first.kind; });
+    if (!same_pointwise_op && !(users.size() == 1 && first.measured_through != MeasuredThrough::No)) break;
     at = users.front();
   }
   return at;
@@ -28,7 +30,7 @@ RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std
   check_clipping_mode(clipping_mode);
   range_at_[g.input()] = g.input();
   for (const Node& n : g.nodes()) {
-    if (n.op != "Scaling") continue;
+    if (!n.is(OpKind::Scaling)) continue;
     const std::string consumed = consumed_at(g, n.name);
     range_at_[consumed] = n.name;
     if (histogram_bins <= 0) continue;
@@ -52,7 +54,7 @@ void RangeCollector::update(const Tensor& batch) {
     } catch (const ValueError&) {  // the histogram's NaN/Inf error, reworded below with the node
     }
     if (!std::isfinite(m))
-      throw ValueError(n.op == "Input" ? std::string("calibration data contains NaN or Inf")
+      throw ValueError(n.is(OpKind::Input) ? std::string("calibration data contains NaN or Inf")
                                        : "calibration produced NaN or Inf at " + n.label() + " (non-finite weights?)");
     if (range_of != range_at_.end()) batch_ranges[range_of->second] = m;
   });

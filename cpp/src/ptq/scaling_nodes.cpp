@@ -4,23 +4,18 @@
 
 namespace apl {
 
-bool needs_scaling_node(const std::string& op) {
-  return op == "Conv" || op == "Gemm" || op == "AveragePool" || op == "GlobalAveragePool" ||
-         op == "Add" || op == "Sub" || op == "Mul" || op == "Concat";
-}
-
 void insert_scaling_nodes(Graph& g) {
   std::vector<std::string> targets;
   for (const Node& n : g.nodes()) {
-    if (!needs_scaling_node(n.op)) continue;
+    if (!n.traits().needs_scaling) continue;
     const auto users = g.consumers(n.name);
-    const bool has_one = users.size() == 1 && g.node(users[0]).op == "Scaling";
+    const bool has_one = users.size() == 1 && g.node(users[0]).is(OpKind::Scaling);
     if (!has_one) targets.push_back(n.name);
   }
   for (const std::string& name : targets) {
     Node s;
     s.name = g.unique_name(name + "_scaling");
-    s.op = "Scaling";
+    s.kind = OpKind::Scaling;
     const int64_t channels = g.node(name).shape.empty() ? 1 : g.node(name).shape[0];
     Tensor factor(DType::F32, {channels});
     for (int64_t c = 0; c < channels; ++c) factor.data<float>()[c] = 1.f;

@@ -1,7 +1,6 @@
 // compute_sign_map: a local analysis deciding which activations can use unsigned n-bit codes
 // [0, 2^n - 1] instead of signed ones, doubling their resolution (see sign_map.hpp for the rules).
 #include "aidge_ptq_lite/sign_map.hpp"
-#include "aidge_ptq_lite/ops.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -12,29 +11,12 @@ namespace {
 
 using SignOf = std::map<std::string, bool>;  // node name -> output unsigned
 
-// Ops that pass their input's codes through without requantizing them.
-bool keeps_codes(const Node& n) {
-  return n.op == "Relu" || n.op == "LeakyRelu" || n.op == "Clip" || n.op == "MaxPool" || n.op == "Flatten" ||
-         n.op == "Reshape" || n.op == "Identity" || n.op == "Dropout" ||
-         (n.op == "Pad" && n.attr_float("value", 0.f) >= 0.f);
-}
-
-// Ops whose output is non-negative when their input is (average pools sum and divide).
-bool keeps_sign(const Node& n) {
-  return keeps_codes(n) || n.op == "AveragePool" || n.op == "GlobalAveragePool";
-}
-
-
-bool clamps_at_zero(const Node& n) {
-  return n.op == "Relu" || (n.op == "Clip" && n.attr_float("min", -1.f) >= 0.f);
-}
-
 // A requantizer clamps at zero for free when every consumer would clamp there anyway.
 bool feeds_only_zero_clamps(const Graph& g, const Node& n) {
   if (g.is_output(n.name)) return false;
   const auto users = g.consumers(n.name);
   return !users.empty() && std::all_of(users.begin(), users.end(),
-                                       [&](const std::string& u) { return clamps_at_zero(g.node(u)); });
+                                       [&](const std::string& u) { return g.node(u).satisfies(&OpTraits::clamps_at_zero); });
 }
 
 bool has_positive_factors(const Node& scaling) {
@@ -52,11 +34,11 @@ SignOf output_signs(const Graph& g, const std::set<std::string>& forced) {
   SignOf sign;
   for (const Node& n : g.nodes()) {
     bool is_unsigned = false;
-    if (keeps_sign(n)) {
+    if (n.satisfies(&OpTraits::sign_as_input)) {
       is_unsigned = sign.at(n.inputs.at(0));
-    } else if (n.op == "Add" || n.op == "Concat" || n.op == "Mul") {
+    } else if (n.traits().sign_all_inputs) {
       is_unsigned = n.params.empty() && all_unsigned(n.inputs, sign);  // a constant operand may be negative
-    } else if (n.op == "Scaling") {
+    } else if (n.is(OpKind::Scaling)) {
       is_unsigned = (sign.at(n.inputs.at(0)) && has_positive_factors(n)) || feeds_only_zero_clamps(g, n);
     }
     sign[n.name] = is_unsigned && !forced.count(n.name);
@@ -66,7 +48,7 @@ SignOf output_signs(const Graph& g, const std::set<std::string>& forced) {
 
 // The node whose codes `name` carries: up through code-keeping ops to the one that set them.
 std::string code_source(const Graph& g, std::string name) {
-  while (keeps_codes(g.node(name))) name = g.node(name).inputs.at(0);
+  while (g.node(name).traits().keeps_codes) name = g.node(name).inputs.at(0);
   return name;
 }
 
@@ -80,7 +62,7 @@ std::map<std::string, std::pair<bool, bool>> compute_sign_map(const Graph& g, bo
     sign = output_signs(g, forced);
     changed = false;
     for (const Node& n : g.nodes()) {
-      if (!is_join_op(n.op) || all_unsigned(n.inputs, sign)) continue;
+      if (!n.traits().join || all_unsigned(n.inputs, sign)) continue;
       for (const std::string& in : n.inputs) {
         if (!sign.at(in)) continue;
         const std::string source = code_source(g, in);

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "aidge_ptq_lite/ops.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -12,7 +11,7 @@ void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs) {
   const double q_weight = std::ldexp(1.0, nb_bits - 1) - 1.0;
   const std::set<std::string> output_points = dequantize_points(g);
   for (Node& affine : g.mutable_nodes()) {
-    if (!is_affine_op(affine.op)) continue;
+    if (!affine.traits().affine) continue;
     const auto users = g.consumers(affine.name);
     Node& scaling = g.node(users.at(0));
     if (output_points.count(scaling.name)) continue;  // dequantized in float: nothing to shift

@@ -27,7 +27,7 @@ Executor::Executor(const Graph& graph) : graph_(&graph) {
     Step step;
     step.node = &n;
     for (const std::string& in : n.inputs) step.inputs.push_back(step_of.at(in));
-    if (n.op != "Input") step.kernel = make_kernel(graph, n);
+    if (!n.is(OpKind::Input)) step.kernel = make_kernel(graph, n);
     step_of[n.name] = steps_.size();
     steps_.push_back(std::move(step));
   }

@@ -1,10 +1,12 @@
 // Float kernels of every op: the executor's plain mode, also used during calibration.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
+#include "../ops/op_parts.hpp"
 #include "aidge_ptq_lite/executor.hpp"
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
-#include "aidge_ptq_lite/ops.hpp"
+#include "aidge_ptq_lite/op_geometry.hpp"
 #include "kernel_util.hpp"
 
 namespace apl {
@@ -30,9 +32,9 @@ class ConvKernel : public NodeKernel {
 
 class PoolKernel : public NodeKernel {
  public:
-  PoolKernel(const Graph& g, const Node& n)
+  PoolKernel(const Graph& g, const Node& n, bool max)
       : NodeKernel(n), shape_(window_geometry(n, g.node(n.inputs[0]).shape)),
-        max_(n.op == "MaxPool"), include_pad_(n.attr_int("count_include_pad", 0) != 0) {}
+        max_(max), include_pad_(n.attr_int("count_include_pad", 0) != 0) {}
   Tensor run(const std::vector<const Tensor*>& in) const override {
     Tensor y = make_output(*in[0]);
     if (max_)
@@ -58,21 +60,22 @@ class GlobalAvgPoolKernel : public NodeKernel {
   }
 };
 
-// Gemm and MatMul: y = x * W (+ bias), W stored (K x M) once at plan time.
+// Gemm and MatMul (which has none of Gemm's attributes and no bias): y = x * W (+ bias), W
+// stored (K x M) once at plan time.
 class DenseKernel : public NodeKernel {
  public:
   DenseKernel(const Graph& g, const Node& n) : NodeKernel(n) {
     const Tensor& b = n.params.at(0);
-    const bool trans_b = n.op == "Gemm" && n.attr_int("transB", 0) != 0;
+    const bool trans_b = n.attr_int("transB", 0) != 0;
     k_ = trans_b ? b.dim(1) : b.dim(0);
     m_ = trans_b ? b.dim(0) : b.dim(1);
-    const float alpha = n.op == "Gemm" ? n.attr_float("alpha", 1.f) : 1.f;
+    const float alpha = n.attr_float("alpha", 1.f);
     weights_ = Tensor(DType::F32, {k_, m_});
     float* w = weights_.data<float>();
     const float* src = b.data<float>();
     for (int64_t i = 0; i < k_; ++i)
       for (int64_t j = 0; j < m_; ++j) w[i * m_ + j] = alpha * (trans_b ? src[j * k_ + i] : src[i * m_ + j]);
-    if (n.op == "Gemm" && n.params.size() > 1) {
+    if (n.params.size() > 1) {
       const float beta = n.attr_float("beta", 1.f);
       bias_.assign(static_cast<size_t>(m_), 0.f);
       const Tensor& c = n.params[1];
@@ -117,28 +120,19 @@ class BatchNormKernel : public NodeKernel {
   float eps_;
 };
 
-class UnaryKernel : public NodeKernel {
+// Element-wise activations: y[i] = f(x[i]) with the node's attributes bound at plan time.
+class PointwiseKernel : public NodeKernel {
  public:
-  UnaryKernel(const Graph&, const Node& n) : NodeKernel(n), op_(n.op) {
-    alpha_ = n.attr_float("alpha", 0.01f);
-    lo_ = n.attr_float("min", -3.4028235e38f);
-    hi_ = n.attr_float("max", 3.4028235e38f);
-  }
+  using Fn = std::function<void(int64_t, const float*, float*)>;
+  PointwiseKernel(const Node& n, Fn f) : NodeKernel(n), f_(std::move(f)) {}
   Tensor run(const std::vector<const Tensor*>& in) const override {
     Tensor y = make_output(*in[0]);
-    const float* x = in[0]->data<float>();
-    float* out = y.data<float>();
-    const int64_t n = y.numel();
-    if (op_ == "Relu") relu_f32(n, x, out);
-    else if (op_ == "LeakyRelu") leaky_relu_f32(n, alpha_, x, out);
-    else if (op_ == "Clip") clip_f32(n, lo_, hi_, x, out);
-    else sigmoid_f32(n, x, out);
+    f_(y.numel(), in[0]->data<float>(), y.data<float>());
     return y;
   }
 
  private:
-  std::string op_;
-  float alpha_, lo_, hi_;
+  Fn f_;
 };
 
 class SoftmaxKernel : public NodeKernel {
@@ -162,10 +156,19 @@ class SoftmaxKernel : public NodeKernel {
   int64_t axis_;
 };
 
+BinaryOp binary_op(const Node& n) {
+  switch (n.kind) {
+    case OpKind::Add: return BinaryOp::Add;
+    case OpKind::Sub: return BinaryOp::Sub;
+    case OpKind::Mul: return BinaryOp::Mul;
+    default: throw Error(n.label() + " is not an element-wise binary op");
+  }
+}
+
 class BinaryKernel : public NodeKernel {
  public:
   BinaryKernel(const Graph&, const Node& n) : NodeKernel(n) {
-    op_ = n.op == "Add" ? BinaryOp::Add : n.op == "Sub" ? BinaryOp::Sub : BinaryOp::Mul;
+    op_ = binary_op(n);
     if (!n.params.empty()) {
       constant_ = n.params[0];
       const_index_ = static_cast<int>(n.attr_int("const_index", 1));
@@ -271,22 +274,36 @@ class ViewKernel : public NodeKernel {
 
 }  // namespace
 
+namespace float_kernels {
+
+std::unique_ptr<OpKernel> conv(const Graph& g, const Node& n) { return std::make_unique<ConvKernel>(g, n); }
+std::unique_ptr<OpKernel> maxpool(const Graph& g, const Node& n) { return std::make_unique<PoolKernel>(g, n, true); }
+std::unique_ptr<OpKernel> avgpool(const Graph& g, const Node& n) { return std::make_unique<PoolKernel>(g, n, false); }
+std::unique_ptr<OpKernel> global_avgpool(const Graph&, const Node& n) { return std::make_unique<GlobalAvgPoolKernel>(n); }
+std::unique_ptr<OpKernel> dense(const Graph& g, const Node& n) { return std::make_unique<DenseKernel>(g, n); }
+std::unique_ptr<OpKernel> batchnorm(const Graph& g, const Node& n) { return std::make_unique<BatchNormKernel>(g, n); }
+std::unique_ptr<OpKernel> pointwise(const Graph&, const Node& n) {
+  return std::make_unique<PointwiseKernel>(n, n.traits().pointwise_f32);
+}
+std::unique_ptr<OpKernel> leaky_relu(const Graph&, const Node& n) {
+  const float alpha = n.attr_float("alpha", 0.01f);
+  return std::make_unique<PointwiseKernel>(n, [alpha](int64_t k, const float* x, float* y) { leaky_relu_f32(k, alpha, x, y); });
+}
+std::unique_ptr<OpKernel> clip(const Graph&, const Node& n) {
+  const float lo = n.attr_float("min", -3.4028235e38f), hi = n.attr_float("max", 3.4028235e38f);
+  return std::make_unique<PointwiseKernel>(n, [lo, hi](int64_t k, const float* x, float* y) { clip_f32(k, lo, hi, x, y); });
+}
+std::unique_ptr<OpKernel> softmax(const Graph& g, const Node& n) { return std::make_unique<SoftmaxKernel>(g, n); }
+std::unique_ptr<OpKernel> binary(const Graph& g, const Node& n) { return std::make_unique<BinaryKernel>(g, n); }
+std::unique_ptr<OpKernel> concat(const Graph& g, const Node& n) { return std::make_unique<ConcatKernel>(g, n); }
+std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_unique<PadKernel>(g, n); }
+std::unique_ptr<OpKernel> scaling(const Graph&, const Node& n) { return std::make_unique<ScalingKernel>(n); }
+std::unique_ptr<OpKernel> view(const Graph&, const Node& n) { return std::make_unique<ViewKernel>(n); }
+
+}  // namespace float_kernels
+
 std::unique_ptr<OpKernel> make_float_kernel(const Graph& g, const Node& n) {
-  const std::string& op = n.op;
-  if (op == "Conv") return std::make_unique<ConvKernel>(g, n);
-  if (op == "MaxPool" || op == "AveragePool") return std::make_unique<PoolKernel>(g, n);
-  if (op == "GlobalAveragePool") return std::make_unique<GlobalAvgPoolKernel>(n);
-  if (op == "Gemm" || op == "MatMul") return std::make_unique<DenseKernel>(g, n);
-  if (op == "BatchNormalization") return std::make_unique<BatchNormKernel>(g, n);
-  if (op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "Sigmoid")
-    return std::make_unique<UnaryKernel>(g, n);
-  if (op == "Softmax") return std::make_unique<SoftmaxKernel>(g, n);
-  if (op == "Add" || op == "Sub" || op == "Mul") return std::make_unique<BinaryKernel>(g, n);
-  if (op == "Concat") return std::make_unique<ConcatKernel>(g, n);
-  if (op == "Pad") return std::make_unique<PadKernel>(g, n);
-  if (op == "Scaling") return std::make_unique<ScalingKernel>(n);
-  if (op == "Identity" || op == "Dropout" || op == "Flatten" || op == "Reshape")
-    return std::make_unique<ViewKernel>(n);
+  if (const KernelFactory f = n.traits().float_kernel) return f(g, n);
   throw UnsupportedError("no float kernel for " + n.label());
 }
 

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../ops/op_parts.hpp"
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
-#include "aidge_ptq_lite/ops.hpp"
+#include "aidge_ptq_lite/op_geometry.hpp"
 #include "kernel_util.hpp"
 
 namespace apl {
@@ -22,11 +23,11 @@ DType acc_dtype(const Graph& g) { return g.quant_config().wide() ? DType::I64 : 
 
 // The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
 const Node* fused_scaling(const Graph& g, const Node& affine) {
-  if (!is_affine_op(affine.op) || g.quant_config().wide()) return nullptr;
+  if (!affine.traits().affine || g.quant_config().wide()) return nullptr;
   const auto users = g.consumers(affine.name);
   if (users.size() != 1) return nullptr;
   const Node& s = g.node(users[0]);
-  return s.op == "Scaling" && !s.quant.dequantize_point ? &s : nullptr;
+  return s.is(OpKind::Scaling) && !s.quant.dequantize_point ? &s : nullptr;
 }
 
 RequantParams requant_params(const Graph& g, const Node& scaling) {
@@ -40,7 +41,7 @@ RequantParams requant_params(const Graph& g, const Node& scaling) {
 
 Conv2dShape affine_geometry(const Graph& g, const Node& n) {
   const Shape& in = g.node(n.inputs[0]).shape;
-  if (n.op == "Conv") return window_geometry(n, in);
+  if (n.params[0].ndim() == 4) return window_geometry(n, in);  // Conv
   Conv2dShape s;  // Gemm: a 1x1 convolution on a 1x1 image
   s.C = in[0];
   s.H = s.W = 1;
@@ -146,7 +147,7 @@ class IntReluKernel : public NodeKernel {
 // LeakyRelu (negative side times alpha, one rounding) and Clip (bounds in codes).
 class IntPiecewiseKernel : public NodeKernel {
  public:
-  IntPiecewiseKernel(const Graph&, const Node& n) : NodeKernel(n), leaky_(n.op == "LeakyRelu") {
+  IntPiecewiseKernel(const Graph&, const Node& n) : NodeKernel(n), leaky_(n.is(OpKind::LeakyRelu)) {
     if (leaky_) alpha_ = encode_multiplier(std::fabs(n.attr_float("alpha", 0.01f)));
     negate_ = leaky_ && n.attr_float("alpha", 0.01f) < 0.f;
     lo_ = static_cast<int64_t>(std::ceil(std::max(-4.0e18, double(n.attr_float("min", -3.4e38f)))));
@@ -182,17 +183,19 @@ class IntPiecewiseKernel : public NodeKernel {
   int64_t lo_, hi_;
 };
 
+// MaxPool keeps its input's codes; average pools sum their window (the Scaling node after them
+// divides by it).
 class IntPoolKernel : public NodeKernel {
  public:
-  IntPoolKernel(const Graph& g, const Node& n)
-      : NodeKernel(n), op_(n.op), acc_(acc_dtype(g)) {
+  enum class Mode { Max, WindowSum, GlobalSum };
+  IntPoolKernel(const Graph& g, const Node& n, Mode mode) : NodeKernel(n), mode_(mode), acc_(acc_dtype(g)) {
     const Shape& in = g.node(n.inputs[0]).shape;
-    if (op_ != "GlobalAveragePool") shape_ = window_geometry(n, in);
+    if (mode_ != Mode::GlobalSum) shape_ = window_geometry(n, in);
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
     const Tensor& x = *in[0];
     const int64_t N = x.dim(0);
-    if (op_ == "MaxPool") {
+    if (mode_ == Mode::Max) {
       Tensor y = make_output(x, x.dtype());
       with_code_type(x.dtype(), [&](auto* tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
@@ -211,12 +214,12 @@ class IntPoolKernel : public NodeKernel {
 
  private:
   template <class T, class Acc> void sum(const Tensor& x, Tensor& y) const {
-    if (op_ == "GlobalAveragePool")
+    if (mode_ == Mode::GlobalSum)
       global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.dim(2) * x.dim(3), x.data<T>(), y.data<Acc>());
     else
       sumpool2d_int<T, Acc>(shape_, x.dim(0), x.data<T>(), y.data<Acc>());
   }
-  std::string op_;
+  Mode mode_;
   DType acc_;
   Pool2dShape shape_;
 };
@@ -224,7 +227,12 @@ class IntPoolKernel : public NodeKernel {
 class IntBinaryKernel : public NodeKernel {
  public:
   IntBinaryKernel(const Graph& g, const Node& n) : NodeKernel(n), acc_(acc_dtype(g)) {
-    op_ = n.op == "Add" ? IntBinaryOp::Add : n.op == "Sub" ? IntBinaryOp::Sub : IntBinaryOp::Mul;
+    switch (n.kind) {
+      case OpKind::Add: op_ = IntBinaryOp::Add; break;
+      case OpKind::Sub: op_ = IntBinaryOp::Sub; break;
+      case OpKind::Mul: op_ = IntBinaryOp::Mul; break;
+      default: throw Error(n.label() + " is not an element-wise binary op");
+    }
     if (g.node(n.inputs[0]).shape != n.shape || g.node(n.inputs[1]).shape != n.shape)
       throw UnsupportedError(n.label() + ": broadcasting between two activations is not supported in integers");
   }
@@ -291,17 +299,7 @@ class DequantizingKernel : public OpKernel {
 };
 
 std::unique_ptr<OpKernel> make_integer_kernel(const Graph& g, const Node& n) {
-  const std::string& op = n.op;
-  if (is_affine_op(op)) return std::make_unique<IntAffineKernel>(g, n);
-  if (op == "Scaling") return std::make_unique<IntScalingKernel>(g, n);
-  if (op == "Relu") return std::make_unique<IntReluKernel>(n);
-  if (op == "LeakyRelu" || op == "Clip") return std::make_unique<IntPiecewiseKernel>(g, n);
-  if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool")
-    return std::make_unique<IntPoolKernel>(g, n);
-  if (op == "Add" || op == "Sub" || op == "Mul") return std::make_unique<IntBinaryKernel>(g, n);
-  if (op == "Pad") return std::make_unique<IntPadKernel>(g, n);
-  if (op == "Concat" || op == "Flatten" || op == "Reshape" || op == "Identity" || op == "Dropout")
-    return make_float_kernel(g, n);  // dtype-agnostic data movement
+  if (const KernelFactory f = n.traits().integer_kernel) return f(g, n);
   throw UnsupportedError("no integer kernel for " + n.label());
 }
 
@@ -352,6 +350,26 @@ Tensor quantize_input(const Node& input, const QuantConfig& config, const Tensor
   });
   return y;
 }
+
+namespace integer_kernels {
+
+std::unique_ptr<OpKernel> affine(const Graph& g, const Node& n) { return std::make_unique<IntAffineKernel>(g, n); }
+std::unique_ptr<OpKernel> scaling(const Graph& g, const Node& n) { return std::make_unique<IntScalingKernel>(g, n); }
+std::unique_ptr<OpKernel> relu(const Graph&, const Node& n) { return std::make_unique<IntReluKernel>(n); }
+std::unique_ptr<OpKernel> piecewise(const Graph& g, const Node& n) { return std::make_unique<IntPiecewiseKernel>(g, n); }
+std::unique_ptr<OpKernel> maxpool(const Graph& g, const Node& n) {
+  return std::make_unique<IntPoolKernel>(g, n, IntPoolKernel::Mode::Max);
+}
+std::unique_ptr<OpKernel> avgpool(const Graph& g, const Node& n) {
+  return std::make_unique<IntPoolKernel>(g, n, IntPoolKernel::Mode::WindowSum);
+}
+std::unique_ptr<OpKernel> global_avgpool(const Graph& g, const Node& n) {
+  return std::make_unique<IntPoolKernel>(g, n, IntPoolKernel::Mode::GlobalSum);
+}
+std::unique_ptr<OpKernel> binary(const Graph& g, const Node& n) { return std::make_unique<IntBinaryKernel>(g, n); }
+std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_unique<IntPadKernel>(g, n); }
+
+}  // namespace integer_kernels
 
 std::unique_ptr<OpKernel> make_kernel(const Graph& g, const Node& n) {
   if (!g.is_quantized()) return make_float_kernel(g, n);

@@ -51,6 +51,7 @@ void relu_f32(int64_t n, const float* x, float* y);
 void leaky_relu_f32(int64_t n, float alpha, const float* x, float* y);
 void clip_f32(int64_t n, float lo, float hi, const float* x, float* y);
 void sigmoid_f32(int64_t n, const float* x, float* y);
+void tanh_f32(int64_t n, const float* x, float* y);
 // Softmax over the middle axis of a (outer, axis_len, inner) view.
 void softmax_f32(int64_t outer, int64_t axis_len, int64_t inner, const float* x, float* y);
 

@@ -57,6 +57,10 @@ void sigmoid_f32(int64_t n, const float* x, float* y) {
   map_f32(n, x, y, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
 }
 
+void tanh_f32(int64_t n, const float* x, float* y) {
+  map_f32(n, x, y, [](float v) { return std::tanh(v); });
+}
+
 void softmax_f32(int64_t outer, int64_t axis_len, int64_t inner, const float* x, float* y) {
 #pragma omp parallel for schedule(static) if (outer * axis_len * inner > kParallelElements)
   for (int64_t o = 0; o < outer; ++o) {

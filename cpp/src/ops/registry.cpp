@@ -1,0 +1,199 @@
+// THE op registry: one traits row per op. To add an op, add its OpKind, its row here and the
+// functions the row names (README, "Adding an op"); nothing else asks for the op by name.
+#include <algorithm>
+#include <array>
+
+#include "aidge_ptq_lite/graph.hpp"
+#include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "op_parts.hpp"
+
+namespace apl {
+namespace {
+
+// ---- small predicates the rows share ------------------------------------------------------------
+bool always(const Node&) { return true; }
+bool pads_with_zero(const Node& n) { return n.attr_float("value", 0.f) == 0.f; }
+bool pads_with_non_negative(const Node& n) { return n.attr_float("value", 0.f) >= 0.f; }
+bool clip_min_non_negative(const Node& n) { return n.attr_float("min", -1.f) >= 0.f; }
+
+int64_t pool_window(const Graph&, const Node& n) {
+  const auto k = n.attr_ints("kernel_shape");
+  return k[0] * k[1];
+}
+int64_t global_pool_window(const Graph& g, const Node& n) {
+  const Shape& in = g.node(n.inputs[0]).shape;
+  return in[1] * in[2];
+}
+
+std::string blocked_by_constant_operand(const Node& n) {
+  return n.params.empty() ? "" : "one operand is a constant (fold it into the previous layer)";
+}
+std::string blocked_matmul(const Node&) { return "MatMul on a tensor of rank > 2"; }
+std::string blocked_batchnorm(const Node& n) {
+  return n.shape.size() == 3 ? "" : "BatchNormalization that follows no Conv/Gemm on a non-4-D tensor";
+}
+std::string blocked_avgpool(const Node& n) {
+  if (n.attr_int("count_include_pad", 0) != 0) return "";
+  for (int64_t p : n.attr_ints("pads", {0, 0, 0, 0}))
+    if (p != 0) return "average pooling with padding excluded from the count";
+  return "";
+}
+std::string blocked_pad(const Node& n) { return pads_with_zero(n) ? "" : "padding with a non-zero value"; }
+
+// A row under construction: chained setters keep each row one readable statement.
+struct Row : OpTraits {
+  Row(OpKind k, const char* onnx_name, ShapeFn shape) {
+    kind = k;
+    name = onnx_name;
+    infer_shape = shape;
+  }
+  Row&& inputs(int lo, int hi) && { min_inputs = lo; max_inputs = hi; return std::move(*this); }
+  Row&& params_from(std::vector<int> idx) && { param_inputs = std::move(idx); return std::move(*this); }
+  Row&& attributes_from(std::vector<std::pair<int, const char*>> a) && {
+    attribute_inputs = std::move(a);
+    return std::move(*this);
+  }
+  Row&& activation_attrs(std::vector<std::pair<const char*, float>> a) && {
+    activation_attributes = std::move(a);
+    return std::move(*this);
+  }
+  Row&& with_constant_operand() && { constant_operand = true; return std::move(*this); }
+  Row&& exported(ExportRule r) && { export_rule = r; return std::move(*this); }
+  Row&& is_affine() && { affine = needs_scaling = true; export_rule = ExportRule::Affine; return std::move(*this); }
+  Row&& is_join() && { join = needs_scaling = true; return std::move(*this); }
+  Row&& scaled() && { needs_scaling = true; return std::move(*this); }
+  Row&& product_of_scales() && { multiplies_scales = needs_scaling = true; return std::move(*this); }
+  Row&& codes_kept() && { keeps_codes = true; return std::move(*this); }
+  Row&& is_view() && { view = keeps_codes = true; return std::move(*this); }
+  Row&& removed() && { removed_by_prepare = true; export_rule = ExportRule::None; return std::move(*this); }
+  Row&& folded() && { folds_into_affine = true; export_rule = ExportRule::None; return std::move(*this); }
+  Row&& in_float_tail() && { float_tail = true; return std::move(*this); }
+  Row&& homogeneous_if(NodePredicate p) && { homogeneous = p; return std::move(*this); }
+  Row&& unsigned_if_input(NodePredicate p = always) && { sign_as_input = p; return std::move(*this); }
+  Row&& unsigned_if_all_inputs() && { sign_all_inputs = true; return std::move(*this); }
+  Row&& zero_clamp(NodePredicate p = always) && { clamps_at_zero = p; return std::move(*this); }
+  Row&& measured(MeasuredThrough m) && { measured_through = m; return std::move(*this); }
+  Row&& sums_window(int64_t (*w)(const Graph&, const Node&)) && { summed_window = w; return std::move(*this); }
+  Row&& blocked(std::string (*b)(const Node&)) && { quantization_blocker = b; return std::move(*this); }
+  Row&& kernels(KernelFactory f, KernelFactory i) && { float_kernel = f; integer_kernel = i; return std::move(*this); }
+  Row&& pointwise(void (*f)(int64_t, const float*, float*), KernelFactory i) && {
+    pointwise_f32 = f;
+    return std::move(*this).kernels(float_kernels::pointwise, i);
+  }
+};
+
+namespace fk = float_kernels;
+namespace ik = integer_kernels;
+using K = OpKind;
+
+std::vector<OpTraits> make_rows() {
+  std::vector<OpTraits> rows;
+  // The library's own nodes.
+  rows.push_back(Row(K::Input, "Input", nullptr).inputs(0, 0).exported(ExportRule::QuantizeInput));
+  rows.push_back(Row(K::Scaling, "Scaling", shapes::same).exported(ExportRule::Requantize)
+                     .kernels(fk::scaling, ik::scaling));
+  // Affine layers: weights, an integer GEMM, a Scaling node after.
+  rows.push_back(Row(K::Conv, "Conv", shapes::window).params_from({1, 2}).is_affine().kernels(fk::conv, ik::affine));
+  rows.push_back(Row(K::Gemm, "Gemm", shapes::gemm).params_from({1, 2}).is_affine().kernels(fk::dense, ik::affine));
+  rows.push_back(Row(K::MatMul, "MatMul", shapes::matmul).params_from({1}).blocked(blocked_matmul)
+                     .kernels(fk::dense, nullptr));  // prepare_network makes a 2-D MatMul a Gemm
+  rows.push_back(Row(K::BatchNormalization, "BatchNormalization", shapes::batchnorm).params_from({1, 2, 3, 4})
+                     .folded().blocked(blocked_batchnorm).kernels(fk::batchnorm, nullptr));
+  // Joins and element-wise binaries: a Scaling node renormalizes their accumulator.
+  rows.push_back(Row(K::Add, "Add", shapes::binary).inputs(2, 2).with_constant_operand().is_join()
+                     .unsigned_if_all_inputs().blocked(blocked_by_constant_operand).kernels(fk::binary, ik::binary));
+  rows.push_back(Row(K::Sub, "Sub", shapes::binary).inputs(2, 2).with_constant_operand().is_join()
+                     .blocked(blocked_by_constant_operand).kernels(fk::binary, ik::binary));
+  rows.push_back(Row(K::Mul, "Mul", shapes::binary).inputs(2, 2).with_constant_operand().product_of_scales()
+                     .unsigned_if_all_inputs().blocked(blocked_by_constant_operand).kernels(fk::binary, ik::binary));
+  rows.push_back(Row(K::Concat, "Concat", shapes::concat).inputs(1, -1).is_join().unsigned_if_all_inputs()
+                     .kernels(fk::concat, fk::concat));
+  // Pools.
+  rows.push_back(Row(K::MaxPool, "MaxPool", shapes::window).codes_kept().homogeneous_if(always)
+                     .unsigned_if_input().measured(MeasuredThrough::SoleUser).kernels(fk::maxpool, ik::maxpool));
+  rows.push_back(Row(K::AveragePool, "AveragePool", shapes::window).scaled().homogeneous_if(always)
+                     .unsigned_if_input().sums_window(pool_window).blocked(blocked_avgpool)
+                     .kernels(fk::avgpool, ik::avgpool));
+  rows.push_back(Row(K::GlobalAveragePool, "GlobalAveragePool", shapes::global_pool).scaled()
+                     .homogeneous_if(always).unsigned_if_input().sums_window(global_pool_window)
+                     .kernels(fk::global_avgpool, ik::global_avgpool));
+  // Activations that keep their input's codes.
+  rows.push_back(Row(K::Relu, "Relu", shapes::same).codes_kept().homogeneous_if(always).unsigned_if_input()
+                     .zero_clamp().measured(MeasuredThrough::AnyUsers).pointwise(kernels::relu_f32, ik::relu));
+  rows.push_back(Row(K::LeakyRelu, "LeakyRelu", shapes::same).codes_kept().homogeneous_if(always)
+                     .unsigned_if_input().kernels(fk::leaky_relu, ik::piecewise));
+  rows.push_back(Row(K::Clip, "Clip", shapes::same).attributes_from({{1, "min"}, {2, "max"}})
+                     .activation_attrs({{"min", -3.4028235e38f}, {"max", 3.4028235e38f}}).codes_kept()
+                     .unsigned_if_input().zero_clamp(clip_min_non_negative).kernels(fk::clip, ik::piecewise));
+  rows.push_back(Row(K::Pad, "Pad", shapes::pad).attributes_from({{1, "pads"}, {2, "value"}}).codes_kept()
+                     .homogeneous_if(pads_with_zero).unsigned_if_input(pads_with_non_negative)
+                     .blocked(blocked_pad).kernels(fk::pad, ik::pad));
+  // Data movement: any dtype, codes unchanged.
+  rows.push_back(Row(K::Flatten, "Flatten", shapes::flatten).is_view().homogeneous_if(always)
+                     .unsigned_if_input().kernels(fk::view, fk::view));
+  rows.push_back(Row(K::Reshape, "Reshape", shapes::reshape).attributes_from({{1, "shape"}}).is_view()
+                     .unsigned_if_input().kernels(fk::view, fk::view));
+  rows.push_back(Row(K::Identity, "Identity", shapes::same).is_view().removed().unsigned_if_input()
+                     .kernels(fk::view, fk::view));
+  rows.push_back(Row(K::Dropout, "Dropout", shapes::same).attributes_from({{1, "ratio"}, {2, "training_mode"}})
+                     .is_view().removed().unsigned_if_input().kernels(fk::view, fk::view));
+  // No integer form: float after the output dequantization.
+  rows.push_back(Row(K::Softmax, "Softmax", shapes::softmax).in_float_tail().kernels(fk::softmax, nullptr));
+  rows.push_back(Row(K::Sigmoid, "Sigmoid", shapes::same).in_float_tail().pointwise(kernels::sigmoid_f32, nullptr));
+  rows.push_back(Row(K::Tanh, "Tanh", shapes::same).in_float_tail().pointwise(kernels::tanh_f32, nullptr));
+  return rows;
+}
+
+// Rows indexed by kind, checked once: every kind has exactly one row.
+const std::array<OpTraits, static_cast<size_t>(OpKind::Count)>& table() {
+  static const auto rows = [] {
+    std::array<OpTraits, static_cast<size_t>(OpKind::Count)> by_kind{};
+    for (OpTraits& row : make_rows()) {
+      OpTraits& slot = by_kind.at(static_cast<size_t>(row.kind));
+      if (slot.kind != OpKind::Count) throw Error(std::string("op registry: two rows for ") + row.name);
+      slot = std::move(row);
+    }
+    for (const OpTraits& row : by_kind)
+      if (row.kind == OpKind::Count) throw Error("op registry: an OpKind has no row");
+    return by_kind;
+  }();
+  return rows;
+}
+
+}  // namespace
+
+const OpTraits& op_traits(OpKind kind) {
+  const size_t i = static_cast<size_t>(kind);
+  if (i >= static_cast<size_t>(OpKind::Count)) throw Error("invalid OpKind " + std::to_string(i));
+  return table()[i];
+}
+
+const char* op_name(OpKind kind) { return op_traits(kind).name; }
+
+bool is_onnx_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
+
+OpKind op_kind(const std::string& onnx_name, const std::string& domain, const std::string& node_label) {
+  const std::string where = node_label.empty() ? "" : " (node '" + node_label + "')";
+  if (!is_onnx_domain(domain))
+    throw UnsupportedError("unsupported op " + onnx_name + " of domain '" + domain + "'" + where +
+                           "; only the standard ONNX domain is supported");
+  for (const OpTraits& row : table())
+    if (onnx_name == row.name) return row.kind;
+  throw UnsupportedError("unsupported op " + onnx_name + where + "; supported ops: " + supported_ops_list());
+}
+
+std::vector<std::string> supported_ops() {
+  std::vector<std::string> ops;
+  for (const OpTraits& row : table())
+    if (row.kind != OpKind::Input && row.kind != OpKind::Scaling) ops.push_back(row.name);
+  std::sort(ops.begin(), ops.end());
+  return ops;
+}
+
+std::string supported_ops_list() {
+  std::string s;
+  for (const std::string& op : supported_ops()) s += (s.empty() ? "" : ", ") + op;
+  return s;
+}
+
+}  // namespace apl
