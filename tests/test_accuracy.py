@@ -1,6 +1,10 @@
 """Accuracy of the integer network on the full Fashion-MNIST test set (calibration: the first 256
 train images), against the targets of the PTQ issues. Differences are in points of top-1.
-Comparisons of two options within 0.1 point use the mean over 4 disjoint calibration sets."""
+Comparisons of two options within 0.1 point use the mean over 4 disjoint calibration sets.
+
+The whole module is in the `slow` suite (with the full-set export cases, about 13 minutes on 2
+cores): `python -m pytest -q -m slow tests`. The default test command runs
+tests/test_accuracy_smoke.py instead (the bundled 1,000 images)."""
 import functools
 import math
 
@@ -10,8 +14,9 @@ import pytest
 import aidge_ptq_lite as apl
 from aidge_ptq_lite import datasets, zoo
 
-pytestmark = pytest.mark.skipif(datasets.data_source().startswith("bundled"),
-                                reason="needs the full test set (apt-get install dataset-fashion-mnist)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(datasets.data_source().startswith("bundled"),
+                                 reason="needs the full test set (apt-get install dataset-fashion-mnist)")]
 
 
 CALIBRATION_SIZE = 256

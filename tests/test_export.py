@@ -11,13 +11,17 @@ from aidge_ptq_lite import datasets, zoo
 from conftest import ort_forward
 
 
-@pytest.fixture(scope="module")
-def full_test_set():
-    return datasets.load_fashion_mnist("test")
+@pytest.fixture(scope="module", params=["bundled", pytest.param("full", marks=pytest.mark.slow)])
+def test_set(request):
+    """The bundled 1,000 test images; the full 10,000 in the slow suite (about 70 s, mostly
+    onnxruntime running the QDQ models)."""
+    if request.param == "full" and datasets.data_source().startswith("bundled"):
+        pytest.skip("needs the full test set (apt-get install dataset-fashion-mnist)")
+    return datasets.load_fashion_mnist("test", data_dir="bundled" if request.param == "bundled" else None)
 
 
-def test_exported_model_agrees_with_integer_forward(zoo_model, full_test_set, tmp_path):
-    x, y = full_test_set
+def test_exported_model_agrees_with_integer_forward(zoo_model, test_set, tmp_path):
+    x, y = test_set
     g = apl.load_onnx(zoo.model_path(zoo_model))
     apl.quantize_network(g, calibration_set=datasets.load_calibration_set(256))
     path = tmp_path / f"{zoo_model}_int8.onnx"
