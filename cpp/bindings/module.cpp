@@ -156,17 +156,22 @@ PYBIND11_MODULE(_core, m) {
             d["hi"] = n.quant.hi;
             d["weight_range"] = n.quant.weight_range;
             py::list mult;
-            for (const auto& fp : n.quant.multiplier) mult.append(py::make_tuple(fp.multiplier, fp.shift));
+            for (const auto& fp : n.quant.requant.multiplier) mult.append(py::make_tuple(fp.multiplier, fp.shift));
             d["multiplier"] = mult;
-            d["dequantize_point"] = n.quant.dequantize_point;
+            const std::vector<float>& f = n.quant.requant.factor;
+            d["factor"] = py::array_t<float>(static_cast<py::ssize_t>(f.size()), f.data());
+            d["single_shift"] = n.quant.requant.single_shift;
+            d["dequantize_point"] = n.quant.requant.dequantize_point;
             d["kept_float"] = n.quant.kept_float;
             return d;
           }, R"pbdoc(
 Quantization state (dict): ``max_abs`` (largest |x| in calibration; largest x for a Scaling node feeding only ReLUs), ``range`` (float value of
 the largest code: max_abs clipped, then raised by max arbitration), ``step`` (float value
 of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
-channel), ``multiplier`` (Scaling nodes: list of (m, shift), factor m / 2^shift),
-``dequantize_point`` and ``kept_float``.
+channel), and for Scaling nodes their requantization record: ``factor`` (float32 array: real
+factor per channel from accumulator codes to output codes, or to float values at a
+dequantization point), ``multiplier`` (its encoding: list of (m, shift), factor m / 2^shift),
+``single_shift`` and ``dequantize_point``; ``kept_float``.
 )pbdoc")
       .def("__repr__", [](const Node& n) {
         return "<Node " + n.label() + " " + shape_str(n.shape) + ">";
@@ -285,10 +290,10 @@ GraphError
           }, "Bit width of a quantized graph, else None.")
       .def_property_readonly("quantization", [](const Graph& g) -> py::object {
             if (!g.is_quantized()) return py::none();
-            const QuantConfig& c = g.quant_config();
+            const QuantizeOptions& c = g.quant_config();
             py::dict d;
             d["nb_bits"] = c.nb_bits;
-            d["clipping_mode"] = c.clipping;
+            d["clipping_mode"] = c.clipping_mode;
             d["channel_wise"] = c.channel_wise;
             d["cross_layer_equalization"] = c.cross_layer_equalization;
             d["optimize_signs"] = c.optimize_signs;

@@ -20,7 +20,9 @@ from ._core import (  # noqa: E402
     GraphError,
     Node,
     Histogram,
+    OptionError,
     QuantizabilityReport,
+    QuantizeOptions,
     RangeCollector,
     ShapeError,
     UnsupportedOpError,
@@ -47,8 +49,8 @@ from .ptq import Clipping, compute_histograms, compute_ranges, quantize_network
 from .report import layer_report
 
 __all__ = [
-    "Clipping", "Error", "Graph", "GraphError", "Histogram", "Node", "QuantizabilityReport",
-    "RangeCollector", "ShapeError", "UnsupportedOpError", "adjust_ranges", "cast_to_integer",
+    "Clipping", "Error", "Graph", "GraphError", "Histogram", "Node", "OptionError", "QuantizabilityReport",
+    "QuantizeOptions", "RangeCollector", "ShapeError", "UnsupportedOpError", "adjust_ranges", "cast_to_integer",
     "compute_histograms", "compute_kl_clipping", "compute_me_clipping", "compute_ranges",
     "compute_sign_map", "cross_layer_equalization", "detected_simd_level",
     "export_onnx", "insert_scaling_nodes", "layer_report", "load_onnx", "normalize_activations", "normalize_parameters",

@@ -223,17 +223,17 @@ Graph Graph::clone() const {
   g.index_ = index_;
   g.input_ = input_;
   g.outputs_ = outputs_;
-  if (quant_) g.quant_ = std::make_shared<QuantConfig>(*quant_);
+  g.quant_ = quant_;  // immutable: shared
   return g;
 }
 
-const QuantConfig& Graph::quant_config() const {
+const QuantizeOptions& Graph::quant_config() const {
   if (!quant_) throw Error("the graph is not quantized");
   return *quant_;
 }
 
-void Graph::set_quantized(const QuantConfig& config) {
-  quant_ = std::make_shared<QuantConfig>(config);
+void Graph::set_quantized(const QuantizeOptions& options) {
+  quant_ = std::make_shared<const QuantizeOptions>(options);
   invalidate();
 }
 

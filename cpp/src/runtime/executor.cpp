@@ -20,7 +20,9 @@ void check_finite_params(const Node& n) {
 
 }  // namespace
 
-Executor::Executor(const Graph& graph) : graph_(&graph) {
+Executor::Executor(const Graph& graph, const ExecutorOptions& options)
+    : graph_(&graph), level_(options.simd_level.value_or(active_simd_level())) {
+  const SimdLevelScope scope(level_);  // kernels pack their weights for this level
   std::map<std::string, size_t> step_of;
   for (const Node& n : graph.nodes()) {
     check_finite_params(n);
@@ -52,6 +54,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
                      shape_str(input_shape_).substr(1) + ", got " + dtype_name(x.dtype()) +
                      shape_str(x.shape()));
   if (x.dim(0) == 0) throw ShapeError("input '" + input_name_ + "' has an empty batch (N = 0)");
+  const SimdLevelScope scope(level_);
 
   std::vector<Tensor> values(steps_.size());
   std::vector<const Tensor*> args;
