@@ -110,6 +110,16 @@ py::object get_option(const QuantizeOptions& o, const std::string& name) {
   return py::bool_(o.verbose);
 }
 
+}  // namespace
+
+py::dict options_dict(const QuantizeOptions& o) {
+  py::dict d;
+  for (const OptionField& f : kOptionFields) d[f.name] = get_option(o, f.name);
+  return d;
+}
+
+namespace {
+
 void validate(const QuantizeOptions& o) {
   try {
     o.validate();
@@ -138,11 +148,7 @@ single_shift, no_quant, channel_wise, verbose, histogram_bins.
             validate(o);
             return o;
           }, "A copy with the given fields changed (same checks as the constructor).")
-      .def("to_dict", [](const QuantizeOptions& o) {
-            py::dict d;
-            for (const OptionField& f : kOptionFields) d[f.name] = get_option(o, f.name);
-            return d;
-          }, "The fields as a dict.")
+      .def("to_dict", &options_dict, "The fields as a dict.")
       .def("__eq__", [](const QuantizeOptions& a, const QuantizeOptions& b) {
             for (const OptionField& f : kOptionFields)
               if (!get_option(a, f.name).equal(get_option(b, f.name))) return false;
@@ -318,8 +324,14 @@ each Scaling factor as a fixed-point multiplier and shift, for the integer execu
           ++it;
           return true;
         };
-        py::gil_scoped_release release;
-        quantize_network(g, next, options);
+        // Copied and assigned with the GIL held (ordered against other Python threads' forwards
+        // and edits); quantized without it, on the copy.
+        Graph work = g.clone();
+        {
+          py::gil_scoped_release release;
+          quantize_network(work, next, options);
+        }
+        g = std::move(work);
       }, py::arg("graph"), py::arg("batches"), py::arg("options"),
       "quantize_network's C++ entry point: pulls float batches from the iterable `batches`.");
   m.def("adjust_ranges", &adjust_ranges, py::arg("graph"), py::arg("clipping_mode"), py::arg("ranges"),

@@ -70,6 +70,8 @@ class Node:
         """
         Output shape per sample (the batch axis is not included).
         """
+class _Executor:
+    pass
 class Graph:
     """
     A network: named nodes with one output each, in topological order.
@@ -99,7 +101,7 @@ class Graph:
         """
         Names of the nodes reading `name`.
         """
-    def forward(self, x: typing.Any, dequantize: bool = True) -> typing.Any:
+    def forward(self, x: typing.Any, dequantize: typing.Any = True) -> typing.Any:
         """
         Run the network on a batch.
         
@@ -191,7 +193,7 @@ class Graph:
     @property
     def quantization(self) -> typing.Any:
         """
-        The options quantize_network was called with (dict), or None for a float graph.
+        The options quantize_network was called with (dict, as QuantizeOptions.to_dict()), or None for a float graph.
         """
 class Histogram:
     """
@@ -218,8 +220,8 @@ class Histogram:
         ...
     def add(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> None:
         """
-        Add |x| of every value of ``x`` (any shape; converted to float32 if needed). Multi-threaded,
-        releases the GIL.
+        Add |x| of every value of ``x`` (any shape; converted to float32 if needed). Multi-threaded
+        inside; safe to call from several Python threads (calls are serialized: the GIL is held).
         
         Raises
         ------

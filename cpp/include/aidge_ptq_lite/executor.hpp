@@ -1,5 +1,6 @@
-// The executor: a plan built once from a graph (kernels prepared, weights packed), run many
-// times. Each node becomes an OpKernel; tensors are freed after their last use.
+// The executor: a plan built once from a snapshot of a graph (kernels prepared, weights packed,
+// one SIMD level), run many times, from several threads at once if wanted (run() is const and
+// the plan immutable). Each node becomes an OpKernel; tensors are freed after their last use.
 #pragma once
 #include <functional>
 #include <memory>
@@ -41,6 +42,8 @@ struct ExecutorOptions {
 class Executor {
  public:
   explicit Executor(const Graph& graph, const ExecutorOptions& options = {});
+  explicit Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions& options = {});
+  const Graph& graph() const { return *graph_; }  // the snapshot it runs
   SimdLevel simd_level() const { return level_; }
   // dequantize: convert integer outputs of a quantized graph back to float32.
   std::vector<Tensor> run(const Tensor& x, const NodeObserver& observer = nullptr,
@@ -55,7 +58,7 @@ class Executor {
   std::vector<Step> steps_;
   std::vector<size_t> last_use_;     // per step: the last step reading its output
   std::vector<size_t> output_steps_;
-  const Graph* graph_;
+  std::shared_ptr<const Graph> graph_;
   SimdLevel level_;
   Shape input_shape_;
   std::string input_name_;

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -59,8 +58,6 @@ class Node {
   int64_t param_count() const;
 };
 
-class Executor;
-
 class Graph {
  public:
   Graph();
@@ -103,11 +100,18 @@ class Graph {
 
   // ---- execution -------------------------------------------------------------------------------
   // x: (N, *input_shape) float32. Returns one tensor per graph output: float32, or for a
-  // quantized graph with dequantize=false, the raw integers.
+  // quantized graph with dequantize=false, the raw integers. Builds an Executor each call: to
+  // run many batches, build one (executor.hpp) and keep it. The Python binding keeps one per
+  // graph, rebuilt when version() changes.
   std::vector<Tensor> forward(const Tensor& x, bool dequantize = true) const;
-  // Drop the cached execution plan (after editing params in place).
-  void invalidate() const;
-  std::shared_ptr<const Executor> executor() const;
+  // Changes on every edit (and after invalidate(), to call after editing params in place):
+  // an Executor built at one version runs that version's snapshot.
+  uint64_t version() const { return version_; }
+  void invalidate();
+  // An immutable copy that shares the tensors' storage (cheap): what an Executor runs. Edits of
+  // this graph do not reach it, as long as no tensor is edited in place (passes that do call
+  // invalidate(); do not run them on a graph while it executes).
+  std::shared_ptr<const Graph> snapshot() const;
 
   // ---- quantization state ------------------------------------------------------------------------
   // How the graph executes: plain float, or the quantized network (integer kernels, or the same
@@ -125,8 +129,8 @@ class Graph {
   std::string input_;
   std::vector<std::string> outputs_;
   std::shared_ptr<const QuantizeOptions> quant_;
-  mutable std::shared_ptr<const Executor> plan_;
-  mutable std::unique_ptr<std::mutex> plan_mutex_;
+  uint64_t version_ = 0;
+  Graph(const Graph&) = default;  // shallow: see snapshot() and clone()
 };
 
 }  // namespace apl

@@ -22,6 +22,8 @@
 
 namespace apl {
 
+class Executor;
+
 // ---- prepare.cpp --------------------------------------------------------------------------------
 // Folds BatchNorm into the preceding Conv/Gemm (a lone BatchNorm becomes a depthwise 1x1 Conv),
 // removes Identity and Dropout, turns 2-D MatMul into Gemm, and gives every affine node a bias
@@ -72,14 +74,15 @@ class RangeCollector {
   // The collector quantize_network runs: histograms for the clipping mode (none for MAX).
   RangeCollector(const Graph& g, const QuantizeOptions& options)
       : RangeCollector(g, options.calibration_histogram_bins(), options.clipping_mode) {}
-  // Runs one float batch; ValueError if the batch or an activation holds NaN or Inf.
+  // Runs one float batch through the graph as it was when the collector was made; ValueError if
+  // the batch or an activation holds NaN or Inf.
   void update(const Tensor& batch);
   const RangeMap& ranges() const { return ranges_; }
   const std::map<std::string, Histogram>& histograms() const { return histograms_; }
   int64_t samples() const { return samples_; }
 
  private:
-  const Graph& graph_;
+  std::shared_ptr<const Executor> executor_;
   // Observed node -> the Scaling (or Input) node whose range / histogram it gives.
   std::map<std::string, std::string> range_at_, histogram_at_;
   RangeMap ranges_;

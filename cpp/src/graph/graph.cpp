@@ -1,6 +1,7 @@
 #include "aidge_ptq_lite/graph.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <iomanip>
 #include <set>
 #include <sstream>
@@ -60,20 +61,21 @@ int64_t Node::param_count() const {
 
 // ---- Graph: construction -------------------------------------------------------------------------
 
-Graph::Graph() : plan_mutex_(std::make_unique<std::mutex>()) {}
+// Versions are unique across graphs, so an assigned graph never looks like its old self.
+static std::atomic<uint64_t> next_version{1};
+
+Graph::Graph() : version_(next_version++) {}
 Graph::~Graph() = default;
-// The plan points at the graph it was built from, so a moved graph builds a new one.
 Graph::Graph(Graph&& o) noexcept
     : nodes_(std::move(o.nodes_)), index_(std::move(o.index_)), input_(std::move(o.input_)),
-      outputs_(std::move(o.outputs_)), quant_(std::move(o.quant_)),
-      plan_mutex_(std::make_unique<std::mutex>()) {}
+      outputs_(std::move(o.outputs_)), quant_(std::move(o.quant_)), version_(next_version++) {}
 Graph& Graph::operator=(Graph&& o) noexcept {
   nodes_ = std::move(o.nodes_);
   index_ = std::move(o.index_);
   input_ = std::move(o.input_);
   outputs_ = std::move(o.outputs_);
   quant_ = std::move(o.quant_);
-  plan_.reset();
+  invalidate();
   return *this;
 }
 
@@ -300,21 +302,14 @@ std::string Graph::summary() const {
 
 // ---- Graph: execution ----------------------------------------------------------------------------
 
-void Graph::invalidate() const {
-  if (plan_mutex_) {
-    std::lock_guard<std::mutex> lock(*plan_mutex_);
-    plan_.reset();
-  }
-}
+void Graph::invalidate() { version_ = next_version++; }
 
-std::shared_ptr<const Executor> Graph::executor() const {
-  std::lock_guard<std::mutex> lock(*plan_mutex_);
-  if (!plan_) plan_ = std::make_shared<const Executor>(*this);
-  return plan_;
+std::shared_ptr<const Graph> Graph::snapshot() const {
+  return std::shared_ptr<const Graph>(new Graph(*this));
 }
 
 std::vector<Tensor> Graph::forward(const Tensor& x, bool dequantize) const {
-  return executor()->run(x, nullptr, dequantize);
+  return Executor(*this).run(x, nullptr, dequantize);
 }
 
 }  // namespace apl

@@ -20,8 +20,11 @@ void check_finite_params(const Node& n) {
 
 }  // namespace
 
-Executor::Executor(const Graph& graph, const ExecutorOptions& options)
-    : graph_(&graph), level_(options.simd_level.value_or(active_simd_level())) {
+Executor::Executor(const Graph& graph, const ExecutorOptions& options) : Executor(graph.snapshot(), options) {}
+
+Executor::Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions& options)
+    : graph_(std::move(snapshot)), level_(options.simd_level.value_or(active_simd_level())) {
+  const Graph& graph = *graph_;
   const SimdLevelScope scope(level_);  // kernels pack their weights for this level
   std::map<std::string, size_t> step_of;
   for (const Node& n : graph.nodes()) {
