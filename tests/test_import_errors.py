@@ -95,3 +95,11 @@ def test_clone_is_independent():
     np.testing.assert_array_equal(g.get_param(conv, 0), w)
     x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
     assert not np.allclose(g.forward(x), c.forward(x))
+
+
+def test_forward_dequantize_must_be_a_bool():
+    # None used to return the raw int32 accumulators of a quantized graph without a word.
+    g = apl.load_onnx(zoo.model_path("lenet"))
+    for bad in (None, "False", 0):
+        with pytest.raises(TypeError, match="dequantize must be a bool"):
+            g.forward(np.zeros((2, 1, 28, 28), np.float32), dequantize=bad)
