@@ -100,12 +100,14 @@ RangeMap adjust_ranges(const Graph& g, const std::string& clipping_mode, const R
 
 // ---- quantize.cpp -------------------------------------------------------------------------------
 // Scales the normalized network to n-bit codes: weights * (2^(n-1) - 1) (rounded unless no_quant),
-// biases to the accumulator scale, Scaling factors to requantization factors, and records each
-// output's step and clamp. Marks the Scaling nodes feeding the outputs as dequantization points.
+// biases to the accumulator scale, and writes each Scaling node's requantization record (its
+// params keep their float-network meaning) and each output's step and clamp. Marks the Scaling
+// nodes feeding the outputs as dequantization points, and the graph quantized (the stepwise
+// pipeline then runs, with no_quant, or calls cast_to_integer).
 void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs);
 // Scaling nodes whose output goes only to the graph outputs (or to float-kept nodes): they hand
-// the accumulator over instead of requantizing it.
-std::set<std::string> dequantize_points(const Graph& g);
+// the accumulator over instead of requantizing it. kept_float: quantizability_report's.
+std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::string>& kept_float);
 
 // ---- single_shift.cpp ---------------------------------------------------------------------------
 // On the normalized network, before quantize_normalized_network: makes the requantization factor
@@ -119,8 +121,8 @@ void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs);
 double code_max(const Node& n, const QuantSpec& spec, bool optimize_signs);
 
 // ---- cast.cpp -----------------------------------------------------------------------------------
-// Integer tensors (int8 weights / int32 biases, or int32 / int64 above 8 bits) and fixed-point
-// multipliers, for the integer executor.
+// Integer tensors (int8 weights / int32 biases, or int32 / int64 above 8 bits, as QuantSpec says)
+// and the encoding of every requantization record (fixed-point multipliers, or single shifts).
 void cast_to_integer(Graph& g, int nb_bits);
 
 // ---- quant_ptq.cpp ------------------------------------------------------------------------------

@@ -34,8 +34,7 @@ void snap_to_powers_of_two(std::vector<float>& factors) {
 
 }  // namespace
 
-std::set<std::string> dequantize_points(const Graph& g) {
-  const auto kept_float = quantizability_report(g).kept_float;
+std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::string>& kept_float) {
   const auto is_float = [&](const std::string& name) {
     return std::find(kept_float.begin(), kept_float.end(), name) != kept_float.end();
   };
@@ -66,7 +65,7 @@ void quantize_normalized(Graph& g, const QuantSpec& spec, bool no_quant, bool op
   if (!report.unsupported.empty())
     throw UnsupportedError("cannot quantize: " + report.text());
   const bool round = !no_quant;
-  const std::set<std::string> output_points = dequantize_points(g);
+  const std::set<std::string> output_points = dequantize_points(g, report.kept_float);
   const double q_weight = spec.weight_max();
   auto codes = [&](const Node& n) { return code_max(n, spec, optimize_signs); };
 

@@ -11,7 +11,7 @@ namespace apl {
 void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs) {
   const QuantSpec spec(nb_bits);
   const double q_weight = spec.weight_max();
-  const std::set<std::string> output_points = dequantize_points(g);
+  const std::set<std::string> output_points = dequantize_points(g, quantizability_report(g).kept_float);
   for (Node& affine : g.mutable_nodes()) {
     if (!affine.traits().affine) continue;
     const auto users = g.consumers(affine.name);
