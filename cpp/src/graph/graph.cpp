@@ -6,7 +6,6 @@
 #include <set>
 #include <sstream>
 
-#include "aidge_ptq_lite/executor.hpp"
 
 namespace apl {
 
@@ -306,10 +305,6 @@ void Graph::invalidate() { version_ = next_version++; }
 
 std::shared_ptr<const Graph> Graph::snapshot() const {
   return std::shared_ptr<const Graph>(new Graph(*this));
-}
-
-std::vector<Tensor> Graph::forward(const Tensor& x, bool dequantize) const {
-  return Executor(*this).run(x, nullptr, dequantize);
 }
 
 }  // namespace apl

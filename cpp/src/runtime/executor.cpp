@@ -20,6 +20,11 @@ void check_finite_params(const Node& n) {
 
 }  // namespace
 
+// Declared with the Graph (graph.hpp); defined here so that the IR does not depend on the runtime.
+std::vector<Tensor> Graph::forward(const Tensor& x, bool dequantize) const {
+  return Executor(*this).run(x, nullptr, dequantize);
+}
+
 Executor::Executor(const Graph& graph, const ExecutorOptions& options) : Executor(graph.snapshot(), options) {}
 
 Executor::Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions& options)
