@@ -43,10 +43,14 @@ from ._core import (  # noqa: E402
     simd_level,
     supported_ops,
 )
-from .export import export_onnx
-from .onnx_io import load_onnx
-from .ptq import Clipping, compute_histograms, compute_ranges, quantize_network
-from .report import layer_report
+# APL_SIMD is read once, here: an invalid value is a ValueError at import that names the variable
+# (not an error at the first forward).
+simd_level()
+
+from .export import export_onnx  # noqa: E402
+from .onnx_io import load_onnx  # noqa: E402
+from .ptq import Clipping, compute_histograms, compute_ranges, quantize_network  # noqa: E402
+from .report import layer_report  # noqa: E402
 
 __all__ = [
     "Clipping", "Error", "Graph", "GraphError", "Histogram", "Node", "OptionError", "QuantizabilityReport",

@@ -51,6 +51,56 @@ def _positive(text: str) -> int:
     return value
 
 
+def _nb_bits(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 2 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"nb_bits must be an integer in 2..16, got {text}")
+    return value
+
+
+def _check_plot_dir(path: str) -> None:
+    """The folder exists or can be created (its nearest existing ancestor is a writable folder)."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise NotADirectoryError(f"--plot-dir '{path}' exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"--plot-dir '{path}' is not writable")
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--plot-dir '{path}' cannot be created ('{parent}' is not a writable folder)")
+
+
+def validate_args(parser: argparse.ArgumentParser, args, source: str) -> None:
+    """Every check that does not need the evaluation, done before it: incompatible flags exit
+    with a usage error, unusable paths with an error naming the flag and the path."""
+    from .export import check_export_path
+
+    if args.export:
+        if args.nb_bits > 8:
+            parser.error(f"--export writes ONNX QDQ models of 8 bits or fewer; got --nb-bits {args.nb_bits}")
+        if args.no_quant:
+            parser.error("--export needs integers: it cannot be combined with --no-quant")
+        try:
+            check_export_path(args.export, [source])
+        except (OSError, ValueError) as exc:
+            parser.error(f"--export: {exc}")
+    if args.plot_dir:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot-dir needs matplotlib (pip install matplotlib)")
+        try:
+            _check_plot_dir(args.plot_dir)
+        except OSError as exc:
+            parser.error(str(exc))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aidge_ptq.py",
@@ -63,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory with the Fashion-MNIST idx .gz files (default: Debian's "
                         f"{datasets.FASHION_MNIST_DIR} when installed, else the bundled subset; "
                         f"'{datasets.BUNDLED}' forces the subset)")
-    p.add_argument("--nb-bits", type=int, default=8, help="bit width of weights and activations, 2..16 (default 8)")
+    p.add_argument("--nb-bits", type=_nb_bits, default=8, help="bit width of weights and activations, 2..16 (default 8)")
     p.add_argument("--clipping", choices=["max", "mse", "aa", "kl"], default=None,
                    help="activation range selection (default: max at 8 bits and more, mse below, "
                         "where clipping pays)")
@@ -84,10 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.clipping = args.clipping or ("max" if args.nb_bits >= 8 else "mse")
     show = not args.no_progress
     path = args.onnx or zoo.model_path(args.model)
+    validate_args(parser, args, path)
     name = os.path.basename(args.onnx) if args.onnx else args.model
     try:
         x_test, y_test = datasets.load_fashion_mnist("test", data_dir=args.data, limit=args.eval_samples)
@@ -133,13 +185,17 @@ def main(argv=None) -> int:
         from .plots import plot_activation_histograms
         try:
             paths = plot_activation_histograms(float_graph, graph, x_calib, args.plot_dir, args.channel_wise, args.cle)
-        except ImportError as exc:
+        except (ImportError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"plots        : {len(paths)} PNG files in {args.plot_dir}")
     if args.export:
         from .export import export_onnx
-        export_onnx(graph, args.export)
+        try:
+            export_onnx(graph, args.export, protect=[path])
+        except (OSError, ValueError, NotImplementedError) as exc:
+            print(f"error: export failed: {exc}", file=sys.stderr)
+            return 1
         print(f"exported     : {args.export} ({os.path.getsize(args.export) / 1024:,.1f} KiB)")
     return 0
 

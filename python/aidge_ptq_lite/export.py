@@ -12,6 +12,8 @@ dequantized values, which is exact for ReLU, max pooling, padding and reshapes.
 from __future__ import annotations
 
 import os
+import secrets
+from typing import Iterable, Optional, Union
 
 import numpy as np
 import onnx
@@ -133,16 +135,82 @@ class _Exporter:
         return model
 
 
-def export_onnx(graph: _core.Graph, path) -> onnx.ModelProto:
+def check_export_path(path, protected: Iterable[Union[str, os.PathLike]] = ()) -> str:
+    """The absolute path an export to ``path`` writes (through a symbolic link: its target);
+    ValueError when it is one of the ``protected`` files (e.g. the model it was loaded from),
+    IsADirectoryError / FileNotFoundError when it is a folder or its folder does not exist,
+    PermissionError when the folder is not writable. Nothing is written."""
+    path = os.fspath(path)
+    target = os.path.realpath(path)
+    for source in protected:
+        if source is None:
+            continue
+        source = os.fspath(source)
+        same = os.path.realpath(source) == target
+        if not same and os.path.exists(source) and os.path.exists(target):
+            same = os.path.samefile(source, target)  # hard links, bind mounts
+        if same:
+            raise ValueError(f"refusing to export onto '{path}': it is the source model "
+                             f"'{source}' (choose another output path)")
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"export path '{path}' is a directory (give a file name)")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot export to '{path}': folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot export to '{path}': folder '{folder}' is not writable")
+    return target
+
+
+def _write_atomically(data: bytes, target: str) -> None:
+    """Writes `data` to a new file next to `target` and renames it over `target`: a failure
+    (disk full, interruption) leaves either the old file or the complete new one, never half a
+    file. The new file keeps the mode of the file it replaces. A target that exists and is not a
+    regular file (/dev/null, a FIFO) is written in place: renaming over it would replace it."""
+    if os.path.exists(target) and not os.path.isfile(target):
+        with open(target, "wb") as f:
+            f.write(data)
+        return
+    folder, base = os.path.split(target)
+    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(target):
+            os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def export_onnx(graph: _core.Graph, path, *, protect: Optional[Iterable] = None) -> onnx.ModelProto:
     """Write a quantized graph as an ONNX QDQ model (and return it).
 
     int8/uint8 initializers for weights, int32 for biases, QuantizeLinear/DequantizeLinear around
     every quantized activation; onnxruntime runs it (its QDQ fusion turns it into integer kernels).
 
+    The file is written atomically (a temporary file in the same folder, renamed over ``path``):
+    a failed export leaves any existing file untouched. ``path`` None only builds the model.
+
+    Args:
+        protect: more paths the export must not overwrite. The ONNX file ``graph`` was loaded
+            from (``load_onnx`` records it) is always protected, so the float model is never lost.
+
     Raises:
-        ValueError: the graph is not quantized, or was quantized with ``no_quant`` (no integers).
+        ValueError: the graph is not quantized, or was quantized with ``no_quant`` (no integers),
+            or ``path`` is a protected file (the source model).
         NotImplementedError: more than 8 bits (ONNX int16 QDQ is not exported yet).
+        OSError: ``path`` is a directory, or its folder does not exist or is not writable.
     """
+    from .onnx_io import source_path
+
     if not graph.is_quantized:
         raise ValueError("export_onnx needs a quantized graph (run quantize_network first)")
     affine = next((n for n in graph.nodes() if _OPS[n.op]["affine"]), None)
@@ -150,7 +218,10 @@ def export_onnx(graph: _core.Graph, path) -> onnx.ModelProto:
         raise ValueError("a no_quant graph holds no integers: quantize without no_quant to export")
     if graph.nb_bits > 8:
         raise NotImplementedError("export of more than 8 bits is not supported yet")
+    target = None
+    if path is not None:  # checked before the model is built: nothing is written on refusal
+        target = check_export_path(path, [source_path(graph), *(protect or ())])
     model = _Exporter(graph).run()
-    if path is not None:
-        onnx.save(model, os.fspath(path))
+    if target is not None:
+        _write_atomically(model.SerializeToString(), target)
     return model

@@ -18,6 +18,44 @@ def _sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
     return 10.0 * np.log10(signal / noise)
 
 
+def _structure(graph: _core.Graph) -> dict:
+    """Node name -> (op, per-sample shape, inputs), Scaling nodes left out (their consumers read
+    what the Scaling node reads): what a float graph and its quantized form have in common."""
+    nodes = {n.name: n for n in graph.nodes()}
+
+    def source(name):
+        while nodes[name].op == "Scaling":
+            name = nodes[name].inputs[0]
+        return name
+
+    return {n.name: (n.op, tuple(n.shape), tuple(source(i) for i in n.inputs))
+            for n in nodes.values() if n.op != "Scaling"}
+
+
+def _check_same_network(reference: _core.Graph, quantized: _core.Graph) -> None:
+    ref, q = _structure(reference), _structure(quantized)
+    if ref == q and reference.input_shape == quantized.input_shape:
+        return
+    only_q = sorted(set(q) - set(ref))
+    only_ref = sorted(set(ref) - set(q))
+    differ = sorted(k for k in set(q) & set(ref) if q[k] != ref[k])
+    details = []
+    if only_q:
+        details.append(f"{len(only_q)} node(s) only in the quantized graph ({', '.join(only_q[:3])}"
+                       + (", ..." if len(only_q) > 3 else "") + ")")
+    if only_ref:
+        details.append(f"{len(only_ref)} only in the float graph ({', '.join(only_ref[:3])}"
+                       + (", ..." if len(only_ref) > 3 else "") + ")")
+    if differ:
+        details.append(f"{len(differ)} differing in op, shape or inputs ({', '.join(differ[:3])}"
+                       + (", ..." if len(differ) > 3 else "") + ")")
+    if reference.input_shape != quantized.input_shape:
+        details.append(f"inputs of shape {tuple(reference.input_shape)} and {tuple(quantized.input_shape)}")
+    raise ValueError("layer_report: float_graph and quantized_graph are not the same network: "
+                     + "; ".join(details) + " (pass the float graph quantize_network started from, "
+                     "e.g. g.clone() taken before it)")
+
+
 def layer_report(float_graph: _core.Graph, quantized_graph: _core.Graph, x: np.ndarray,
                  verbose: bool = False) -> List[dict]:
     """Per quantized activation (the Input and each Scaling node): SQNR in dB of the integer
@@ -34,7 +72,8 @@ def layer_report(float_graph: _core.Graph, quantized_graph: _core.Graph, x: np.n
         ``sqnr_db``, ``range``, ``step``, ``rescale`` (the factor, or "2^-k" shifts), ``signed``.
 
     Raises:
-        ValueError: if ``quantized_graph`` is not quantized or ``float_graph`` is.
+        ValueError: if ``quantized_graph`` is not quantized or ``float_graph`` is, or if they are
+            not the same network (nodes, ops, shapes and connections differ).
     """
     if not quantized_graph.is_quantized or float_graph.is_quantized:
         raise ValueError("layer_report expects (float graph, quantized graph)")
@@ -42,6 +81,7 @@ def layer_report(float_graph: _core.Graph, quantized_graph: _core.Graph, x: np.n
     _core.prepare_network(reference)  # BatchNorm folded, as in the quantized graph
     if quantized_graph.quantization["cross_layer_equalization"]:
         _core.cross_layer_equalization(reference)  # the same per-channel rescaling
+    _check_same_network(reference, quantized_graph)
     rows, float_names, q_names = [], [], []
     for node in quantized_graph.nodes():
         if node.op not in ("Input", "Scaling"):

@@ -2,6 +2,7 @@
 // views); clone() makes an independent deep copy.
 #pragma once
 #include <cstdint>
+#include <climits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,10 +15,31 @@ enum class DType : uint8_t { F32, I8, U8, I32, I64 };
 
 using Shape = std::vector<int64_t>;
 
+// The largest tensor the library creates: 2^36 bytes (64 GiB). Every element and byte count is
+// computed with overflow checks against it, so that no shape from a model file can wrap an
+// int64 count into a small allocation: a model is refused at load (ShapeError naming the node)
+// when a per-sample shape would exceed kMaxTensorElements, and a tensor (e.g. a batch at
+// forward) is refused when it would exceed kMaxTensorBytes.
+constexpr int64_t kMaxTensorBytes = int64_t{1} << 36;
+// Per-sample shapes at load: the count of the widest element (8 bytes, int64 accumulators).
+constexpr int64_t kMaxTensorElements = kMaxTensorBytes / 8;
+
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 std::string shape_str(const Shape& s);
+// Element count; ShapeError for a negative dimension or a count above kMaxTensorBytes (or one
+// that would overflow int64).
 int64_t shape_numel(const Shape& s);
+// Element count of s with at most `max_elements` elements; ShapeError starting with `what`
+// (e.g. the node's label) for a negative dimension, an overflow or a count above the limit.
+int64_t checked_numel(const Shape& s, const std::string& what,
+                      int64_t max_elements = kMaxTensorElements);
+// a + b and a * b for non-negative counts; ShapeError starting with `what` when the result
+// exceeds `limit` (default: the int64 range).
+int64_t checked_add(int64_t a, int64_t b, const std::string& what,
+                    int64_t limit = INT64_MAX);
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what,
+                    int64_t limit = INT64_MAX);
 
 template <class T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::F32; }
@@ -29,7 +51,7 @@ template <> constexpr DType dtype_of<int64_t>() { return DType::I64; }
 class Tensor {
  public:
   Tensor() = default;
-  // Zero-initialised tensor of the given type and shape.
+  // Zero-initialised tensor of the given type and shape (ShapeError above kMaxTensorBytes).
   Tensor(DType dtype, Shape shape);
   // Contents left undefined: for a kernel's output that the kernel writes entirely (saves a
   // write pass over every activation).
@@ -39,8 +61,9 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   int ndim() const { return static_cast<int>(shape_.size()); }
   int64_t dim(int i) const { return shape_.at(i < 0 ? i + ndim() : i); }
-  int64_t numel() const { return shape_numel(shape_); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  // Counted once when the shape is set (never throws: safe inside OpenMP regions).
+  int64_t numel() const noexcept { return numel_; }
+  size_t nbytes() const noexcept { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   bool empty() const { return !storage_; }
 
   void* raw() { return storage_.get(); }
@@ -65,6 +88,7 @@ class Tensor {
   void check_dtype(DType expected) const;
   DType dtype_ = DType::F32;
   Shape shape_;
+  int64_t numel_ = 1;  // of shape_
   std::shared_ptr<void> storage_;
 };
 

@@ -37,14 +37,42 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
-int64_t shape_numel(const Shape& s) {
+int64_t checked_add(int64_t a, int64_t b, const std::string& what, int64_t limit) {
+  int64_t r;
+  if (a < 0 || b < 0 || __builtin_add_overflow(a, b, &r) || r > limit)
+    throw ShapeError(what + ": " + std::to_string(a) + " + " + std::to_string(b) +
+                     (a < 0 || b < 0 ? " has a negative term" : " exceeds " + std::to_string(limit)));
+  return r;
+}
+
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what, int64_t limit) {
+  int64_t r;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r) || r > limit)
+    throw ShapeError(what + ": " + std::to_string(a) + " x " + std::to_string(b) +
+                     (a < 0 || b < 0 ? " has a negative factor" : " exceeds " + std::to_string(limit)));
+  return r;
+}
+
+int64_t checked_numel(const Shape& s, const std::string& what, int64_t max_elements) {
   int64_t n = 1;
-  for (int64_t d : s) {
-    if (d < 0) throw ShapeError("negative dimension in shape " + shape_str(s));
-    n *= d;
-  }
+  bool too_large = false;
+  for (int64_t d : s)
+    if (d < 0) throw ShapeError(what + ": negative dimension in shape " + shape_str(s));
+  for (int64_t d : s)
+    if (d == 0) return 0;  // before the product: (2^40, 2^40, 0) is empty, not an overflow
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n) || n > max_elements) {
+      too_large = true;
+      break;
+    }
+  if (too_large)
+    throw ShapeError(what + ": shape " + shape_str(s) + " has more than " +
+                     std::to_string(max_elements) + " elements (the library's limit: tensors of "
+                     "at most 2^36 bytes)");
   return n;
 }
+
+int64_t shape_numel(const Shape& s) { return checked_numel(s, "tensor", kMaxTensorBytes); }
 
 namespace {
 // Whole cache lines and one more, so SIMD tails may read a full vector past the end safely.
@@ -54,6 +82,8 @@ size_t allocated_bytes(size_t nbytes) { return (nbytes + 64 + 63) / 64 * 64; }
 Tensor Tensor::uninitialized(DType dtype, Shape shape) {
   Tensor t;
   t.dtype_ = dtype;
+  t.numel_ = checked_numel(shape, std::string(dtype_name(dtype)) + " tensor",
+                           kMaxTensorBytes / static_cast<int64_t>(dtype_size(dtype)));
   t.shape_ = std::move(shape);
   const size_t bytes = allocated_bytes(t.nbytes());
   void* p = std::aligned_alloc(64, bytes);
@@ -71,7 +101,7 @@ Tensor Tensor::reshaped(Shape shape) const {
   if (shape_numel(shape) != numel())
     throw ShapeError("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
   Tensor t = *this;
-  t.shape_ = std::move(shape);
+  t.shape_ = std::move(shape);  // same count: numel_ stays
   return t;
 }
 

@@ -25,7 +25,15 @@ SimdLevel detect() {
 SimdLevel initial_level() {
   SimdLevel level = detected_simd_level();
   if (const char* env = std::getenv("APL_SIMD"); env && *env) {
-    const SimdLevel wanted = parse_simd_level(env);
+    SimdLevel wanted;
+    try {
+      wanted = parse_simd_level(env);
+    } catch (const ValueError&) {
+      // Named as the user wrote it: the variable, its value and what it accepts. The Python
+      // package reads the level at import, so the error comes up there, not at a first forward.
+      throw ValueError(std::string("environment variable APL_SIMD='") + env +
+                       "' is not a SIMD level: expected scalar, avx2 or avx512 (or unset it)");
+    }
     if (static_cast<int>(wanted) < static_cast<int>(level)) level = wanted;
   }
   return level;

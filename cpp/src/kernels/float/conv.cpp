@@ -20,6 +20,7 @@
 
 #include "aidge_ptq_lite/errors.hpp"
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "../parallel_guard.hpp"
 #include "float_internal.hpp"
 
 namespace apl::kernels {
@@ -172,15 +173,17 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
   const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
   const int64_t padded_w = s.W + s.pad_left + s.pad_right;
   const int64_t taps = s.R * s.S, out_plane = s.OH() * s.OW();
+  ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t plane = 0; plane < N * s.C; ++plane) {
+  for (int64_t plane = 0; plane < N * s.C; ++plane) guard.run([&] {
     const int64_t c = plane % s.C;
     float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
     detail::copy_padded_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left,
                      s.pad_right, 0.0f, padded);
     depthwise(s, padded, padded_w, depthwise_weights.data() + c * taps, bias[c],
               y + plane * out_plane);
-  }
+  });
+  guard.rethrow();
 }
 
 // Compares the share of useful micro-kernel work of both GEMM paths. Implicit: lost to the
@@ -211,8 +214,9 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y) const {
   const int64_t block_cols = round_up((total_cols + col_blocks - 1) / col_blocks, nr);
   col_blocks = (total_cols + block_cols - 1) / block_cols;
 
+  ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t item = 0; item < s.groups * col_blocks; ++item) {
+  for (int64_t item = 0; item < s.groups * col_blocks; ++item) guard.run([&] {
     const int64_t g = item / col_blocks;
     const int64_t j0 = item % col_blocks * block_cols, nb = std::min(block_cols, total_cols - j0);
     float* panels =
@@ -237,7 +241,8 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y) const {
         std::copy_n(c_block + k * nb + (j - j0), run, y + (n * s.K + g * Kg + k) * out_plane + p);
       j += run;
     }
-  }
+  });
+  guard.rethrow();
 }
 
 void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
@@ -262,8 +267,9 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
   // When the phase width is the output width, C is y itself.
   const bool direct_output = phase_w == OW;
 
+  ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t item = 0; item < jobs * row_blocks; ++item) {
+  for (int64_t item = 0; item < jobs * row_blocks; ++item) guard.run([&] {
     const int64_t job = item / row_blocks, n = job / s.groups, g = job % s.groups;
     const int64_t oh0 = item % row_blocks * block_rows, rows = std::min(block_rows, OH - oh0);
     const int64_t band_rows = rows + extra_rows, cols = rows * phase_w;
@@ -304,11 +310,12 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
     for (int64_t d = 0; d < a.block_count(); ++d)
       detail::gemm_depth_block(kernel, a, d, band, kernel.nr, tap_offset + a.block_begin(d), cols,
                                c_block, ldc, bias.data() + g * Kg, d > 0);
-    if (direct_output) continue;
+    if (direct_output) return;
     for (int64_t k = 0; k < Kg; ++k)
       for (int64_t i = 0; i < rows; ++i)
         std::copy_n(c_block + k * cols + i * phase_w, OW, y_block + k * OH * OW + i * OW);
-  }
+  });
+  guard.rethrow();
 }
 
 void conv2d_f32_reference(const Conv2dShape& s, int64_t N, const float* x, const float* w,

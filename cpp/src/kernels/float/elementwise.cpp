@@ -9,6 +9,7 @@
 
 #include "aidge_ptq_lite/errors.hpp"
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "../parallel_guard.hpp"
 
 namespace apl::kernels {
 namespace {
@@ -62,8 +63,9 @@ void tanh_f32(int64_t n, const float* x, float* y) {
 }
 
 void softmax_f32(int64_t outer, int64_t axis_len, int64_t inner, const float* x, float* y) {
+  ParallelGuard guard;  // the vectors allocate
 #pragma omp parallel for schedule(static) if (outer * axis_len * inner > kParallelElements)
-  for (int64_t o = 0; o < outer; ++o) {
+  for (int64_t o = 0; o < outer; ++o) guard.run([&] {
     const float* in = x + o * axis_len * inner;
     float* out = y + o * axis_len * inner;
     // Walk the axis with the contiguous inner positions as the vector lane.
@@ -77,7 +79,8 @@ void softmax_f32(int64_t outer, int64_t axis_len, int64_t inner, const float* x,
       }
     for (int64_t a = 0; a < axis_len; ++a)
       for (int64_t i = 0; i < inner; ++i) out[a * inner + i] /= sum[i];
-  }
+  });
+  guard.rethrow();
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "../parallel_guard.hpp"
 #include "float_internal.hpp"
 
 namespace apl::kernels {
@@ -33,8 +34,9 @@ void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, floa
   const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
   const int64_t padded_w = s.W + s.pad_left + s.pad_right;
   const int64_t OH = s.OH(), OW = s.OW();
+  ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(static)
-  for (int64_t plane = 0; plane < N * s.C; ++plane) {
+  for (int64_t plane = 0; plane < N * s.C; ++plane) guard.run([&] {
     float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
     detail::copy_padded_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left,
                              s.pad_right, pad_value, padded);
@@ -46,7 +48,8 @@ void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, floa
           reduce(out, padded + (oh * s.stride_h + r * s.dil_h) * padded_w + col * s.dil_w, OW,
                  s.stride_w);
     }
-  }
+  });
+  guard.rethrow();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
+#include "../parallel_guard.hpp"
 #include "float_internal.hpp"
 
 namespace apl::kernels {
@@ -48,8 +49,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       std::min(kColumnBlock, round_up((N + threads - 1) / threads, nr));
   const int64_t n_blocks = (N + block_cols - 1) / block_cols;
 
+  ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic) if (n_blocks > 1)
-  for (int64_t blk = 0; blk < n_blocks; ++blk) {
+  for (int64_t blk = 0; blk < n_blocks; ++blk) guard.run([&] {
     const int64_t j0 = blk * block_cols, nb = std::min(block_cols, N - j0);
     float* packed_b =
         detail::thread_scratch(detail::Scratch::B, detail::kMaxDepthBlock * round_up(nb, nr));
@@ -61,7 +63,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       detail::gemm_depth_block(kernel, a, d, packed_b, kb * nr, row_offset, nb, C + j0, ldc,
                                nullptr, d > 0 || beta != 0.0f);
     }
-  }
+  });
+  guard.rethrow();
 }
 
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

@@ -10,6 +10,7 @@
 
 #include "aidge_ptq_lite/histogram.hpp"
 #include "aidge_ptq_lite/simd.hpp"
+#include "../parallel_guard.hpp"
 #include "histogram_isa.hpp"
 
 namespace apl::kernels {
@@ -169,14 +170,17 @@ float histogram_abs_f32_reference(const float* x, int64_t n, float inv_width, in
 float histogram_abs_f32(const float* x, int64_t n, float inv_width, int64_t bins, uint64_t* counts) {
   const TileBinsFn tile_bins = tile_bins_for(active_simd_level());
   uint32_t max_bits = 0;
+  ParallelGuard guard;  // the per-thread tables allocate
 #pragma omp parallel reduction(max : max_bits) if (n >= 4 * kBlockValues)
   {
-    std::vector<uint32_t> tables((bins + kTablePad) * kSubHistograms, 0u);
+    std::vector<uint32_t> tables;
+    guard.run([&] { tables.assign((bins + kTablePad) * kSubHistograms, 0u); });
     uint64_t in_bin0 = 0;
     bool skip_bin0 = false;
     int64_t unflushed = 0;
 #pragma omp for schedule(static)
     for (int64_t begin = 0; begin < n; begin += kBlockValues) {
+      if (guard.failed()) continue;  // every thread still runs the loop, as OpenMP requires
       const int64_t len = std::min(kBlockValues, n - begin);
       if (unflushed + len > kMaxValuesPerFlush) {
         flush_tables(tables, in_bin0, bins, counts);
@@ -186,8 +190,9 @@ float histogram_abs_f32(const float* x, int64_t n, float inv_width, int64_t bins
                                                 static_cast<int32_t>(bins), tables.data(), &in_bin0, &skip_bin0));
       unflushed += len;
     }
-    flush_tables(tables, in_bin0, bins, counts);
+    if (!tables.empty()) flush_tables(tables, in_bin0, bins, counts);
   }
+  guard.rethrow();
   return float_from_bits(max_bits);
 }
 

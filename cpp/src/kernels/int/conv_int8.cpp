@@ -36,6 +36,7 @@
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/simd.hpp"
+#include "../parallel_guard.hpp"
 #include "int_kernels_isa.hpp"
 
 namespace apl::kernels {
@@ -437,17 +438,20 @@ void ConvInt8::Impl::run(int64_t N, const uint8_t* x, const OutputSink& out) con
 void ConvInt8::Impl::run_reference(int64_t N, const uint8_t* x, const OutputSink& out) const {
   const int64_t in_sample = s.C * s.H * s.W, plane = s.OH() * s.OW(), out_sample = s.K * plane;
   const std::vector<Segment> whole_plane{{0, 0, plane}};
+  ParallelGuard guard;  // scratch allocates
 #pragma omp parallel
   {
-    auto acc = scratch<int32_t>(out.acc ? 0 : out_sample);
+    std::unique_ptr<int32_t[]> acc;
+    guard.run([&] { acc = scratch<int32_t>(out.acc ? 0 : out_sample); });
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
+    for (int64_t n = 0; n < N; ++n) guard.run([&] {
       int32_t* dst = out.acc ? out.acc + n * out_sample : acc.get();
       conv2d_int8_reference(s, 1, x + n * in_sample, x_unsigned, weights.data(), bias.data(), dst);
       if (!out.acc)
         emit_rows(dst, plane, 0, s.K, whole_plane, n * out_sample, plane, out, nullptr);
-    }
+    });
   }
+  guard.rethrow();
 }
 
 // The channel blocks of group g of one sample into a panel whose padding cells are set already.
@@ -573,21 +577,26 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   const int64_t ntaps = pointwise ? 1 : s.R * s.S;
   const int64_t block_stride = pointwise ? p.chunk_cols * kPackedColumnBytes : planes.block_stride;
 
+  ParallelGuard guard;  // scratch and the segment lists allocate
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
   {
-    auto panel = scratch<uint8_t>(p.panel_bytes);
-    auto planes_buf = scratch<uint8_t>(p.planes_buf_bytes);
-    auto zeros = scratch<uint8_t>(p.zero_bytes);
-    auto wide = scratch<int32_t>(p.max_job_rows * p.wide_cols);
-    auto row_bytes = scratch<uint8_t>(p.wide_cols);
-    auto column = scratch<int32_t>(p.max_job_rows);
-    std::memset(panel.get(), padding_byte(), p.panel_bytes);
-    std::memset(planes_buf.get(), 0, p.planes_buf_bytes);
-    std::memset(zeros.get(), 0, p.zero_bytes);
+    std::unique_ptr<uint8_t[]> panel, planes_buf, zeros, row_bytes;
+    std::unique_ptr<int32_t[]> wide, column;
+    guard.run([&] {
+      panel = scratch<uint8_t>(p.panel_bytes);
+      planes_buf = scratch<uint8_t>(p.planes_buf_bytes);
+      zeros = scratch<uint8_t>(p.zero_bytes);
+      wide = scratch<int32_t>(p.max_job_rows * p.wide_cols);
+      row_bytes = scratch<uint8_t>(p.wide_cols);
+      column = scratch<int32_t>(p.max_job_rows);
+      std::memset(panel.get(), padding_byte(), p.panel_bytes);
+      std::memset(planes_buf.get(), 0, p.planes_buf_bytes);
+      std::memset(zeros.get(), 0, p.zero_bytes);
+    });
     std::vector<Segment> segments, clipped;
     int64_t packed_unit = -1, base = 0, first_col = 0, valid_cols = 0;
 #pragma omp for schedule(static)
-    for (int64_t job = 0; job < split.jobs; ++job) {
+    for (int64_t job = 0; job < split.jobs; ++job) guard.run([&] {
       const int64_t unit = job / split.kchunks, kchunk = job % split.kchunks;
       const int64_t g = pointwise ? unit / p.nchunks : unit % G;
       if (unit != packed_unit) {
@@ -632,20 +641,26 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
           emit_rows(wide.get(), qn, k0, nrows, clipped, base, plane, out, row_bytes.get());
         }
       }
-    }
+    });
   }
+  guard.rethrow();
 }
 
 void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const {
   const int64_t taps = s.R * s.S, in_plane = s.H * s.W, plane = s.OH() * s.OW();
+  ParallelGuard guard;  // scratch allocates
 #pragma omp parallel
   {
-    auto panel = scratch<uint8_t>(planes.bytes);
-    auto wide = scratch<int32_t>(planes.ncols);
-    auto row_bytes = scratch<uint8_t>(planes.ncols);
-    std::memset(panel.get(), 0, planes.bytes);
+    std::unique_ptr<uint8_t[]> panel, row_bytes;
+    std::unique_ptr<int32_t[]> wide;
+    guard.run([&] {
+      panel = scratch<uint8_t>(planes.bytes);
+      wide = scratch<int32_t>(planes.ncols);
+      row_bytes = scratch<uint8_t>(planes.ncols);
+      std::memset(panel.get(), 0, planes.bytes);
+    });
 #pragma omp for schedule(static)
-    for (int64_t nc = 0; nc < N * s.C; ++nc) {
+    for (int64_t nc = 0; nc < N * s.C; ++nc) guard.run([&] {
       const int64_t n = nc / s.C, c = nc % s.C;
       copy_interior(s, planes, x + nc * in_plane, panel.get());
       const DepthwiseArgs args{panel.get(),
@@ -659,8 +674,9 @@ void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink
       isa->depthwise(args);
       emit_rows(wide.get(), planes.ncols, c, 1, plane_segments, n * s.K * plane, plane, out,
                 row_bytes.get());
-    }
+    });
   }
+  guard.rethrow();
 }
 
 ConvInt8::ConvInt8(const Conv2dShape& shape, const int8_t* weights, const int32_t* bias,
