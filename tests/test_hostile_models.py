@@ -135,6 +135,12 @@ CASES = {
         m = model([helper.make_node("Reshape", ["x", "s"], ["y"], name="rs")], [const("s", np.array([0, -1], np.float32))])
         assert ort_refuses(m)
         with pytest.raises(apl.ShapeError, match="Reshape 'rs': shape must be a list of integers"): load_and_run(m)""",
+    "reshape_zero_beyond_the_input_rank": """
+        # A 0 copies the input dimension at its position; past the input's rank there is none
+        # (was silently read as 1).
+        m = model([helper.make_node("Reshape", ["x", "s"], ["y"], name="rs")], [const("s", np.zeros(6, np.int64))])
+        assert ort_refuses(m)
+        with pytest.raises(apl.ShapeError, match="Reshape 'rs': a 0 at position 4"): load_and_run(m)""",
     "input_dimension_zero": """
         m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], in_shape=("N", 3, 0, 4))
         with pytest.raises(apl.ShapeError, match="input 'x' has dimension 2 of size 0"): apl.load_onnx(m)""",

@@ -280,7 +280,15 @@ Shape reshape(const Node& n, const std::vector<Shape>& in) {
   Shape out(target.begin() + 1, target.end());
   int64_t known = 1, infer = -1;
   for (size_t d = 0; d < out.size(); ++d) {
-    if (out[d] == 0) out[d] = d < in[0].size() ? in[0][d] : 1;
+    if (out[d] == 0) {  // copies the input's dimension at the same position (ONNX allowzero=0)
+      if (n.attr_int("allowzero", 0) != 0)
+        throw UnsupportedError(n.label() + ": allowzero=1 with a 0 in the target shape (an empty tensor)");
+      if (d >= in[0].size())
+        shape_fail(n, "a 0 at position " + std::to_string(d + 1) + " of the target shape " +
+                          shape_str(target) + " copies no input dimension (the input has rank " +
+                          std::to_string(in[0].size() + 1) + ")");
+      out[d] = in[0][d];
+    }
     if (out[d] == -1) {
       if (infer >= 0 || target[0] == -1) shape_fail(n, "more than one -1 in " + shape_str(target));
       infer = static_cast<int64_t>(d);
