@@ -241,3 +241,60 @@ def test_bit_exact_on_32bit_arm(builds, data, model, config, tmp_path):
     ref = entry["graph"].forward(x, dequantize=False)
     got = np.fromfile(out, dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape)
     assert np.array_equal(got, ref), f"{model}/{config} on ARM: {int(np.sum(got != ref))} outputs differ"
+
+
+def op_zoo_model(tail_relu=False):
+    """Every op the zoo does not use: LeakyRelu, padded MaxPool, AveragePool, Pad, strided Conv,
+    Sub and Mul of two activations, Clip, Reshape (random weights, seeded)."""
+    rng = np.random.default_rng(0)
+
+    def init(name, shape, scale=0.3):
+        return onnx.numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [init("wa", (4, 1, 3, 3)), init("ba", (4,), 0.1), init("wb", (4, 4, 3, 3)), init("bb", (4,), 0.1),
+             init("wc", (4, 4, 1, 1)), init("bc", (4,), 0.1), init("wg", (10, 64)), init("bg", (10,), 0.1),
+             onnx.numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+             onnx.numpy_helper.from_array(np.array(-1.0, np.float32), "cmin"),
+             onnx.numpy_helper.from_array(np.array(1.0, np.float32), "cmax"),
+             onnx.numpy_helper.from_array(np.array([0, -1], np.int64), "shape")]
+    N = helper.make_node
+    nodes = [N("Conv", ["x", "wa", "ba"], ["a0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             N("LeakyRelu", ["a0"], ["h"], alpha=0.1),
+             N("MaxPool", ["h"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+             N("AveragePool", ["h"], ["a"], kernel_shape=[2, 2], strides=[2, 2]),
+             N("Pad", ["p", "pads"], ["pp"]),
+             N("Conv", ["pp", "wb", "bb"], ["c1"], kernel_shape=[3, 3], strides=[2, 2]),
+             N("Sub", ["c1", "a"], ["s"]),
+             N("Conv", ["a", "wc", "bc"], ["c2"], kernel_shape=[1, 1]),
+             N("Mul", ["s", "c2"], ["m"]),
+             N("Clip", ["m", "cmin", "cmax"], ["cl"]),
+             N("Reshape", ["cl", "shape"], ["r"]),
+             N("Gemm", ["r", "wg", "bg"], ["g"], transB=1)]
+    nodes.append(N("Relu", ["g"], ["y"]) if tail_relu else N("Identity", ["g"], ["y"]))
+    graph = helper.make_graph(nodes, "ops", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@needs_gcc
+@pytest.mark.parametrize("tail_relu", [False, True], ids=["accumulator-out", "codes-out"])
+@pytest.mark.parametrize("config", ["8bit-tensor", "4bit-signs-shift"])
+def test_bit_exact_on_every_other_op(tmp_path, config, tail_relu):
+    rng = np.random.default_rng(1)
+    g = apl.load_onnx(op_zoo_model(tail_relu))
+    apl.quantize_network(g, rng.standard_normal((64, 1, 8, 8)).astype(np.float32), **CONFIGS[config])
+    ops = {n.op for n in g.nodes()}
+    assert {"LeakyRelu", "MaxPool", "AveragePool", "Pad", "Sub", "Mul", "Clip", "Reshape"} <= ops
+    info = apl.export_c(g, tmp_path / "c")
+    d = str(tmp_path / "c")
+    sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+    r = subprocess.run([GCC, *GCC_FLAGS, "-o", os.path.join(d, "net"), *sources, "-lm"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[:4000]
+    x = rng.standard_normal((32, 1, 8, 8)).astype(np.float32) * 1.5
+    out = run_binary({"binary": os.path.join(d, "net")}, x, str(tmp_path))
+    ref = g.forward(x, dequantize=False)
+    assert info["output_dtype"] == ref.dtype.name
+    if tail_relu:
+        assert ref.dtype != np.int32  # n-bit codes after the last Scaling node
+    got = np.fromfile(out, dtype=ref.dtype).reshape(ref.shape)
+    assert np.array_equal(got, ref), f"{int(np.sum(got != ref))} outputs differ"
