@@ -298,3 +298,31 @@ def test_bit_exact_on_every_other_op(tmp_path, config, tail_relu):
         assert ref.dtype != np.int32  # n-bit codes after the last Scaling node
     got = np.fromfile(out, dtype=ref.dtype).reshape(ref.shape)
     assert np.array_equal(got, ref), f"{int(np.sum(got != ref))} outputs differ"
+
+
+ARM_NONE_GCC, ARM_NONE_NM = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-nm")
+ARM_NONE_SIZE = shutil.which("arm-none-eabi-size")
+
+
+@pytest.mark.skipif(ARM_NONE_GCC is None or ARM_NONE_NM is None or ARM_NONE_SIZE is None,
+                    reason="Cortex-M build needs Debian's gcc-arm-none-eabi")
+@pytest.mark.parametrize("model", zoo.ZOO_MODELS)
+@pytest.mark.parametrize("config", ["8bit-tensor", "8bit-single-shift"])
+def test_cortex_m4_build(builds, model, config, tmp_path):
+    """The network (not the demo) builds for a Cortex-M4 without warnings, calls no floating-point
+    nor heap helper, and its .bss is the planned arena."""
+    entry = builds.get(model, config, compile=False)
+    objects = []
+    for src in ("network.c", "network_weights.c", "apl_kernels.c"):
+        obj = str(tmp_path / (src[:-2] + ".o"))
+        r = subprocess.run([ARM_NONE_GCC, *GCC_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-c", "-o", obj,
+                            os.path.join(entry["dir"], src)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[:4000]
+        objects.append(obj)
+    undefined = subprocess.run([ARM_NONE_NM, "-u", *objects], capture_output=True, text=True, check=True).stdout
+    names = set(re.findall(r"U (\S+)", undefined))
+    helpers = {n for n in names if not n.startswith(("apl_", "network_"))}
+    assert helpers <= {"memset", "memcpy"}, f"{model}: unexpected library calls {sorted(helpers)}"
+    sizes = subprocess.run([ARM_NONE_SIZE, "-A", *objects], capture_output=True, text=True, check=True).stdout
+    bss = sum(int(m) for m in re.findall(r"^\.bss\S*\s+(\d+)", sizes, flags=re.M))
+    assert bss == entry["info"]["arena_bytes"]

@@ -27,7 +27,8 @@ typedef struct {
   int32_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, groups;
 } apl_geom_t;
 
-/* Requantization record: per channel (or one) multiplier m and right shift s, clamp lo..hi. */
+/* Requantization record: per channel (or one) multiplier m and right shift s, clamp lo..hi.
+   m == 0 (a null pointer): every multiplier is 1, a single shift. */
 typedef struct {
   const int32_t* m;
   const uint8_t* s;
@@ -102,7 +103,7 @@ static void apl_conv_out(void* y, int yt, const apl_rq_t* rq, int32_t k, int32_t
     ((int32_t*)y)[i] = acc;
   } else {
     int32_t c = rq->per_channel ? k : 0;
-    apl_store(y, yt, i, apl_requant_one(acc, rq->m[c], rq->s[c], rq->lo, rq->hi));
+    apl_store(y, yt, i, apl_requant_one(acc, rq->m ? rq->m[c] : 1, rq->s[c], rq->lo, rq->hi));
   }
 }
 
@@ -158,9 +159,10 @@ void apl_requantize(int32_t channels, int32_t inner, const void* x, int xt, cons
   int32_t c, i;
   for (c = 0; c < channels; ++c) {
     int32_t j = rq->per_channel ? c : 0;
+    int32_t m = rq->m ? rq->m[j] : 1;
     for (i = 0; i < inner; ++i) {
       int32_t idx = c * inner + i;
-      apl_store(y, yt, idx, apl_requant_one(apl_load(x, xt, idx), rq->m[j], rq->s[j], rq->lo, rq->hi));
+      apl_store(y, yt, idx, apl_requant_one(apl_load(x, xt, idx), m, rq->s[j], rq->lo, rq->hi));
     }
   }
 }

@@ -231,10 +231,11 @@ class _CExporter:
             m, s = m[:1], s[:1]
         elif len(mult) != channels:
             raise ValueError(f"export_c: Scaling node '{scaling.name}': {len(mult)} multipliers for {channels} channels")
-        mn = self.add_weights(f"{cname}_m", "int32_t", m)
+        # all multipliers 1 (single shift): no multiplier array, the kernel shifts only
+        mn = "0" if np.all(m == 1) else f"{self.name}_" + self.add_weights(f"{cname}_m", "int32_t", m)
         sn = self.add_weights(f"{cname}_s", "uint8_t", s)
         lo, hi = int(scaling.quant["lo"]), int(scaling.quant["hi"])
-        self.statics.append(f"static const apl_rq_t {cname} = {{{self.name}_{mn}, {self.name}_{sn}, "
+        self.statics.append(f"static const apl_rq_t {cname} = {{{mn}, {self.name}_{sn}, "
                             f"{int(per_channel)}, {lo}, {hi}}};")
         return f"&{cname}"
 
