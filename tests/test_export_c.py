@@ -214,6 +214,8 @@ def test_refuses_unquantized_wide_and_bad_names(data, tmp_path):
     apl.quantize_network(g, data[0])
     with pytest.raises(ValueError, match="identifier"):
         apl.export_c(g, tmp_path / "c", name="my-net")
+    with pytest.raises(ValueError, match="collides"):
+        apl.export_c(g, tmp_path / "c", name="main")
     gn = apl.load_onnx(zoo.model_path("lenet"))
     apl.quantize_network(gn, data[0], no_quant=True)
     with pytest.raises(ValueError, match="no_quant"):

@@ -668,12 +668,15 @@ def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool
         ``files`` (paths written) and ``plan`` (the MemoryPlan, buffers with offsets and lifetimes).
 
     Raises:
-        ValueError: not quantized, ``no_quant``, a bad name, or parameters out of range.
+        ValueError: not quantized, ``no_quant``, a name that is not a C identifier (or is ``main``
+            or starts with ``apl_``), or parameters out of range.
         NotImplementedError: more than 8 bits, a float-kept node (e.g. a final Softmax), or an op
             the export does not implement; the message names the node.
     """
     if not isinstance(name, str) or not _IDENT.match(name):
         raise ValueError(f"export_c: name {name!r} is not a C identifier")
+    if name in ("main", "apl_kernels") or name.startswith("apl_"):
+        raise ValueError(f"export_c: name {name!r} collides with the export's own files or symbols")
     ex = _CExporter(graph, name)
     ex.build()
     files = ex.files()
