@@ -41,7 +41,8 @@ def node_record(node) -> str:
     """Canonical text of what the integer network of one node is made of."""
     q = node.quant
     mult = ",".join(f"{m}>>{s}" for m, s in q["multiplier"])
-    params = " ".join(_array_digest(p) for p in node.params)
+    # A Scaling node's requantization factors (recorded, before the typed plan, in its params[0]).
+    params = " ".join(_array_digest(p) for p in ([q["factor"]] if node.op == "Scaling" else node.params))
     return (f"{node.op} step={q['step']!r} lo={q['lo']} hi={q['hi']} unsigned={q['unsigned']} "
             f"dq={q['dequantize_point']} float={q['kept_float']} mult={_sha(mult.encode())} params={params}")
 

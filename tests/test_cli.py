@@ -78,3 +78,22 @@ def test_script_plots_histograms(tmp_path):
     pngs = sorted(tmp_path.glob("*.png"))
     assert len(pngs) == 5  # one per Scaling node of lenet
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_export_c_option_writes_a_project_that_builds(tmp_path):
+    out = tmp_path / "c"
+    proc = run_cli("--model", "lenet", "--eval-samples", "64", "--export-c", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "C export" in proc.stdout and "arena" in proc.stdout
+    for name in ("network.h", "network.c", "network_weights.c", "main.c"):
+        assert (out / name).is_file(), name
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--nb-bits", "12"), "8 bits or fewer"),
+    (("--no-quant",), "needs integers"),
+])
+def test_export_c_misuse_is_refused_before_the_evaluation(tmp_path, args, message):
+    proc = run_cli("--model", "lenet", "--export-c", str(tmp_path / "c"), *args)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert "top-1" not in proc.stdout  # refused before anything ran

@@ -18,11 +18,11 @@ def _graph(nodes, inits=(), in_shape=("N", 3, 4, 4), out_shape=("N", 3, 4, 4)):
 
 def test_unsupported_op_names_op_node_and_supported_set():
     m = _graph([helper.make_node("Relu", ["x"], ["r"], name="first"),
-                helper.make_node("Tanh", ["r"], ["y"], name="my_tanh")])
+                helper.make_node("Erf", ["r"], ["y"], name="my_erf")])
     with pytest.raises(apl.UnsupportedOpError) as err:
         apl.load_onnx(m)
     msg = str(err.value)
-    assert "Tanh" in msg and "my_tanh" in msg and "Conv" in msg and "GlobalAveragePool" in msg
+    assert "Erf" in msg and "my_erf" in msg and "Conv" in msg and "GlobalAveragePool" in msg
     assert isinstance(err.value, NotImplementedError)
 
 
@@ -95,3 +95,11 @@ def test_clone_is_independent():
     np.testing.assert_array_equal(g.get_param(conv, 0), w)
     x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
     assert not np.allclose(g.forward(x), c.forward(x))
+
+
+def test_forward_dequantize_must_be_a_bool():
+    # None used to return the raw int32 accumulators of a quantized graph without a word.
+    g = apl.load_onnx(zoo.model_path("lenet"))
+    for bad in (None, "False", 0):
+        with pytest.raises(TypeError, match="dequantize must be a bool"):
+            g.forward(np.zeros((2, 1, 28, 28), np.float32), dequantize=bad)

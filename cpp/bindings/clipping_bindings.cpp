@@ -28,11 +28,11 @@ ValueError
 )pbdoc")
       .def(py::init<int64_t>(), py::arg("bins") = 2048)
       .def("add", [](Histogram& h, const py::array_t<float, py::array::c_style | py::array::forcecast>& x) {
-            py::gil_scoped_release release;
+            // Holds the GIL: adds from several Python threads are serialized, not torn.
             h.add(x.data(), x.size());
           }, py::arg("x"), R"pbdoc(
-Add |x| of every value of ``x`` (any shape; converted to float32 if needed). Multi-threaded,
-releases the GIL.
+Add |x| of every value of ``x`` (any shape; converted to float32 if needed). Multi-threaded
+inside; safe to call from several Python threads (calls are serialized: the GIL is held).
 
 Raises
 ------

@@ -55,12 +55,41 @@ py::object attribute_to_python(const Attribute& a) {
   return py::none();
 }
 
-py::object forward(const Graph& g, const py::handle& x, bool dequantize) {
+// The executor of a Python Graph, kept in its __dict__ with the graph version and SIMD level it
+// was built for (the C++ Graph keeps no executor). Holding the GIL here orders it against edits
+// from other Python threads (which hold it too); the run itself works on the executor's
+// snapshot, so an edit or a quantize_network during a forward cannot tear it.
+std::shared_ptr<Executor> executor_of(const py::object& self) {
+  const Graph& g = self.cast<const Graph&>();
+  py::dict cache = self.attr("__dict__");
+  const py::str key("_executor");
+  const auto level = static_cast<int>(active_simd_level());
+  if (cache.contains(key)) {
+    const py::tuple entry = cache[key];
+    if (entry[0].cast<uint64_t>() == g.version() && entry[1].cast<int>() == level)
+      return entry[2].cast<std::shared_ptr<Executor>>();
+  }
+  std::shared_ptr<const Graph> snapshot = g.snapshot();
+  std::shared_ptr<Executor> executor;
+  {
+    py::gil_scoped_release release;  // kernel preparation packs weights: let other threads run
+    executor = std::make_shared<Executor>(std::move(snapshot));
+  }
+  cache[key] = py::make_tuple(g.version(), level, executor);
+  return executor;
+}
+
+py::object forward(const py::object& self, const py::handle& x, const py::handle& dequantize_arg) {
+  if (!py::isinstance<py::bool_>(dequantize_arg))
+    throw py::type_error("forward: dequantize must be a bool, got " +
+                         std::string(py::str(py::type::handle_of(dequantize_arg).attr("__name__"))));
+  const bool dequantize = dequantize_arg.cast<bool>();
   Tensor input = py_bridge::input_from_numpy(x);
+  const std::shared_ptr<Executor> executor = executor_of(self);
   std::vector<Tensor> outs;
   {
     py::gil_scoped_release release;
-    outs = g.forward(input, dequantize);
+    outs = executor->run(input, nullptr, dequantize);
   }
   if (outs.size() == 1) return to_numpy(outs[0]);
   py::list l;
@@ -156,30 +185,38 @@ PYBIND11_MODULE(_core, m) {
             d["hi"] = n.quant.hi;
             d["weight_range"] = n.quant.weight_range;
             py::list mult;
-            for (const auto& fp : n.quant.multiplier) mult.append(py::make_tuple(fp.multiplier, fp.shift));
+            for (const auto& fp : n.quant.requant.multiplier) mult.append(py::make_tuple(fp.multiplier, fp.shift));
             d["multiplier"] = mult;
-            d["dequantize_point"] = n.quant.dequantize_point;
+            const std::vector<float>& f = n.quant.requant.factor;
+            d["factor"] = py::array_t<float>(static_cast<py::ssize_t>(f.size()), f.data());
+            d["single_shift"] = n.quant.requant.single_shift;
+            d["dequantize_point"] = n.quant.requant.dequantize_point;
             d["kept_float"] = n.quant.kept_float;
             return d;
           }, R"pbdoc(
 Quantization state (dict): ``max_abs`` (largest |x| in calibration; largest x for a Scaling node feeding only ReLUs), ``range`` (float value of
 the largest code: max_abs clipped, then raised by max arbitration), ``step`` (float value
 of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
-channel), ``multiplier`` (Scaling nodes: list of (m, shift), factor m / 2^shift),
-``dequantize_point`` and ``kept_float``.
+channel), and for Scaling nodes their requantization record: ``factor`` (float32 array: real
+factor per channel from accumulator codes to output codes, or to float values at a
+dequantization point), ``multiplier`` (its encoding: list of (m, shift), factor m / 2^shift),
+``single_shift`` and ``dequantize_point``; ``kept_float``.
 )pbdoc")
       .def("__repr__", [](const Node& n) {
         return "<Node " + n.label() + " " + shape_str(n.shape) + ">";
       });
 
-  py::class_<Graph>(m, "Graph", R"pbdoc(
+  // The executor a Graph's forward() keeps (see executor_of); not for direct use.
+  py::class_<Executor, std::shared_ptr<Executor>>(m, "_Executor");
+
+  py::class_<Graph>(m, "Graph", py::dynamic_attr(), R"pbdoc(
 A network: named nodes with one output each, in topological order.
 
 Build one with ``aidge_ptq_lite.load_onnx``. ``forward`` runs the float network, or, after
 ``quantize_network``, the integer network. ``repr(g)`` prints a summary table.
 )pbdoc")
       .def(py::init<>())
-      .def("forward", &forward, py::arg("x"), py::arg("dequantize") = true, R"pbdoc(
+      .def("forward", &forward, py::arg("x"), py::arg("dequantize") = py::bool_(true), R"pbdoc(
 Run the network on a batch.
 
 Parameters
@@ -201,13 +238,15 @@ ShapeError
 ValueError
     If x is not a float array.
 )pbdoc")
-      .def("intermediate_outputs", [](const Graph& g, const py::handle& x, const std::vector<std::string>& names) {
+      .def("intermediate_outputs", [](const py::object& self, const py::handle& x, const std::vector<std::string>& names) {
             Tensor input = py_bridge::input_from_numpy(x);
+            const std::shared_ptr<Executor> executor = executor_of(self);
+            const Graph& g = executor->graph();
             std::map<std::string, Tensor> kept;
             for (const auto& n : names) kept[n] = Tensor();
             {
               py::gil_scoped_release release;
-              g.executor()->run(input, [&](const Node& n, const Tensor& t) {
+              executor->run(input, [&](const Node& n, const Tensor& t) {
                 auto it = kept.find(n.name);
                 if (it == kept.end()) return;
                 const bool codes = g.is_quantized() && !n.traits().affine;  // affine: accumulators
@@ -285,17 +324,8 @@ GraphError
           }, "Bit width of a quantized graph, else None.")
       .def_property_readonly("quantization", [](const Graph& g) -> py::object {
             if (!g.is_quantized()) return py::none();
-            const QuantConfig& c = g.quant_config();
-            py::dict d;
-            d["nb_bits"] = c.nb_bits;
-            d["clipping_mode"] = c.clipping;
-            d["channel_wise"] = c.channel_wise;
-            d["cross_layer_equalization"] = c.cross_layer_equalization;
-            d["optimize_signs"] = c.optimize_signs;
-            d["single_shift"] = c.single_shift;
-            d["no_quant"] = c.no_quant;
-            return d;
-          }, "The options quantize_network was called with (dict), or None for a float graph.")
+            return options_dict(g.quant_config());
+          }, "The options quantize_network was called with (dict, as QuantizeOptions.to_dict()), or None for a float graph.")
       .def("_assign", [](Graph& g, Graph& other) { g = other.clone(); })
       .def("_set_outputs", &Graph::set_outputs)
       .def("_finalize", &Graph::finalize);

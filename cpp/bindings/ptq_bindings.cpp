@@ -2,6 +2,9 @@
 // (python/aidge_ptq_lite/ptq.py): it streams the calibration batches into these passes.
 #include <pybind11/stl.h>
 
+#include <cctype>
+#include <iterator>
+
 #include "aidge_ptq_lite/ptq.hpp"
 #include "bindings.hpp"
 #include "numpy_tensor.hpp"
@@ -11,23 +14,170 @@ using namespace apl;
 
 namespace {
 
-QuantizeOptions make_options(int nb_bits, const std::string& clipping, bool cle, bool optimize_signs,
-                             bool single_shift, bool no_quant, bool channel_wise, bool verbose) {
-  QuantizeOptions o;
-  o.nb_bits = nb_bits;
-  o.clipping = clipping;
-  o.cross_layer_equalization = cle;
-  o.optimize_signs = optimize_signs;
-  o.single_shift = single_shift;
-  o.no_quant = no_quant;
-  o.channel_wise = channel_wise;
-  o.verbose = verbose;
-  return o;
+// QuantizeOptions fields by Python name. Values are type-checked here, so that a wrong type names
+// the field ("no_quant must be a bool, got str 'False'") instead of pybind's signature dump.
+enum class FieldType { Int, Bool, Clipping };
+struct OptionField {
+  const char* name;
+  FieldType type;
+  const char* doc;
+};
+const OptionField kOptionFields[] = {
+    {"nb_bits", FieldType::Int, "Bit width of weights and activations, 2..16 (default 8)."},
+    {"clipping_mode", FieldType::Clipping, "How activation ranges are chosen: 'MAX' (default), 'MSE', 'AA' or 'KL'."},
+    {"cross_layer_equalization", FieldType::Bool, "Balance the weight ranges of consecutive layers first (CLE)."},
+    {"optimize_signs", FieldType::Bool, "Unsigned codes where activations are provably non-negative."},
+    {"single_shift", FieldType::Bool, "Power-of-two rescaling, compensated in the weights."},
+    {"no_quant", FieldType::Bool, "The whole pipeline without rounding (debugging): outputs equal the float ones."},
+    {"channel_wise", FieldType::Bool, "One weight scale per output channel."},
+    {"verbose", FieldType::Bool, "Print progress and the arbitration decisions."},
+    {"histogram_bins", FieldType::Int, "Bins of each activation histogram (MSE, AA, KL), a power of two (default 2048)."},
+};
+
+// An option of the wrong type or out of its domain: both a TypeError and a ValueError, so that
+// either `except` catches it.
+py::handle option_error() {
+  static py::handle cls = PyErr_NewExceptionWithDoc(
+      "aidge_ptq_lite._core.OptionError",
+      "A QuantizeOptions field of the wrong type or value (both TypeError and ValueError); the message names the field.",
+      py::make_tuple(py::handle(PyExc_TypeError), py::handle(PyExc_ValueError)).release().ptr(), nullptr);
+  return cls;
+}
+
+[[noreturn]] void option_fail(const std::string& message) {
+  PyErr_SetString(option_error().ptr(), message.c_str());
+  throw py::error_already_set();
+}
+
+std::string python_repr(const py::handle& v) {
+  return std::string(py::str(py::type::handle_of(v).attr("__name__"))) + " " + std::string(py::repr(v));
+}
+
+void set_option(QuantizeOptions& o, const std::string& name, const py::handle& v) {
+  const OptionField* field = nullptr;
+  for (const OptionField& f : kOptionFields)
+    if (name == f.name) field = &f;
+  if (!field) {
+    std::string names;
+    for (const OptionField& f : kOptionFields) names += std::string(names.empty() ? "" : ", ") + f.name;
+    option_fail("QuantizeOptions has no field '" + name + "' (fields: " + names + ")");
+  }
+  const py::module_ np = py::module_::import("numpy");
+  const bool is_bool = py::isinstance<py::bool_>(v) || py::isinstance(v, np.attr("bool_"));
+  const bool is_int = !is_bool && (py::isinstance<py::int_>(v) || py::isinstance(v, np.attr("integer")));
+  switch (field->type) {
+    case FieldType::Bool:
+      if (!is_bool) option_fail(name + " must be a bool, got " + python_repr(v));
+      break;
+    case FieldType::Int:
+      if (!is_int) option_fail(name + " must be an int, got " + python_repr(v));
+      break;
+    case FieldType::Clipping:  // a str, or the str-valued enum apl.Clipping
+      if (!py::isinstance<py::str>(v))
+        option_fail(name + " must be one of 'MAX', 'MSE', 'AA', 'KL', got " + python_repr(v));
+      break;
+  }
+  if (name == "nb_bits") {
+    const int64_t bits = v.cast<int64_t>();
+    if (bits != static_cast<int>(bits)) option_fail("nb_bits must be in 2..16, got " + std::to_string(bits));
+    o.nb_bits = static_cast<int>(bits);  // QuantSpec checks the range
+  } else if (name == "histogram_bins") {
+    o.histogram_bins = v.cast<int64_t>();
+  } else if (name == "clipping_mode") {
+    std::string mode = v.cast<std::string>();
+    for (char& c : mode) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    o.clipping_mode = mode;
+  } else {
+    const bool b = py::bool_(py::reinterpret_borrow<py::object>(v)).cast<bool>();
+    if (name == "cross_layer_equalization") o.cross_layer_equalization = b;
+    else if (name == "optimize_signs") o.optimize_signs = b;
+    else if (name == "single_shift") o.single_shift = b;
+    else if (name == "no_quant") o.no_quant = b;
+    else if (name == "channel_wise") o.channel_wise = b;
+    else o.verbose = b;
+  }
+}
+
+py::object get_option(const QuantizeOptions& o, const std::string& name) {
+  if (name == "nb_bits") return py::int_(o.nb_bits);
+  if (name == "histogram_bins") return py::int_(o.histogram_bins);
+  if (name == "clipping_mode") return py::str(o.clipping_mode);
+  if (name == "cross_layer_equalization") return py::bool_(o.cross_layer_equalization);
+  if (name == "optimize_signs") return py::bool_(o.optimize_signs);
+  if (name == "single_shift") return py::bool_(o.single_shift);
+  if (name == "no_quant") return py::bool_(o.no_quant);
+  if (name == "channel_wise") return py::bool_(o.channel_wise);
+  return py::bool_(o.verbose);
+}
+
+}  // namespace
+
+py::dict options_dict(const QuantizeOptions& o) {
+  py::dict d;
+  for (const OptionField& f : kOptionFields) d[f.name] = get_option(o, f.name);
+  return d;
+}
+
+namespace {
+
+void validate(const QuantizeOptions& o) {
+  try {
+    o.validate();
+  } catch (const ValueError& e) {
+    option_fail(e.what());
+  }
+}
+
+void bind_options(py::module_& m) {
+  m.attr("OptionError") = option_error();
+  auto cls = py::class_<QuantizeOptions>(m, "QuantizeOptions", R"pbdoc(
+The options of ``quantize_network``, by keyword: ``QuantizeOptions(nb_bits=4, clipping_mode="MSE",
+channel_wise=True)``. A wrong type raises TypeError and a value out of its domain ValueError,
+both naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs,
+single_shift, no_quant, channel_wise, verbose, histogram_bins.
+)pbdoc");
+  cls.def(py::init([](const py::kwargs& kwargs) {
+            QuantizeOptions o;
+            for (auto [k, v] : kwargs) set_option(o, k.cast<std::string>(), v);
+            validate(o);
+            return o;
+          }), "Options from keywords (defaults: 8 bits, MAX, every flag off).")
+      .def("replace", [](const QuantizeOptions& self, const py::kwargs& kwargs) {
+            QuantizeOptions o = self;
+            for (auto [k, v] : kwargs) set_option(o, k.cast<std::string>(), v);
+            validate(o);
+            return o;
+          }, "A copy with the given fields changed (same checks as the constructor).")
+      .def("to_dict", &options_dict, "The fields as a dict.")
+      .def("__eq__", [](const QuantizeOptions& a, const QuantizeOptions& b) {
+            for (const OptionField& f : kOptionFields)
+              if (!get_option(a, f.name).equal(get_option(b, f.name))) return false;
+            return true;
+          })
+      .def("__repr__", [](const QuantizeOptions& o) {
+            std::string s = "QuantizeOptions(";
+            for (const OptionField& f : kOptionFields)
+              s += std::string(f.name) + "=" + std::string(py::repr(get_option(o, f.name))) +
+                   (&f == &kOptionFields[std::size(kOptionFields) - 1] ? ")" : ", ");
+            return s;
+          });
+  for (const OptionField& f : kOptionFields) {
+    const std::string name = f.name;
+    cls.def_property(f.name, [name](const QuantizeOptions& o) { return get_option(o, name); },
+                     [name](QuantizeOptions& o, const py::object& v) {
+                       QuantizeOptions changed = o;
+                       set_option(changed, name, v);
+                       validate(changed);
+                       o = changed;
+                     }, f.doc);
+  }
 }
 
 }  // namespace
 
 void bind_ptq(py::module_& m) {
+  bind_options(m);
+
   m.def("prepare_network", &prepare_network, py::arg("graph"), R"pbdoc(
 Bring a float graph to the form the PTQ expects, without changing its function.
 
@@ -89,6 +239,11 @@ Streaming calibration: ``update(batch)`` runs one float batch and keeps, for the
 Scaling node, the largest |x| seen so far. Memory does not grow with the number of batches.
 A Scaling node is measured where its codes are consumed: after the ReLU and MaxPool that all its
 consumers go through (the largest x > 0 after a ReLU; values a MaxPool drops do not count).
+)pbdoc")
+      .def(py::init<const Graph&, const QuantizeOptions&>(), py::arg("graph"), py::arg("options"),
+           py::keep_alive<1, 2>(), R"pbdoc(
+The collector ``quantize_network`` runs for ``options``: histograms for its clipping mode (none for
+MAX, which needs only the max).
 )pbdoc")
       .def(py::init<const Graph&, int64_t, const std::string&>(), py::arg("graph"),
            py::arg("histogram_bins") = 0, py::arg("clipping_mode") = "MSE", py::keep_alive<1, 2>(), R"pbdoc(
@@ -159,16 +314,26 @@ Store the quantized network's weights as int8 (int32 above 8 bits), biases as in
 each Scaling factor as a fixed-point multiplier and shift, for the integer executor.
 )pbdoc");
 
-  m.def("_prepare_for_calibration", [](Graph& g, int nb_bits, const std::string& clipping, bool cle,
-                                        bool signs, bool shift, bool no_quant, bool cw, bool verbose) {
-        prepare_for_calibration(g, make_options(nb_bits, clipping, cle, signs, shift, no_quant, cw, verbose));
-      });
-  m.def("_quantize_from_calibration", [](Graph& g, const RangeCollector& calibration, int nb_bits,
-                                          const std::string& clipping, bool cle, bool signs, bool shift,
-                                          bool no_quant, bool cw, bool verbose) {
-        py::gil_scoped_release release;
-        quantize_from_calibration(g, calibration, make_options(nb_bits, clipping, cle, signs, shift, no_quant, cw, verbose));
-      });
+  m.def("_prepare_for_calibration", &prepare_for_calibration, py::arg("graph"), py::arg("options"));
+  m.def("_quantize_network", [](Graph& g, const py::iterable& batches, const QuantizeOptions& options) {
+        py::iterator it = py::iter(batches);
+        const CalibrationBatches next = [&it](Tensor& batch) {
+          py::gil_scoped_acquire gil;
+          if (it == py::iterator::sentinel()) return false;
+          batch = py_bridge::input_from_numpy(*it);
+          ++it;
+          return true;
+        };
+        // Copied and assigned with the GIL held (ordered against other Python threads' forwards
+        // and edits); quantized without it, on the copy.
+        Graph work = g.clone();
+        {
+          py::gil_scoped_release release;
+          quantize_network(work, next, options);
+        }
+        g = std::move(work);
+      }, py::arg("graph"), py::arg("batches"), py::arg("options"),
+      "quantize_network's C++ entry point: pulls float batches from the iterable `batches`.");
   m.def("adjust_ranges", &adjust_ranges, py::arg("graph"), py::arg("clipping_mode"), py::arg("ranges"),
         py::arg("histograms"), py::arg("nb_bits") = 8, py::arg("optimize_signs") = false, R"pbdoc(
 Clipping optimization: the range of each Scaling node of ``graph`` becomes

@@ -1,6 +1,7 @@
 // Graph IR: construction, topological order, edits, clone, shape inference and the float executor.
 #include <gtest/gtest.h>
 
+#include "aidge_ptq_lite/executor.hpp"
 #include "test_support.hpp"
 
 #include "aidge_ptq_lite/graph.hpp"
@@ -179,4 +180,23 @@ TEST(Graph, ShapeInferenceOfWindowsAndDense) {
   bad.params.push_back(filled({5, 16}, 0.f, 0.01f));
   g.add_node(bad);
   EXPECT_THROW(g.finalize(), ShapeError);
+}
+
+TEST(Executor, RunsAtTheSimdLevelItWasBuiltWith) {
+  test::KernelSettingsGuard guard;
+  Graph g;
+  g.add_node(input_node({4}));
+  g.add_node(make("relu", "Relu", {"x"}));
+  g.set_outputs({"relu"});
+  g.finalize();
+  const Executor scalar(g, ExecutorOptions{SimdLevel::Scalar});
+  const Executor best(g);
+  EXPECT_EQ(scalar.simd_level(), SimdLevel::Scalar);
+  EXPECT_EQ(best.simd_level(), active_simd_level());
+  set_simd_level(detected_simd_level());  // a later change of the global level does not reach it
+  std::vector<SimdLevel> seen;
+  scalar.run(Tensor(DType::F32, {2, 4}), [&](const Node&, const Tensor&) { seen.push_back(active_simd_level()); });
+  ASSERT_EQ(seen.size(), 2u);
+  for (SimdLevel l : seen) EXPECT_EQ(l, SimdLevel::Scalar);
+  EXPECT_EQ(active_simd_level(), detected_simd_level());  // the scope ends with the run
 }

@@ -48,10 +48,13 @@ int main() {
   const Tensor reference = g.forward(x)[0];
 
   QuantizeOptions options;  // 8 bits, MAX clipping
-  prepare_for_calibration(g, options);
-  RangeCollector ranges(g);
-  ranges.update(x);  // calibration: one batch here; call update() once per batch
-  quantize_from_calibration(g, ranges, options);
+  options.clipping_mode = "MSE";
+  bool given = false;  // calibration: one batch here; the source is called until it returns false
+  quantize_network(g, [&](Tensor& batch) {
+    if (given) return false;
+    batch = x;
+    return given = true;
+  }, options);
 
   const Tensor y = g.forward(x)[0];
   double worst = 0, peak = 0;

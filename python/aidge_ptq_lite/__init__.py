@@ -20,7 +20,9 @@ from ._core import (  # noqa: E402
     GraphError,
     Node,
     Histogram,
+    OptionError,
     QuantizabilityReport,
+    QuantizeOptions,
     RangeCollector,
     ShapeError,
     UnsupportedOpError,
@@ -46,16 +48,17 @@ from ._core import (  # noqa: E402
 simd_level()
 
 from .export import export_onnx  # noqa: E402
+from .export_c import export_c  # noqa: E402
 from .onnx_io import load_onnx  # noqa: E402
 from .ptq import Clipping, compute_histograms, compute_ranges, quantize_network  # noqa: E402
 from .report import layer_report  # noqa: E402
 
 __all__ = [
-    "Clipping", "Error", "Graph", "GraphError", "Histogram", "Node", "QuantizabilityReport",
-    "RangeCollector", "ShapeError", "UnsupportedOpError", "adjust_ranges", "cast_to_integer",
+    "Clipping", "Error", "Graph", "GraphError", "Histogram", "Node", "OptionError", "QuantizabilityReport",
+    "QuantizeOptions", "RangeCollector", "ShapeError", "UnsupportedOpError", "adjust_ranges", "cast_to_integer",
     "compute_histograms", "compute_kl_clipping", "compute_me_clipping", "compute_ranges",
     "compute_sign_map", "cross_layer_equalization", "detected_simd_level",
-    "export_onnx", "insert_scaling_nodes", "layer_report", "load_onnx", "normalize_activations", "normalize_parameters",
+    "export_c", "export_onnx", "insert_scaling_nodes", "layer_report", "load_onnx", "normalize_activations", "normalize_parameters",
     "prepare_network", "quantizability_report", "quantize_network", "quantize_normalized_network",
     "set_simd_level", "simd_level", "supported_ops",
 ]

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Error', 'Graph', 'GraphError', 'Histogram', 'Node', 'QuantizabilityReport', 'RangeCollector', 'ShapeError', 'UnsupportedOpError', 'adjust_ranges', 'cast_to_integer', 'compute_kl_clipping', 'compute_me_clipping', 'compute_sign_map', 'cross_layer_equalization', 'detected_simd_level', 'insert_scaling_nodes', 'normalize_activations', 'normalize_parameters', 'prepare_network', 'quantizability_report', 'quantize_normalized_network', 'set_simd_level', 'simd_level', 'supported_ops']
+__all__: list[str] = ['Error', 'Graph', 'GraphError', 'Histogram', 'Node', 'OptionError', 'QuantizabilityReport', 'QuantizeOptions', 'RangeCollector', 'ShapeError', 'UnsupportedOpError', 'adjust_ranges', 'cast_to_integer', 'compute_kl_clipping', 'compute_me_clipping', 'compute_sign_map', 'cross_layer_equalization', 'detected_simd_level', 'insert_scaling_nodes', 'normalize_activations', 'normalize_parameters', 'op_registry', 'prepare_network', 'quantizability_report', 'quantize_normalized_network', 'set_simd_level', 'simd_level', 'supported_ops']
 class Error(RuntimeError):
     """
     Base class of the errors raised by aidge_ptq_lite's core.
@@ -60,14 +60,18 @@ class Node:
         Quantization state (dict): ``max_abs`` (largest |x| in calibration; largest x for a Scaling node feeding only ReLUs), ``range`` (float value of
         the largest code: max_abs clipped, then raised by max arbitration), ``step`` (float value
         of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
-        channel), ``multiplier`` (Scaling nodes: list of (m, shift), factor m / 2^shift),
-        ``dequantize_point`` and ``kept_float``.
+        channel), and for Scaling nodes their requantization record: ``factor`` (float32 array: real
+        factor per channel from accumulator codes to output codes, or to float values at a
+        dequantization point), ``multiplier`` (its encoding: list of (m, shift), factor m / 2^shift),
+        ``single_shift`` and ``dequantize_point``; ``kept_float``.
         """
     @property
     def shape(self) -> list[int]:
         """
         Output shape per sample (the batch axis is not included).
         """
+class _Executor:
+    pass
 class Graph:
     """
     A network: named nodes with one output each, in topological order.
@@ -81,7 +85,7 @@ class Graph:
         ...
     def __repr__(self) -> str:
         ...
-    def _add_node(self, arg0: str, arg1: str, arg2: collections.abc.Sequence[str], arg3: dict, arg4: collections.abc.Sequence[numpy.ndarray]) -> None:
+    def _add_node(self, name: str, op: str, inputs: collections.abc.Sequence[str], attrs: dict, params: collections.abc.Sequence[numpy.ndarray], domain: str = '') -> None:
         ...
     def _assign(self, arg0: Graph) -> None:
         ...
@@ -97,7 +101,7 @@ class Graph:
         """
         Names of the nodes reading `name`.
         """
-    def forward(self, x: typing.Any, dequantize: bool = True) -> typing.Any:
+    def forward(self, x: typing.Any, dequantize: typing.Any = True) -> typing.Any:
         """
         Run the network on a batch.
         
@@ -189,7 +193,7 @@ class Graph:
     @property
     def quantization(self) -> typing.Any:
         """
-        The options quantize_network was called with (dict), or None for a float graph.
+        The options quantize_network was called with (dict, as QuantizeOptions.to_dict()), or None for a float graph.
         """
 class Histogram:
     """
@@ -216,8 +220,8 @@ class Histogram:
         ...
     def add(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> None:
         """
-        Add |x| of every value of ``x`` (any shape; converted to float32 if needed). Multi-threaded,
-        releases the GIL.
+        Add |x| of every value of ``x`` (any shape; converted to float32 if needed). Multi-threaded
+        inside; safe to call from several Python threads (calls are serialized: the GIL is held).
         
         Raises
         ------
@@ -258,6 +262,106 @@ class Histogram:
         """
         Number of values added.
         """
+class OptionError(TypeError, ValueError):
+    """
+    A QuantizeOptions field of the wrong type or value (both TypeError and ValueError); the message names the field.
+    """
+class QuantizeOptions:
+    """
+    The options of ``quantize_network``, by keyword: ``QuantizeOptions(nb_bits=4, clipping_mode="MSE",
+    channel_wise=True)``. A wrong type raises TypeError and a value out of its domain ValueError,
+    both naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs,
+    single_shift, no_quant, channel_wise, verbose, histogram_bins.
+    """
+    __hash__: typing.ClassVar[None] = None
+    def __eq__(self, arg0: QuantizeOptions) -> bool:
+        ...
+    def __init__(self, **kwargs) -> None:
+        """
+        Options from keywords (defaults: 8 bits, MAX, every flag off).
+        """
+    def __repr__(self) -> str:
+        ...
+    def replace(self, **kwargs) -> QuantizeOptions:
+        """
+        A copy with the given fields changed (same checks as the constructor).
+        """
+    def to_dict(self) -> dict:
+        """
+        The fields as a dict.
+        """
+    @property
+    def channel_wise(self) -> typing.Any:
+        """
+        One weight scale per output channel.
+        """
+    @channel_wise.setter
+    def channel_wise(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def clipping_mode(self) -> typing.Any:
+        """
+        How activation ranges are chosen: 'MAX' (default), 'MSE', 'AA' or 'KL'.
+        """
+    @clipping_mode.setter
+    def clipping_mode(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def cross_layer_equalization(self) -> typing.Any:
+        """
+        Balance the weight ranges of consecutive layers first (CLE).
+        """
+    @cross_layer_equalization.setter
+    def cross_layer_equalization(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def histogram_bins(self) -> typing.Any:
+        """
+        Bins of each activation histogram (MSE, AA, KL), a power of two (default 2048).
+        """
+    @histogram_bins.setter
+    def histogram_bins(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def nb_bits(self) -> typing.Any:
+        """
+        Bit width of weights and activations, 2..16 (default 8).
+        """
+    @nb_bits.setter
+    def nb_bits(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def no_quant(self) -> typing.Any:
+        """
+        The whole pipeline without rounding (debugging): outputs equal the float ones.
+        """
+    @no_quant.setter
+    def no_quant(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def optimize_signs(self) -> typing.Any:
+        """
+        Unsigned codes where activations are provably non-negative.
+        """
+    @optimize_signs.setter
+    def optimize_signs(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def single_shift(self) -> typing.Any:
+        """
+        Power-of-two rescaling, compensated in the weights.
+        """
+    @single_shift.setter
+    def single_shift(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def verbose(self) -> typing.Any:
+        """
+        Print progress and the arbitration decisions.
+        """
+    @verbose.setter
+    def verbose(self, arg1: typing.Any) -> None:
+        ...
 class QuantizabilityReport:
     """
     Which nodes run in integers, stay float, or block quantization.
@@ -293,6 +397,13 @@ class RangeCollector:
     A Scaling node is measured where its codes are consumed: after the ReLU and MaxPool that all its
     consumers go through (the largest x > 0 after a ReLU; values a MaxPool drops do not count).
     """
+    @typing.overload
+    def __init__(self, graph: Graph, options: QuantizeOptions) -> None:
+        """
+        The collector ``quantize_network`` runs for ``options``: histograms for its clipping mode (none for
+        MAX, which needs only the max).
+        """
+    @typing.overload
     def __init__(self, graph: Graph, histogram_bins: typing.SupportsInt | typing.SupportsIndex = 0, clipping_mode: str = 'MSE') -> None:
         """
         Collector for ``graph`` (a float graph, after ``insert_scaling_nodes``). With
@@ -333,10 +444,12 @@ def _multiplier_rescale(acc: typing.Annotated[numpy.typing.ArrayLike, numpy.int3
     shift in [0, 62] (multiplier 1 takes the shift-rescale loop). ``out`` as in ``_shift_rescale``.
     Releases the GIL.
     """
-def _prepare_for_calibration(arg0: Graph, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: str, arg3: bool, arg4: bool, arg5: bool, arg6: bool, arg7: bool, arg8: bool) -> None:
+def _prepare_for_calibration(graph: Graph, options: QuantizeOptions) -> None:
     ...
-def _quantize_from_calibration(arg0: Graph, arg1: RangeCollector, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: str, arg4: bool, arg5: bool, arg6: bool, arg7: bool, arg8: bool, arg9: bool) -> None:
-    ...
+def _quantize_network(graph: Graph, batches: collections.abc.Iterable, options: QuantizeOptions) -> None:
+    """
+    quantize_network's C++ entry point: pulls float batches from the iterable `batches`.
+    """
 def _shift_rescale(acc: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], shift: typing.SupportsInt | typing.SupportsIndex, lo: typing.SupportsInt | typing.SupportsIndex, hi: typing.SupportsInt | typing.SupportsIndex, out_unsigned: bool, out: numpy.ndarray | None = None) -> numpy.ndarray:
     """
     Kernel entry point for benchmarks and tests: clamp((acc + 2^(shift-1)) >> shift, lo, hi) of a
@@ -539,6 +652,15 @@ def normalize_parameters(graph: Graph, channel_wise: bool = False) -> None:
     ValueError
         If weights are NaN or infinite.
     """
+def op_registry() -> dict:
+    """
+    The op registry as the importer and exporter read it: dict ONNX op type -> dict of its traits
+    row (cpp/src/ops/registry.cpp): ``domain``, ``min_inputs``/``max_inputs`` (-1: any),
+    ``param_inputs`` (ONNX input indices moved into params), ``attribute_inputs`` (index -> attribute
+    name), ``constant_operand``, ``activation_attributes`` (attributes in activation units),
+    ``export_rule`` and the roles (``affine``, ``join``, ``needs_scaling``, ``keeps_codes``, ``view``,
+    ``float_tail``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
+    """
 def prepare_network(graph: Graph) -> None:
     """
     Bring a float graph to the form the PTQ expects, without changing its function.
@@ -597,5 +719,5 @@ def simd_level() -> str:
     """
 def supported_ops() -> list[str]:
     """
-    ONNX op types the importer and executors support.
+    ONNX op types the importer and executors support, sorted.
     """

@@ -70,7 +70,7 @@ class _Exporter:
         users = self.graph.consumers(affine.name)
         scaling = self.by_name[users[0]]
         if scaling.quant["dequantize_point"]:
-            return scaling.params[0].astype(np.float64)
+            return scaling.quant["factor"].astype(np.float64)
         m = np.array([mult / 2.0 ** shift for mult, shift in scaling.quant["multiplier"]])
         return m * scaling.quant["step"]
 

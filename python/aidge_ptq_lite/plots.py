@@ -30,7 +30,8 @@ def plot_activation_histograms(float_graph: _core.Graph, quantized_graph: _core.
     except ImportError as exc:
         raise ImportError("--plot-dir needs matplotlib: pip install matplotlib") from exc
     work = float_graph.clone()
-    _core._prepare_for_calibration(work, 8, "MAX", cross_layer_equalization, False, False, False, channel_wise, False)
+    _core._prepare_for_calibration(work, _core.QuantizeOptions(cross_layer_equalization=cross_layer_equalization,
+                                                                channel_wise=channel_wise))
     histograms = compute_histograms(work, calibration_set, HISTOGRAM_BINS,
                                     clipping_mode=quantized_graph.quantization["clipping_mode"])
     os.makedirs(out_dir, exist_ok=True)

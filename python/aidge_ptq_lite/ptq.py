@@ -22,21 +22,33 @@ class Clipping(str, enum.Enum):
 
 CalibrationSet = Union[np.ndarray, Iterable[np.ndarray]]
 CALIBRATION_BATCH = 64
-HISTOGRAM_BINS = 2048
+HISTOGRAM_BINS = _core.QuantizeOptions().histogram_bins
 
 
 def _clipping_name(mode) -> str:
+    """The upper-case name of a clipping mode (str or Clipping); ValueError if unknown."""
     name = mode.value if isinstance(mode, Clipping) else str(mode).upper()
     if name not in Clipping.__members__:
         raise ValueError(f"unknown clipping mode {mode!r}; expected one of MAX, MSE, AA, KL")
     return name
 
 
+def _check_float(batch: np.ndarray) -> None:
+    if not np.issubdtype(batch.dtype, np.floating):
+        raise ValueError(f"calibration data must be floating point, normalized as for inference; got "
+                         f"{batch.dtype} (raw pixels? convert and normalize them as forward() expects)")
+
+
 def iter_batches(calibration_set: CalibrationSet, batch_size: int = CALIBRATION_BATCH) -> Iterator[np.ndarray]:
-    """Yield float32 batches from an array (N, C, H, W) or an iterable of such arrays."""
+    """Yield float32 batches from a float array (N, C, H, W) or an iterable of such arrays.
+
+    Raises ValueError for an empty set or batch, or data that is not floating point (integer,
+    uint8 or bool data is refused rather than silently converted: normalize it as for inference).
+    """
     if isinstance(calibration_set, np.ndarray):
         if calibration_set.ndim < 2 or len(calibration_set) == 0:
             raise ValueError(f"calibration set is empty or has no batch axis (shape {calibration_set.shape})")
+        _check_float(calibration_set)
         for start in range(0, len(calibration_set), batch_size):
             yield np.ascontiguousarray(calibration_set[start:start + batch_size], dtype=np.float32)
         return
@@ -46,6 +58,7 @@ def iter_batches(calibration_set: CalibrationSet, batch_size: int = CALIBRATION_
         batch = np.asarray(batch)
         if batch.ndim == 0 or len(batch) == 0:
             raise ValueError("calibration set holds an empty batch")
+        _check_float(batch)
         yield np.ascontiguousarray(batch, dtype=np.float32)
 
 
@@ -115,11 +128,13 @@ def compute_histograms(graph: _core.Graph, calibration_set: CalibrationSet, bins
     return dict(_calibrate(graph, calibration_set, bins, verbose, _clipping_name(clipping_mode)).histograms)
 
 
-def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: CalibrationSet = None,
-                     clipping_mode: Union[str, Clipping] = "MAX", cross_layer_equalization: bool = False,
-                     optimize_signs: bool = False, single_shift: bool = False, no_quant: bool = False,
-                     channel_wise: bool = False, verbose: bool = False) -> None:
+def quantize_network(graph: _core.Graph, calibration_set: CalibrationSet = None,
+                     options: _core.QuantizeOptions = None, **kwargs) -> None:
     """Quantize ``graph`` in place: afterwards ``graph.forward`` runs the integer network.
+
+    ``quantize_network(g, x_calib, nb_bits=4, clipping_mode="MSE")``, or with an options object
+    ``quantize_network(g, x_calib, options=QuantizeOptions(nb_bits=4, clipping_mode="MSE"))``;
+    keywords given beside ``options`` override its fields.
 
     Pipeline: prepare_network, (cross_layer_equalization), insert_scaling_nodes, (compute_sign_map),
     normalize_parameters, compute_ranges and compute_histograms (one streamed pass),
@@ -128,39 +143,51 @@ def quantize_network(graph: _core.Graph, nb_bits: int = 8, calibration_set: Cali
 
     Args:
         graph: a float graph from ``load_onnx``. Keep ``graph.clone()`` first to compare.
-        nb_bits: 2..16. Up to 8 bits the network runs int8 x int8 -> int32 kernels; above,
-            int32 activations with int64 accumulators.
-        calibration_set: float array (N, C, H, W) or an iterable of batches (a few hundred
-            samples is typical).
-        clipping_mode: "MAX", "MSE", "AA" or "KL" (or ``Clipping``).
-        cross_layer_equalization: balance weight ranges of consecutive layers first.
-        optimize_signs: unsigned codes where activations are provably non-negative.
-        single_shift: power-of-two rescaling, compensated in the weights.
-        no_quant: the whole pipeline without rounding (debugging): outputs equal the float ones.
-        channel_wise: per-output-channel weight scales.
-        verbose: print progress and the arbitration decisions.
+        calibration_set: float array (N, C, H, W) or an iterable of such batches (a few hundred
+            samples is typical), normalized as for inference.
+        options: a ``QuantizeOptions``; default: 8 bits, MAX clipping, every flag off.
+        **kwargs: fields of ``QuantizeOptions``:
+            nb_bits: 2..16. Up to 8 bits the network runs int8 x int8 -> int32 kernels; above,
+                int32 activations with int64 accumulators.
+            clipping_mode: "MAX", "MSE", "AA" or "KL" (or ``Clipping``).
+            cross_layer_equalization: balance weight ranges of consecutive layers first.
+            optimize_signs: unsigned codes where activations are provably non-negative.
+            single_shift: power-of-two rescaling, compensated in the weights.
+            no_quant: the whole pipeline without rounding (debugging): outputs equal the float ones.
+            channel_wise: per-output-channel weight scales.
+            verbose: print progress and the arbitration decisions.
+            histogram_bins: bins per activation histogram (MSE, AA, KL), default 2048.
 
     Raises:
-        ValueError: nb_bits outside 2..16, unknown clipping mode, empty or non-finite calibration
-            data, a graph that is already quantized.
+        OptionError: an option of the wrong type, out of its domain (nb_bits outside 2..16,
+            unknown clipping mode) or unknown; the message names it. It is both a TypeError and
+            a ValueError.
+        ValueError: empty, non-float or non-finite calibration data, a graph that is already
+            quantized.
         UnsupportedOpError: a node that cannot be quantized (see ``quantizability_report``).
-        NotImplementedError: an option not available yet.
 
     On any error the graph is left unchanged.
     """
-    if isinstance(nb_bits, bool) or not isinstance(nb_bits, (int, np.integer)) or not 2 <= nb_bits <= 16:
-        raise ValueError(f"nb_bits must be an integer in 2..16, got {nb_bits!r}")
-    clipping = _clipping_name(clipping_mode)
+    if isinstance(calibration_set, (int, np.integer)) and not isinstance(calibration_set, bool):
+        # The signature before QuantizeOptions: quantize_network(graph, nb_bits, calibration_set).
+        kwargs.setdefault("nb_bits", calibration_set)
+        calibration_set, options = options, None
+    try:
+        if options is None:
+            options = _core.QuantizeOptions(**kwargs)
+        elif not isinstance(options, _core.QuantizeOptions):
+            raise TypeError(f"quantize_network: options must be a QuantizeOptions, got {type(options).__name__}")
+        elif kwargs:
+            options = options.replace(**kwargs)
+    except _core.OptionError as exc:
+        raise _core.OptionError(f"quantize_network: {exc}") from None
     if graph.is_quantized:
         raise ValueError("the graph is already quantized; quantize a fresh load_onnx() or a clone "
                          "taken before quantizing")
-    options = (int(nb_bits), clipping, cross_layer_equalization, optimize_signs, single_shift,
-               no_quant, channel_wise, verbose)
+    if calibration_set is None:
+        raise ValueError("calibration_set is required")
     t0 = time.perf_counter()
-    work = graph.clone()  # the caller's graph changes only once everything has succeeded
-    _core._prepare_for_calibration(work, *options)
-    calibration = _calibrate(work, calibration_set, 0 if clipping == "MAX" else HISTOGRAM_BINS, verbose, clipping)
-    _core._quantize_from_calibration(work, calibration, *options)
-    graph._assign(work)
-    if verbose:
-        print(f"quantize_network: {nb_bits} bits, {clipping}, {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    _core._quantize_network(graph, iter_batches(calibration_set), options)
+    if options.verbose:
+        print(f"quantize_network: {options.nb_bits} bits, {options.clipping_mode}, "
+              f"{time.perf_counter() - t0:.2f} s", file=sys.stderr)

@@ -1,12 +1,15 @@
-// The executor: a plan built once from a graph (kernels prepared, weights packed), run many
-// times. Each node becomes an OpKernel; tensors are freed after their last use.
+// The executor: a plan built once from a snapshot of a graph (kernels prepared, weights packed,
+// one SIMD level), run many times, from several threads at once if wanted (run() is const and
+// the plan immutable). Each node becomes an OpKernel; tensors are freed after their last use.
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "aidge_ptq_lite/graph.hpp"
+#include "aidge_ptq_lite/simd.hpp"
 
 namespace apl {
 
@@ -28,12 +31,20 @@ std::unique_ptr<OpKernel> make_kernel(const Graph& graph, const Node& node);
 
 // Quantized graphs: the float input to codes (Input node's step), and a node's output codes (or
 // a dequantization point's accumulator) back to float32.
-Tensor quantize_input(const Node& input, const QuantConfig& config, const Tensor& x);
+Tensor quantize_input(const Node& input, const QuantizeOptions& options, const Tensor& x);
 Tensor dequantize_output(const Node& node, const Tensor& t);
+
+struct ExecutorOptions {
+  // SIMD level of every kernel of the plan; default: active_simd_level() when it is built.
+  std::optional<SimdLevel> simd_level;
+};
 
 class Executor {
  public:
-  explicit Executor(const Graph& graph);
+  explicit Executor(const Graph& graph, const ExecutorOptions& options = {});
+  explicit Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions& options = {});
+  const Graph& graph() const { return *graph_; }  // the snapshot it runs
+  SimdLevel simd_level() const { return level_; }
   // dequantize: convert integer outputs of a quantized graph back to float32.
   std::vector<Tensor> run(const Tensor& x, const NodeObserver& observer = nullptr,
                           bool dequantize = true) const;
@@ -47,7 +58,8 @@ class Executor {
   std::vector<Step> steps_;
   std::vector<size_t> last_use_;     // per step: the last step reading its output
   std::vector<size_t> output_steps_;
-  const Graph* graph_;
+  std::shared_ptr<const Graph> graph_;
+  SimdLevel level_;
   Shape input_shape_;
   std::string input_name_;
 };

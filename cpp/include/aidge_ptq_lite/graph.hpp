@@ -7,12 +7,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
-#include "aidge_ptq_lite/kernels/requantize.hpp"
 #include "aidge_ptq_lite/ops.hpp"
+#include "aidge_ptq_lite/quant_plan.hpp"
+#include "aidge_ptq_lite/quantize_options.hpp"
 #include "aidge_ptq_lite/tensor.hpp"
 
 namespace apl {
@@ -26,22 +26,6 @@ struct Attribute {
   std::string s;
 };
 
-// Quantization state of one node, filled by the PTQ passes (see ptq.hpp).
-struct NodeQuant {
-  std::vector<float> weight_range;  // affine nodes: max |W| per output channel (or 1 value)
-  float max_abs = 0.f;              // max |x| seen in calibration (max x before ReLUs only)
-  float range = 0.f;                // S: the float value mapped to the largest code of the output
-                                    // (max_abs, clipped, then raised by max arbitration)
-  bool is_unsigned = false;         // output codes in [0, 2^n - 1] (sign optimisation)
-  double step = 1.0;                // real value of one unit of the output integer (S / Q)
-  std::vector<FixedPointMultiplier> multiplier;  // Scaling nodes after cast
-  int32_t lo = 0, hi = 0;           // clamp of the output codes
-  bool dequantize_point = false;    // Scaling node that hands the accumulator to the outputs;
-                                    // its factors then map accumulator codes to float values
-  bool kept_float = false;          // runs in float on dequantized inputs (final Softmax)
-  bool power_of_two = false;        // Scaling node rescaled by a single shift (single_shift)
-};
-
 class Node {
  public:
   std::string name;
@@ -50,7 +34,7 @@ class Node {
   std::map<std::string, Attribute> attrs;
   std::vector<Tensor> params;       // op-specific constants, see ops.cpp
   Shape shape;                      // per-sample output shape, filled by Graph::infer_shapes
-  NodeQuant quant;
+  NodeQuant quant;                  // the node's quantization plan (quant_plan.hpp)
 
   bool has_attr(const std::string& key) const { return attrs.count(key) != 0; }
   int64_t attr_int(const std::string& key, int64_t def) const;
@@ -72,21 +56,6 @@ class Node {
   // "Conv 'layer1.conv'" — used in every error message about this node.
   std::string label() const { return std::string(op()) + " '" + name + "'"; }
   int64_t param_count() const;
-};
-
-class Executor;
-
-// How the graph executes: plain float, or the quantized network (integer kernels, or the same
-// pipeline in float without rounding when no_quant).
-struct QuantConfig {
-  int nb_bits = 8;
-  bool no_quant = false;
-  bool channel_wise = false;
-  bool single_shift = false;
-  bool optimize_signs = false;
-  bool cross_layer_equalization = false;
-  std::string clipping = "MAX";
-  bool wide() const { return nb_bits > 8; }
 };
 
 class Graph {
@@ -131,16 +100,25 @@ class Graph {
 
   // ---- execution -------------------------------------------------------------------------------
   // x: (N, *input_shape) float32. Returns one tensor per graph output: float32, or for a
-  // quantized graph with dequantize=false, the raw integers.
+  // quantized graph with dequantize=false, the raw integers. Builds an Executor each call: to
+  // run many batches, build one (executor.hpp) and keep it. The Python binding keeps one per
+  // graph, rebuilt when version() changes.
   std::vector<Tensor> forward(const Tensor& x, bool dequantize = true) const;
-  // Drop the cached execution plan (after editing params in place).
-  void invalidate() const;
-  std::shared_ptr<const Executor> executor() const;
+  // Changes on every edit (and after invalidate(), to call after editing params in place):
+  // an Executor built at one version runs that version's snapshot.
+  uint64_t version() const { return version_; }
+  void invalidate();
+  // An immutable copy that shares the tensors' storage (cheap): what an Executor runs. Edits of
+  // this graph do not reach it, as long as no tensor is edited in place (passes that do call
+  // invalidate(); do not run them on a graph while it executes).
+  std::shared_ptr<const Graph> snapshot() const;
 
   // ---- quantization state ------------------------------------------------------------------------
+  // How the graph executes: plain float, or the quantized network (integer kernels, or the same
+  // pipeline in float without rounding when no_quant), with the options it was quantized with.
   bool is_quantized() const { return quant_ != nullptr; }
-  const QuantConfig& quant_config() const;
-  void set_quantized(const QuantConfig& config);
+  const QuantizeOptions& quant_config() const;
+  void set_quantized(const QuantizeOptions& options);
 
  private:
   void reindex();
@@ -150,9 +128,9 @@ class Graph {
   std::map<std::string, size_t> index_;
   std::string input_;
   std::vector<std::string> outputs_;
-  std::shared_ptr<QuantConfig> quant_;
-  mutable std::shared_ptr<const Executor> plan_;
-  mutable std::unique_ptr<std::mutex> plan_mutex_;
+  std::shared_ptr<const QuantizeOptions> quant_;
+  uint64_t version_ = 0;
+  Graph(const Graph&) = default;  // shallow: see snapshot() and clone()
 };
 
 }  // namespace apl

@@ -10,6 +10,7 @@
 //   quantize_normalized_network scale to n-bit codes, round (unless no_quant)
 //   cast_to_integer             int8/int32 tensors and fixed-point multipliers
 #pragma once
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -17,8 +18,11 @@
 
 #include "aidge_ptq_lite/graph.hpp"
 #include "aidge_ptq_lite/histogram.hpp"
+#include "aidge_ptq_lite/quant_spec.hpp"
 
 namespace apl {
+
+class Executor;
 
 // ---- prepare.cpp --------------------------------------------------------------------------------
 // Folds BatchNorm into the preceding Conv/Gemm (a lone BatchNorm becomes a depthwise 1x1 Conv),
@@ -67,14 +71,18 @@ RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = 
 class RangeCollector {
  public:
   explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0, const std::string& clipping_mode = "MSE");
-  // Runs one float batch; ValueError if the batch or an activation holds NaN or Inf.
+  // The collector quantize_network runs: histograms for the clipping mode (none for MAX).
+  RangeCollector(const Graph& g, const QuantizeOptions& options)
+      : RangeCollector(g, options.calibration_histogram_bins(), options.clipping_mode) {}
+  // Runs one float batch through the graph as it was when the collector was made; ValueError if
+  // the batch or an activation holds NaN or Inf.
   void update(const Tensor& batch);
   const RangeMap& ranges() const { return ranges_; }
   const std::map<std::string, Histogram>& histograms() const { return histograms_; }
   int64_t samples() const { return samples_; }
 
  private:
-  const Graph& graph_;
+  std::shared_ptr<const Executor> executor_;
   // Observed node -> the Scaling (or Input) node whose range / histogram it gives.
   std::map<std::string, std::string> range_at_, histogram_at_;
   RangeMap ranges_;
@@ -89,18 +97,17 @@ class RangeCollector {
 RangeMap adjust_ranges(const Graph& g, const std::string& clipping_mode, const RangeMap& ranges,
                        const std::map<std::string, Histogram>& histograms, int nb_bits,
                        bool optimize_signs);
-// ValueError unless mode is one of "MAX", "MSE", "AA", "KL" (upper case, as the C++ API takes it).
-void check_clipping_mode(const std::string& mode);
 
 // ---- quantize.cpp -------------------------------------------------------------------------------
 // Scales the normalized network to n-bit codes: weights * (2^(n-1) - 1) (rounded unless no_quant),
-// biases to the accumulator scale, Scaling factors to requantization factors, and records each
-// output's step and clamp. Marks the Scaling nodes feeding the outputs as dequantization points.
+// biases to the accumulator scale, and writes each Scaling node's requantization record (its
+// params keep their float-network meaning) and each output's step and clamp. Marks the Scaling
+// nodes feeding the outputs as dequantization points, and the graph quantized (the stepwise
+// pipeline then runs, with no_quant, or calls cast_to_integer).
 void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs);
 // Scaling nodes whose output goes only to the graph outputs (or to float-kept nodes): they hand
-// the accumulator over instead of requantizing it.
-std::set<std::string> dequantize_points(const Graph& g);
-void check_nb_bits(int nb_bits);
+// the accumulator over instead of requantizing it. kept_float: quantizability_report's.
+std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::string>& kept_float);
 
 // ---- single_shift.cpp ---------------------------------------------------------------------------
 // On the normalized network, before quantize_normalized_network: makes the requantization factor
@@ -111,28 +118,25 @@ void check_nb_bits(int nb_bits);
 // compensate in: they keep their fixed-point multiplier.
 void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs);
 // Largest code of a node's output: 2^(n-1)-1, or 2^n-1 when unsigned (and signs are optimized).
-double code_max(const Node& n, int nb_bits, bool optimize_signs);
+double code_max(const Node& n, const QuantSpec& spec, bool optimize_signs);
 
 // ---- cast.cpp -----------------------------------------------------------------------------------
-// Integer tensors (int8 weights / int32 biases, or int32 / int64 above 8 bits) and fixed-point
-// multipliers, for the integer executor.
+// Integer tensors (int8 weights / int32 biases, or int32 / int64 above 8 bits, as QuantSpec says)
+// and the encoding of every requantization record (fixed-point multipliers, or single shifts).
 void cast_to_integer(Graph& g, int nb_bits);
 
 // ---- quant_ptq.cpp ------------------------------------------------------------------------------
-struct QuantizeOptions {
-  int nb_bits = 8;
-  std::string clipping = "MAX";
-  bool cross_layer_equalization = false;
-  bool optimize_signs = false;
-  bool single_shift = false;
-  bool no_quant = false;
-  bool channel_wise = false;
-  bool verbose = false;
-};
-// Everything before calibration (prepare, CLE, scaling nodes, parameter normalization).
+// The whole PTQ: `next_batch` fills its argument with the next float calibration batch and
+// returns false at the end of the set. Validates the options first (ValueError naming the field),
+// works on a copy, and changes `g` only once everything has succeeded.
+using CalibrationBatches = std::function<bool(Tensor& batch)>;
+void quantize_network(Graph& g, const CalibrationBatches& next_batch, const QuantizeOptions& options);
+
+// Its two halves, around calibration (a RangeCollector(g, options) fed with every batch):
+// everything before calibration (prepare, CLE, scaling nodes, sign map, parameter normalization);
 void prepare_for_calibration(Graph& g, const QuantizeOptions& options);
-// Everything after calibration (a RangeCollector run on the prepared graph, with histograms
-// unless clipping is MAX): adjust_ranges, normalize_activations, single shift, quantize, cast.
+// and everything after it: adjust_ranges, normalize_activations, single shift, quantize, cast;
+// the graph is marked quantized (with `options`) at the end.
 void quantize_from_calibration(Graph& g, const RangeCollector& calibration, const QuantizeOptions& options);
 
 }  // namespace apl

@@ -15,4 +15,19 @@ void set_simd_level(SimdLevel level);
 const char* simd_level_name(SimdLevel level);
 SimdLevel parse_simd_level(const char* name);  // throws ValueError on an unknown name
 
+// While a scope lives, active_simd_level() returns its level on this thread (whatever
+// set_simd_level does meanwhile): an Executor builds and runs all its kernels under one, so a
+// plan uses the one level it captured when it was built. Kernels read the level at their entry,
+// on the calling thread.
+class SimdLevelScope {
+ public:
+  explicit SimdLevelScope(SimdLevel level);  // ValueError if the CPU lacks the level
+  ~SimdLevelScope();
+  SimdLevelScope(const SimdLevelScope&) = delete;
+  SimdLevelScope& operator=(const SimdLevelScope&) = delete;
+
+ private:
+  int previous_;
+};
+
 }  // namespace apl

@@ -1,11 +1,11 @@
 #include "aidge_ptq_lite/graph.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <iomanip>
 #include <set>
 #include <sstream>
 
-#include "aidge_ptq_lite/executor.hpp"
 
 namespace apl {
 
@@ -60,20 +60,21 @@ int64_t Node::param_count() const {
 
 // ---- Graph: construction -------------------------------------------------------------------------
 
-Graph::Graph() : plan_mutex_(std::make_unique<std::mutex>()) {}
+// Versions are unique across graphs, so an assigned graph never looks like its old self.
+static std::atomic<uint64_t> next_version{1};
+
+Graph::Graph() : version_(next_version++) {}
 Graph::~Graph() = default;
-// The plan points at the graph it was built from, so a moved graph builds a new one.
 Graph::Graph(Graph&& o) noexcept
     : nodes_(std::move(o.nodes_)), index_(std::move(o.index_)), input_(std::move(o.input_)),
-      outputs_(std::move(o.outputs_)), quant_(std::move(o.quant_)),
-      plan_mutex_(std::make_unique<std::mutex>()) {}
+      outputs_(std::move(o.outputs_)), quant_(std::move(o.quant_)), version_(next_version++) {}
 Graph& Graph::operator=(Graph&& o) noexcept {
   nodes_ = std::move(o.nodes_);
   index_ = std::move(o.index_);
   input_ = std::move(o.input_);
   outputs_ = std::move(o.outputs_);
   quant_ = std::move(o.quant_);
-  plan_.reset();
+  invalidate();
   return *this;
 }
 
@@ -223,17 +224,17 @@ Graph Graph::clone() const {
   g.index_ = index_;
   g.input_ = input_;
   g.outputs_ = outputs_;
-  if (quant_) g.quant_ = std::make_shared<QuantConfig>(*quant_);
+  g.quant_ = quant_;  // immutable: shared
   return g;
 }
 
-const QuantConfig& Graph::quant_config() const {
+const QuantizeOptions& Graph::quant_config() const {
   if (!quant_) throw Error("the graph is not quantized");
   return *quant_;
 }
 
-void Graph::set_quantized(const QuantConfig& config) {
-  quant_ = std::make_shared<QuantConfig>(config);
+void Graph::set_quantized(const QuantizeOptions& options) {
+  quant_ = std::make_shared<const QuantizeOptions>(options);
   invalidate();
 }
 
@@ -300,21 +301,10 @@ std::string Graph::summary() const {
 
 // ---- Graph: execution ----------------------------------------------------------------------------
 
-void Graph::invalidate() const {
-  if (plan_mutex_) {
-    std::lock_guard<std::mutex> lock(*plan_mutex_);
-    plan_.reset();
-  }
-}
+void Graph::invalidate() { version_ = next_version++; }
 
-std::shared_ptr<const Executor> Graph::executor() const {
-  std::lock_guard<std::mutex> lock(*plan_mutex_);
-  if (!plan_) plan_ = std::make_shared<const Executor>(*this);
-  return plan_;
-}
-
-std::vector<Tensor> Graph::forward(const Tensor& x, bool dequantize) const {
-  return executor()->run(x, nullptr, dequantize);
+std::shared_ptr<const Graph> Graph::snapshot() const {
+  return std::shared_ptr<const Graph>(new Graph(*this));
 }
 
 }  // namespace apl

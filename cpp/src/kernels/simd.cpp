@@ -44,6 +44,8 @@ std::atomic<int>& level_slot() {
   return slot;
 }
 
+thread_local int scoped_level = -1;  // SimdLevelScope's level on this thread, -1: none
+
 }  // namespace
 
 SimdLevel detected_simd_level() {
@@ -51,15 +53,28 @@ SimdLevel detected_simd_level() {
   return level;
 }
 
-SimdLevel active_simd_level() { return static_cast<SimdLevel>(level_slot().load()); }
+SimdLevel active_simd_level() {
+  return static_cast<SimdLevel>(scoped_level >= 0 ? scoped_level : level_slot().load());
+}
 
-void set_simd_level(SimdLevel level) {
+static void check_supported(SimdLevel level) {
   if (static_cast<int>(level) > static_cast<int>(detected_simd_level()))
     throw ValueError(std::string("SIMD level '") + simd_level_name(level) +
                      "' is not supported by this CPU (best: " +
                      simd_level_name(detected_simd_level()) + ")");
+}
+
+void set_simd_level(SimdLevel level) {
+  check_supported(level);
   level_slot().store(static_cast<int>(level));
 }
+
+SimdLevelScope::SimdLevelScope(SimdLevel level) : previous_(scoped_level) {
+  check_supported(level);
+  scoped_level = static_cast<int>(level);
+}
+
+SimdLevelScope::~SimdLevelScope() { scoped_level = previous_; }
 
 const char* simd_level_name(SimdLevel level) {
   switch (level) {

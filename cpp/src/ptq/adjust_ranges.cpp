@@ -3,19 +3,15 @@
 #include <algorithm>
 
 #include "aidge_ptq_lite/ptq.hpp"
+#include "aidge_ptq_lite/quant_spec.hpp"
 
 namespace apl {
-
-void check_clipping_mode(const std::string& mode) {
-  if (mode != "MAX" && mode != "MSE" && mode != "AA" && mode != "KL")
-    throw ValueError("unknown clipping mode '" + mode + "' (expected MAX, MSE, AA or KL)");
-}
 
 RangeMap adjust_ranges(const Graph& g, const std::string& mode, const RangeMap& ranges,
                        const std::map<std::string, Histogram>& histograms, int nb_bits,
                        bool optimize_signs) {
   check_clipping_mode(mode);
-  check_nb_bits(nb_bits);
+  const QuantSpec spec(nb_bits);  // checked before any search
   RangeMap adjusted = ranges;
   if (mode == "MAX") return adjusted;
   for (const Node& n : g.nodes()) {

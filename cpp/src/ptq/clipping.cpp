@@ -9,6 +9,7 @@
 #include "aidge_ptq_lite/errors.hpp"
 #include "aidge_ptq_lite/histogram.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
+#include "aidge_ptq_lite/quant_spec.hpp"
 
 namespace apl {
 
@@ -122,11 +123,11 @@ double x_log_x(double x) { return x > 0 ? x * std::log(x) : 0.0; }
 }  // namespace
 
 float compute_me_clipping(const Histogram& h, int nb_bits, int exponent, bool is_unsigned) {
-  check_nb_bits(nb_bits);
+  const QuantSpec spec(nb_bits);
   if (exponent != 1 && exponent != 2)
     throw ValueError("compute_me_clipping: exponent must be 1 (AA) or 2 (MSE), got " + std::to_string(exponent));
   check_not_empty(h, "compute_me_clipping");
-  const int64_t levels = is_unsigned ? (int64_t(1) << nb_bits) - 1 : (int64_t(1) << (nb_bits - 1)) - 1;
+  const int64_t levels = spec.code_max(is_unsigned);  // steps above zero
   const double clip = exponent == 1 ? best_clip_in_bins<1>(h, levels) : best_clip_in_bins<2>(h, levels);
   return static_cast<float>(clip * h.bin_width());
 }
@@ -142,9 +143,9 @@ float compute_me_clipping(const Histogram& h, int nb_bits, int exponent, bool is
 // empty bins) only matters where Q is empty and P is not (the folded outliers): Q is eps there.
 // Elsewhere its effect is O(eps / count) and is left out.
 float compute_kl_clipping(const Histogram& h, int nb_bits, bool is_unsigned) {
-  check_nb_bits(nb_bits);
+  const QuantSpec spec(nb_bits);
   check_not_empty(h, "compute_kl_clipping");
-  const int64_t levels = is_unsigned ? int64_t(1) << nb_bits : int64_t(1) << (nb_bits - 1);
+  const int64_t levels = int64_t(spec.code_max(is_unsigned)) + 1;  // TensorRT's bins: 2^(n-1) or 2^n
   // Exact zeros (ReLU outputs) are quantized exactly whatever the clip; left in, their spike
   // drags the divergence towards tiny clips. Same point-mass rule as the MSE search.
   std::vector<uint64_t> n = h.counts();

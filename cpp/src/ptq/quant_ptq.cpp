@@ -1,19 +1,27 @@
-// quantize_network, in two halves around calibration (which streams batches from Python).
+// quantize_network, in two halves around calibration, and the options it takes.
 #include <cstdio>
 
 #include "aidge_ptq_lite/cle.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 #include "aidge_ptq_lite/sign_map.hpp"
+#include "quantize_internal.hpp"
 
 namespace apl {
 
-static void check_options(const QuantizeOptions& o) {
-  check_nb_bits(o.nb_bits);
-  check_clipping_mode(o.clipping);
+void check_clipping_mode(const std::string& mode) {
+  if (mode != "MAX" && mode != "MSE" && mode != "AA" && mode != "KL")
+    throw ValueError("unknown clipping mode '" + mode + "' (expected MAX, MSE, AA or KL)");
+}
+
+void QuantizeOptions::validate() const {
+  (void)spec();  // nb_bits
+  check_clipping_mode(clipping_mode);
+  if (histogram_bins < 2 || histogram_bins > (int64_t(1) << 24) || (histogram_bins & (histogram_bins - 1)))
+    throw ValueError("histogram_bins must be a power of two in [2, 2^24], got " + std::to_string(histogram_bins));
 }
 
 void prepare_for_calibration(Graph& g, const QuantizeOptions& o) {
-  check_options(o);
+  o.validate();
   if (g.is_quantized()) throw ValueError("the graph is already quantized");
   prepare_network(g);
   const QuantizabilityReport report = quantizability_report(g);
@@ -26,9 +34,9 @@ void prepare_for_calibration(Graph& g, const QuantizeOptions& o) {
 }
 
 void quantize_from_calibration(Graph& g, const RangeCollector& calibration, const QuantizeOptions& o) {
-  check_options(o);
+  o.validate();
   if (calibration.samples() == 0) throw ValueError("calibration set is empty");
-  const RangeMap ranges = adjust_ranges(g, o.clipping, calibration.ranges(), calibration.histograms(),
+  const RangeMap ranges = adjust_ranges(g, o.clipping_mode, calibration.ranges(), calibration.histograms(),
                                         o.nb_bits, o.optimize_signs);
   for (Node& n : g.mutable_nodes()) {
     auto it = calibration.ranges().find(n.name);
@@ -36,14 +44,28 @@ void quantize_from_calibration(Graph& g, const RangeCollector& calibration, cons
   }
   normalize_activations(g, ranges, o.verbose);
   if (o.single_shift) apply_single_shift(g, o.nb_bits, o.optimize_signs);
-  quantize_normalized_network(g, o.nb_bits, o.no_quant, o.optimize_signs);
+  quantize_normalized(g, o.spec(), o.no_quant, o.optimize_signs);
   if (!o.no_quant) cast_to_integer(g, o.nb_bits);
-  QuantConfig config = g.quant_config();
-  config.channel_wise = o.channel_wise;
-  config.clipping = o.clipping;
-  config.single_shift = o.single_shift;
-  config.cross_layer_equalization = o.cross_layer_equalization;
-  g.set_quantized(config);
+  g.set_quantized(o);  // once, when every pass has run
+}
+
+void quantize_network(Graph& g, const CalibrationBatches& next_batch, const QuantizeOptions& o) {
+  o.validate();
+  if (g.is_quantized())
+    throw ValueError("the graph is already quantized; quantize a fresh load_onnx() or a clone taken before quantizing");
+  Graph work = g.clone();  // the caller's graph changes only once everything has succeeded
+  prepare_for_calibration(work, o);
+  RangeCollector calibration(work, o);
+  Tensor batch;
+  for (int64_t i = 1; next_batch(batch); ++i) {
+    calibration.update(batch);
+    if (o.verbose)
+      std::fprintf(stderr, "\rcalibration: batch %lld, %lld samples", static_cast<long long>(i),
+                   static_cast<long long>(calibration.samples()));
+  }
+  if (o.verbose) std::fprintf(stderr, "\n");
+  quantize_from_calibration(work, calibration, o);
+  g = std::move(work);
 }
 
 }  // namespace apl

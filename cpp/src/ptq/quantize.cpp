@@ -5,6 +5,8 @@
 #include <set>
 
 #include "aidge_ptq_lite/ptq.hpp"
+#include "aidge_ptq_lite/quant_spec.hpp"
+#include "quantize_internal.hpp"
 
 namespace apl {
 namespace {
@@ -18,16 +20,21 @@ void scale_tensor(Tensor& t, double f, bool round) {
   }
 }
 
+// factors * f, each product rounded to float once.
+std::vector<float> scaled_factors(const Tensor& factors, double f) {
+  std::vector<float> out(static_cast<size_t>(factors.numel()));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(factors.data<float>()[i] * f);
+  return out;
+}
+
 // Single shift: the factors are powers of two up to float rounding; make them exact.
-void snap_to_powers_of_two(Tensor& factors) {
-  float* f = factors.data<float>();
-  for (int64_t i = 0; i < factors.numel(); ++i) f[i] = std::exp2(std::round(std::log2(f[i])));
+void snap_to_powers_of_two(std::vector<float>& factors) {
+  for (float& f : factors) f = std::exp2(std::round(std::log2(f)));
 }
 
 }  // namespace
 
-std::set<std::string> dequantize_points(const Graph& g) {
-  const auto kept_float = quantizability_report(g).kept_float;
+std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::string>& kept_float) {
   const auto is_float = [&](const std::string& name) {
     return std::find(kept_float.begin(), kept_float.end(), name) != kept_float.end();
   };
@@ -40,25 +47,27 @@ std::set<std::string> dequantize_points(const Graph& g) {
   return points;
 }
 
-double code_max(const Node& n, int nb_bits, bool optimize_signs) {
-  const int bits = optimize_signs && n.quant.is_unsigned ? nb_bits : nb_bits - 1;
-  return std::ldexp(1.0, bits) - 1.0;
-}
-
-void check_nb_bits(int nb_bits) {
-  if (nb_bits < 2 || nb_bits > 16)
-    throw ValueError("nb_bits must be in 2..16, got " + std::to_string(nb_bits));
+double code_max(const Node& n, const QuantSpec& spec, bool optimize_signs) {
+  return spec.code_max(optimize_signs && n.quant.is_unsigned);
 }
 
 void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs) {
-  check_nb_bits(nb_bits);
+  quantize_normalized(g, QuantSpec(nb_bits), no_quant, optimize_signs);
+  QuantizeOptions options;
+  options.nb_bits = nb_bits;
+  options.no_quant = no_quant;
+  options.optimize_signs = optimize_signs;
+  g.set_quantized(options);  // the stepwise pipeline runs (no_quant) or casts (cast_to_integer) next
+}
+
+void quantize_normalized(Graph& g, const QuantSpec& spec, bool no_quant, bool optimize_signs) {
   const QuantizabilityReport report = quantizability_report(g);
   if (!report.unsupported.empty())
     throw UnsupportedError("cannot quantize: " + report.text());
   const bool round = !no_quant;
-  const std::set<std::string> output_points = dequantize_points(g);
-  const double q_weight = std::ldexp(1.0, nb_bits - 1) - 1.0;
-  auto codes = [&](const Node& n) { return code_max(n, nb_bits, optimize_signs); };
+  const std::set<std::string> output_points = dequantize_points(g, report.kept_float);
+  const double q_weight = spec.weight_max();
+  auto codes = [&](const Node& n) { return code_max(n, spec, optimize_signs); };
 
   // Codes of each node's output: Q such that the float value S maps to the integer Q.
   std::map<std::string, double> q;
@@ -82,24 +91,21 @@ void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool opti
       n.set_attr(key, static_cast<float>(n.attr_float(key, absent) * q_in));
     if (n.is(OpKind::Scaling)) {
       const double q_acc = q_in;
-      n.quant.dequantize_point = output_points.count(n.name) != 0;
+      Requantization& rq = n.quant.requant;
+      rq.dequantize_point = output_points.count(n.name) != 0;
       // Requantization factor: from accumulator codes to output codes. A dequantization point
       // keeps the accumulator; its factor then maps accumulator codes to float values.
-      const double to_codes = n.quant.dequantize_point ? n.quant.range : q[n.name];
-      scale_tensor(n.params[0], to_codes / q_acc, false);
-      if (n.quant.power_of_two) snap_to_powers_of_two(n.params[0]);
-      if (n.quant.dequantize_point) q[n.name] = q_acc;
+      const double to_codes = rq.dequantize_point ? n.quant.range : q[n.name];
+      rq.factor = scaled_factors(n.params[0], to_codes / q_acc);
+      rq.multiplier.clear();
+      if (rq.single_shift) snap_to_powers_of_two(rq.factor);
+      if (rq.dequantize_point) q[n.name] = q_acc;
     }
     const bool is_unsigned = optimize_signs && n.quant.is_unsigned;
     n.quant.step = n.quant.range / q[n.name];
-    n.quant.hi = static_cast<int32_t>(codes(n));
-    n.quant.lo = is_unsigned ? 0 : -n.quant.hi;
+    n.quant.hi = spec.code_max(is_unsigned);
+    n.quant.lo = spec.code_min(is_unsigned);
   }
-  QuantConfig config;
-  config.nb_bits = nb_bits;
-  config.no_quant = no_quant;
-  config.optimize_signs = optimize_signs;
-  g.set_quantized(config);
 }
 
 }  // namespace apl

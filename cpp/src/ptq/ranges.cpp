@@ -25,7 +25,7 @@ static std::string consumed_at(const Graph& g, const std::string& scaling) {
   return at;
 }
 
-RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std::string& clipping_mode) : graph_(g) {
+RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std::string& clipping_mode) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
   check_clipping_mode(clipping_mode);
   range_at_[g.input()] = g.input();
@@ -37,11 +37,12 @@ RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std
     histograms_.emplace(n.name, Histogram(histogram_bins));
     histogram_at_[clipping_mode == "KL" ? n.name : consumed] = n.name;
   }
+  executor_ = std::make_shared<const Executor>(g);
 }
 
 void RangeCollector::update(const Tensor& batch) {
   RangeMap batch_ranges;
-  graph_.executor()->run(batch, [&](const Node& n, const Tensor& out) {
+  executor_->run(batch, [&](const Node& n, const Tensor& out) {
     // A NaN anywhere reaches a Scaling node, and the ReLU and MaxPool after it keep NaN.
     const auto range_of = range_at_.find(n.name);
     const auto histogram_of = histogram_at_.find(n.name);

@@ -4,19 +4,21 @@
 #include <cmath>
 
 #include "aidge_ptq_lite/ptq.hpp"
+#include "aidge_ptq_lite/quant_spec.hpp"
 
 namespace apl {
 
 void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs) {
-  const double q_weight = std::ldexp(1.0, nb_bits - 1) - 1.0;
-  const std::set<std::string> output_points = dequantize_points(g);
+  const QuantSpec spec(nb_bits);
+  const double q_weight = spec.weight_max();
+  const std::set<std::string> output_points = dequantize_points(g, quantizability_report(g).kept_float);
   for (Node& affine : g.mutable_nodes()) {
     if (!affine.traits().affine) continue;
     const auto users = g.consumers(affine.name);
     Node& scaling = g.node(users.at(0));
     if (output_points.count(scaling.name)) continue;  // dequantized in float: nothing to shift
-    const double q_in = code_max(g.node(affine.inputs[0]), nb_bits, optimize_signs);
-    const double q_out = code_max(scaling, nb_bits, optimize_signs);
+    const double q_in = code_max(g.node(affine.inputs[0]), spec, optimize_signs);
+    const double q_out = code_max(scaling, spec, optimize_signs);
     Tensor& factor = scaling.params[0];
     Tensor& w = affine.params[0];
     const int64_t K = w.dim(0), per_channel = w.numel() / K;
@@ -36,7 +38,7 @@ void apply_single_shift(Graph& g, int nb_bits, bool optimize_signs) {
       affine.params[1].data<float>()[k] *= static_cast<float>(ratio);
       f = static_cast<float>(f / ratio);
     }
-    scaling.quant.power_of_two = true;
+    scaling.quant.requant.single_shift = true;
   }
   g.invalidate();
 }

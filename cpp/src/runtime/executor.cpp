@@ -20,7 +20,17 @@ void check_finite_params(const Node& n) {
 
 }  // namespace
 
-Executor::Executor(const Graph& graph) : graph_(&graph) {
+// Declared with the Graph (graph.hpp); defined here so that the IR does not depend on the runtime.
+std::vector<Tensor> Graph::forward(const Tensor& x, bool dequantize) const {
+  return Executor(*this).run(x, nullptr, dequantize);
+}
+
+Executor::Executor(const Graph& graph, const ExecutorOptions& options) : Executor(graph.snapshot(), options) {}
+
+Executor::Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions& options)
+    : graph_(std::move(snapshot)), level_(options.simd_level.value_or(active_simd_level())) {
+  const Graph& graph = *graph_;
+  const SimdLevelScope scope(level_);  // kernels pack their weights for this level
   std::map<std::string, size_t> step_of;
   for (const Node& n : graph.nodes()) {
     check_finite_params(n);
@@ -52,6 +62,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
                      shape_str(input_shape_).substr(1) + ", got " + dtype_name(x.dtype()) +
                      shape_str(x.shape()));
   if (x.dim(0) == 0) throw ShapeError("input '" + input_name_ + "' has an empty batch (N = 0)");
+  const SimdLevelScope scope(level_);
 
   std::vector<Tensor> values(steps_.size());
   std::vector<const Tensor*> args;

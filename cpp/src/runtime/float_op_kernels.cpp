@@ -233,12 +233,20 @@ class PadKernel : public NodeKernel {
   float value_;
 };
 
-// Scaling: y = x * factor[channel]. A dequantization point passes its accumulator through (the
-// executor applies its factors to the graph outputs).
+// Scaling: y = x * factor[channel], the float network's factor, or in a quantized no_quant
+// network its requantization factor. A dequantization point passes its accumulator through
+// (the executor applies its factors to the graph outputs).
+Tensor as_tensor(const std::vector<float>& v) {
+  Tensor t(DType::F32, {static_cast<int64_t>(v.size())});
+  std::copy(v.begin(), v.end(), t.data<float>());
+  return t;
+}
+
 class ScalingKernel : public NodeKernel {
  public:
-  explicit ScalingKernel(const Node& n)
-      : NodeKernel(n), factor_(n.params.at(0)), pass_through_(n.quant.dequantize_point) {}
+  ScalingKernel(const Graph& g, const Node& n)
+      : NodeKernel(n), factor_(g.is_quantized() ? as_tensor(n.quant.requant.factor) : n.params.at(0)),
+        pass_through_(g.is_quantized() && n.quant.requant.dequantize_point) {}
   Tensor run(const std::vector<const Tensor*>& in) const override {
     if (pass_through_) return *in[0];
     Tensor y = make_output(*in[0]);
@@ -297,7 +305,7 @@ std::unique_ptr<OpKernel> softmax(const Graph& g, const Node& n) { return std::m
 std::unique_ptr<OpKernel> binary(const Graph& g, const Node& n) { return std::make_unique<BinaryKernel>(g, n); }
 std::unique_ptr<OpKernel> concat(const Graph& g, const Node& n) { return std::make_unique<ConcatKernel>(g, n); }
 std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_unique<PadKernel>(g, n); }
-std::unique_ptr<OpKernel> scaling(const Graph&, const Node& n) { return std::make_unique<ScalingKernel>(n); }
+std::unique_ptr<OpKernel> scaling(const Graph& g, const Node& n) { return std::make_unique<ScalingKernel>(g, n); }
 std::unique_ptr<OpKernel> view(const Graph&, const Node& n) { return std::make_unique<ViewKernel>(n); }
 
 }  // namespace float_kernels

@@ -14,25 +14,25 @@ namespace {
 using namespace kernels;
 
 // Storage of a node's output codes: int32 above 8 bits, else uint8 when unsigned, int8 otherwise.
-DType code_dtype(const QuantConfig& config, const Node& n) {
-  if (config.wide()) return DType::I32;
-  return n.quant.is_unsigned && config.optimize_signs ? DType::U8 : DType::I8;
+DType code_dtype(const QuantizeOptions& options, const Node& n) {
+  return options.spec().code_dtype(n.quant.is_unsigned && options.optimize_signs);
 }
 DType code_dtype(const Graph& g, const Node& n) { return code_dtype(g.quant_config(), n); }
-DType acc_dtype(const Graph& g) { return g.quant_config().wide() ? DType::I64 : DType::I32; }
+bool wide(const Graph& g) { return g.quant_config().spec().wide(); }
+DType acc_dtype(const Graph& g) { return g.quant_config().spec().acc_dtype(); }
 
 // The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
 const Node* fused_scaling(const Graph& g, const Node& affine) {
-  if (!affine.traits().affine || g.quant_config().wide()) return nullptr;
+  if (!affine.traits().affine || wide(g)) return nullptr;
   const auto users = g.consumers(affine.name);
   if (users.size() != 1) return nullptr;
   const Node& s = g.node(users[0]);
-  return s.is(OpKind::Scaling) && !s.quant.dequantize_point ? &s : nullptr;
+  return s.is(OpKind::Scaling) && !s.quant.requant.dequantize_point ? &s : nullptr;
 }
 
 RequantParams requant_params(const Graph& g, const Node& scaling) {
   RequantParams rq;
-  rq.scale = scaling.quant.multiplier;
+  rq.scale = scaling.quant.requant.multiplier;
   rq.lo = scaling.quant.lo;
   rq.hi = scaling.quant.hi;
   rq.out_unsigned = code_dtype(g, scaling) == DType::U8;
@@ -52,7 +52,7 @@ Conv2dShape affine_geometry(const Graph& g, const Node& n) {
 class IntAffineKernel : public NodeKernel {
  public:
   IntAffineKernel(const Graph& g, const Node& n) : NodeKernel(n), shape_(affine_geometry(g, n)) {
-    if (g.quant_config().wide()) {
+    if (wide(g)) {
       weights_ = n.params[0];
       bias_ = n.params[1];
       return;
@@ -94,9 +94,9 @@ class IntAffineKernel : public NodeKernel {
 class IntScalingKernel : public NodeKernel {
  public:
   IntScalingKernel(const Graph& g, const Node& n)
-      : NodeKernel(n), wide_(g.quant_config().wide()), requant_(requant_params(g, n)) {
+      : NodeKernel(n), wide_(wide(g)), requant_(requant_params(g, n)) {
     const Node& producer = g.node(n.inputs[0]);
-    pass_through_ = n.quant.dequantize_point || fused_scaling(g, producer) == &n;
+    pass_through_ = n.quant.requant.dequantize_point || fused_scaling(g, producer) == &n;
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
     if (pass_through_) return *in[0];
@@ -311,24 +311,24 @@ Tensor dequantize_output(const Node& n, const Tensor& t) {
   const Tensor codes = t.astype(DType::F32);
   const float* x = codes.data<float>();
   float* out = y.data<float>();
-  if (!n.quant.dequantize_point) {
+  if (!n.quant.requant.dequantize_point) {
     const float step = static_cast<float>(n.quant.step);
     for (int64_t i = 0; i < y.numel(); ++i) out[i] = x[i] * step;
     return y;
   }
   int64_t channels, inner;
   channel_layout(y, channels, inner);
-  const Tensor& f = n.params.at(0);
+  const std::vector<float>& f = n.quant.requant.factor;
   for (int64_t b = 0; b < y.dim(0); ++b)
     for (int64_t c = 0; c < channels; ++c) {
-      const float s = f.data<float>()[f.numel() == 1 ? 0 : c];
+      const float s = f[f.size() == 1 ? 0 : c];
       const int64_t base = (b * channels + c) * inner;
       for (int64_t i = 0; i < inner; ++i) out[base + i] = x[base + i] * s;
     }
   return y;
 }
 
-Tensor quantize_input(const Node& input, const QuantConfig& config, const Tensor& x) {
+Tensor quantize_input(const Node& input, const QuantizeOptions& config, const Tensor& x) {
   const double inv_step = 1.0 / input.quant.step;
   const float* src = x.data<float>();
   const int64_t n = x.numel();

@@ -13,41 +13,9 @@
 #include <cstdint>
 
 #include "aidge_ptq_lite/errors.hpp"
+#include "aidge_ptq_lite/fixed_point.hpp"
 
 namespace apl {
-
-struct FixedPointMultiplier {
-  int32_t multiplier = 1;  // m
-  int32_t shift = 0;       // s, 0..62
-};
-
-// Nearest (m, s) encoding of factor f (0 < f < 2^31). f == 0 gives m = 0.
-inline FixedPointMultiplier encode_multiplier(double f) {
-  if (!(f >= 0.0) || !std::isfinite(f) || f >= 2147483648.0)
-    throw ValueError("rescaling factor out of range: " + std::to_string(f));
-  if (f == 0.0) return {0, 0};
-  int e = 0;
-  const double frac = std::frexp(f, &e);  // f = frac * 2^e, frac in [0.5, 1)
-  int64_t m = static_cast<int64_t>(std::llround(frac * 2147483648.0));
-  if (m == (int64_t(1) << 31)) {  // rounding reached 2^31: renormalise
-    m >>= 1;
-    ++e;
-  }
-  int s = 31 - e;
-  if (s > 62) {  // tiny factor: drop precision of m rather than overflow the shift
-    m >>= (s - 62);
-    s = 62;
-  }
-  while (s < 0) {  // factor >= 2^31 is rejected above, so this never loops far
-    m <<= 1;
-    ++s;
-  }
-  return {static_cast<int32_t>(m), s};
-}
-
-inline double decode_multiplier(FixedPointMultiplier fp) {
-  return std::ldexp(static_cast<double>(fp.multiplier), -fp.shift);
-}
 
 // The scalar reference of the rule above, for 32-bit accumulators (n <= 8 bits).
 inline int32_t requantize_one(int32_t acc, FixedPointMultiplier fp, int32_t lo, int32_t hi) {

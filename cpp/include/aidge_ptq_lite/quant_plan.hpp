@@ -1,0 +1,47 @@
+// The quantization plan of one node, typed by the stage of the PTQ that decides it:
+//
+//   calibration        compute_ranges / RangeCollector: max |x| where the codes are consumed
+//   parameters         normalize_parameters: the weight ranges the weights were divided by
+//   scale and sign     compute_sign_map, adjust_ranges, normalize_activations (max arbitration)
+//   output codes       quantize_normalized_network: step, clamp, float-kept nodes
+//   requantization     quantize_normalized_network writes a Scaling node's record, cast_to_integer
+//                      encodes it; the integer executor and the exporters read only this record
+//
+// The node's params keep their meaning through the pipeline (a Scaling node's params[0] is its
+// factor in the float network); the plan is where quantization decisions live.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "aidge_ptq_lite/fixed_point.hpp"
+
+namespace apl {
+
+// How a Scaling node rescales its input's accumulator codes in the integer network.
+struct Requantization {
+  // Real factor per output channel (or one) from accumulator codes to output codes; at a
+  // dequantization point, from accumulator codes to float values (1/window of a summing pool
+  // included once cast).
+  std::vector<float> factor;
+  std::vector<FixedPointMultiplier> multiplier;  // the factors' encoding (cast_to_integer)
+  bool single_shift = false;      // factors are powers of two: pure rounding shifts
+  bool dequantize_point = false;  // hands its accumulator to the graph outputs, dequantized
+};
+
+struct NodeQuant {
+  // calibration and parameters
+  float max_abs = 0.f;              // max |x| seen in calibration (max x before ReLUs only)
+  std::vector<float> weight_range;  // affine nodes: max |W| per output channel (or 1 value)
+  // scale and sign
+  float range = 0.f;                // S: the float value mapped to the largest code of the output
+                                    // (max_abs, clipped, then raised by max arbitration)
+  bool is_unsigned = false;         // output codes in [0, 2^n - 1] (sign optimisation)
+  // output codes
+  double step = 1.0;                // real value of one unit of the output integer (S / Q)
+  int32_t lo = 0, hi = 0;           // clamp of the output codes
+  bool kept_float = false;          // runs in float on dequantized inputs (final Softmax)
+  // requantization (Scaling nodes)
+  Requantization requant;
+};
+
+}  // namespace apl

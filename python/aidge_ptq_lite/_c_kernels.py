@@ -1,0 +1,282 @@
+"""C99 sources of the portable integer kernels written by export_c (apl_kernels.h / .c).
+
+Integers only: int8/uint8 codes, int32 accumulators, int64 for the requantization product. The
+rules are those of the integer executor (cpp/src/kernels/int, cpp/src/runtime/int_op_kernels.cpp):
+
+- requantize: y = clamp((acc * m + (1 << (s - 1))) >> s, lo, hi) in int64 (s == 0: no rounding
+  term); the arithmetic right shift is written as floor division (~(~v >> s) for negative v), so
+  the result does not depend on the compiler's choice for shifts of negative values.
+- conv / gemm: accumulated modulo 2^32 in uint32 (no signed-overflow UB), plus the int32 bias.
+- pools: max keeps codes (padding cells ignored, an all-padding window gives 0); average pools
+  sum their window (padding cells ignored) into int32.
+"""
+
+KERNELS_H = r"""/* Portable integer kernels of aidge_ptq_lite's C export (C99, no heap, no floating point). */
+#ifndef APL_KERNELS_H
+#define APL_KERNELS_H
+#include <stdint.h>
+
+/* Storage type of a tensor. */
+enum { APL_S8 = 0, APL_U8 = 1, APL_S32 = 2 };
+
+/* Window geometry of a Conv / Gemm (1x1 conv on a 1x1 image) / pool, per sample. */
+typedef struct {
+  int32_t C, H, W;          /* input channels and size */
+  int32_t K, OH, OW;        /* output channels (pools: K = C) and size */
+  int32_t R, S;             /* window */
+  int32_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, groups;
+} apl_geom_t;
+
+/* Requantization record: per channel (or one) multiplier m and right shift s, clamp lo..hi.
+   m == 0 (a null pointer): every multiplier is 1, a single shift. */
+typedef struct {
+  const int32_t* m;
+  const uint8_t* s;
+  int32_t per_channel;
+  int32_t lo, hi;
+} apl_rq_t;
+
+int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi);
+
+/* x: int8 (apl_conv_s8) or uint8 (apl_conv_u8) codes, w int8 (K, C/groups, R, S), b int32 (K).
+   rq == 0: y is the int32 accumulator; else y gets codes of type yt (APL_S8 / APL_U8). */
+void apl_conv_s8(const apl_geom_t* g, const int8_t* x, const int8_t* w, const int32_t* b,
+                 void* y, int yt, const apl_rq_t* rq);
+void apl_conv_u8(const apl_geom_t* g, const uint8_t* x, const int8_t* w, const int32_t* b,
+                 void* y, int yt, const apl_rq_t* rq);
+
+/* Requantize n = channels * inner values of type xt into codes of type yt (in place allowed). */
+void apl_requantize(int32_t channels, int32_t inner, const void* x, int xt, const apl_rq_t* rq,
+                    void* y, int yt);
+
+void apl_relu(int32_t n, const void* x, void* y, int t);
+/* LeakyRelu: negative codes times m / 2^s (one rounding), negated if neg; Clip: clamp lo..hi. */
+void apl_leaky_relu(int32_t n, const void* x, void* y, int t, int32_t m, int32_t s, int32_t neg);
+void apl_clip(int32_t n, const void* x, void* y, int t, int64_t lo, int64_t hi);
+void apl_maxpool(const apl_geom_t* g, const void* x, void* y, int t);
+void apl_sumpool(const apl_geom_t* g, const void* x, int t, int32_t* y);
+void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, int32_t* y);
+/* op: 0 add, 1 sub, 2 mul; int32 result. */
+void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, int32_t* y);
+void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t OH, int32_t OW,
+             int32_t elem, const void* x, void* y);
+/* Copy of one concat input: `outer` blocks of `bytes`, at byte `offset` of blocks of `out_bytes`. */
+void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,
+                     const void* x, void* y);
+void apl_copy(int32_t bytes, const void* x, void* y);
+
+#endif /* APL_KERNELS_H */
+"""
+
+KERNELS_C = r"""/* Portable integer kernels of aidge_ptq_lite's C export: the scalar reference rules of the
+   integer executor, written in C99 without heap or floating point. */
+#include "apl_kernels.h"
+
+static int32_t apl_load(const void* p, int t, int32_t i) {
+  if (t == APL_S8) return ((const int8_t*)p)[i];
+  if (t == APL_U8) return ((const uint8_t*)p)[i];
+  return ((const int32_t*)p)[i];
+}
+
+static void apl_store(void* p, int t, int32_t i, int32_t v) {
+  if (t == APL_S8) ((int8_t*)p)[i] = (int8_t)v;
+  else if (t == APL_U8) ((uint8_t*)p)[i] = (uint8_t)v;
+  else ((int32_t*)p)[i] = v;
+}
+
+/* floor(v / 2^s) for any sign, without shifting a negative number. */
+static int64_t apl_floor_shift(int64_t v, int32_t s) {
+  return v >= 0 ? (v >> s) : ~((~v) >> s);
+}
+
+int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
+  int64_t v = (int64_t)acc * (int64_t)m;
+  if (s > 0) v = apl_floor_shift(v + ((int64_t)1 << (s - 1)), s);
+  if (v < lo) return lo;
+  if (v > hi) return hi;
+  return (int32_t)v;
+}
+
+static void apl_conv_out(void* y, int yt, const apl_rq_t* rq, int32_t k, int32_t i, uint32_t sum) {
+  int32_t acc = (int32_t)sum;
+  if (!rq) {
+    ((int32_t*)y)[i] = acc;
+  } else {
+    int32_t c = rq->per_channel ? k : 0;
+    apl_store(y, yt, i, apl_requant_one(acc, rq->m ? rq->m[c] : 1, rq->s[c], rq->lo, rq->hi));
+  }
+}
+
+/* First and end window taps inside the input: o0 + t * dil in [0, n) for t in [*t0, *t1). */
+static void apl_taps(int32_t o0, int32_t taps, int32_t dil, int32_t n, int32_t* t0, int32_t* t1) {
+  int32_t a = 0, b = taps;
+  while (a < taps && o0 + a * dil < 0) ++a;
+  while (b > a && o0 + (b - 1) * dil >= n) --b;
+  *t0 = a;
+  *t1 = b;
+}
+
+#define APL_CONV_BODY(XT)                                                                   \
+  int32_t Cg = g->C / g->groups, Kg = g->K / g->groups, k, oh, ow, c, r, q;                \
+  for (k = 0; k < g->K; ++k) {                                                              \
+    const XT* xg = x + (int32_t)(k / Kg) * Cg * g->H * g->W;                                \
+    const int8_t* wk = w + k * Cg * g->R * g->S;                                            \
+    for (oh = 0; oh < g->OH; ++oh) {                                                        \
+      int32_t ih0 = oh * g->stride_h - g->pad_top, r0, r1;                                  \
+      apl_taps(ih0, g->R, g->dil_h, g->H, &r0, &r1);                                        \
+      for (ow = 0; ow < g->OW; ++ow) {                                                      \
+        uint32_t sum = (uint32_t)b[k];                                                      \
+        int32_t iw0 = ow * g->stride_w - g->pad_left, q0, q1;                               \
+        apl_taps(iw0, g->S, g->dil_w, g->W, &q0, &q1);                                      \
+        for (c = 0; c < Cg; ++c) {                                                          \
+          const XT* xc = xg + c * g->H * g->W;                                              \
+          const int8_t* wc = wk + c * g->R * g->S;                                          \
+          for (r = r0; r < r1; ++r) {                                                       \
+            const XT* xr = xc + (ih0 + r * g->dil_h) * g->W;                                \
+            const int8_t* wr = wc + r * g->S;                                               \
+            int32_t part = 0;                                                               \
+            for (q = q0; q < q1; ++q) part += (int32_t)xr[iw0 + q * g->dil_w] * (int32_t)wr[q]; \
+            sum += (uint32_t)part;                                                          \
+          }                                                                                 \
+        }                                                                                   \
+        apl_conv_out(y, yt, rq, k, (k * g->OH + oh) * g->OW + ow, sum);                     \
+      }                                                                                     \
+    }                                                                                       \
+  }
+
+void apl_conv_s8(const apl_geom_t* g, const int8_t* x, const int8_t* w, const int32_t* b,
+                 void* y, int yt, const apl_rq_t* rq) {
+  APL_CONV_BODY(int8_t)
+}
+
+void apl_conv_u8(const apl_geom_t* g, const uint8_t* x, const int8_t* w, const int32_t* b,
+                 void* y, int yt, const apl_rq_t* rq) {
+  APL_CONV_BODY(uint8_t)
+}
+
+void apl_requantize(int32_t channels, int32_t inner, const void* x, int xt, const apl_rq_t* rq,
+                    void* y, int yt) {
+  int32_t c, i;
+  for (c = 0; c < channels; ++c) {
+    int32_t j = rq->per_channel ? c : 0;
+    int32_t m = rq->m ? rq->m[j] : 1;
+    for (i = 0; i < inner; ++i) {
+      int32_t idx = c * inner + i;
+      apl_store(y, yt, idx, apl_requant_one(apl_load(x, xt, idx), m, rq->s[j], rq->lo, rq->hi));
+    }
+  }
+}
+
+static int32_t apl_type_clamp(int64_t v, int t) {
+  int64_t lo = t == APL_S8 ? -128 : t == APL_U8 ? 0 : -2147483647 - 1;
+  int64_t hi = t == APL_S8 ? 127 : t == APL_U8 ? 255 : 2147483647;
+  return (int32_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+void apl_relu(int32_t n, const void* x, void* y, int t) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    int32_t v = apl_load(x, t, i);
+    apl_store(y, t, i, v < 0 ? 0 : v);
+  }
+}
+
+void apl_leaky_relu(int32_t n, const void* x, void* y, int t, int32_t m, int32_t s, int32_t neg) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    int64_t v = apl_load(x, t, i);
+    if (v < 0) {
+      v = v * m;
+      if (s > 0) v = apl_floor_shift(v + ((int64_t)1 << (s - 1)), s);
+      if (neg) v = -v;
+    }
+    apl_store(y, t, i, apl_type_clamp(v, t));
+  }
+}
+
+void apl_clip(int32_t n, const void* x, void* y, int t, int64_t lo, int64_t hi) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    int64_t v = apl_load(x, t, i);
+    v = v < lo ? lo : v > hi ? hi : v;
+    apl_store(y, t, i, apl_type_clamp(v, t));
+  }
+}
+
+/* mode 0: max (into type t), 1: sum (into int32). */
+static void apl_pool(const apl_geom_t* g, const void* x, int t, void* y, int mode) {
+  int32_t c, oh, ow, r, q;
+  for (c = 0; c < g->C; ++c)
+    for (oh = 0; oh < g->OH; ++oh)
+      for (ow = 0; ow < g->OW; ++ow) {
+        int64_t sum = 0;
+        int32_t best = 0, any = 0;
+        for (r = 0; r < g->R; ++r) {
+          int32_t ih = oh * g->stride_h - g->pad_top + r * g->dil_h;
+          if (ih < 0 || ih >= g->H) continue;
+          for (q = 0; q < g->S; ++q) {
+            int32_t iw = ow * g->stride_w - g->pad_left + q * g->dil_w;
+            int32_t v;
+            if (iw < 0 || iw >= g->W) continue;
+            v = apl_load(x, t, (c * g->H + ih) * g->W + iw);
+            sum += v;
+            if (!any || v > best) best = v;
+            any = 1;
+          }
+        }
+        if (mode == 0) apl_store(y, t, (c * g->OH + oh) * g->OW + ow, best);
+        else ((int32_t*)y)[(c * g->OH + oh) * g->OW + ow] = (int32_t)(uint32_t)(uint64_t)sum;
+      }
+}
+
+void apl_maxpool(const apl_geom_t* g, const void* x, void* y, int t) { apl_pool(g, x, t, y, 0); }
+
+void apl_sumpool(const apl_geom_t* g, const void* x, int t, int32_t* y) { apl_pool(g, x, t, y, 1); }
+
+void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, int32_t* y) {
+  int32_t c, i;
+  for (c = 0; c < C; ++c) {
+    int64_t sum = 0;
+    for (i = 0; i < HW; ++i) sum += apl_load(x, t, c * HW + i);
+    y[c] = (int32_t)(uint32_t)(uint64_t)sum;
+  }
+}
+
+void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, int32_t* y) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    int64_t p = apl_load(a, at, i), q = apl_load(b, bt, i);
+    int64_t v = op == 0 ? p + q : op == 1 ? p - q : p * q;
+    y[i] = (int32_t)(uint32_t)(uint64_t)v;
+  }
+}
+
+void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t OH, int32_t OW,
+             int32_t elem, const void* x, void* y) {
+  const uint8_t* src = (const uint8_t*)x;
+  uint8_t* dst = (uint8_t*)y;
+  int32_t i, c, h;
+  for (i = 0; i < C * OH * OW * elem; ++i) dst[i] = 0;
+  for (c = 0; c < C; ++c)
+    for (h = 0; h < H; ++h)
+      for (i = 0; i < W * elem; ++i)
+        dst[((c * OH + h + top) * OW + left) * elem + i] = src[(c * H + h) * W * elem + i];
+}
+
+void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,
+                     const void* x, void* y) {
+  const uint8_t* src = (const uint8_t*)x;
+  uint8_t* dst = (uint8_t*)y;
+  int32_t o, i;
+  for (o = 0; o < outer; ++o)
+    for (i = 0; i < bytes; ++i) dst[o * out_bytes + offset + i] = src[o * bytes + i];
+}
+
+void apl_copy(int32_t bytes, const void* x, void* y) {
+  const uint8_t* src = (const uint8_t*)x;
+  uint8_t* dst = (uint8_t*)y;
+  int32_t i;
+  if (src == dst) return;
+  for (i = 0; i < bytes; ++i) dst[i] = src[i];
+}
+"""

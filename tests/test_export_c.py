@@ -1,0 +1,330 @@
+"""export_c: the C99 export compiles warning-free and is bit-exact with the integer executor."""
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import aidge_ptq_lite as apl
+from aidge_ptq_lite import datasets, zoo
+
+GCC = shutil.which("gcc")
+needs_gcc = pytest.mark.skipif(GCC is None, reason="gcc not found: the C export is not compiled")
+GCC_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+CONFIGS = {
+    "8bit-tensor": dict(nb_bits=8),
+    "4bit-channel": dict(nb_bits=4, channel_wise=True),
+    "8bit-single-shift": dict(nb_bits=8, single_shift=True),
+    # unsigned codes (uint8 kernels), single shift at 4 bits, MSE clipping
+    "4bit-signs-shift": dict(nb_bits=4, channel_wise=True, optimize_signs=True, single_shift=True,
+                             clipping_mode="MSE"),
+}
+# (model, config) pairs: every zoo model in the three main configurations, the fast models in the
+# unsigned one (keeps the module under a minute).
+CASES = [(m, c) for c in list(CONFIGS)[:3] for m in zoo.ZOO_MODELS] + \
+        [(m, "4bit-signs-shift") for m in ("lenet", "branchnet")]
+NETWORK_SOURCES = ("network.c", "network.h", "network_weights.c", "network_weights.h",
+                   "apl_kernels.c", "apl_kernels.h")
+N_TEST = 64
+
+
+@pytest.fixture(scope="module")
+def data():
+    x_calib = datasets.load_calibration_set(128, data_dir="bundled")
+    x_test, _ = datasets.load_fashion_mnist("test", data_dir="bundled", limit=N_TEST)
+    return x_calib, np.ascontiguousarray(x_test, np.float32)
+
+
+class Builds:
+    """One quantized graph, export and (when gcc is there) compiled binary per (model, config)."""
+
+    def __init__(self, data, root):
+        self.data, self.root, self.cache = data, root, {}
+
+    def get(self, model, config, compile=True):
+        key = (model, config)
+        if key not in self.cache:
+            g = apl.load_onnx(zoo.model_path(model))
+            apl.quantize_network(g, self.data[0], **CONFIGS[config])
+            d = os.path.join(self.root, f"{model}-{config}")
+            info = apl.export_c(g, d)
+            self.cache[key] = {"graph": g, "info": info, "dir": d, "binary": None}
+        entry = self.cache[key]
+        if compile and entry["binary"] is None and GCC:
+            d = entry["dir"]
+            sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+            binary = os.path.join(d, "net")
+            r = subprocess.run([GCC, *GCC_FLAGS, "-o", binary, *sources, "-lm"], capture_output=True, text=True)
+            assert r.returncode == 0, f"gcc failed on {model}/{config}:\n{r.stderr[:4000]}"
+            entry["binary"] = binary
+        return entry
+
+
+@pytest.fixture(scope="module")
+def builds(data, tmp_path_factory):
+    return Builds(data, str(tmp_path_factory.mktemp("export_c")))
+
+
+def run_binary(entry, x, tmp_dir):
+    inp, out = os.path.join(tmp_dir, "in.f32"), os.path.join(tmp_dir, "out.bin")
+    x.astype("<f4").tofile(inp)
+    subprocess.run([entry["binary"], inp, out], check=True, timeout=120)
+    return out
+
+
+@needs_gcc
+@pytest.mark.parametrize("model,config", CASES)
+def test_bit_exact_with_executor(builds, data, model, config, tmp_path):
+    entry = builds.get(model, config)
+    x = data[1]
+    ref = entry["graph"].forward(x, dequantize=False)
+    assert entry["info"]["output_dtype"] == ref.dtype.name
+    out = run_binary(entry, x, str(tmp_path))
+    got = np.fromfile(out, dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape)
+    assert got.size == ref.size
+    mismatch = int(np.sum(got != ref))
+    assert np.array_equal(got, ref), f"{model}/{config}: {mismatch} of {ref.size} outputs differ"
+
+
+@needs_gcc
+def test_empty_input_gives_empty_output(builds, tmp_path):
+    entry = builds.get("lenet", "8bit-tensor")
+    out = run_binary(entry, np.zeros((0, 1, 28, 28), np.float32), str(tmp_path))
+    assert os.path.getsize(out) == 0
+
+
+@pytest.mark.parametrize("model", zoo.ZOO_MODELS)
+def test_single_shift_network_has_no_floating_point(builds, model):
+    entry = builds.get(model, "8bit-single-shift", compile=False)
+    g = entry["graph"]
+    # The Scaling nodes after Conv/Gemm are pure shifts (m = 1); those after joins and summing
+    # pools keep an integer multiplier (nothing upstream to compensate a power of two in): still
+    # integers only.
+    shifts = [n for n in g.nodes() if n.op == "Scaling" and n.quant["single_shift"]]
+    assert shifts
+    for n in shifts:
+        assert all(m == 1 for m, _ in n.quant["multiplier"]), n.name
+    for f in NETWORK_SOURCES:
+        text = open(os.path.join(entry["dir"], f)).read()
+        code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)  # comments may say "float"
+        found = re.findall(r"\b(float|double|long double|_Float\w*|math\.h)\b", code)
+        assert not found, f"{model}: {f} contains {found}"
+        assert not re.search(r"\bmalloc|\bcalloc|\bfree\s*\(", code), f"{model}: {f} uses the heap"
+
+
+def check_plan(entry):
+    g, info = entry["graph"], entry["info"]
+    plan = info["plan"]
+    buffers = plan.buffers
+    # no two buffers live at the same step share a byte
+    for i, a in enumerate(buffers):
+        assert a.offset >= 0 and a.offset % 4 == 0 and a.offset + a.size <= plan.arena_bytes
+        for b in buffers[i + 1:]:
+            if a.start <= b.end and b.start <= a.end:
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, \
+                    f"buffers {a.index} [{a.start},{a.end}] and {b.index} [{b.start},{b.end}] overlap in the arena"
+    # every value is live in its buffer from its producer to each of its readers (and the output
+    # to the end)
+    step = {n.name: i for i, n in enumerate(g.nodes())}
+    by_index = {b.index: b for b in buffers}
+    for name, index in info["buffer_of"].items():
+        if index is None:
+            continue
+        b = by_index[index]
+        assert b.start <= step[name], name
+        for user in g.consumers(name):
+            assert b.start <= step[user] <= b.end, f"{name} read by {user} outside its buffer's lifetime"
+        if name in g.outputs:
+            assert b.end >= len(g.nodes())
+    # and a value is never overwritten while still needed: a buffer holds several values only
+    # in place (each one's producer reads the previous one at its last step)
+    for b in buffers:
+        assert b.size == max(t.nbytes for t in b.tensors)
+    assert plan.lower_bound <= plan.arena_bytes <= plan.naive_bytes
+    assert plan.arena_bytes <= 1.1 * plan.lower_bound
+    return plan
+
+
+@pytest.mark.parametrize("model", ["resnet", "branchnet", "mobilenet", "lenet"])
+def test_memory_planner_on_branches_and_joins(builds, model):
+    entry = builds.get(model, "8bit-tensor", compile=False)
+    ops = {n.op for n in entry["graph"].nodes()}
+    if model == "resnet":
+        assert "Add" in ops
+    if model == "branchnet":
+        assert "Concat" in ops
+    plan = check_plan(entry)
+    assert plan.arena_bytes < plan.naive_bytes
+    info = entry["info"]
+    assert info["arena_bytes"] == plan.arena_bytes and info["weights_bytes"] > 0
+    header = open(os.path.join(entry["dir"], "network.h")).read()
+    assert f"#define NETWORK_ARENA_BYTES {plan.arena_bytes}" in header
+
+
+def test_planner_shares_bytes_of_disjoint_lifetimes():
+    from aidge_ptq_lite.export_c import Buffer, Tensor, plan_memory
+    bufs = []
+    for i, (size, start, end) in enumerate([(100, 0, 1), (50, 1, 2), (100, 2, 3), (8, 0, 3)]):
+        b = Buffer(i, size, start, end)
+        b.tensors.append(Tensor(str(i), "s8", [size], nbytes=size))
+        bufs.append(b)
+    plan = plan_memory(bufs, 4)
+    assert plan.naive_bytes == 258
+    assert plan.lower_bound == 158
+    assert plan.arena_bytes == 160  # 100 + 50 (aligned) + 8: buffers 0 and 2 share bytes
+    assert bufs[0].offset == bufs[2].offset
+
+
+def test_verbose_prints_sizes(builds, data, tmp_path, capsys):
+    g = builds.get("lenet", "8bit-tensor", compile=False)["graph"]
+    info = apl.export_c(g, tmp_path / "out", name="lenet_q", verbose=True)
+    printed = capsys.readouterr().out
+    assert f"{info['weights_bytes']:,}" in printed and f"{info['arena_bytes']:,}" in printed
+    assert f"{info['naive_activation_bytes']:,}" in printed
+    for f in ("lenet_q.h", "lenet_q.c", "lenet_q_weights.c", "apl_kernels.c", "main.c", "Makefile", "CMakeLists.txt"):
+        assert (tmp_path / "out" / f).exists()
+
+
+def test_refuses_float_kept_node(data, tmp_path):
+    model = onnx.load(zoo.model_path("lenet"))
+    out = model.graph.output[0]
+    model.graph.node.append(helper.make_node("Softmax", [out.name], ["probs"], axis=1, name="final_softmax"))
+    model.graph.output[0].name = "probs"
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, data[0])
+    kept = [n.name for n in g.nodes() if n.quant["kept_float"]]
+    assert kept
+    with pytest.raises(NotImplementedError, match=re.escape(kept[0])):
+        apl.export_c(g, tmp_path / "c")
+
+
+def test_refuses_unquantized_wide_and_bad_names(data, tmp_path):
+    g = apl.load_onnx(zoo.model_path("lenet"))
+    with pytest.raises(ValueError, match="quantized"):
+        apl.export_c(g, tmp_path / "a")
+    g16 = g.clone()
+    apl.quantize_network(g16, data[0], nb_bits=12)
+    with pytest.raises(NotImplementedError, match="12 bits"):
+        apl.export_c(g16, tmp_path / "b")
+    apl.quantize_network(g, data[0])
+    with pytest.raises(ValueError, match="identifier"):
+        apl.export_c(g, tmp_path / "c", name="my-net")
+    with pytest.raises(ValueError, match="collides"):
+        apl.export_c(g, tmp_path / "c", name="main")
+    gn = apl.load_onnx(zoo.model_path("lenet"))
+    apl.quantize_network(gn, data[0], no_quant=True)
+    with pytest.raises(ValueError, match="no_quant"):
+        apl.export_c(gn, tmp_path / "d")
+
+
+ARM_GCC, QEMU_ARM = shutil.which("arm-linux-gnueabihf-gcc"), shutil.which("qemu-arm")
+
+
+@pytest.mark.skipif(ARM_GCC is None or QEMU_ARM is None,
+                    reason="32-bit ARM check needs Debian's gcc-arm-linux-gnueabihf and qemu-user")
+@pytest.mark.parametrize("model,config", [("lenet", "8bit-tensor"), ("lenet", "4bit-channel"),
+                                          ("lenet", "8bit-single-shift"), ("branchnet", "4bit-signs-shift")])
+def test_bit_exact_on_32bit_arm(builds, data, model, config, tmp_path):
+    entry = builds.get(model, config, compile=False)
+    d = entry["dir"]
+    binary = str(tmp_path / "net_arm")
+    sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+    r = subprocess.run([ARM_GCC, *GCC_FLAGS, "-static", "-o", binary, *sources, "-lm"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[:4000]
+    x = data[1][:16]
+    inp, out = str(tmp_path / "in.f32"), str(tmp_path / "out.bin")
+    x.astype("<f4").tofile(inp)
+    subprocess.run([QEMU_ARM, binary, inp, out], check=True, timeout=300)
+    ref = entry["graph"].forward(x, dequantize=False)
+    got = np.fromfile(out, dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape)
+    assert np.array_equal(got, ref), f"{model}/{config} on ARM: {int(np.sum(got != ref))} outputs differ"
+
+
+def op_zoo_model(tail_relu=False):
+    """Every op the zoo does not use: LeakyRelu, padded MaxPool, AveragePool, Pad, strided Conv,
+    Sub and Mul of two activations, Clip, Reshape (random weights, seeded)."""
+    rng = np.random.default_rng(0)
+
+    def init(name, shape, scale=0.3):
+        return onnx.numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [init("wa", (4, 1, 3, 3)), init("ba", (4,), 0.1), init("wb", (4, 4, 3, 3)), init("bb", (4,), 0.1),
+             init("wc", (4, 4, 1, 1)), init("bc", (4,), 0.1), init("wg", (10, 64)), init("bg", (10,), 0.1),
+             onnx.numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+             onnx.numpy_helper.from_array(np.array(-1.0, np.float32), "cmin"),
+             onnx.numpy_helper.from_array(np.array(1.0, np.float32), "cmax"),
+             onnx.numpy_helper.from_array(np.array([0, -1], np.int64), "shape")]
+    N = helper.make_node
+    nodes = [N("Conv", ["x", "wa", "ba"], ["a0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             N("LeakyRelu", ["a0"], ["h"], alpha=0.1),
+             N("MaxPool", ["h"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+             N("AveragePool", ["h"], ["a"], kernel_shape=[2, 2], strides=[2, 2]),
+             N("Pad", ["p", "pads"], ["pp"]),
+             N("Conv", ["pp", "wb", "bb"], ["c1"], kernel_shape=[3, 3], strides=[2, 2]),
+             N("Sub", ["c1", "a"], ["s"]),
+             N("Conv", ["a", "wc", "bc"], ["c2"], kernel_shape=[1, 1]),
+             N("Mul", ["s", "c2"], ["m"]),
+             N("Clip", ["m", "cmin", "cmax"], ["cl"]),
+             N("Reshape", ["cl", "shape"], ["r"]),
+             N("Gemm", ["r", "wg", "bg"], ["g"], transB=1)]
+    nodes.append(N("Relu", ["g"], ["y"]) if tail_relu else N("Identity", ["g"], ["y"]))
+    graph = helper.make_graph(nodes, "ops", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@needs_gcc
+@pytest.mark.parametrize("tail_relu", [False, True], ids=["accumulator-out", "codes-out"])
+@pytest.mark.parametrize("config", ["8bit-tensor", "4bit-signs-shift"])
+def test_bit_exact_on_every_other_op(tmp_path, config, tail_relu):
+    rng = np.random.default_rng(1)
+    g = apl.load_onnx(op_zoo_model(tail_relu))
+    apl.quantize_network(g, rng.standard_normal((64, 1, 8, 8)).astype(np.float32), **CONFIGS[config])
+    ops = {n.op for n in g.nodes()}
+    assert {"LeakyRelu", "MaxPool", "AveragePool", "Pad", "Sub", "Mul", "Clip", "Reshape"} <= ops
+    info = apl.export_c(g, tmp_path / "c")
+    d = str(tmp_path / "c")
+    sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+    r = subprocess.run([GCC, *GCC_FLAGS, "-o", os.path.join(d, "net"), *sources, "-lm"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[:4000]
+    x = rng.standard_normal((32, 1, 8, 8)).astype(np.float32) * 1.5
+    out = run_binary({"binary": os.path.join(d, "net")}, x, str(tmp_path))
+    ref = g.forward(x, dequantize=False)
+    assert info["output_dtype"] == ref.dtype.name
+    if tail_relu:
+        assert ref.dtype != np.int32  # n-bit codes after the last Scaling node
+    got = np.fromfile(out, dtype=ref.dtype).reshape(ref.shape)
+    assert np.array_equal(got, ref), f"{int(np.sum(got != ref))} outputs differ"
+
+
+ARM_NONE_GCC, ARM_NONE_NM = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-nm")
+ARM_NONE_SIZE = shutil.which("arm-none-eabi-size")
+
+
+@pytest.mark.skipif(ARM_NONE_GCC is None or ARM_NONE_NM is None or ARM_NONE_SIZE is None,
+                    reason="Cortex-M build needs Debian's gcc-arm-none-eabi")
+@pytest.mark.parametrize("model", zoo.ZOO_MODELS)
+@pytest.mark.parametrize("config", ["8bit-tensor", "8bit-single-shift"])
+def test_cortex_m4_build(builds, model, config, tmp_path):
+    """The network (not the demo) builds for a Cortex-M4 without warnings, calls no floating-point
+    nor heap helper, and its .bss is the planned arena."""
+    entry = builds.get(model, config, compile=False)
+    objects = []
+    for src in ("network.c", "network_weights.c", "apl_kernels.c"):
+        obj = str(tmp_path / (src[:-2] + ".o"))
+        r = subprocess.run([ARM_NONE_GCC, *GCC_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-c", "-o", obj,
+                            os.path.join(entry["dir"], src)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[:4000]
+        objects.append(obj)
+    undefined = subprocess.run([ARM_NONE_NM, "-u", *objects], capture_output=True, text=True, check=True).stdout
+    names = set(re.findall(r"U (\S+)", undefined))
+    helpers = {n for n in names if not n.startswith(("apl_", "network_"))}
+    assert helpers <= {"memset", "memcpy"}, f"{model}: unexpected library calls {sorted(helpers)}"
+    sizes = subprocess.run([ARM_NONE_SIZE, "-A", *objects], capture_output=True, text=True, check=True).stdout
+    bss = sum(int(m) for m in re.findall(r"^\.bss\S*\s+(\d+)", sizes, flags=re.M))
+    assert bss == entry["info"]["arena_bytes"]
