@@ -223,6 +223,8 @@ Parameters
 ----------
 x : numpy.ndarray
     float32 array of shape (N, *input_shape), e.g. (N, 1, 28, 28). Other float dtypes are converted.
+    In a quantized graph a NaN input value becomes code 0 (the value 0) at every bit width, and
+    +-Inf saturate to the extreme codes.
 dequantize : bool
     For a quantized graph: True (default) returns float32 values in the float network's units;
     False returns the raw integer values of the output (as float32-free int arrays).

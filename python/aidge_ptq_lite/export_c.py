@@ -523,6 +523,7 @@ void {N}_quantize_input(const float* x, {N}_input_t* codes) {{
   int32_t i;
   for (i = 0; i < {P}_INPUT_SIZE; ++i) {{
     double v = nearbyint((double)x[i] * inv_step);
+    if (v != v) v = 0; /* NaN: code 0, as the executor */
     if (v < {P}_INPUT_LO) v = {P}_INPUT_LO;
     if (v > {P}_INPUT_HI) v = {P}_INPUT_HI;
     codes[i] = ({N}_input_t)v;

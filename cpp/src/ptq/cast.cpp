@@ -14,8 +14,12 @@ Tensor to_integer(const Tensor& t, DType dtype, double limit, const Node& n, con
   for (int64_t i = 0; i < t.numel(); ++i) {
     const double v = src[i];
     if (!(std::fabs(v) <= limit) || v != std::nearbyint(v))
-      throw Error(n.label() + ": " + what + " value " + std::to_string(v) +
-                  " is not an integer within +-" + std::to_string(limit));
+      throw ValueError(n.label() + ": " + what + " code " + std::to_string(v) + " does not fit +-" +
+                       std::to_string(limit) +
+                       (std::string(what) == "bias"
+                            ? ": the activation range before this layer is tiny next to its bias; is the "
+                              "calibration data scaled as for inference (not e.g. x 1e-30)?"
+                            : ""));
     if (dtype == DType::I8) out.data<int8_t>()[i] = static_cast<int8_t>(v);
     else if (dtype == DType::I32) out.data<int32_t>()[i] = static_cast<int32_t>(v);
     else out.data<int64_t>()[i] = static_cast<int64_t>(v);

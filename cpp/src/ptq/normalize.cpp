@@ -62,7 +62,10 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
     if (!n.is(OpKind::Input) && !n.is(OpKind::Scaling)) continue;
     auto it = measured.find(n.name);
     if (it == measured.end()) throw ValueError("normalize_activations: no range for " + n.label());
-    range[n.name] = it->second > 0.f ? it->second : 1.f;  // a dead tensor keeps scale 1
+    if (!(it->second >= 0.f) || !std::isfinite(it->second))
+      throw ValueError("normalize_activations: the range of " + n.label() + " is " + std::to_string(it->second) +
+                       "; ranges are max |x| over the calibration set: finite and >= 0");
+    range[n.name] = it->second > 0.f ? it->second : 1.f;  // a dead tensor (range 0) keeps scale 1
   }
 
   // Scale of every node output, derived from the ranges; joins raise the ranges of their

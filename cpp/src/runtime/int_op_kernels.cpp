@@ -344,7 +344,8 @@ Tensor quantize_input(const Node& input, const QuantizeOptions& config, const Te
     T* out = y.data<T>();
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) {
-      const double v = std::nearbyint(src[i] * inv_step);
+      // NaN maps to code 0 at every width (a float-to-int cast of NaN is undefined); +-Inf saturate.
+      const double v = std::isnan(src[i]) ? 0.0 : std::nearbyint(src[i] * inv_step);
       out[i] = static_cast<T>(std::clamp<double>(v, input.quant.lo, input.quant.hi));
     }
   });
