@@ -21,16 +21,20 @@ struct OptionField {
   const char* name;
   FieldType type;
   const char* doc;
+  bool QuantizeOptions::*flag = nullptr;  // the Bool fields
 };
 const OptionField kOptionFields[] = {
     {"nb_bits", FieldType::Int, "Bit width of weights and activations, 2..16 (default 8)."},
     {"clipping_mode", FieldType::Clipping, "How activation ranges are chosen: 'MAX' (default), 'MSE', 'AA' or 'KL'."},
-    {"cross_layer_equalization", FieldType::Bool, "Balance the weight ranges of consecutive layers first (CLE)."},
-    {"optimize_signs", FieldType::Bool, "Unsigned codes where activations are provably non-negative."},
-    {"single_shift", FieldType::Bool, "Power-of-two rescaling, compensated in the weights."},
-    {"no_quant", FieldType::Bool, "The whole pipeline without rounding (debugging): outputs equal the float ones."},
-    {"channel_wise", FieldType::Bool, "One weight scale per output channel."},
-    {"verbose", FieldType::Bool, "Print progress and the arbitration decisions."},
+    {"cross_layer_equalization", FieldType::Bool, "Balance the weight ranges of consecutive layers first (CLE).",
+     &QuantizeOptions::cross_layer_equalization},
+    {"optimize_signs", FieldType::Bool, "Unsigned codes where activations are provably non-negative.",
+     &QuantizeOptions::optimize_signs},
+    {"single_shift", FieldType::Bool, "Power-of-two rescaling, compensated in the weights.", &QuantizeOptions::single_shift},
+    {"no_quant", FieldType::Bool, "The whole pipeline without rounding (debugging): outputs equal the float ones.",
+     &QuantizeOptions::no_quant},
+    {"channel_wise", FieldType::Bool, "One weight scale per output channel.", &QuantizeOptions::channel_wise},
+    {"verbose", FieldType::Bool, "Print progress and the arbitration decisions.", &QuantizeOptions::verbose},
     {"histogram_bins", FieldType::Int, "Bins of each activation histogram (MSE, AA, KL), a power of two (default 2048)."},
 };
 
@@ -53,72 +57,53 @@ std::string python_repr(const py::handle& v) {
   return std::string(py::str(py::type::handle_of(v).attr("__name__"))) + " " + std::string(py::repr(v));
 }
 
-void set_option(QuantizeOptions& o, const std::string& name, const py::handle& v) {
-  const OptionField* field = nullptr;
+const OptionField& option_field(const std::string& name) {
   for (const OptionField& f : kOptionFields)
-    if (name == f.name) field = &f;
-  if (!field) {
-    std::string names;
-    for (const OptionField& f : kOptionFields) names += std::string(names.empty() ? "" : ", ") + f.name;
-    option_fail("QuantizeOptions has no field '" + name + "' (fields: " + names + ")");
-  }
+    if (name == f.name) return f;
+  std::string names;
+  for (const OptionField& f : kOptionFields) names += std::string(names.empty() ? "" : ", ") + f.name;
+  option_fail("QuantizeOptions has no field '" + name + "' (fields: " + names + ")");
+}
+
+void set_option(QuantizeOptions& o, const OptionField& f, const py::handle& v) {
   const py::module_ np = py::module_::import("numpy");
   const bool is_bool = py::isinstance<py::bool_>(v) || py::isinstance(v, np.attr("bool_"));
   const bool is_int = !is_bool && (py::isinstance<py::int_>(v) || py::isinstance(v, np.attr("integer")));
-  switch (field->type) {
+  const std::string name = f.name;
+  switch (f.type) {
     case FieldType::Bool:
       if (!is_bool) option_fail(name + " must be a bool, got " + python_repr(v));
-      break;
-    case FieldType::Int:
-      if (!is_int) option_fail(name + " must be an int, got " + python_repr(v));
-      break;
-    case FieldType::Clipping:  // a str, or the str-valued enum apl.Clipping
+      o.*f.flag = py::bool_(py::reinterpret_borrow<py::object>(v)).cast<bool>();
+      return;
+    case FieldType::Clipping: {  // a str, or the str-valued enum apl.Clipping
       if (!py::isinstance<py::str>(v))
         option_fail(name + " must be one of 'MAX', 'MSE', 'AA', 'KL', got " + python_repr(v));
-      break;
-  }
-  if (name == "nb_bits") {
-    const int64_t bits = v.cast<int64_t>();
-    if (bits != static_cast<int>(bits)) option_fail("nb_bits must be in 2..16, got " + std::to_string(bits));
-    o.nb_bits = static_cast<int>(bits);  // QuantSpec checks the range
-  } else if (name == "histogram_bins") {
-    o.histogram_bins = v.cast<int64_t>();
-  } else if (name == "clipping_mode") {
-    std::string mode = v.cast<std::string>();
-    for (char& c : mode) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    o.clipping_mode = mode;
-  } else {
-    const bool b = py::bool_(py::reinterpret_borrow<py::object>(v)).cast<bool>();
-    if (name == "cross_layer_equalization") o.cross_layer_equalization = b;
-    else if (name == "optimize_signs") o.optimize_signs = b;
-    else if (name == "single_shift") o.single_shift = b;
-    else if (name == "no_quant") o.no_quant = b;
-    else if (name == "channel_wise") o.channel_wise = b;
-    else o.verbose = b;
+      std::string mode = v.cast<std::string>();
+      for (char& c : mode) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      o.clipping_mode = mode;
+      return;
+    }
+    case FieldType::Int:
+      if (!is_int) option_fail(name + " must be an int, got " + python_repr(v));
+      if (name == "histogram_bins") {
+        o.histogram_bins = v.cast<int64_t>();
+      } else {
+        const int64_t bits = v.cast<int64_t>();
+        if (bits != static_cast<int>(bits)) option_fail("nb_bits must be in 2..16, got " + std::to_string(bits));
+        o.nb_bits = static_cast<int>(bits);  // QuantSpec checks the range
+      }
+      return;
   }
 }
 
-py::object get_option(const QuantizeOptions& o, const std::string& name) {
-  if (name == "nb_bits") return py::int_(o.nb_bits);
-  if (name == "histogram_bins") return py::int_(o.histogram_bins);
-  if (name == "clipping_mode") return py::str(o.clipping_mode);
-  if (name == "cross_layer_equalization") return py::bool_(o.cross_layer_equalization);
-  if (name == "optimize_signs") return py::bool_(o.optimize_signs);
-  if (name == "single_shift") return py::bool_(o.single_shift);
-  if (name == "no_quant") return py::bool_(o.no_quant);
-  if (name == "channel_wise") return py::bool_(o.channel_wise);
-  return py::bool_(o.verbose);
+py::object get_option(const QuantizeOptions& o, const OptionField& f) {
+  switch (f.type) {
+    case FieldType::Bool: return py::bool_(o.*f.flag);
+    case FieldType::Clipping: return py::str(o.clipping_mode);
+    case FieldType::Int: break;
+  }
+  return std::string(f.name) == "nb_bits" ? py::int_(o.nb_bits) : py::int_(o.histogram_bins);
 }
-
-}  // namespace
-
-py::dict options_dict(const QuantizeOptions& o) {
-  py::dict d;
-  for (const OptionField& f : kOptionFields) d[f.name] = get_option(o, f.name);
-  return d;
-}
-
-namespace {
 
 void validate(const QuantizeOptions& o) {
   try {
@@ -128,49 +113,56 @@ void validate(const QuantizeOptions& o) {
   }
 }
 
+// `o` with the keyword fields set, checked.
+QuantizeOptions with_fields(QuantizeOptions o, const py::kwargs& kwargs) {
+  for (auto [k, v] : kwargs) set_option(o, option_field(k.cast<std::string>()), v);
+  validate(o);
+  return o;
+}
+
+}  // namespace
+
+py::dict options_dict(const QuantizeOptions& o) {
+  py::dict d;
+  for (const OptionField& f : kOptionFields) d[f.name] = get_option(o, f);
+  return d;
+}
+
+namespace {
+
 void bind_options(py::module_& m) {
   m.attr("OptionError") = option_error();
   auto cls = py::class_<QuantizeOptions>(m, "QuantizeOptions", R"pbdoc(
 The options of ``quantize_network``, by keyword: ``QuantizeOptions(nb_bits=4, clipping_mode="MSE",
-channel_wise=True)``. A wrong type raises TypeError and a value out of its domain ValueError,
-both naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs,
+channel_wise=True)``. A wrong type, a value out of its domain or an unknown field raises
+``OptionError`` (a TypeError and a ValueError) naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs,
 single_shift, no_quant, channel_wise, verbose, histogram_bins.
 )pbdoc");
-  cls.def(py::init([](const py::kwargs& kwargs) {
-            QuantizeOptions o;
-            for (auto [k, v] : kwargs) set_option(o, k.cast<std::string>(), v);
-            validate(o);
-            return o;
-          }), "Options from keywords (defaults: 8 bits, MAX, every flag off).")
-      .def("replace", [](const QuantizeOptions& self, const py::kwargs& kwargs) {
-            QuantizeOptions o = self;
-            for (auto [k, v] : kwargs) set_option(o, k.cast<std::string>(), v);
-            validate(o);
-            return o;
-          }, "A copy with the given fields changed (same checks as the constructor).")
+  cls.def(py::init([](const py::kwargs& kwargs) { return with_fields(QuantizeOptions{}, kwargs); }),
+          "Options from keywords (defaults: 8 bits, MAX, every flag off).")
+      .def("replace", [](const QuantizeOptions& self, const py::kwargs& kwargs) { return with_fields(self, kwargs); },
+           "A copy with the given fields changed (same checks as the constructor).")
       .def("to_dict", &options_dict, "The fields as a dict.")
       .def("__eq__", [](const QuantizeOptions& a, const QuantizeOptions& b) {
             for (const OptionField& f : kOptionFields)
-              if (!get_option(a, f.name).equal(get_option(b, f.name))) return false;
+              if (!get_option(a, f).equal(get_option(b, f))) return false;
             return true;
           })
       .def("__repr__", [](const QuantizeOptions& o) {
             std::string s = "QuantizeOptions(";
             for (const OptionField& f : kOptionFields)
-              s += std::string(f.name) + "=" + std::string(py::repr(get_option(o, f.name))) +
+              s += std::string(f.name) + "=" + std::string(py::repr(get_option(o, f))) +
                    (&f == &kOptionFields[std::size(kOptionFields) - 1] ? ")" : ", ");
             return s;
           });
-  for (const OptionField& f : kOptionFields) {
-    const std::string name = f.name;
-    cls.def_property(f.name, [name](const QuantizeOptions& o) { return get_option(o, name); },
-                     [name](QuantizeOptions& o, const py::object& v) {
+  for (const OptionField& f : kOptionFields)
+    cls.def_property(f.name, [&f](const QuantizeOptions& o) { return get_option(o, f); },
+                     [&f](QuantizeOptions& o, const py::object& v) {
                        QuantizeOptions changed = o;
-                       set_option(changed, name, v);
+                       set_option(changed, f, v);
                        validate(changed);
                        o = changed;
                      }, f.doc);
-  }
 }
 
 }  // namespace
