@@ -271,8 +271,8 @@ class OptionError(TypeError, ValueError):
 class QuantizeOptions:
     """
     The options of ``quantize_network``, by keyword: ``QuantizeOptions(nb_bits=4, clipping_mode="MSE",
-    channel_wise=True)``. A wrong type raises TypeError and a value out of its domain ValueError,
-    both naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs,
+    channel_wise=True)``. A wrong type, a value out of its domain or an unknown field raises
+    ``OptionError`` (a TypeError and a ValueError) naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs,
     single_shift, no_quant, channel_wise, verbose, histogram_bins.
     """
     __hash__: typing.ClassVar[None] = None
