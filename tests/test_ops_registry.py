@@ -44,8 +44,8 @@ def test_registry_lists_every_supported_op_once():
     for name, row in registry.items():
         if row["affine"] or row["join"]:
             assert row["needs_scaling"], name
-        if row["float_tail"]:
-            assert not row["integer_kernel"], name  # a float-tail op has no integer kernel
+        if row["float_only"]:
+            assert not row["integer_kernel"], name  # a float-only op has no integer kernel
     assert registry["Conv"]["export_rule"] == "affine"
     assert registry["Clip"]["activation_attributes"] == ["min", "max"]
 
@@ -74,16 +74,19 @@ def test_tanh_head_is_kept_float_and_exports(tmp_path):
     assert np.max(np.abs(exported - ours)) < 0.02
 
 
-def test_tanh_inside_the_network_is_refused_by_name():
+def test_tanh_inside_the_network_is_a_float_island():
     model = _model(
         [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
          helper.make_node("Tanh", ["c"], ["t"], name="mid_tanh"),
          helper.make_node("Conv", ["t", "w2"], ["y"], name="conv2")],
         [_init("w", (4, 2, 1, 1)), _init("w2", (3, 4, 1, 1))], (2, 4, 4), (3, 4, 4))
     g = apl.load_onnx(model)
-    with pytest.raises(apl.UnsupportedOpError, match="Tanh 'mid_tanh'"):
-        apl.quantize_network(g, calibration_set=RNG.standard_normal((8, 2, 4, 4)).astype(np.float32))
-    assert not g.is_quantized  # the graph is left as it was
+    x = RNG.standard_normal((32, 2, 4, 4)).astype(np.float32)
+    float_out = g.forward(x)
+    apl.quantize_network(g, calibration_set=x)
+    assert apl.quantizability_report(g).islands == ["mid_tanh"]
+    assert len(g.node("mid_tanh").quant["lut"]) == 255  # every signed 8-bit code
+    assert relative_error(g.forward(x), float_out) < 0.03
 
 
 def test_op_of_a_custom_domain_is_refused():

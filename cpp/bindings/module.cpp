@@ -115,7 +115,7 @@ py::dict op_registry_dict() {
     py::dict row, attribute_inputs;
     for (const auto& [index, name] : t.attribute_inputs) attribute_inputs[py::int_(index)] = name;
     py::list activation_attributes;
-    for (const auto& a : t.activation_attributes) activation_attributes.append(a.first);
+    for (const auto& a : t.activation_attributes) activation_attributes.append(a.key);
     row["domain"] = t.domain;
     row["min_inputs"] = t.min_inputs;
     row["max_inputs"] = t.max_inputs;
@@ -129,7 +129,8 @@ py::dict op_registry_dict() {
     row["needs_scaling"] = t.needs_scaling;
     row["keeps_codes"] = t.keeps_codes;
     row["view"] = t.view;
-    row["float_tail"] = t.float_tail;
+    row["float_only"] = t.float_only;
+    row["elementwise"] = t.elementwise;
     row["integer_kernel"] = t.integer_kernel != nullptr;
     ops[t.name] = row;
   }
@@ -192,6 +193,9 @@ PYBIND11_MODULE(_core, m) {
             d["single_shift"] = n.quant.requant.single_shift;
             d["dequantize_point"] = n.quant.requant.dequantize_point;
             d["kept_float"] = n.quant.kept_float;
+            d["island"] = n.quant.island;
+            d["lut"] = py::array_t<int32_t>(static_cast<py::ssize_t>(n.quant.lut.size()), n.quant.lut.data());
+            d["lut_first_code"] = n.quant.lut_first_code;
             return d;
           }, R"pbdoc(
 Quantization state (dict): ``max_abs`` (largest |x| in calibration; largest x for a Scaling node feeding only ReLUs), ``range`` (float value of
@@ -200,7 +204,10 @@ of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes:
 channel), and for Scaling nodes their requantization record: ``factor`` (float32 array: real
 factor per channel from accumulator codes to output codes, or to float values at a
 dequantization point), ``multiplier`` (its encoding: list of (m, shift), factor m / 2^shift),
-``single_shift`` and ``dequantize_point``; ``kept_float``.
+``single_shift`` and ``dequantize_point``; ``kept_float`` (runs in float after the output
+dequantization); ``island`` (a float island: float op on dequantized inputs, output in units of
+``step``, requantized by the Scaling node after it) with, for an element-wise island, ``lut``
+(int32 array: its output for each input code from ``lut_first_code`` up; empty otherwise).
 )pbdoc")
       .def("__repr__", [](const Node& n) {
         return "<Node " + n.label() + " " + shape_str(n.shape) + ">";
@@ -339,7 +346,7 @@ row (cpp/src/ops/registry.cpp): ``domain``, ``min_inputs``/``max_inputs`` (-1: a
 ``param_inputs`` (ONNX input indices moved into params), ``attribute_inputs`` (index -> attribute
 name), ``constant_operand``, ``activation_attributes`` (attributes in activation units),
 ``export_rule`` and the roles (``affine``, ``join``, ``needs_scaling``, ``keeps_codes``, ``view``,
-``float_tail``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
+``float_only``, ``elementwise``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
 )pbdoc");
   m.def("simd_level", []() { return simd_level_name(active_simd_level()); },
         "The SIMD level the kernels use now: 'scalar', 'avx2' or 'avx512'.");

@@ -188,6 +188,12 @@ ValueError
       .def_readonly("quantized", &QuantizabilityReport::quantized, "Nodes that run in integers.")
       .def_readonly("kept_float", &QuantizabilityReport::kept_float,
                     "Nodes run in float after the output dequantization (e.g. a final Softmax).")
+      .def_readonly("islands", &QuantizabilityReport::islands,
+                    "Float islands: nodes without an integer form inside the network. Each runs its "
+                    "float op on dequantized inputs and is requantized by the Scaling node after it "
+                    "(an element-wise one is an exact lookup table of its input codes).")
+      .def_readonly("island_reasons", &QuantizabilityReport::island_reasons,
+                    "Per island: 'op 'name': why it has no integer form'.")
       .def_readonly("unsupported", &QuantizabilityReport::unsupported,
                     "'op 'name': reason' for each node that prevents quantization.")
       .def_property_readonly("ok", [](const QuantizabilityReport& r) { return r.unsupported.empty(); },
@@ -203,12 +209,13 @@ nodes that will be folded are reported as quantized.
 Returns
 -------
 QuantizabilityReport
-    ``quantized``, ``kept_float`` and ``unsupported`` lists; ``str(report)`` is a summary.
+    ``quantized``, ``kept_float``, ``islands`` and ``unsupported`` lists; ``str(report)`` is a
+    summary.
 )pbdoc");
 
   m.def("insert_scaling_nodes", &insert_scaling_nodes, py::arg("graph"), R"pbdoc(
 Insert a Scaling node after every Conv, Gemm, AveragePool, GlobalAveragePool and joining node
-(Add, Sub, Mul, Concat). Each starts with factor 1 per output channel; in the integer network
+(Add, Sub, Mul, Concat), and after every float island (see ``quantizability_report``). Each starts with factor 1 per output channel; in the integer network
 it becomes the requantizer of the accumulator before it. Mutates ``graph``.
 )pbdoc");
 

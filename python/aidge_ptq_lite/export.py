@@ -7,7 +7,8 @@ DequantizeLinear, biases int32 initializers at scale (input step x weight scale)
 scale folds the requantization multiplier in, so QuantizeLinear after the layer computes the same
 codes as our requantizer (up to ties: ONNX rounds half to even, we round half up). Below 8 bits a
 Clip after DequantizeLinear keeps the codes in the n-bit range. Other ops run in float on
-dequantized values, which is exact for ReLU, max pooling, padding and reshapes.
+dequantized values, which is exact for ReLU, max pooling, padding and reshapes, and is what a
+float island does (its Scaling node's QuantizeLinear follows).
 """
 from __future__ import annotations
 
@@ -93,19 +94,33 @@ class _Exporter:
         return self.add(node.op, [x, w, b], f"{node.name}.out", **_onnx_attributes(node))
 
     def float_op(self, node) -> str:
-        """The op on dequantized values. Attributes that ONNX takes as inputs (Reshape's shape,
-        Pad's pads, Clip's bounds) become constants; those in activation units are scaled by the
-        input's step."""
-        inputs = [self.tensor[i] for i in node.inputs]
+        """The op on dequantized values, its constants back at their ONNX input positions: the
+        params (a binary's constant operand, BatchNorm statistics) and the attributes ONNX takes
+        as inputs (Reshape's shape, Pad's pads, Clip's bounds). Attributes in activation units are
+        whole codes, written at the input's step (a float island keeps real units)."""
         row, a = _OPS[node.op], node.attributes
-        for index, key in sorted(row["attribute_inputs"].items()):
+        slots = {}
+        if row["constant_operand"] and node.params:
+            slots[a.get("const_index", 1)] = self.const("k", node.params[0])
+        else:
+            for index, param in zip(row["param_inputs"], node.params):
+                slots[index] = self.const("k", param)
+        step_in = self.by_name[node.inputs[0]].quant["step"]
+        for index, key in row["attribute_inputs"].items():
             if key not in a:
-                break  # later optional inputs cannot follow a missing one
-            if key in row["activation_attributes"]:
-                value = np.array(a[key] * self.by_name[node.inputs[0]].quant["step"], np.float32)
+                continue
+            if key in row["activation_attributes"] and not node.quant["island"]:
+                value = np.array(a[key] * step_in, np.float32)
             else:
                 value = np.array(a[key], np.int64 if isinstance(a[key], (list, int)) else np.float32)
-            inputs.append(self.const(f"{node.name}.{key}", value))
+            slots[index] = self.const(f"{node.name}.{key}", value)
+        data, inputs = [self.tensor[i] for i in node.inputs], []
+        while data or slots:
+            position = len(inputs)
+            if position in slots:
+                inputs.append(slots.pop(position))
+            else:  # a data input, or "" for an optional input left out before a given one
+                inputs.append(data.pop(0) if data else "")
         return self.add(node.op, inputs, f"{node.name}.out", **_onnx_attributes(node))
 
     def run(self) -> onnx.ModelProto:

@@ -56,6 +56,14 @@ enum class ExportRule : uint8_t {
   None,           // never reaches a quantized graph (removed or folded by prepare_network)
 };
 
+// An attribute in activation units. In codes it becomes a whole number, rounded inwards (a lower
+// bound up, an upper bound down), so that the integer kernel and the export clip at the same value.
+struct ActivationAttribute {
+  const char* key;
+  float absent;      // its value when the node does not set it
+  bool lower_bound;  // rounds up to a whole code (else down)
+};
+
 struct OpTraits {
   OpKind kind = OpKind::Count;
   const char* name = "";    // ONNX op type ("Input" and "Scaling" for the library's own nodes)
@@ -66,9 +74,9 @@ struct OpTraits {
   std::vector<int> param_inputs;                            // inputs moved into params
   std::vector<std::pair<int, const char*>> attribute_inputs;  // inputs read as attributes
   bool constant_operand = false;  // one operand may be a constant (kept in params[0])
-  // Attributes in activation units (Clip min/max), with their value when absent: the passes
-  // rescale them with the activation, the export writes them at the activation's step.
-  std::vector<std::pair<const char*, float>> activation_attributes;
+  // Attributes in activation units (Clip min/max): the passes rescale them with the activation,
+  // the export writes them at the activation's step.
+  std::vector<ActivationAttribute> activation_attributes;
   ExportRule export_rule = ExportRule::FloatOp;
 
   // ---- shape inference and validation (ShapeError / UnsupportedError naming the node) ----
@@ -83,7 +91,12 @@ struct OpTraits {
   bool view = false;               // moves data only, any dtype (Flatten, Reshape, ...)
   bool removed_by_prepare = false; // the identity at inference (Identity, Dropout)
   bool folds_into_affine = false;  // per-channel affine folded into the Conv/Gemm before it
-  bool float_tail = false;         // no integer form: runs in float after the output dequantization
+  // No integer form: after the last layer it runs in float on the dequantized outputs (a float
+  // tail); inside the network it is a float island (dequantize, float op, quantize by the
+  // Scaling node inserted after it), as is any node with a quantization_blocker.
+  bool float_only = false;
+  bool elementwise = false;               // y[i] = f(x[i]), one input: an island is a lookup table
+  NodePredicate non_negative = nullptr;   // output >= 0 whatever the input (Sigmoid): unsigned codes
   NodePredicate homogeneous = nullptr;    // f(s x) = s f(x) for s > 0, channel by channel (CLE)
   NodePredicate sign_as_input = nullptr;  // output non-negative when its input is
   bool sign_all_inputs = false;           // output non-negative when all inputs are (no constant)
@@ -92,13 +105,13 @@ struct OpTraits {
   // Ops whose integer kernel sums its window instead of averaging: the window size, which the
   // Scaling node after it divides by.
   int64_t (*summed_window)(const Graph&, const Node&) = nullptr;
-  // Why a node cannot be quantized ("" when it can).
+  // Why a node has no integer form ("" when it has): it runs as a float island.
   std::string (*quantization_blocker)(const Node&) = nullptr;
 
   // ---- kernels ----
   KernelFactory float_kernel = nullptr;
   void (*pointwise_f32)(int64_t n, const float* x, float* y) = nullptr;  // attribute-free element-wise ops
-  KernelFactory integer_kernel = nullptr;  // null: a float_tail op, or removed before quantizing
+  KernelFactory integer_kernel = nullptr;  // null: a float_only op, or removed before quantizing
 };
 
 // The row of an op kind; of an ONNX op type (UnsupportedError naming `node_label` and the

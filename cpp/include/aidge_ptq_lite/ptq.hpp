@@ -33,6 +33,8 @@ void prepare_network(Graph& g);
 struct QuantizabilityReport {
   std::vector<std::string> quantized;    // run in integers
   std::vector<std::string> kept_float;   // run in float after the output dequantization (Softmax)
+  std::vector<std::string> islands;      // float islands inside the integer network (see NodeQuant)
+  std::vector<std::string> island_reasons;  // per island: why it has no integer form
   std::vector<std::string> unsupported;  // "node (op): reason"
   std::string text() const;
 };
@@ -40,7 +42,8 @@ QuantizabilityReport quantizability_report(const Graph& g);
 
 // ---- scaling_nodes.cpp --------------------------------------------------------------------------
 // Inserts "<name>_scaling" after each node whose output is an accumulator that must be brought
-// back to n bits (OpTraits::needs_scaling), with factor 1 per output channel.
+// back to n bits (OpTraits::needs_scaling) and after each float island (quantizability_report),
+// with factor 1 per output channel; marks the islands (quant.island).
 void insert_scaling_nodes(Graph& g);
 
 // ---- normalize.cpp ------------------------------------------------------------------------------

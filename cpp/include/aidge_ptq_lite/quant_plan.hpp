@@ -40,6 +40,13 @@ struct NodeQuant {
   double step = 1.0;                // real value of one unit of the output integer (S / Q)
   int32_t lo = 0, hi = 0;           // clamp of the output codes
   bool kept_float = false;          // runs in float on dequantized inputs (final Softmax)
+  // A float island (an op without integer form inside the network): runs its float op on its
+  // dequantized inputs; its output is an accumulator of unit `step` that the Scaling node after
+  // it requantizes. An element-wise island is a lookup table instead (cast_to_integer):
+  // accumulator of input code c = lut[c - lut_first_code].
+  bool island = false;
+  std::vector<int32_t> lut;
+  int32_t lut_first_code = 0;
   // requantization (Scaling nodes)
   Requantization requant;
 };

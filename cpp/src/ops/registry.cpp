@@ -53,7 +53,7 @@ struct Row : OpTraits {
     attribute_inputs = std::move(a);
     return std::move(*this);
   }
-  Row&& activation_attrs(std::vector<std::pair<const char*, float>> a) && {
+  Row&& activation_attrs(std::vector<ActivationAttribute> a) && {
     activation_attributes = std::move(a);
     return std::move(*this);
   }
@@ -67,7 +67,9 @@ struct Row : OpTraits {
   Row&& is_view() && { view = keeps_codes = true; return std::move(*this); }
   Row&& removed() && { removed_by_prepare = true; export_rule = ExportRule::None; return std::move(*this); }
   Row&& folded() && { folds_into_affine = true; export_rule = ExportRule::None; return std::move(*this); }
-  Row&& in_float_tail() && { float_tail = true; return std::move(*this); }
+  Row&& no_integer_form() && { float_only = true; return std::move(*this); }
+  Row&& is_elementwise() && { elementwise = true; return std::move(*this); }
+  Row&& non_negative_if(NodePredicate p = always) && { non_negative = p; return std::move(*this); }
   Row&& homogeneous_if(NodePredicate p) && { homogeneous = p; return std::move(*this); }
   Row&& unsigned_if_input(NodePredicate p = always) && { sign_as_input = p; return std::move(*this); }
   Row&& unsigned_if_all_inputs() && { sign_all_inputs = true; return std::move(*this); }
@@ -78,6 +80,7 @@ struct Row : OpTraits {
   Row&& kernels(KernelFactory f, KernelFactory i) && { float_kernel = f; integer_kernel = i; return std::move(*this); }
   Row&& pointwise(void (*f)(int64_t, const float*, float*), KernelFactory i) && {
     pointwise_f32 = f;
+    elementwise = true;
     return std::move(*this).kernels(float_kernels::pointwise, i);
   }
 };
@@ -123,7 +126,7 @@ std::vector<OpTraits> make_rows() {
   rows.push_back(Row(K::LeakyRelu, "LeakyRelu", shapes::same).codes_kept().homogeneous_if(always)
                      .unsigned_if_input().kernels(fk::leaky_relu, ik::piecewise));
   rows.push_back(Row(K::Clip, "Clip", shapes::same).attributes_from({{1, "min"}, {2, "max"}})
-                     .activation_attrs({{"min", -3.4028235e38f}, {"max", 3.4028235e38f}}).codes_kept()
+                     .activation_attrs({{"min", -3.4028235e38f, true}, {"max", 3.4028235e38f, false}}).codes_kept()
                      .unsigned_if_input().zero_clamp(clip_min_non_negative).kernels(fk::clip, ik::piecewise));
   rows.push_back(Row(K::Pad, "Pad", shapes::pad).attributes_from({{1, "pads"}, {2, "value"}}).codes_kept()
                      .homogeneous_if(pads_with_zero).unsigned_if_input(pads_with_non_negative)
@@ -137,10 +140,12 @@ std::vector<OpTraits> make_rows() {
                      .kernels(fk::view, fk::view));
   rows.push_back(Row(K::Dropout, "Dropout", shapes::same).attributes_from({{1, "ratio"}, {2, "training_mode"}})
                      .is_view().removed().unsigned_if_input().kernels(fk::view, fk::view));
-  // No integer form: float after the output dequantization.
-  rows.push_back(Row(K::Softmax, "Softmax", shapes::softmax).in_float_tail().kernels(fk::softmax, nullptr));
-  rows.push_back(Row(K::Sigmoid, "Sigmoid", shapes::same).in_float_tail().pointwise(kernels::sigmoid_f32, nullptr));
-  rows.push_back(Row(K::Tanh, "Tanh", shapes::same).in_float_tail().pointwise(kernels::tanh_f32, nullptr));
+  // No integer form: a float tail after the last layer, a float island inside the network.
+  rows.push_back(Row(K::Softmax, "Softmax", shapes::softmax).no_integer_form().non_negative_if()
+                     .kernels(fk::softmax, nullptr));
+  rows.push_back(Row(K::Sigmoid, "Sigmoid", shapes::same).no_integer_form().non_negative_if()
+                     .pointwise(kernels::sigmoid_f32, nullptr));
+  rows.push_back(Row(K::Tanh, "Tanh", shapes::same).no_integer_form().pointwise(kernels::tanh_f32, nullptr));
   return rows;
 }
 

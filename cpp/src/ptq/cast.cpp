@@ -2,6 +2,7 @@
 // (int32/int64 above 8 bits) and its Scaling factors fixed-point multipliers.
 #include <cmath>
 
+#include "aidge_ptq_lite/executor.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 #include "aidge_ptq_lite/quant_spec.hpp"
 
@@ -32,13 +33,17 @@ Tensor to_integer(const Tensor& t, DType dtype, double limit, const Node& n, con
 void cast_to_integer(Graph& g, int nb_bits) {
   const QuantSpec spec(nb_bits);
   for (Node& n : g.mutable_nodes()) {
-    if (n.traits().affine) {
+    if (n.quant.island && n.traits().elementwise) {
+      n.quant.lut = island_lookup_table(g, n);
+      n.quant.lut_first_code = g.node(n.inputs[0]).quant.lo;
+    } else if (n.traits().affine) {
       n.params[0] = to_integer(n.params[0], spec.weight_dtype(), spec.weight_max(), n, "weight");
       n.params[1] = to_integer(n.params[1], spec.bias_dtype(), spec.bias_limit(), n, "bias");
     } else if (n.is(OpKind::Scaling)) {
       // Integer pools sum their window (no division): the 1/window goes into the rescaling.
       const Node& producer = g.node(n.inputs[0]);
-      const auto summed_window = producer.traits().summed_window;
+      // (An island runs its float op, which averages.)
+      const auto summed_window = producer.quant.island ? nullptr : producer.traits().summed_window;
       const double window = summed_window ? static_cast<double>(summed_window(g, producer)) : 1.0;
       Requantization& rq = n.quant.requant;
       if (rq.dequantize_point) {  // factors map the (summed) accumulator to float values

@@ -82,6 +82,8 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
     for (const Node& n : g.nodes()) {
       if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) {
         scale[n.name] = range[n.name];
+      } else if (n.quant.island) {
+        scale[n.name] = 1.f;  // computes real values from its dequantized inputs
       } else if (n.traits().multiplies_scales) {
         scale[n.name] = scale[n.inputs[0]] * scale[n.inputs[1]];
       } else if (n.traits().join) {
@@ -114,8 +116,9 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
     } else if (n.is(OpKind::Scaling)) {
       scale_channels(n.params[0], {scale[n.inputs[0]] / range[n.name]}, false);
     }
-    for (const auto& [key, absent] : n.traits().activation_attributes)
-      n.set_attr(key, n.attr_float(key, absent) / in_scale);
+    if (n.quant.island) continue;  // its attributes stay in real units
+    for (const ActivationAttribute& a : n.traits().activation_attributes)
+      n.set_attr(a.key, n.attr_float(a.key, a.absent) / in_scale);
   }
   g.invalidate();
   RangeMap used;

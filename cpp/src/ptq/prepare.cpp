@@ -119,30 +119,39 @@ void prepare_network(Graph& g) {
 // ---- quantizability ------------------------------------------------------------------------------
 
 QuantizabilityReport quantizability_report(const Graph& g) {
+  // Why a node has no integer form: a float-only op, or a blocker of its op for this node.
+  const auto no_integer_form = [](const Node& n) -> std::string {
+    const OpTraits& t = n.traits();
+    const std::string blocker = t.quantization_blocker ? t.quantization_blocker(n) : "";
+    if (!blocker.empty()) return blocker;
+    return t.float_only ? "no integer form" : "";
+  };
   QuantizabilityReport r;
-  // An op without integer form (Softmax, Sigmoid) is kept float when everything after it is
-  // float too (or an output); views between such ops go with them.
+  // Such a node is kept float when everything after it is float too (or an output): the float
+  // tail, run after the output dequantization. Views between such nodes go with them.
   std::set<std::string> float_tail;
   for (auto it = g.nodes().rbegin(); it != g.nodes().rend(); ++it) {
     const Node& n = *it;
-    const OpTraits& t = n.traits();
-    if (!t.float_tail && !t.view) continue;
+    if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) continue;
+    const bool float_node = !no_integer_form(n).empty();
+    if (!float_node && !n.traits().view) continue;
     bool tail = true;
     for (const std::string& c : g.consumers(n.name)) tail = tail && float_tail.count(c);
-    if (tail && (t.float_tail || !g.consumers(n.name).empty())) float_tail.insert(n.name);
+    if (tail && (float_node || !g.consumers(n.name).empty())) float_tail.insert(n.name);
   }
+  // Anywhere else it is a float island: dequantize, float op, quantize.
   for (const Node& n : g.nodes()) {
+    const std::string reason = no_integer_form(n);
     if (float_tail.count(n.name)) {
       r.kept_float.push_back(n.name);
-      continue;
-    }
-    const OpTraits& t = n.traits();
-    std::string reason = t.quantization_blocker ? t.quantization_blocker(n) : "";
-    if (t.float_tail) reason = "non-linear op inside the network (only allowed after the last layer)";
-    if (reason.empty())
+    } else if (reason.empty()) {
       r.quantized.push_back(n.name);
-    else
-      r.unsupported.push_back(n.label() + ": " + reason);
+    } else if (!n.traits().float_kernel) {
+      r.unsupported.push_back(n.label() + ": " + reason + ", and no float kernel");
+    } else {
+      r.islands.push_back(n.name);
+      r.island_reasons.push_back(n.label() + ": " + reason);
+    }
   }
   return r;
 }
@@ -150,11 +159,12 @@ QuantizabilityReport quantizability_report(const Graph& g) {
 std::string QuantizabilityReport::text() const {
   std::ostringstream os;
   os << quantized.size() << " node(s) quantized, " << kept_float.size() << " kept in float, "
-     << unsupported.size() << " unsupported";
+     << islands.size() << " float island(s), " << unsupported.size() << " unsupported";
   if (!kept_float.empty()) {
     os << "\nkept in float:";
     for (const auto& n : kept_float) os << " " << n;
   }
+  for (const auto& why : island_reasons) os << "\nfloat island (dequantize, float op, quantize): " << why;
   for (const auto& u : unsupported) os << "\nunsupported: " << u;
   return os.str();
 }

@@ -11,6 +11,8 @@
 namespace apl {
 namespace {
 
+constexpr double kIslandFraction = 256.0;  // see the island case below
+
 
 void scale_tensor(Tensor& t, double f, bool round) {
   float* p = t.data<float>();
@@ -82,17 +84,27 @@ void quantize_normalized(Graph& g, const QuantSpec& spec, bool no_quant, bool op
       scale_tensor(n.params[0], q_weight, round);
       scale_tensor(n.params[1], q_weight * q_in, round);
       q[n.name] = q_weight * q_in;
+    } else if (n.quant.island) {
+      // Its accumulator unit: 1/256 of the output step of the Scaling node after it, which is
+      // then an exact shift by 8 (the island rounds once, to a fraction of an output code).
+      const Node& s = g.node(g.consumers(n.name).at(0));
+      q[n.name] = codes(s) * kIslandFraction / s.quant.range;
     } else if (n.traits().multiplies_scales) {
       q[n.name] = q[n.inputs[0]] * q[n.inputs[1]];
     } else {
       q[n.name] = q_in;  // joins (inputs share a scale and a sign), pools, scale-keeping ops
     }
-    for (const auto& [key, absent] : n.traits().activation_attributes)
-      n.set_attr(key, static_cast<float>(n.attr_float(key, absent) * q_in));
+    if (!n.quant.island) {
+      for (const ActivationAttribute& a : n.traits().activation_attributes) {
+        const double v = n.attr_float(a.key, a.absent) * q_in;
+        n.set_attr(a.key, static_cast<float>(!round ? v : a.lower_bound ? std::ceil(v) : std::floor(v)));
+      }
+    }
     if (n.is(OpKind::Scaling)) {
       const double q_acc = q_in;
       Requantization& rq = n.quant.requant;
       rq.dequantize_point = output_points.count(n.name) != 0;
+      if (g.node(n.inputs[0]).quant.island && !rq.dequantize_point) rq.single_shift = true;
       // Requantization factor: from accumulator codes to output codes. A dequantization point
       // keeps the accumulator; its factor then maps accumulator codes to float values.
       const double to_codes = rq.dequantize_point ? n.quant.range : q[n.name];

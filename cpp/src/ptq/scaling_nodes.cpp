@@ -1,13 +1,20 @@
 // insert_scaling_nodes: a Scaling node after each node whose output is an accumulator (affine
-// layers, average pools, joins). In the integer network each becomes a requantizer.
+// layers, average pools, joins) and after each float island. In the integer network each becomes
+// a requantizer.
+#include <set>
+
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
 
 void insert_scaling_nodes(Graph& g) {
+  const QuantizabilityReport report = quantizability_report(g);
+  const std::set<std::string> islands(report.islands.begin(), report.islands.end());
+  const std::set<std::string> tail(report.kept_float.begin(), report.kept_float.end());
   std::vector<std::string> targets;
-  for (const Node& n : g.nodes()) {
-    if (!n.traits().needs_scaling) continue;
+  for (Node& n : g.mutable_nodes()) {
+    n.quant.island = islands.count(n.name) != 0;
+    if (tail.count(n.name) || !(n.traits().needs_scaling || n.quant.island)) continue;
     const auto users = g.consumers(n.name);
     const bool has_one = users.size() == 1 && g.node(users[0]).is(OpKind::Scaling);
     if (!has_one) targets.push_back(n.name);

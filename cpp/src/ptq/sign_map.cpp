@@ -40,6 +40,8 @@ SignOf output_signs(const Graph& g, const std::set<std::string>& forced) {
       is_unsigned = n.params.empty() && all_unsigned(n.inputs, sign);  // a constant operand may be negative
     } else if (n.is(OpKind::Scaling)) {
       is_unsigned = (sign.at(n.inputs.at(0)) && has_positive_factors(n)) || feeds_only_zero_clamps(g, n);
+    } else if (n.satisfies(&OpTraits::non_negative)) {
+      is_unsigned = true;  // Sigmoid, Softmax: whatever the input (a float island's output)
     }
     sign[n.name] = is_unsigned && !forced.count(n.name);
   }

@@ -375,6 +375,7 @@ std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_
 std::unique_ptr<OpKernel> make_kernel(const Graph& g, const Node& n) {
   if (!g.is_quantized()) return make_float_kernel(g, n);
   if (n.quant.kept_float) return std::make_unique<DequantizingKernel>(g, n);
+  if (n.quant.island) return make_island_kernel(g, n);
   if (g.quant_config().no_quant) return make_float_kernel(g, n);
   return make_integer_kernel(g, n);
 }
