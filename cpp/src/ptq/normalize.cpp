@@ -69,7 +69,12 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
   }
 
   // Scale of every node output, derived from the ranges; joins raise the ranges of their
-  // smaller branches to the largest one (max arbitration) until nothing changes.
+  // smaller branches to the largest one (max arbitration) until nothing changes. Raising a
+  // branch whose codes are also read elsewhere (the Input, a block input feeding a conv and a
+  // residual Add) coarsens them for those readers too: by more than kMaxSharedRaise, a Scaling
+  // node on the join's input edge rescales them for the join alone instead (one more rounding
+  // on that edge, none for the others).
+  constexpr float kMaxSharedRaise = 2.f;
   std::map<std::string, float> scale;
   std::function<std::string(const std::string&)> scale_source = [&](const std::string& name) {
     const Node& n = g.node(name);
@@ -77,8 +82,18 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
     if (n.traits().keeps_codes) return scale_source(n.inputs[0]);
     throw GraphError("max arbitration: no Scaling node above " + n.label());
   };
+  // Whether the codes reaching a join through `name` are read by anything else on the way up.
+  const auto shared = [&](std::string name) {
+    for (;;) {
+      const Node& n = g.node(name);
+      if (n.is(OpKind::Input) || g.consumers(name).size() > 1 || g.is_output(name)) return true;
+      if (n.is(OpKind::Scaling)) return false;
+      name = n.inputs[0];
+    }
+  };
   for (bool changed = true; changed;) {
     changed = false;
+    std::vector<std::pair<std::string, size_t>> rescaled_edges;  // (join, input index)
     for (const Node& n : g.nodes()) {
       if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) {
         scale[n.name] = range[n.name];
@@ -89,8 +104,13 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
       } else if (n.traits().join) {
         float top = 0.f;
         for (const auto& in : n.inputs) top = std::max(top, scale[in]);
-        for (const auto& in : n.inputs) {
+        for (size_t i = 0; i < n.inputs.size(); ++i) {
+          const std::string& in = n.inputs[i];
           if (scale[in] == top) continue;
+          if (top > kMaxSharedRaise * scale[in] && shared(in)) {
+            rescaled_edges.emplace_back(n.name, i);
+            continue;
+          }
           const std::string src = scale_source(in);
           if (verbose)
             std::printf("max arbitration at %s: %s range %.6g -> %.6g\n", n.label().c_str(),
@@ -103,6 +123,26 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
         scale[n.name] = scale[n.inputs[0]];  // affine, pools, scale-keeping and float ops
       }
     }
+    for (const auto& [join, i] : rescaled_edges) {
+      const std::string in = g.node(join).inputs[i];
+      Node s;
+      s.name = g.unique_name(join + "_input" + std::to_string(i) + "_rescale");
+      s.kind = OpKind::Scaling;
+      s.inputs = {in};
+      s.params = {Tensor(DType::F32, {g.node(in).shape.empty() ? 1 : g.node(in).shape[0]})};
+      for (int64_t c = 0; c < s.params[0].numel(); ++c) s.params[0].data<float>()[c] = 1.f;
+      s.quant.is_unsigned = g.node(in).quant.is_unsigned;  // a positive factor keeps the sign
+      s.quant.max_abs = scale[in];
+      range[s.name] = scale[in];  // raised to the join's scale on the next round
+      if (verbose)
+        std::printf("max arbitration at %s: input %s (read elsewhere too) rescaled by %s\n",
+                    g.node(join).label().c_str(), in.c_str(), s.name.c_str());
+      const std::string name = s.name;
+      g.add_node(std::move(s));
+      g.node(join).inputs[i] = name;
+      changed = true;
+    }
+    if (!rescaled_edges.empty()) g.finalize();
   }
 
   // Rewrite: biases to the accumulator unit (input scale), Scaling factors from the accumulator
