@@ -28,6 +28,8 @@ using NodeObserver = std::function<void(const Node& node, const Tensor& output)>
 // network's nodes carry a "quant" state that makes make_kernel pick integer kernels.
 std::unique_ptr<OpKernel> make_float_kernel(const Graph& graph, const Node& node);
 std::unique_ptr<OpKernel> make_kernel(const Graph& graph, const Node& node);
+// The node's float kernel run on its dequantized inputs (the float tail, and inside islands).
+std::unique_ptr<OpKernel> make_dequantizing_kernel(const Graph& graph, const Node& node);
 // A float island of the quantized network (NodeQuant::island; island_kernels.cpp), and the
 // lookup table of an element-wise one: its accumulator for each code of its input, from the
 // input's lowest code (cast_to_integer stores it in the plan).

@@ -279,7 +279,7 @@ class IntPadKernel : public NodeKernel {
   std::vector<int64_t> pads_;
 };
 
-// A float op after the output dequantization (final Softmax): dequantize its inputs first.
+// A float op on dequantized inputs: the float tail (final Softmax), and inside float islands.
 class DequantizingKernel : public OpKernel {
  public:
   DequantizingKernel(const Graph& g, const Node& n) : inner_(make_float_kernel(g, n)) {
@@ -372,9 +372,13 @@ std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_
 
 }  // namespace integer_kernels
 
+std::unique_ptr<OpKernel> make_dequantizing_kernel(const Graph& g, const Node& n) {
+  return std::make_unique<DequantizingKernel>(g, n);
+}
+
 std::unique_ptr<OpKernel> make_kernel(const Graph& g, const Node& n) {
   if (!g.is_quantized()) return make_float_kernel(g, n);
-  if (n.quant.kept_float) return std::make_unique<DequantizingKernel>(g, n);
+  if (n.quant.kept_float) return make_dequantizing_kernel(g, n);
   if (n.quant.island) return make_island_kernel(g, n);
   if (g.quant_config().no_quant) return make_float_kernel(g, n);
   return make_integer_kernel(g, n);

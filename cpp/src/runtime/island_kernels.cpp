@@ -24,20 +24,14 @@ int32_t to_accumulator(float y, double inv_step) {
 class IslandKernel : public NodeKernel {
  public:
   IslandKernel(const Graph& g, const Node& n)
-      : NodeKernel(n), inner_(make_float_kernel(g, n)), inv_step_(1.0 / n.quant.step),
-        integer_(!g.quant_config().no_quant) {
-    for (const std::string& in : n.inputs) producers_.push_back(&g.node(in));
-  }
+      : NodeKernel(n), inner_(make_dequantizing_kernel(g, n)), inv_step_(1.0 / n.quant.step),
+        integer_(!g.quant_config().no_quant) {}
   Tensor run(const std::vector<const Tensor*>& in) const override {
-    std::vector<Tensor> real;
-    std::vector<const Tensor*> args;
-    for (size_t i = 0; i < in.size(); ++i) real.push_back(dequantize_output(*producers_[i], *in[i]));
-    for (const Tensor& t : real) args.push_back(&t);
     Tensor y;
     {
       // Float kernels may round differently per SIMD level; the integers must not.
       const SimdLevelScope scalar(SimdLevel::Scalar);
-      y = inner_->run(args);
+      y = inner_->run(in);
     }
     const float* src = y.data<float>();
     if (!integer_) {  // no_quant: the same unit, unrounded
@@ -52,8 +46,7 @@ class IslandKernel : public NodeKernel {
   }
 
  private:
-  std::unique_ptr<OpKernel> inner_;
-  std::vector<const Node*> producers_;
+  std::unique_ptr<OpKernel> inner_;  // the float op on dequantized inputs
   double inv_step_;
   bool integer_;
 };
