@@ -32,6 +32,12 @@ enum class OpKind : uint8_t {
   Add, AveragePool, BatchNormalization, Clip, Concat, Conv, Dropout, Flatten, Gemm,
   GlobalAveragePool, Identity, LeakyRelu, MatMul, MaxPool, Mul, Pad, Relu, Reshape, Sigmoid,
   Softmax, Sub, Tanh,
+  // Data movement and geometry (Transpose, Slice, Resize, ConvTranspose, ...).
+
+  // End of data movement.
+  // Element-wise, reductions and per-channel affine ops.
+
+  // End of element-wise.
   Count
 };
 

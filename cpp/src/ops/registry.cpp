@@ -146,6 +146,12 @@ std::vector<OpTraits> make_rows() {
   rows.push_back(Row(K::Sigmoid, "Sigmoid", shapes::same).no_integer_form().non_negative_if()
                      .pointwise(kernels::sigmoid_f32, nullptr));
   rows.push_back(Row(K::Tanh, "Tanh", shapes::same).no_integer_form().pointwise(kernels::tanh_f32, nullptr));
+  // ---- data movement and geometry ----
+
+  // ---- end of data movement and geometry ----
+  // ---- element-wise, reductions and per-channel affine ops ----
+
+  // ---- end of element-wise ----
   return rows;
 }
 
