@@ -36,6 +36,8 @@ _VALUE_SIZED_OPS = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Ups
 _NON_DETERMINISTIC_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike",
                           "RandomUniformLike", "Multinomial", "Bernoulli"}
 _STANDARD_DOMAINS = ("", "ai.onnx")
+# Initializers up to this size may be shape values that shape inference propagates.
+_SHAPE_VALUE_ELEMENTS = 4096
 
 
 def normalize(model: onnx.ModelProto, input_shape: Optional[Sequence[int]] = None) -> onnx.ModelProto:
@@ -233,12 +235,34 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
 # ---- shapes -------------------------------------------------------------------------------------
 
 def _infer_shapes(m: onnx.ModelProto) -> onnx.ModelProto:
-    del m.graph.value_info[:]
+    """onnx shape inference (with data propagation), run on a skeleton of the model whose large
+    initializers (weights, never shape values) are typed inputs: inference serializes the
+    model, and copying the weights of an ImageNet ResNet-18 was most of the load time."""
+    graph = m.graph
+    del graph.value_info[:]
+    skeleton = onnx.ModelProto()
+    skeleton.ir_version = m.ir_version
+    skeleton.opset_import.extend(m.opset_import)
+    skeleton.functions.extend(m.functions)
+    sk = skeleton.graph
+    sk.name = graph.name
+    sk.node.extend(graph.node)
+    sk.input.extend(graph.input)
+    sk.output.extend(graph.output)
+    for t in graph.initializer:
+        if np.prod(t.dims) <= _SHAPE_VALUE_ELEMENTS:
+            sk.initializer.append(t)
+        else:
+            sk.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     try:
-        return onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False,
-                                                 data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=False,
+                                                     strict_mode=False, data_prop=True)
     except Exception:  # an invalid model: the builder names what is wrong
         return m
+    graph.value_info.extend(inferred.graph.value_info)
+    for out, typed in zip(graph.output, inferred.graph.output):
+        out.type.CopyFrom(typed.type)
+    return m
 
 
 def _shapes(graph: onnx.GraphProto) -> Dict[str, list]:
@@ -430,6 +454,26 @@ def _batch_rewrite(value5: np.ndarray, value7: np.ndarray, data_dims, allowzero:
     return out
 
 
+class _LazyConstants(dict):
+    """name -> value of the constants; initializers are read when a fold needs them (most are
+    weights that no fold reads)."""
+
+    def __init__(self, initializers):
+        super().__init__()
+        self._tensors = {t.name: t for t in initializers}
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name) or name in self._tensors
+
+    def __getitem__(self, name):
+        if not dict.__contains__(self, name):
+            try:
+                self[name] = numpy_helper.to_array(self._tensors[name])
+            except Exception:
+                raise KeyError(name) from None  # unreadable: the builder names it
+        return dict.__getitem__(self, name)
+
+
 def _fold_constants(m: onnx.ModelProto) -> bool:
     """Every node whose inputs are constant becomes an initializer (evaluated by onnx's
     reference evaluator); values computed from a Shape are evaluated at two batch sizes."""
@@ -438,12 +482,7 @@ def _fold_constants(m: onnx.ModelProto) -> bool:
     types = _elem_types(graph)
     batch_param = _batch_param(graph)
     outputs = {o.name for o in graph.output}
-    constants: Dict[str, np.ndarray] = {}
-    for t in graph.initializer:
-        try:
-            constants[t.name] = numpy_helper.to_array(t)
-        except Exception:
-            pass  # unreadable: the builder names it
+    constants = _LazyConstants(graph.initializer)
     probed: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}  # batch-dependent values at 5 and 7
     taken = _all_names(graph)
     changed = False
@@ -475,7 +514,11 @@ def _fold_constants(m: onnx.ModelProto) -> bool:
                 (not ins and node.op_type != "Constant"):
             keep.append(node)
             continue
-        feeds5 = {i: constants[i] if i in constants else probed[i][0] for i in ins}
+        try:
+            feeds5 = {i: constants[i] if i in constants else probed[i][0] for i in ins}
+        except KeyError:  # an unreadable initializer
+            keep.append(node)
+            continue
         if not _foldable(node, shapes, feeds5, batch_param):
             keep.append(node)
             continue
@@ -567,11 +610,15 @@ def _keep_batch_in_reshapes(m: onnx.ModelProto) -> bool:
     return changed
 
 
+def _registry_ops() -> dict:
+    return _core.op_registry()
+
+
 # ---- Split ---------------------------------------------------------------------------------------
 
 def _split_to_slices(m: onnx.ModelProto) -> None:
     """Split with constant sizes as one Slice per output, when the registry has Slice only."""
-    ops = _core.op_registry()
+    ops = _registry_ops()
     if "Split" in ops or "Slice" not in ops:
         return
     graph = m.graph

@@ -79,7 +79,7 @@ def load_onnx(model: Union[str, os.PathLike, onnx.ModelProto],
     # Invalid models are refused before anything is rewritten, with the builder's messages.
     _check_single_assignment(proto.graph)
     for tensor in proto.graph.initializer:
-        _tensor_array(tensor)
+        _check_tensor(tensor)
     proto = onnx_front.normalize(proto, input_shape)
     graph = _GraphBuilder(proto).build()
     if not isinstance(model, onnx.ModelProto):
@@ -183,6 +183,16 @@ def _load_external_data(proto: onnx.ModelProto, path: str) -> None:
 def _tensor_array(tensor: onnx.TensorProto, kind: str = "initializer") -> np.ndarray:
     """The tensor as a numpy array; ValueError naming the tensor when its data does not match its
     dims or is stored in an external file that was not read."""
+    name, dims, type_name = _check_tensor(tensor, kind)
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # numpy reshape errors, unknown types, ...
+        raise ValueError(f"{name} (dims {tuple(dims)}, {type_name}) cannot be read: {exc}") from None
+
+
+def _check_tensor(tensor: onnx.TensorProto, kind: str = "initializer"):
+    """ValueError naming the tensor when its data is in an external file that was not read, or
+    its raw data does not match its dims; else (label, dims, type name)."""
     name = f"{kind} '{tensor.name}'"
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "?")
@@ -198,10 +208,7 @@ def _tensor_array(tensor: onnx.TensorProto, kind: str = "initializer") -> np.nda
         if len(tensor.raw_data) != expected:
             raise ValueError(f"{name} holds {len(tensor.raw_data)} bytes of raw data; its dims "
                              f"{tuple(dims)} of {type_name} need {expected}")
-    try:
-        return numpy_helper.to_array(tensor)
-    except Exception as exc:  # numpy reshape errors, unknown types, ...
-        raise ValueError(f"{name} (dims {tuple(dims)}, {type_name}) cannot be read: {exc}") from None
+    return name, dims, type_name
 
 
 def _check_single_assignment(graph: onnx.GraphProto) -> None:
@@ -311,9 +318,15 @@ class _GraphBuilder:
             of_domain = f" of domain '{domain}'" if domain not in ("", "ai.onnx") else ""
             parts.append(f"{op}{of_domain} ({where})")
         domains = any(d not in ("", "ai.onnx") for _, d in missing)
+        # A Shape left by the front: its arithmetic depends on the batch beyond what a Reshape's
+        # 0 / -1 expresses, or the shape it reads is not static.
+        shape_hint = ("Shape / Size nodes remain when the shape arithmetic after them depends on "
+                      "the batch in another way than a Reshape target, or when the shape they read "
+                      "is not static (give load_onnx input_shape=...). ") \
+            if any(op in ("Shape", "Size") for op, _ in missing) else ""
         raise _core.UnsupportedOpError(
             f"unsupported op{'s' if len(parts) > 1 else ''} {'; '.join(parts)}. "
-            + ("Only the standard ONNX domain is supported. " if domains else "")
+            + ("Only the standard ONNX domain is supported. " if domains else "") + shape_hint
             + "Replace these ops in the model before loading, or add them to the op registry "
             "(README, 'Adding an op'); supported ops: " + ", ".join(sorted(supported)))
 
