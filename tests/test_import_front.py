@@ -341,3 +341,31 @@ def test_a_huge_constant_is_not_folded():
     model = _model(nodes, [_const("big_shape", [1, 3, 2 ** 20, 2 ** 20], np.int64)])
     with pytest.raises(apl.UnsupportedOpError, match="ConstantOfShape \\(node 'huge'\\)"):
         apl.load_onnx(model)
+
+
+def test_batch_arithmetic_a_reshape_cannot_express_is_refused_with_a_hint():
+    """x.view(2 * N, -1): the first entry depends on the batch but is not the batch."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape_of_x"),
+             helper.make_node("Gather", ["s", "zero"], ["n"], name="batch", axis=0),
+             helper.make_node("Mul", ["n", "two"], ["n2"], name="twice"),
+             helper.make_node("Unsqueeze", ["n2", "axes"], ["n2v"], name="unsq"),
+             helper.make_node("Concat", ["n2v", "minus1"], ["target"], name="cat", axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["y"], name="view")]
+    model = _model(nodes, [_const("zero", 0, np.int64), _const("two", 2, np.int64),
+                           _const("axes", [0], np.int64), _const("minus1", [-1], np.int64)])
+    with pytest.raises(apl.UnsupportedOpError, match="Shape \\(node 'shape_of_x'\\).*depends on the batch"):
+        apl.load_onnx(model)
+
+
+def test_shape_read_after_a_reshape_to_batch_one_keeps_the_batch():
+    """Old export: Constant (1, -1) target, then the Shape of the flattened tensor feeding another
+    Reshape: any batch runs (the Shape sees the batch, not the literal 1 of the trace)."""
+    nodes = [helper.make_node("Constant", [], ["t1"], name="target1", value=_const("v", [1, -1], np.int64)),
+             helper.make_node("Reshape", ["x", "t1"], ["flat"], name="flatten"),
+             helper.make_node("Relu", ["flat"], ["r"], name="relu"),
+             helper.make_node("Shape", ["r"], ["s"], name="shape"),
+             helper.make_node("Reshape", ["r", "s"], ["y"], name="same_shape")]
+    model = _model(nodes, in_shape=(1, 3, 6, 6), opset=13)
+    x = RNG.standard_normal((3, 3, 6, 6)).astype(np.float32)
+    ours = apl.load_onnx(model).forward(x)
+    _close(ours, np.concatenate([_ort(model, x[i:i + 1])[0] for i in range(3)]))

@@ -75,11 +75,14 @@ def normalize(model: onnx.ModelProto, input_shape: Optional[Sequence[int]] = Non
     _set_input_shape(m.graph, input_shape)
     _clear_shape_annotations(m.graph)
     _remove_identities(m.graph)
-    for _ in range(8):  # a rewritten Reshape changes the shapes after it: infer and fold again
+    # A rewritten Reshape changes the shapes after it, a fold may make a Reshape target
+    # constant: infer again after each, Reshapes first (a Shape read before its Reshape keeps
+    # the batch would bake the literal 1 in).
+    for _ in range(16):
         m = _infer_shapes(m)
-        changed = _fold_constants(m)
-        changed |= _keep_batch_in_reshapes(m)
-        if not changed:
+        if _keep_batch_in_reshapes(m):
+            continue
+        if not _fold_constants(m):
             break
     _split_to_slices(m)
     _remove_dead_nodes(m.graph)
@@ -217,6 +220,8 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
             # onnx has few down-adapters; ops of 18+ are read by their rows, which follow the
             # newest definition of the ops they support.
             return m
+        if any(n.domain not in _STANDARD_DOMAINS for n in m.graph.node):
+            return m  # the builder refuses the model, listing every op it lacks
         found = re.search(r"for (\w+)", str(exc))
         op = found.group(1) if found else next(
             (n.op_type for n in m.graph.node if n.domain in _STANDARD_DOMAINS
@@ -493,7 +498,9 @@ def _fold_constants(m: onnx.ModelProto) -> bool:
         if node.op_type in ("Shape", "Size") and node.domain in _STANDARD_DOMAINS and ins \
                 and ins[0] not in constants and ins[0] not in probed:
             dims = shapes.get(ins[0])
-            if dims is not None and all(isinstance(d, int) or d == batch_param for d in dims):
+            # Every data tensor has the batch first; a literal there is a Reshape to batch 1
+            # not rewritten yet (next round).
+            if dims and dims[0] == batch_param and all(isinstance(d, int) for d in dims[1:]):
                 try:
                     pair = tuple(_evaluate(node, m.opset_import, {ins[0]: np.broadcast_to(
                         np.zeros((), np.float32), [b if d == batch_param else d for d in dims])})[0]
