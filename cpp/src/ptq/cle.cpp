@@ -34,7 +34,7 @@ struct LayerPair {
 InputChannelLayout input_channel_layout(const Node& second, int64_t features_per_channel) {
   const Tensor& w = second.params[0];
   const int64_t rows = w.dim(0), row_length = w.numel() / rows;
-  const bool conv = w.ndim() == 4;
+  const bool conv = w.ndim() >= 3;  // 2-D, or 1-D windows
   const int64_t groups = conv ? second.attr_int("group", 1) : 1;
   const int64_t block = conv ? row_length / w.dim(1) : features_per_channel;
   return {rows / groups, row_length / block, row_length, block};

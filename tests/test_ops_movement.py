@@ -1,0 +1,144 @@
+"""Data-movement and geometry ops (issue 15, item 3): Transpose, Slice, Squeeze, Unsqueeze,
+Resize, ConvTranspose; 1-D Conv / pools on (N, C, L); pools with ceil_mode=1 and AveragePool
+with count_include_pad=0. Per op: the float forward against onnxruntime, the quantized network
+against the float one, the QDQ export (run by onnxruntime) against our integer forward, and
+clear errors naming the node."""
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import aidge_ptq_lite as apl
+
+from conftest import ort_forward, relative_error
+
+RNG = np.random.default_rng(15)
+
+
+def _model(nodes, inits, in_shape, opset=17):
+    g = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _init(name, shape, scale=0.5):
+    return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def _ints(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def _floats(name, values):
+    return numpy_helper.from_array(np.array(values, np.float32), name)
+
+
+def _sqnr(y, ref):
+    noise = np.sum((y - ref).astype(np.float64) ** 2)
+    return np.inf if noise == 0 else 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / noise)
+
+
+# ---- one op on the input: (name, node, initializers, input shape per sample) ----------------------
+
+def _resize(name, mode, scales=None, sizes=None, **attrs):
+    inits = [_floats(f"{name}_roi", [])]
+    inputs = ["x", f"{name}_roi"]
+    if scales is not None:
+        inits.append(_floats(f"{name}_scales", scales))
+        inputs.append(f"{name}_scales")
+    else:
+        inits.append(_ints(f"{name}_sizes", sizes))
+        inputs += ["", f"{name}_sizes"]
+    return helper.make_node("Resize", inputs, ["y"], mode=mode, name=name, **attrs), inits
+
+
+def _slice(name, starts, ends, axes=None, steps=None):
+    inits = [_ints(f"{name}_s", starts), _ints(f"{name}_e", ends)]
+    inputs = ["x", f"{name}_s", f"{name}_e"]
+    if axes is not None:
+        inits.append(_ints(f"{name}_a", axes))
+        inputs.append(f"{name}_a")
+    if steps is not None:
+        inits.append(_ints(f"{name}_st", steps))
+        inputs.append(f"{name}_st")
+    return helper.make_node("Slice", inputs, ["y"], name=name), inits
+
+
+def _conv_transpose(name, c_in, c_out, k, group=1, **attrs):
+    window = [k, k] if isinstance(k, int) else list(k)  # a tuple of one: 1-D
+    inits = [_init(f"{name}_w", (c_in, c_out // group, *window)), _init(f"{name}_b", (c_out,))]
+    return helper.make_node("ConvTranspose", ["x", f"{name}_w", f"{name}_b"], ["y"], name=name,
+                            group=group, **attrs), inits
+
+
+FLOAT_CASES = {
+    "transpose_nhwc": (helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1]), [], (3, 4, 5)),
+    "transpose_hw": (helper.make_node("Transpose", ["x"], ["y"], perm=[0, 1, 3, 2]), [], (3, 4, 5)),
+    "transpose_3d": (helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 1]), [], (3, 7)),
+    "slice_basic": (*_slice("s", [1, 0], [3, 4], [2, 3]), (3, 5, 6)),
+    "slice_negative_clamped": (*_slice("s", [-4, 1], [1000, -1], [-1, 1]), (3, 5, 6)),
+    "slice_steps": (*_slice("s", [0, 5, 1], [100, -100, 4], [2, 3, 1], [2, -2, 2]), (5, 5, 6)),
+    "slice_reverse": (*_slice("s", [-1], [-1000], [3], [-1]), (2, 3, 6)),
+    "slice_default_axes": (*_slice("s", [0, 1, 2], [2 ** 62, 3, 5]), (3, 5, 6)),
+    "squeeze": (helper.make_node("Squeeze", ["x", "ax"], ["y"]), [_ints("ax", [2])], (3, 1, 5)),
+    "squeeze_all": (helper.make_node("Squeeze", ["x"], ["y"]), [], (3, 1, 5, 1)),
+    "unsqueeze": (helper.make_node("Unsqueeze", ["x", "ax"], ["y"]), [_ints("ax", [2, -1])], (3, 5)),
+    "resize_nearest_2x": (*_resize("r", "nearest", scales=[1, 1, 2, 2]), (3, 4, 5)),
+    "resize_nearest_asym_floor": (*_resize("r", "nearest", scales=[1, 1, 2, 3],
+                                           coordinate_transformation_mode="asymmetric",
+                                           nearest_mode="floor"), (3, 4, 5)),
+    "resize_nearest_align_ceil": (*_resize("r", "nearest", sizes=[2, 3, 7, 9],
+                                           coordinate_transformation_mode="align_corners",
+                                           nearest_mode="ceil"), (3, 4, 5)),
+    "resize_nearest_prefer_ceil": (*_resize("r", "nearest", scales=[1, 1, 1.5, 2],
+                                            nearest_mode="round_prefer_ceil"), (3, 4, 5)),
+    "resize_nearest_down": (*_resize("r", "nearest", scales=[1, 1, 0.5, 0.6]), (3, 8, 10)),
+    "resize_nearest_1d": (*_resize("r", "nearest", scales=[1, 1, 3]), (3, 5)),
+    "resize_linear_half_pixel": (*_resize("r", "linear", scales=[1, 1, 2, 2]), (3, 4, 5)),
+    "resize_linear_align": (*_resize("r", "linear", sizes=[2, 3, 7, 3],
+                                     coordinate_transformation_mode="align_corners"), (3, 4, 5)),
+    "resize_linear_pytorch": (*_resize("r", "linear", scales=[1, 1, 0.5, 1.5],
+                                       coordinate_transformation_mode="pytorch_half_pixel"), (3, 6, 5)),
+    "resize_linear_asym": (*_resize("r", "linear", scales=[1, 1, 1.7, 2.5],
+                                    coordinate_transformation_mode="asymmetric"), (3, 4, 5)),
+    "conv_transpose": (*_conv_transpose("ct", 3, 4, 3), (3, 5, 6)),
+    "conv_transpose_stride_pads": (*_conv_transpose("ct", 4, 6, 3, strides=[2, 2], pads=[1, 0, 1, 2],
+                                                    output_padding=[1, 0]), (4, 5, 4)),
+    "conv_transpose_groups_dilations": (*_conv_transpose("ct", 4, 6, (3, 2), group=2, strides=[2, 1],
+                                                         dilations=[2, 2], pads=[0, 1, 3, 0]), (4, 5, 4)),
+    "conv_transpose_big_pads": (*_conv_transpose("ct", 2, 3, 2, strides=[3, 3], pads=[2, 2, 2, 1]), (2, 5, 5)),
+    "conv_transpose_output_shape": (*_conv_transpose("ct", 3, 2, 3, strides=[2, 2], output_shape=[10, 9]),
+                                    (3, 5, 5)),
+    "conv_transpose_1d": (*_conv_transpose("ct", 3, 4, (4,), strides=[2], pads=[1, 1]), (3, 7)),
+    "conv_1d": (helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[2, 1], strides=[2], dilations=[2]),
+                [_init("w", (4, 3, 3)), _init("b", (4,))], (3, 11)),
+    "conv_1d_groups": (helper.make_node("Conv", ["x", "w"], ["y"], group=3, pads=[1, 1]),
+                       [_init("w", (6, 1, 3))], (3, 9)),
+    "maxpool_1d": (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 1]),
+                   [], (3, 10)),
+    "avgpool_1d": (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2], strides=[2]), [], (3, 10)),
+    "maxpool_ceil": (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                                      ceil_mode=1), [], (3, 6, 8)),
+    "maxpool_ceil_pads": (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2],
+                                           pads=[1, 1, 1, 1], ceil_mode=1), [], (3, 5, 6)),
+    "avgpool_ceil": (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                                      ceil_mode=1), [], (3, 6, 8)),
+    "avgpool_ceil_include_pad": (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3],
+                                                  strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1,
+                                                  ceil_mode=1), [], (3, 6, 7)),
+    "avgpool_exclude_pad": (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3],
+                                             pads=[1, 1, 1, 1], count_include_pad=0), [], (3, 6, 7)),
+    "maxpool_1d_ceil": (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3], strides=[2],
+                                         ceil_mode=1), [], (3, 10)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT_CASES))
+def test_float_forward_matches_onnxruntime(case):
+    node, inits, in_shape = FLOAT_CASES[case]
+    model = _model([node], inits, in_shape)
+    x = RNG.standard_normal((2, *in_shape)).astype(np.float32)
+    ours = apl.load_onnx(model).forward(x)
+    ref = ort_forward(model, x)
+    assert ours.shape == ref.shape
+    assert relative_error(ours, ref) <= 1e-5
