@@ -142,3 +142,97 @@ def test_float_forward_matches_onnxruntime(case):
     ref = ort_forward(model, x)
     assert ours.shape == ref.shape
     assert relative_error(ours, ref) <= 1e-5
+
+
+# ---- small networks that use each op between quantized layers -------------------------------------
+
+def _net(middle, middle_inits, c_mid=6, in_shape=(3, 8, 8), head_k=3, c_after=None):
+    """Conv -> Relu -> ``middle`` (reads "r", writes "m") -> Conv -> y."""
+    one_d = len(in_shape) == 2
+    k1 = (3,) if one_d else (3, 3)
+    kh = (head_k,) if one_d else (head_k, head_k)
+    pads = [1, 1] if one_d else [1, 1, 1, 1]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=pads, name="conv1"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu1"),
+             *middle,
+             helper.make_node("Conv", ["m", "w2", "b2"], ["y"], name="head")]
+    inits = [_init("w1", (c_mid, in_shape[0], *k1)), _init("b1", (c_mid,)),
+             _init("w2", (5, c_after or c_mid, *kh), 0.3), _init("b2", (5,)), *middle_inits]
+    return _model(nodes, inits, in_shape)
+
+
+def _node(op, inputs, **attrs):
+    return helper.make_node(op, inputs, ["m"], name="mid", **attrs)
+
+
+NETS = {
+    "transpose": (lambda: _net([_node("Transpose", ["r"], perm=[0, 1, 3, 2])], []), 30),
+    "channel_shuffle": (lambda: _net(
+        [helper.make_node("Reshape", ["r", "s1"], ["g"], name="split_groups"),
+         helper.make_node("Transpose", ["g"], ["t"], perm=[0, 2, 1, 3, 4], name="shuffle"),
+         helper.make_node("Reshape", ["t", "s2"], ["m"], name="merge_groups")],
+        [_ints("s1", [0, 2, 3, 8, 8]), _ints("s2", [0, 6, 8, 8])]), 30),
+    "slice": (lambda: _net([_node("Slice", ["r", "st", "en", "ax", "sp"])],
+                           [_ints("st", [1, -1]), _ints("en", [5, -100]), _ints("ax", [1, 3]),
+                            _ints("sp", [1, -2])], c_after=4), 30),
+    "squeeze_unsqueeze": (lambda: _net(
+        [helper.make_node("Unsqueeze", ["r", "ax"], ["u"], name="unsq"),
+         helper.make_node("Squeeze", ["u", "ax"], ["m"], name="sq")], [_ints("ax", [2])]), 30),
+    "resize_nearest": (lambda: _net([_node("Resize", ["r", "", "sc"], mode="nearest")],
+                                    [_floats("sc", [1, 1, 2, 2])]), 20),
+    "resize_linear": (lambda: _net([_node("Resize", ["r", "", "sc"], mode="linear")],
+                                   [_floats("sc", [1, 1, 2, 2])]), 20),
+    "conv_transpose": (lambda: _net(
+        [helper.make_node("ConvTranspose", ["r", "wt", "bt"], ["ct"], strides=[2, 2], pads=[1, 1, 1, 1],
+                          output_padding=[1, 1], name="up"),
+         helper.make_node("Relu", ["ct"], ["m"], name="relu2")],
+        [_init("wt", (6, 4, 3, 3), 0.4), _init("bt", (4,))], c_after=4), 20),
+    "conv_transpose_groups": (lambda: _net(
+        [helper.make_node("ConvTranspose", ["r", "wt", "bt"], ["m"], strides=[2, 1], group=2,
+                          dilations=[1, 2], name="up")],
+        [_init("wt", (6, 2, 2, 3), 0.4), _init("bt", (4,))], c_after=4), 20),
+    "conv_transpose_1d": (lambda: _net(
+        [helper.make_node("ConvTranspose", ["r", "wt", "bt"], ["m"], strides=[2], pads=[1, 1], name="up")],
+        [_init("wt", (6, 4, 4), 0.4), _init("bt", (4,))], in_shape=(3, 16), c_after=4), 20),
+    "pools_1d": (lambda: _net(
+        [helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2], strides=[2], name="maxpool"),
+         helper.make_node("Conv", ["p", "wm", "bm"], ["c2"], pads=[1, 1], name="conv2"),
+         helper.make_node("AveragePool", ["c2"], ["m"], kernel_shape=[3], strides=[1], name="avgpool")],
+        [_init("wm", (6, 6, 3), 0.3), _init("bm", (6,))], in_shape=(3, 20)), 30),
+    "maxpool_ceil": (lambda: _net([_node("MaxPool", ["r"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
+                                  [], in_shape=(3, 9, 10)), 30),
+    "avgpool_ceil": (lambda: _net([_node("AveragePool", ["r"], kernel_shape=[3, 3], strides=[2, 2],
+                                         ceil_mode=1)], [], in_shape=(3, 9, 10)), 30),
+    "avgpool_exclude_pad": (lambda: _net([_node("AveragePool", ["r"], kernel_shape=[3, 3],
+                                                pads=[1, 1, 1, 1], count_include_pad=0)], []), 30),
+}
+ISLANDS = {"resize_linear": "mid", "avgpool_ceil": "mid", "avgpool_exclude_pad": "mid"}
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """Per net: the model, calibration data and the float forward (checked against onnxruntime)."""
+    built = {}
+    for name, (make, _) in NETS.items():
+        model = make()
+        in_shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]]
+        x = RNG.standard_normal((32, *in_shape)).astype(np.float32)
+        float_out = apl.load_onnx(model).forward(x)
+        assert relative_error(float_out, ort_forward(model, x)) <= 1e-5, name
+        built[name] = (model, x, float_out)
+    return built
+
+
+@pytest.mark.parametrize("channel_wise", [False, True], ids=["per_tensor", "channel_wise"])
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_quantized_net_is_close_to_float_and_exports(name, channel_wise, nets, tmp_path):
+    model, x, float_out = nets[name]
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, calibration_set=x, nb_bits=8, channel_wise=channel_wise)
+    report = apl.quantizability_report(g)
+    assert report.islands == ([ISLANDS[name]] if name in ISLANDS else []), report.text()
+    ours = g.forward(x)
+    assert _sqnr(ours, float_out) > NETS[name][1]
+    path = tmp_path / f"{name}.onnx"
+    apl.export_onnx(g, path)
+    assert _sqnr(ort_forward(str(path), x), ours) > 30

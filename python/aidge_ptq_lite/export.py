@@ -42,7 +42,9 @@ class _Exporter:
 
     def const(self, name, array):
         name = f"c{len(self.inits)}"  # short names: see add()
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        array = np.asarray(array)  # a scalar stays 0-D (ascontiguousarray makes it (1,), which
+        array = np.ascontiguousarray(array) if array.ndim else array  # QLinearAveragePool refuses)
+        self.inits.append(numpy_helper.from_array(array, name))
         return name
 
     def add(self, op, inputs, output, **attrs):
