@@ -236,3 +236,105 @@ def test_quantized_net_is_close_to_float_and_exports(name, channel_wise, nets, t
     path = tmp_path / f"{name}.onnx"
     apl.export_onnx(g, path)
     assert _sqnr(ort_forward(str(path), x), ours) > 30
+
+
+def test_no_quant_equals_float_through_every_net(nets):
+    for name, (model, x, float_out) in nets.items():
+        g = apl.load_onnx(model)
+        apl.quantize_network(g, calibration_set=x, nb_bits=8, no_quant=True)
+        assert relative_error(g.forward(x), float_out) <= 1e-4, name
+
+
+@pytest.mark.parametrize("name", ["transpose", "slice", "resize_nearest", "conv_transpose_groups", "pools_1d"])
+def test_unsigned_codes_and_single_shift_through_the_op(name, nets, tmp_path):
+    model, x, float_out = nets[name]
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, calibration_set=x, nb_bits=8, optimize_signs=True, single_shift=True)
+    ours = g.forward(x)
+    assert _sqnr(ours, float_out) > NETS[name][1]
+    assert _sqnr(ort_forward(apl.export_onnx(g, None), x), ours) > 30
+
+
+@pytest.mark.parametrize("name", ["conv_transpose", "pools_1d", "resize_linear"])
+def test_integers_identical_at_every_simd_level(name, nets):
+    model, x, _ = nets[name]
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, calibration_set=x, nb_bits=8, channel_wise=True)
+    levels = ["scalar", "avx2", "avx512"]
+    detected = levels.index(apl.detected_simd_level())
+    outputs = []
+    try:
+        for level in levels[:detected + 1]:
+            apl.set_simd_level(level)
+            outputs.append(g.forward(x, dequantize=False))
+    finally:
+        apl.set_simd_level(levels[detected])
+    if detected == 0:
+        pytest.skip("this CPU has no AVX2: only the scalar level ran")
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(other, outputs[0])
+
+
+BAD = [
+    ("Transpose", dict(perm=[0, 1, 1, 2]), [], (3, 4, 5), "not a permutation"),
+    ("Transpose", dict(perm=[0, 1, 2]), [], (3, 4, 5), "not a permutation"),
+    ("Transpose", dict(perm=[1, 0, 2, 3]), [], (3, 4, 5), "batch axis"),
+    ("Slice", {}, [[0], [2], [2], [0]], (3, 4, 5), "step must be non-zero"),
+    ("Slice", {}, [[0], [1], [0]], (3, 4, 5), "batch axis"),
+    ("Slice", {}, [[3], [1], [2]], (3, 4, 5), "is empty"),
+    ("Squeeze", {}, [[1]], (3, 4, 5), "not 1"),
+    ("Unsqueeze", {}, [[0]], (3, 4, 5), "batch axis"),
+    ("Resize", dict(mode="cubic"), [None, [1.0, 1, 2, 2]], (3, 4, 5), "mode 'cubic'"),
+    ("Resize", {}, [None, [1.0, 2, 2, 2]], (3, 4, 5), "channel axis"),
+    ("Resize", dict(coordinate_transformation_mode="tf_crop_and_resize"), [None, [1.0, 1, 2, 2]], (3, 4, 5),
+     "tf_crop_and_resize"),
+    ("MaxPool", dict(kernel_shape=[2, 2]), [], (3, 10), "kernel_shape"),
+]
+
+
+@pytest.mark.parametrize("op,attrs,const_inputs,in_shape,message", BAD,
+                         ids=[f"{b[0]}-{b[4].split()[0]}" for b in BAD])
+def test_bad_attributes_name_the_node(op, attrs, const_inputs, in_shape, message):
+    inits, inputs = [], ["x"]
+    for i, values in enumerate(const_inputs):
+        if values is None:
+            inputs.append("")
+            continue
+        maker = _floats if isinstance(values[0], float) else _ints
+        inits.append(maker(f"k{i}", values))
+        inputs.append(f"k{i}")
+    model = _model([helper.make_node(op, inputs, ["y"], name="bad_node", **attrs)], inits, in_shape)
+    with pytest.raises((apl.ShapeError, apl.UnsupportedOpError)) as err:
+        apl.load_onnx(model)
+    assert "bad_node" in str(err.value) and message in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("attrs,message", [
+    (dict(auto_pad="SAME_UPPER"), "auto_pad"),
+    (dict(strides=[2, 2], output_padding=[2, 0]), "output_padding"),
+    (dict(group=2), "do not fit"),
+])
+def test_bad_conv_transpose_names_the_node(attrs, message):
+    node, inits = _conv_transpose("bad_up", 3, 4, 3)
+    for k, v in attrs.items():
+        node.attribute.append(helper.make_attribute(k, v))
+    with pytest.raises((apl.ShapeError, apl.UnsupportedOpError, ValueError)) as err:
+        apl.load_onnx(_model([node], inits, (3, 5, 5)))
+    assert "bad_up" in str(err.value) and message in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("name,node,message", [
+    ("transpose", "mid", "moves data"), ("slice", "mid", "moves data"),
+    ("resize_nearest", "mid", "Resize"), ("resize_linear", "mid", "float island"),
+    ("conv_transpose", "up", "ConvTranspose"), ("pools_1d", "conv1", "1-D"),
+    ("maxpool_ceil", "mid", "ceil_mode"), ("avgpool_ceil", "mid", "float island"),
+    ("avgpool_exclude_pad", "mid", "float island"),
+])
+def test_export_c_refuses_what_it_does_not_implement(name, node, message, nets, tmp_path):
+    model, x, _ = nets[name]
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, calibration_set=x, nb_bits=8)
+    with pytest.raises(NotImplementedError) as err:
+        apl.export_c(g, tmp_path / "c")
+    assert f"'{node}'" in str(err.value) and message in str(err.value), str(err.value)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
