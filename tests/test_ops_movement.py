@@ -338,3 +338,64 @@ def test_export_c_refuses_what_it_does_not_implement(name, node, message, nets, 
         apl.export_c(g, tmp_path / "c")
     assert f"'{node}'" in str(err.value) and message in str(err.value), str(err.value)
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+# ---- the ops together, as the models that need them use them ---------------------------------------
+
+def _keyword_spotting_net():
+    """1-D: Conv -> Relu -> MaxPool -> Conv (depthwise) -> Relu -> GlobalAveragePool -> Flatten -> Gemm."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[2, 2], strides=[2], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[3], strides=[2], ceil_mode=1, name="pool1"),
+             helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1], group=8, name="dw"),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc")]
+    inits = [_init("w1", (8, 2, 5)), _init("b1", (8,)), _init("w2", (8, 1, 3)), _init("b2", (8,)),
+             _init("fw", (4, 8), 1.0), _init("fb", (4,))]
+    return _model(nodes, inits, (2, 40))
+
+
+def _unet():
+    """Conv -> Relu -> MaxPool -> Conv -> Relu -> ConvTranspose -> BatchNorm -> Relu, Concat with
+    the skip, Resize (nearest) of a 1x1 branch added in, -> Conv."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="enc1"),
+             helper.make_node("Relu", ["c1"], ["s"], name="relu1"),
+             helper.make_node("MaxPool", ["s"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="down"),
+             helper.make_node("Conv", ["p", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], name="enc2"),
+             helper.make_node("Relu", ["c2"], ["e"], name="relu2"),
+             helper.make_node("ConvTranspose", ["e", "wt", "bt"], ["u"], strides=[2, 2], kernel_shape=[2, 2],
+                              name="up"),
+             helper.make_node("BatchNormalization", ["u", "bn_s", "bn_b", "bn_m", "bn_v"], ["ub"], name="up_bn"),
+             helper.make_node("Relu", ["ub"], ["ur"], name="relu3"),
+             helper.make_node("Conv", ["e", "w3", "b3"], ["side"], name="side"),
+             helper.make_node("Resize", ["side", "", "sc"], ["side_up"], mode="nearest", name="side_up"),
+             helper.make_node("Add", ["ur", "side_up"], ["sum"], name="add"),
+             helper.make_node("Concat", ["sum", "s"], ["cat"], axis=1, name="cat"),
+             helper.make_node("Conv", ["cat", "w4", "b4"], ["y"], pads=[1, 1, 1, 1], name="head")]
+    inits = [_init("w1", (4, 3, 3, 3)), _init("b1", (4,)), _init("w2", (8, 4, 3, 3), 0.3), _init("b2", (8,)),
+             _init("wt", (8, 4, 2, 2), 0.4), _init("bt", (4,)),
+             numpy_helper.from_array(RNG.uniform(0.5, 1.5, 4).astype(np.float32), "bn_s"), _init("bn_b", (4,)),
+             _init("bn_m", (4,), 0.1), numpy_helper.from_array(RNG.uniform(0.5, 2, 4).astype(np.float32), "bn_v"),
+             _init("w3", (4, 8, 1, 1)), _init("b3", (4,)), _floats("sc", [1, 1, 2, 2]),
+             _init("w4", (3, 8, 3, 3), 0.3), _init("b4", (3,))]
+    return _model(nodes, inits, (3, 8, 8))
+
+
+@pytest.mark.parametrize("options", [dict(), dict(channel_wise=True), dict(cross_layer_equalization=True),
+                                     dict(channel_wise=True, optimize_signs=True, clipping_mode="MSE")],
+                         ids=["per_tensor", "channel_wise", "cle", "channel_signs_mse"])
+@pytest.mark.parametrize("make", [_keyword_spotting_net, _unet], ids=["kws_1d", "unet"])
+def test_models_quantize_and_export(make, options):
+    model = make()
+    in_shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]]
+    x = RNG.standard_normal((64, *in_shape)).astype(np.float32)
+    g = apl.load_onnx(model)
+    float_out = g.forward(x)
+    assert relative_error(float_out, ort_forward(model, x)) <= 1e-5
+    apl.quantize_network(g, calibration_set=x, nb_bits=8, **options)
+    assert apl.quantizability_report(g).islands == []
+    ours = g.forward(x)
+    assert _sqnr(ours, float_out) > (30 if make is _keyword_spotting_net else 20)  # unet: ConvTranspose, Resize
+    assert _sqnr(ort_forward(apl.export_onnx(g, None), x), ours) > 30

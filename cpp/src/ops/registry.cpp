@@ -23,7 +23,7 @@ int64_t pool_window(const Graph&, const Node& n) {
 }
 int64_t global_pool_window(const Graph& g, const Node& n) {
   const Shape& in = g.node(n.inputs[0]).shape;
-  return in[1] * in[2];
+  return shape_numel(in) / in[0];  // H * W, or L
 }
 
 std::string blocked_by_constant_operand(const Node& n) {

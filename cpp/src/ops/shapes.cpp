@@ -252,8 +252,8 @@ Shape batchnorm(const Node& n, const std::vector<Shape>& in) {
 }
 
 Shape global_pool(const Node& n, const std::vector<Shape>& in) {
-  if (in[0].size() != 3) shape_fail(n, "expects a 4-D input");
-  return {in[0][0], 1, 1};
+  if (in[0].size() != 3 && in[0].size() != 2) shape_fail(n, "expects a 4-D input (N, C, H, W) or a 3-D one (N, C, L)");
+  return in[0].size() == 2 ? Shape{in[0][0], 1} : Shape{in[0][0], 1, 1};
 }
 
 Shape gemm(const Node& n, const std::vector<Shape>& in) {

@@ -55,7 +55,7 @@ std::optional<LayerPair> pair_starting_at(const Graph& g, const Node& first) {
     // Ops f with f(s * x) = s * f(x) for s > 0 that keep channel c of their input in channel c.
     if (!next.satisfies(&OpTraits::homogeneous)) return std::nullopt;
     const Shape& in = g.node(tensor).shape;
-    if (next.shape.size() == 1 && in.size() == 3)  // flattened: channel c is H*W features
+    if (next.shape.size() == 1 && in.size() >= 2)  // flattened: channel c is H*W (or L) features
       features_per_channel *= shape_numel(in) / in.at(0);
     tensor = next.name;
   }

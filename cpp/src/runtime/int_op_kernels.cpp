@@ -219,7 +219,7 @@ class IntPoolKernel : public NodeKernel {
  private:
   template <class T, class Acc> void sum(const Tensor& x, Tensor& y) const {
     if (mode_ == Mode::GlobalSum)
-      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.dim(2) * x.dim(3), x.data<T>(), y.data<Acc>());
+      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.numel() / (x.dim(0) * x.dim(1)), x.data<T>(), y.data<Acc>());
     else
       sumpool2d_int<T, Acc>(shape_, x.dim(0), x.data<T>(), y.data<Acc>());
   }
