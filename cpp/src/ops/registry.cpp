@@ -17,12 +17,13 @@ bool pads_with_non_negative(const Node& n) { return n.attr_float("value", 0.f) >
 bool clip_min_non_negative(const Node& n) { return n.attr_float("min", -1.f) >= 0.f; }
 
 int64_t pool_window(const Graph&, const Node& n) {
-  const auto k = n.attr_ints("kernel_shape");
-  return k[0] * k[1];
+  int64_t window = 1;
+  for (int64_t k : n.attr_ints("kernel_shape")) window *= k;  // 2-D, or 1-D (H = 1)
+  return window;
 }
 int64_t global_pool_window(const Graph& g, const Node& n) {
   const Shape& in = g.node(n.inputs[0]).shape;
-  return in[1] * in[2];
+  return shape_numel(in) / in[0];  // H * W, or L
 }
 
 std::string blocked_by_constant_operand(const Node& n) {
@@ -33,11 +34,19 @@ std::string blocked_batchnorm(const Node& n) {
   return n.shape.size() == 3 ? "" : "BatchNormalization that follows no Conv/Gemm on a non-4-D tensor";
 }
 std::string blocked_avgpool(const Node& n) {
+  // The Scaling node after the window sum divides by the whole window: a varying count is float.
+  if (n.attr_int("ceil_mode", 0) != 0) return "average pooling with ceil_mode=1 (partial windows at the end)";
   if (n.attr_int("count_include_pad", 0) != 0) return "";
   for (int64_t p : n.attr_ints("pads", {0, 0, 0, 0}))
     if (p != 0) return "average pooling with padding excluded from the count";
   return "";
 }
+// ---- data movement and geometry ----
+bool resize_nearest(const Node& n) { return n.attr_string("mode", "nearest") == "nearest"; }
+std::string blocked_resize(const Node& n) {
+  return resize_nearest(n) ? "" : "linear resize (interpolates between codes)";
+}
+// ---- end of data movement and geometry ----
 std::string blocked_pad(const Node& n) { return pads_with_zero(n) ? "" : "padding with a non-zero value"; }
 
 // A row under construction: chained setters keep each row one readable statement.
@@ -66,6 +75,7 @@ struct Row : OpTraits {
   Row&& codes_kept() && { keeps_codes = true; return std::move(*this); }
   Row&& is_view() && { view = keeps_codes = true; return std::move(*this); }
   Row&& removed() && { removed_by_prepare = true; export_rule = ExportRule::None; return std::move(*this); }
+  Row&& weights_transposed() && { transposed_weights = true; return std::move(*this); }
   Row&& folded() && { folds_into_affine = true; export_rule = ExportRule::None; return std::move(*this); }
   Row&& no_integer_form() && { float_only = true; return std::move(*this); }
   Row&& is_elementwise() && { elementwise = true; return std::move(*this); }
@@ -147,7 +157,24 @@ std::vector<OpTraits> make_rows() {
                      .pointwise(kernels::sigmoid_f32, nullptr));
   rows.push_back(Row(K::Tanh, "Tanh", shapes::same).no_integer_form().pointwise(kernels::tanh_f32, nullptr));
   // ---- data movement and geometry ----
-
+  // Copies of any dtype, codes unchanged (Squeeze / Unsqueeze are views of the same storage).
+  rows.push_back(Row(K::Transpose, "Transpose", shapes::transpose).is_view().unsigned_if_input()
+                     .kernels(fk::transpose, fk::transpose));
+  rows.push_back(Row(K::Slice, "Slice", shapes::slice)
+                     .attributes_from({{1, "starts"}, {2, "ends"}, {3, "axes"}, {4, "steps"}}).is_view()
+                     .unsigned_if_input().kernels(fk::slice, fk::slice));
+  rows.push_back(Row(K::Squeeze, "Squeeze", shapes::squeeze).attributes_from({{1, "axes"}}).is_view()
+                     .unsigned_if_input().kernels(fk::view, fk::view));
+  rows.push_back(Row(K::Unsqueeze, "Unsqueeze", shapes::unsqueeze).attributes_from({{1, "axes"}}).is_view()
+                     .unsigned_if_input().kernels(fk::view, fk::view));
+  // Nearest copies codes; linear interpolates, a float island.
+  rows.push_back(Row(K::Resize, "Resize", shapes::resize)
+                     .attributes_from({{1, "roi"}, {2, "scales"}, {3, "sizes"}}).codes_kept()
+                     .homogeneous_if(resize_nearest).unsigned_if_input().blocked(blocked_resize)
+                     .kernels(fk::resize, fk::resize));
+  // Affine like Conv: weights held as a flipped Conv's, integer GEMM, Scaling node after.
+  rows.push_back(Row(K::ConvTranspose, "ConvTranspose", shapes::conv_transpose).params_from({1, 2})
+                     .is_affine().weights_transposed().kernels(fk::conv_transpose, ik::conv_transpose));
   // ---- end of data movement and geometry ----
   // ---- element-wise, reductions and per-channel affine ops ----
 

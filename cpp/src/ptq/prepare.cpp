@@ -97,7 +97,7 @@ void prepare_network(Graph& g) {
       g.replace(name, gemm);
     } else if (n.is(OpKind::Gemm)) {
       canonicalize_gemm(n);
-    } else if (n.is(OpKind::Conv)) {
+    } else if (n.is(OpKind::Conv) || n.is(OpKind::ConvTranspose)) {
       ensure_conv_bias(n);
     }
   }
