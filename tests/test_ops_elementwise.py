@@ -239,6 +239,23 @@ def test_net_quantizes_close_to_float_and_exports(name, channel_wise, data):
     assert _sqnr(ort_forward(exported, data), y) > 30
 
 
+@pytest.mark.parametrize("options", [dict(nb_bits=12), dict(optimize_signs=True),
+                                     dict(single_shift=True, channel_wise=True)],
+                         ids=["12_bits", "unsigned", "single_shift"])
+@pytest.mark.parametrize("name", NETS)
+def test_net_at_other_settings(name, options, data):
+    """Wide codes (int32 codes, int64 accumulators: Sum, PRelu and the broadcasting binaries at
+    12 bits), unsigned codes (HardSigmoid's output is never negative) and single shift."""
+    make, islands = NETS[name]
+    g = apl.load_onnx(make())
+    float_out = g.forward(data)
+    apl.quantize_network(g, data, **options)
+    y = g.forward(data)
+    assert _sqnr(y, float_out) > (45 if options.get("nb_bits") == 12 else 25 if islands else 30)
+    if options.get("optimize_signs") and name == "se":
+        assert g.node(g.consumers("gate")[0]).quant["unsigned"]
+
+
 def test_no_quant_equals_float(data):
     for make, _ in NETS.values():
         g = apl.load_onnx(make())
