@@ -41,6 +41,8 @@ enum class OpKind : uint8_t {
 
   // End of data movement.
   // Element-wise, reductions and per-channel affine ops.
+  Sum, PRelu, HardSigmoid, HardSwish, Elu, Selu, Softplus, Erf, Exp, Log, Sqrt, Neg, Abs, Reciprocal,
+  LogSoftmax, LRN, ReduceMean, ReduceMax, ReduceSum, Div, Pow, Max, Min,
 
   // End of element-wise.
   Count

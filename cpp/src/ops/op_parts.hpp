@@ -60,4 +60,22 @@ KernelFn affine, scaling, relu, piecewise, maxpool, avgpool, global_avgpool, bin
     conv_transpose;  // data movement and geometry (Transpose, Slice, Resize use the float one)
 }  // namespace integer_kernels
 
+// ---- element-wise, reductions and per-channel ops (runtime/elementwise_op_kernels.cpp) ----
+namespace shapes {
+ShapeFnType variadic,  // Sum: numpy broadcasting of every input
+    prelu,             // the slope broadcasts to the input
+    reduce,            // Reduce*: attribute axes (never the batch), keepdims
+    lrn;
+}  // namespace shapes
+namespace float_kernels {
+KernelFn sum, prelu, hard_sigmoid, elu, selu, log_softmax, lrn, reduce_mean, reduce_max, reduce_sum, div,
+    pow, max, min;
+}  // namespace float_kernels
+namespace integer_kernels {
+KernelFn sum, prelu;
+}  // namespace integer_kernels
+// Which axes of a full-rank (batch first) tensor a Reduce* node reduces.
+std::vector<bool> reduced_axes(const Node& n, size_t rank);
+// ---- end of element-wise ----
+
 }  // namespace apl

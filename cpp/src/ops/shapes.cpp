@@ -684,3 +684,54 @@ Shape conv_transpose(const Node& n, const std::vector<Shape>& in) {
 
 }  // namespace shapes
 }  // namespace apl
+
+// ---- element-wise, reductions and per-channel ops ----
+namespace apl::shapes {
+
+Shape variadic(const Node& n, const std::vector<Shape>& in) {
+  Shape out = with_batch(in[0]);
+  for (size_t i = 1; i < in.size(); ++i) {
+    if (in[i].size() != in[0].size()) shape_fail(n, "inputs of different rank");
+    out = broadcast(n, out, with_batch(in[i]));
+  }
+  return Shape(out.begin() + 1, out.end());
+}
+
+Shape prelu(const Node& n, const std::vector<Shape>& in) {
+  if (n.params.size() != 1) shape_fail(n, "the slope (input 1) must be a constant");
+  const Shape x = with_batch(in[0]), slope = n.params[0].shape();
+  if (slope.size() > x.size() || broadcast(n, x, slope) != x)
+    shape_fail(n, "slope of shape " + shape_str(slope) + " does not broadcast to the input (N, " +
+                      shape_str(in[0]).substr(1));
+  if (slope.size() == x.size() && slope[0] != 1) shape_fail(n, "slope spans the batch axis");
+  return in[0];
+}
+
+Shape reduce(const Node& n, const std::vector<Shape>& in) {
+  require_ints(n, {"axes"});
+  const int64_t rank = static_cast<int64_t>(in[0].size()) + 1;
+  const auto axes = n.attr_ints("axes", {});
+  if (axes.empty())
+    throw UnsupportedError(n.label() + ": no axes (a reduction over every axis, the batch too); give the axes");
+  std::vector<bool> reduced(rank, false);
+  for (int64_t a : axes) {
+    const int64_t axis = normalise_axis(n, a, rank);
+    if (axis == 0) throw UnsupportedError(n.label() + ": reduction over the batch axis");
+    if (reduced[axis]) shape_fail(n, "axis " + std::to_string(a) + " given twice");
+    reduced[axis] = true;
+  }
+  const bool keep = n.attr_int("keepdims", 1) != 0;
+  Shape out;
+  for (int64_t d = 1; d < rank; ++d)
+    if (!reduced[d]) out.push_back(in[0][d - 1]);
+    else if (keep) out.push_back(1);
+  return out;
+}
+
+Shape lrn(const Node& n, const std::vector<Shape>& in) {
+  if (in[0].size() < 2) shape_fail(n, "expects an input (N, C, ...) of rank 3 or more");
+  if (n.attr_int("size", 0) < 1) shape_fail(n, "size must be a positive number of channels");
+  return in[0];
+}
+
+}  // namespace apl::shapes

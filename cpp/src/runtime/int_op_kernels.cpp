@@ -228,6 +228,8 @@ class IntPoolKernel : public NodeKernel {
   Pool2dShape shape_;
 };
 
+// Add / Sub / Mul of two activations, numpy broadcasting between them (the squeeze-excite gate
+// multiplies (N, C, H, W) codes by (N, C, 1, 1) ones).
 class IntBinaryKernel : public NodeKernel {
  public:
   IntBinaryKernel(const Graph& g, const Node& n) : NodeKernel(n), acc_(acc_dtype(g)) {
@@ -237,27 +239,32 @@ class IntBinaryKernel : public NodeKernel {
       case OpKind::Mul: op_ = IntBinaryOp::Mul; break;
       default: throw Error(n.label() + " is not an element-wise binary op");
     }
-    if (g.node(n.inputs[0]).shape != n.shape || g.node(n.inputs[1]).shape != n.shape)
-      throw UnsupportedError(n.label() + ": broadcasting between two activations is not supported in integers");
+    if (n.inputs.size() != 2)
+      throw UnsupportedError(n.label() + ": a constant operand has no integer form (prepare_network folds "
+                             "per-channel ones; others run as a float island)");
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
     const Tensor &a = *in[0], &b = *in[1];
     Tensor y = make_output(a, acc_);
-    const int64_t n = y.numel();
     if (acc_ == DType::I64) {
-      binary_int<int32_t, int32_t, int64_t>(op_, n, a.data<int32_t>(), b.data<int32_t>(), y.data<int64_t>());
+      apply<int32_t, int32_t, int64_t>(a, b, y);
       return y;
     }
-    int32_t* out = y.data<int32_t>();
     const bool au = a.dtype() == DType::U8, bu = b.dtype() == DType::U8;
-    if (!au && !bu) binary_int<int8_t, int8_t, int32_t>(op_, n, a.data<int8_t>(), b.data<int8_t>(), out);
-    else if (au && bu) binary_int<uint8_t, uint8_t, int32_t>(op_, n, a.data<uint8_t>(), b.data<uint8_t>(), out);
-    else if (au) binary_int<uint8_t, int8_t, int32_t>(op_, n, a.data<uint8_t>(), b.data<int8_t>(), out);
-    else binary_int<int8_t, uint8_t, int32_t>(op_, n, a.data<int8_t>(), b.data<uint8_t>(), out);
+    if (!au && !bu) apply<int8_t, int8_t, int32_t>(a, b, y);
+    else if (au && bu) apply<uint8_t, uint8_t, int32_t>(a, b, y);
+    else if (au) apply<uint8_t, int8_t, int32_t>(a, b, y);
+    else apply<int8_t, uint8_t, int32_t>(a, b, y);
     return y;
   }
 
  private:
+  template <class A, class B, class Acc> void apply(const Tensor& a, const Tensor& b, Tensor& y) const {
+    if (a.shape() == y.shape() && b.shape() == y.shape())
+      binary_int<A, B, Acc>(op_, y.numel(), a.data<A>(), b.data<B>(), y.data<Acc>());
+    else
+      binary_int<A, B, Acc>(op_, a.shape(), a.data<A>(), b.shape(), b.data<B>(), y.shape(), y.data<Acc>());
+  }
   IntBinaryOp op_;
   DType acc_;
 };
