@@ -23,11 +23,21 @@ CONFIGS = {
     # unsigned codes (uint8 kernels), single shift at 4 bits, MSE clipping
     "4bit-signs-shift": dict(nb_bits=4, channel_wise=True, optimize_signs=True, single_shift=True,
                              clipping_mode="MSE"),
+    # above 8 bits: int32 codes, int64 accumulators, 128-bit requantization products
+    "16bit-tensor": dict(nb_bits=16),
+    "12bit-signs-shift": dict(nb_bits=12, channel_wise=True, optimize_signs=True, single_shift=True),
+    # the narrowest codes: 2 bits is [-1, 1]
+    "2bit-channel-mse": dict(nb_bits=2, channel_wise=True, clipping_mode="MSE"),
+    "3bit-signs": dict(nb_bits=3, channel_wise=True, clipping_mode="MSE", optimize_signs=True),
 }
 # (model, config) pairs: every zoo model in the three main configurations, the fast models in the
 # unsigned one (keeps the module under a minute).
 CASES = [(m, c) for c in list(CONFIGS)[:3] for m in zoo.ZOO_MODELS] + \
-        [(m, "4bit-signs-shift") for m in ("lenet", "branchnet")]
+        [(m, "4bit-signs-shift") for m in ("lenet", "branchnet")] + \
+        [("lenet", "16bit-tensor"), ("branchnet", "12bit-signs-shift"), ("lenet", "2bit-channel-mse"),
+         ("branchnet", "3bit-signs")]
+# the deeper models above 8 bits (slower: int64 accumulators in scalar C)
+SLOW_CASES = [("resnet", "16bit-tensor"), ("mobilenet", "12bit-signs-shift")]
 NETWORK_SOURCES = ("network.c", "network.h", "network_weights.c", "network_weights.h",
                    "apl_kernels.c", "apl_kernels.h")
 N_TEST = 64
@@ -89,6 +99,72 @@ def test_bit_exact_with_executor(builds, data, model, config, tmp_path):
     assert got.size == ref.size
     mismatch = int(np.sum(got != ref))
     assert np.array_equal(got, ref), f"{model}/{config}: {mismatch} of {ref.size} outputs differ"
+
+
+@needs_gcc
+@pytest.mark.slow
+@pytest.mark.parametrize("model,config", SLOW_CASES)
+def test_bit_exact_with_executor_wide_deep(builds, data, model, config, tmp_path):
+    test_bit_exact_with_executor(builds, data, model, config, tmp_path)
+
+
+REQUANT_WIDE_MAIN = r"""
+#include <stdio.h>
+#include <inttypes.h>
+#include "apl_kernels.h"
+int main(void) {
+  long long acc; int m, s, lo, hi;
+  while (scanf("%lld %d %d %d %d", &acc, &m, &s, &lo, &hi) == 5)
+    printf("%d\n", (int)apl_requant_wide((int64_t)acc, m, s, lo, hi));
+  return 0;
+}
+"""
+
+
+def requant_wide_oracle(acc, m, s, lo, hi):
+    """requantize_one_wide (requantize.hpp) in Python's exact integers."""
+    v = acc * m
+    if s > 0:
+        v = (v + (1 << (s - 1))) >> s
+    return min(max(v, lo), hi)
+
+
+@needs_gcc
+def test_wide_requantization_is_exact_in_128_bits(tmp_path):
+    """The C99 two-word 128-bit product, rounding and shift against exact integers, on the edges
+    (INT64_MIN, products past 2^63, every shift 0..62, ties) and random draws."""
+    from aidge_ptq_lite import _c_kernels
+    (tmp_path / "apl_kernels.h").write_text(_c_kernels.KERNELS_H)
+    (tmp_path / "apl_kernels.c").write_text(_c_kernels.KERNELS_C)
+    (tmp_path / "t.c").write_text(REQUANT_WIDE_MAIN)
+    binary = str(tmp_path / "t")
+    r = subprocess.run([GCC, *GCC_FLAGS, "-o", binary, str(tmp_path / "t.c"), str(tmp_path / "apl_kernels.c")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[:4000]
+    rng = np.random.default_rng(3)
+    cases = []
+    lo32, hi32 = -(2 ** 31), 2 ** 31 - 1
+    for acc in (0, 1, -1, 2 ** 63 - 1, -(2 ** 63), -(2 ** 63) + 1, 2 ** 40 + 12345, -(2 ** 40) - 12345):
+        for m in (0, 1, 2 ** 30, 2 ** 31 - 1, 1137402240):
+            for s in (0, 1, 31, 43, 62):
+                cases.append((acc, m, s, lo32, hi32))
+                cases.append((acc, m, s, -32767, 32767))
+    for _ in range(3000):
+        s = int(rng.integers(0, 63))
+        m = int(rng.integers(0, 2 ** 31))
+        acc = int(rng.integers(-(2 ** 62), 2 ** 62)) >> int(rng.integers(0, 62))
+        cases.append((acc, m, s, -32767, 32767))
+        # near a rounding tie: acc * m = k * 2^s + 2^(s-1) (+-1)
+        if s > 0 and m > 0:
+            k = int(rng.integers(-1000, 1000))
+            target = k * 2 ** s + 2 ** (s - 1) + int(rng.integers(-1, 2))
+            cases.append((max(-(2 ** 63), min(2 ** 63 - 1, target // m)), m, s, lo32, hi32))
+    text = "".join(f"{a} {m} {s} {lo} {hi}\n" for a, m, s, lo, hi in cases)
+    out = subprocess.run([binary], input=text, capture_output=True, text=True, check=True).stdout.split()
+    got = [int(v) for v in out]
+    want = [requant_wide_oracle(*c) for c in cases]
+    bad = [(c, g_, w) for c, g_, w in zip(cases, got, want) if g_ != w]
+    assert len(got) == len(cases) and not bad, bad[:5]
 
 
 @needs_gcc
@@ -203,14 +279,10 @@ def test_refuses_float_kept_node(data, tmp_path):
         apl.export_c(g, tmp_path / "c")
 
 
-def test_refuses_unquantized_wide_and_bad_names(data, tmp_path):
+def test_refuses_unquantized_and_bad_names(data, tmp_path):
     g = apl.load_onnx(zoo.model_path("lenet"))
     with pytest.raises(ValueError, match="quantized"):
         apl.export_c(g, tmp_path / "a")
-    g16 = g.clone()
-    apl.quantize_network(g16, data[0], nb_bits=12)
-    with pytest.raises(NotImplementedError, match="12 bits"):
-        apl.export_c(g16, tmp_path / "b")
     apl.quantize_network(g, data[0])
     with pytest.raises(ValueError, match="identifier"):
         apl.export_c(g, tmp_path / "c", name="my-net")
@@ -225,11 +297,34 @@ def test_refuses_unquantized_wide_and_bad_names(data, tmp_path):
 ARM_GCC, QEMU_ARM = shutil.which("arm-linux-gnueabihf-gcc"), shutil.which("qemu-arm")
 
 
-@pytest.mark.skipif(ARM_GCC is None or QEMU_ARM is None,
-                    reason="32-bit ARM check needs Debian's gcc-arm-linux-gnueabihf and qemu-user")
+def arm_toolchain_missing():
+    """Why the 32-bit ARM checks cannot run here, or None."""
+    if ARM_GCC is None or QEMU_ARM is None:
+        return "32-bit ARM check needs Debian's gcc-arm-linux-gnueabihf and qemu-user"
+    if not hasattr(arm_toolchain_missing, "probe"):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "probe.c")
+            with open(src, "w") as fh:
+                fh.write("#include <stdint.h>\n#include <stdio.h>\nint main(void) { return (int)sizeof(int64_t) - 8; }\n")
+            r = subprocess.run([ARM_GCC, "-static", "-o", os.path.join(d, "probe"), src, "-lm"],
+                               capture_output=True, text=True)
+        arm_toolchain_missing.probe = None if r.returncode == 0 else (
+            "arm-linux-gnueabihf-gcc cannot build a static C program (libc headers missing: install "
+            f"libc6-dev-armhf-cross, a Recommends of gcc-arm-linux-gnueabihf): {r.stderr.strip()[:200]}")
+    return arm_toolchain_missing.probe
+
+
+def skip_without_arm():
+    reason = arm_toolchain_missing()
+    if reason:
+        pytest.skip(reason)
+
 @pytest.mark.parametrize("model,config", [("lenet", "8bit-tensor"), ("lenet", "4bit-channel"),
-                                          ("lenet", "8bit-single-shift"), ("branchnet", "4bit-signs-shift")])
+                                          ("lenet", "8bit-single-shift"), ("branchnet", "4bit-signs-shift"),
+                                          ("lenet", "16bit-tensor"), ("lenet", "2bit-channel-mse")])
 def test_bit_exact_on_32bit_arm(builds, data, model, config, tmp_path):
+    skip_without_arm()
     entry = builds.get(model, config, compile=False)
     d = entry["dir"]
     binary = str(tmp_path / "net_arm")
@@ -280,7 +375,7 @@ def op_zoo_model(tail_relu=False):
 
 @needs_gcc
 @pytest.mark.parametrize("tail_relu", [False, True], ids=["accumulator-out", "codes-out"])
-@pytest.mark.parametrize("config", ["8bit-tensor", "4bit-signs-shift"])
+@pytest.mark.parametrize("config", ["8bit-tensor", "4bit-signs-shift", "16bit-tensor", "12bit-signs-shift"])
 def test_bit_exact_on_every_other_op(tmp_path, config, tail_relu):
     rng = np.random.default_rng(1)
     g = apl.load_onnx(op_zoo_model(tail_relu))
@@ -297,7 +392,8 @@ def test_bit_exact_on_every_other_op(tmp_path, config, tail_relu):
     ref = g.forward(x, dequantize=False)
     assert info["output_dtype"] == ref.dtype.name
     if tail_relu:
-        assert ref.dtype != np.int32  # n-bit codes after the last Scaling node
+        # n-bit codes after the last Scaling node, not the accumulator
+        assert ref.dtype != (np.int64 if g.nb_bits > 8 else np.int32)
     got = np.fromfile(out, dtype=ref.dtype).reshape(ref.shape)
     assert np.array_equal(got, ref), f"{int(np.sum(got != ref))} outputs differ"
 

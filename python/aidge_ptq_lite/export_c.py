@@ -20,7 +20,9 @@ The integer semantics are those of the executor (cpp/src/runtime/int_op_kernels.
 followed by its only consumer, a Scaling node, runs as one kernel writing codes; a Scaling node at
 the dequantization point hands the int32 accumulator to the output; ReLU, MaxPool, Pad and views
 keep codes; average pools, Add, Sub and Mul produce int32 sums that the next Scaling node
-requantizes; Concat copies codes.
+requantizes; Concat copies codes. Above 8 bits (9..16) codes and weights are int32, accumulators
+int64 and no Scaling node is fused (as in the executor); the requantization product is exact in
+128 bits, computed from two 64-bit words (``apl_requant_wide``).
 
 Memory: a liveness-based planner over the node schedule. Views and pass-through Scaling nodes
 alias their input; element-wise ops (ReLU, LeakyRelu, Clip, requantization) run in place on an
@@ -40,10 +42,11 @@ from . import _c_kernels, _core
 
 _OPS = _core.op_registry()
 _ALIGN = 4
-_C_TYPE = {"s8": "int8_t", "u8": "uint8_t", "s32": "int32_t"}
-_APL_TYPE = {"s8": "APL_S8", "u8": "APL_U8", "s32": "APL_S32"}
-_SIZE = {"s8": 1, "u8": 1, "s32": 4}
-_NP_TYPE = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
+_C_TYPE = {"s8": "int8_t", "u8": "uint8_t", "s32": "int32_t", "s64": "int64_t"}
+_APL_TYPE = {"s8": "APL_S8", "u8": "APL_U8", "s32": "APL_S32", "s64": "APL_S64"}
+_SIZE = {"s8": 1, "u8": 1, "s32": 4, "s64": 8}
+_NP_TYPE = {"s8": np.int8, "u8": np.uint8, "s32": np.int32, "s64": np.int64}
+_C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "int64_t": 8}
 _INPLACE_OPS = {"Relu", "LeakyRelu", "Clip", "Scaling"}
 
 
@@ -109,6 +112,8 @@ class _CExporter:
         self.by_name = {n.name: n for n in self.nodes}
         self.step = {n.name: i for i, n in enumerate(self.nodes)}
         self.options = graph.quantization
+        self.wide = (graph.nb_bits or 0) > 8      # int32 codes, int64 accumulators
+        self.acc = "s64" if self.wide else "s32"
         self.tensors = {}
         self.buffers = []
         self.weights = []        # (c name, c type, flat integer array)
@@ -124,9 +129,6 @@ class _CExporter:
             raise ValueError("export_c needs a quantized graph (run quantize_network first)")
         if self.options.get("no_quant"):
             raise ValueError("a no_quant graph holds no integers: quantize without no_quant to export")
-        if g.nb_bits > 8:
-            raise NotImplementedError(f"export_c: {g.nb_bits} bits (int64 accumulators) is not supported yet; "
-                                      "export at 8 bits or fewer")
         for n in self.nodes:
             if n.quant.get("kept_float"):
                 raise NotImplementedError(f"export_c: node '{n.name}' ({n.op}) runs in float (kept_float); "
@@ -136,10 +138,12 @@ class _CExporter:
             raise NotImplementedError(f"export_c: {len(g.outputs)} outputs; only single-output graphs are exported")
 
     def code_type(self, node):
+        if self.wide:
+            return "s32"
         return "u8" if node.quant["unsigned"] and self.options.get("optimize_signs") else "s8"
 
     def fused_scaling(self, node):
-        if not _OPS[node.op]["affine"]:
+        if not _OPS[node.op]["affine"] or self.wide:  # as the executor: no fused stage above 8 bits
             return None
         users = self.g.consumers(node.name)
         if len(users) != 1:
@@ -262,11 +266,13 @@ class _CExporter:
 
     def op_affine(self, node, idx):
         x = self.tensors[node.inputs[0]]
-        if x.dtype not in ("s8", "u8"):
+        if x.dtype not in (("s32",) if self.wide else ("s8", "u8")):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads {x.dtype} values, not codes")
         w, b = node.params
-        if w.dtype != np.int8 or b.dtype != np.int32:
-            raise ValueError(f"export_c: {node.op} '{node.name}': weights {w.dtype}/{b.dtype}, expected int8/int32")
+        wt, bt = (np.int32, np.int64) if self.wide else (np.int8, np.int32)
+        if w.dtype != wt or b.dtype != bt:
+            raise ValueError(f"export_c: {node.op} '{node.name}': weights {w.dtype}/{b.dtype}, expected "
+                             f"{np.dtype(wt).name}/{np.dtype(bt).name}")
         if node.op == "Conv":
             geo = self.window(node, x.shape, w.shape)
         else:
@@ -274,6 +280,13 @@ class _CExporter:
             if w.shape[1] != geo["C"]:
                 raise ValueError(f"export_c: Gemm '{node.name}': weights {w.shape} for {geo['C']} inputs")
         gname = self.geometry(f"geo{idx}", **geo)
+        if self.wide:
+            wn = self.add_weights(f"w{idx}", "int32_t", w)
+            bn = self.add_weights(f"b{idx}", "int64_t", b)
+            y = self.new_tensor(node, "s64")
+            self.emit(node, f"apl_conv_wide({gname}, {self.typed(x, True)}, {self.name}_{wn}, {self.name}_{bn}, "
+                            f"{self.typed(y)});")
+            return
         wn = self.add_weights(f"w{idx}", "int8_t", w)
         bn = self.add_weights(f"b{idx}", "int32_t", b)
         s = self.fused_scaling(node)
@@ -296,6 +309,10 @@ class _CExporter:
         channels = node.shape[0] if len(node.shape) > 0 else 1
         inner = int(np.prod(node.shape)) // channels
         rq = self.requant(f"rq{idx}", node, channels)
+        if self.wide:
+            self.emit(node, f"apl_requantize_wide({channels}, {inner}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
+                            f"{rq}, {self.typed(y)});")
+            return
         self.emit(node, f"apl_requantize({channels}, {inner}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, {rq}, "
                         f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
 
@@ -320,13 +337,13 @@ class _CExporter:
 
     def op_pool(self, node, idx):
         x = self.tensors[node.inputs[0]]
-        if x.dtype not in ("s8", "u8"):
+        if x.dtype not in ("s8", "u8") and not (self.wide and x.dtype == "s32"):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads {x.dtype} values, not codes")
         if node.op == "GlobalAveragePool":
-            y = self.new_tensor(node, "s32")
+            y = self.new_tensor(node, self.acc)
             C, H, W = x.shape
             self.emit(node, f"apl_global_sumpool({C}, {H * W}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
-                            f"(int32_t*){self._ptr_token(y)});")
+                            f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
             return
         geo = self.window(node, x.shape)
         geo["groups"] = 1
@@ -335,9 +352,9 @@ class _CExporter:
             y = self.new_tensor(node, x.dtype)
             self.emit(node, f"apl_maxpool({gname}, {self._ptr_token(x)}, {self._ptr_token(y)}, {_APL_TYPE[x.dtype]});")
         else:
-            y = self.new_tensor(node, "s32")
+            y = self.new_tensor(node, self.acc)
             self.emit(node, f"apl_sumpool({gname}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
-                            f"(int32_t*){self._ptr_token(y)});")
+                            f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
 
     def op_binary(self, node, idx):
         if len(node.inputs) != 2 or node.params:
@@ -345,10 +362,10 @@ class _CExporter:
         a, b = (self.tensors[i] for i in node.inputs)
         if a.shape != list(node.shape) or b.shape != list(node.shape):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}': broadcasting is not supported")
-        y = self.new_tensor(node, "s32")
+        y = self.new_tensor(node, self.acc)
         op = {"Add": 0, "Sub": 1, "Mul": 2}[node.op]
         self.emit(node, f"apl_binary({op}, {int(np.prod(node.shape))}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
-                        f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, (int32_t*){self._ptr_token(y)});")
+                        f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
 
     def op_pad(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -427,7 +444,7 @@ class _CExporter:
         inp, out, plan = self.input, self.output, self.plan
         in_node = self.by_name[self.g.input_name]
         step = float(in_node.quant["step"])
-        weights_bytes = sum(a.size * {"int8_t": 1, "uint8_t": 1, "int32_t": 4}[t] for _, t, a in self.weights)
+        weights_bytes = sum(a.size * _C_TYPE_BYTES[t] for _, t, a in self.weights)
         self.weights_bytes = weights_bytes
         in_n, out_n = int(np.prod(inp.shape)), int(np.prod(out.shape))
         files = {}
@@ -541,6 +558,7 @@ void {N}_dequantize_output(const {N}_output_t* y, float* out) {{
         osz = _SIZE[out.dtype]
         files["main.c"] = f"""/* ./{N} IN OUT: IN raw little-endian float32 samples of shape {tuple(inp.shape)} (as many as
    the file holds); OUT the raw outputs ({_C_TYPE[out.dtype]}, little-endian), sample after sample. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "{N}.h"
@@ -583,7 +601,7 @@ int main(int argc, char** argv) {{
     {N}_quantize_input(x, codes);
     {N}_run(codes, y);
     for (i = 0; i < {P}_OUTPUT_SIZE; ++i) {{
-      unsigned long v = (unsigned long)(long)y[i];
+      uint64_t v = (uint64_t)(int64_t)y[i]; /* two's complement bytes, any width */
       int b;
       for (b = 0; b < {osz}; ++b) bytes[i * {osz} + b] = (unsigned char)((v >> (8 * b)) & 0xFFu);
     }}
@@ -658,7 +676,7 @@ def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool
     and run ``./net IN.f32 OUT.bin``. See the module docstring for the files.
 
     Parameters:
-        graph: a quantized graph (``quantize_network``), at most 8 bits, no float-kept node.
+        graph: a quantized graph (``quantize_network``), 2 to 16 bits, no float-kept node.
         directory: created if missing; existing files of the same names are overwritten.
         name: C identifier prefixing the files and symbols.
         verbose: print the sizes.
@@ -671,7 +689,7 @@ def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool
     Raises:
         ValueError: not quantized, ``no_quant``, a name that is not a C identifier (or is ``main``
             or starts with ``apl_``), or parameters out of range.
-        NotImplementedError: more than 8 bits, a float-kept node (e.g. a final Softmax), or an op
+        NotImplementedError: a float-kept node (e.g. a final Softmax), or an op
             the export does not implement; the message names the node.
     """
     if not isinstance(name, str) or not _IDENT.match(name):
