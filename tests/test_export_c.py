@@ -275,7 +275,7 @@ def test_refuses_float_kept_node(data, tmp_path):
     apl.quantize_network(g, data[0])
     kept = [n.name for n in g.nodes() if n.quant["kept_float"]]
     assert kept
-    with pytest.raises(NotImplementedError, match=re.escape(kept[0])):
+    with pytest.raises(NotImplementedError, match=re.escape(kept[0]) + ".*allow_float"):
         apl.export_c(g, tmp_path / "c")
 
 
@@ -424,3 +424,239 @@ def test_cortex_m4_build(builds, model, config, tmp_path):
     sizes = subprocess.run([ARM_NONE_SIZE, "-A", *objects], capture_output=True, text=True, check=True).stdout
     bss = sum(int(m) for m in re.findall(r"^\.bss\S*\s+(\d+)", sizes, flags=re.M))
     assert bss == entry["info"]["arena_bytes"]
+
+
+# ---- float islands, the float tail, several outputs ----------------------------------------------
+
+def island_model(final_softmax=False, mid_softmax=True, two_outputs=False, pad_value=None):
+    """Conv -> SiLU (Sigmoid island, Mul of two activations) -> Conv -> Tanh island -> [Softmax over
+    channels: a float island without a table] -> Conv -> Gemm [-> Softmax: the float tail]; the
+    second output, if asked, is the Tanh's (random weights, seeded)."""
+    rng = np.random.default_rng(0)
+
+    def init(name, shape, scale=0.4):
+        return onnx.numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [init("wa", (4, 1, 3, 3)), init("ba", (4,), 0.1), init("wb", (4, 4, 3, 3)), init("bb", (4,), 0.1),
+             init("wc", (4, 4, 1, 1)), init("bc", (4,), 0.1)]
+    N = helper.make_node
+    nodes = [N("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1], name="conv_a"),
+             N("Sigmoid", ["a"], ["sa"], name="sigmoid"),
+             N("Mul", ["a", "sa"], ["silu"], name="silu_mul"),
+             N("Conv", ["silu", "wb", "bb"], ["b"], pads=[1, 1, 1, 1], name="conv_b"),
+             N("Tanh", ["b"], ["t"], name="tanh")]
+    last, side = "t", 8
+    if mid_softmax:
+        nodes.append(N("Softmax", ["t"], ["sm"], axis=1, name="mid_softmax"))
+        last = "sm"
+    if pad_value is not None:
+        inits.append(onnx.numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"))
+        inits.append(onnx.numpy_helper.from_array(np.array(pad_value, np.float32), "pad_value"))
+        nodes.append(N("Pad", [last, "pads", "pad_value"], ["pd"], name="pad_nonzero"))
+        last, side = "pd", 10
+    inits += [init("wg", (10, 4 * side * side)), init("bg", (10,), 0.1)]
+    nodes += [N("Conv", [last, "wc", "bc"], ["c"], name="conv_c"),
+              N("Flatten", ["c"], ["f"], name="flatten"),
+              N("Gemm", ["f", "wg", "bg"], ["g"], transB=1, name="gemm")]
+    out = "g"
+    if final_softmax:
+        nodes.append(N("Softmax", ["g"], ["p"], axis=1, name="final_softmax"))
+        out = "p"
+    outputs = [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, [1, 10])]
+    if two_outputs:
+        outputs.append(helper.make_tensor_value_info("t", onnx.TensorProto.FLOAT, [1, 4, 8, 8]))
+    graph = helper.make_graph(nodes, "islands", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 8, 8])],
+                              outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def quantized_island_graph(config, **model_kw):
+    rng = np.random.default_rng(1)
+    g = apl.load_onnx(island_model(**model_kw))
+    apl.quantize_network(g, rng.standard_normal((64, 1, 8, 8)).astype(np.float32), **CONFIGS[config])
+    return g, rng.standard_normal((32, 1, 8, 8)).astype(np.float32) * 1.5
+
+
+def compile_export(d, compiler=None, extra=()):
+    sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+    binary = os.path.join(d, "net")
+    r = subprocess.run([compiler or GCC, *GCC_FLAGS, *extra, "-o", binary, *sources, "-lm"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[:4000]
+    return binary
+
+
+def split_outputs(raw_file, refs, samples):
+    """main.c's OUT file: per sample, each output's raw values one after another."""
+    raw = np.fromfile(raw_file, dtype=np.uint8)
+    per_sample = sum(r[0].nbytes for r in refs)
+    assert raw.size == samples * per_sample
+    raw = raw.reshape(samples, per_sample)
+    got, offset = [], 0
+    for r in refs:
+        nb = r[0].nbytes
+        got.append(raw[:, offset:offset + nb].copy().view(r.dtype.newbyteorder("<")).reshape(r.shape))
+        offset += nb
+    return got
+
+
+def assert_outputs_equal(got, refs, what):
+    for i, (a, b) in enumerate(zip(got, refs)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert np.array_equal(a, b), f"{what}: output {i}: {int(np.sum(a != b))} of {b.size} values differ"
+
+
+def float_words(d):
+    found = []
+    for f in NETWORK_SOURCES:
+        code = re.sub(r"/\*.*?\*/", "", open(os.path.join(d, f)).read(), flags=re.S)
+        found += re.findall(r"\b(float|double|math\.h)\b", code)
+    return found
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", ["8bit-tensor", "16bit-tensor", "4bit-signs-shift"])
+def test_elementwise_islands_are_integer_lookup_tables(tmp_path, config):
+    """Sigmoid and Tanh islands: const int32 tables indexed by codes, no float in the network,
+    bit-exact; no allow_float needed."""
+    g, x = quantized_island_graph(config, mid_softmax=False)
+    islands = [n for n in g.nodes() if n.quant["island"]]
+    assert {n.op for n in islands} == {"Sigmoid", "Tanh"} and all(len(n.quant["lut"]) for n in islands)
+    d = str(tmp_path / "c")
+    info = apl.export_c(g, d)
+    assert not info["uses_float"] and not os.path.exists(os.path.join(d, "apl_float_kernels.c"))
+    assert float_words(d) == []
+    code = open(os.path.join(d, "network.c")).read()
+    assert code.count("apl_lookup(") == 2
+    out = run_binary({"binary": compile_export(d)}, x, str(tmp_path))
+    ref = g.forward(x, dequantize=False)
+    assert_outputs_equal(split_outputs(out, [ref], len(x)), [ref], config)
+
+
+def test_float_nodes_are_refused_without_allow_float(tmp_path):
+    g, _ = quantized_island_graph("8bit-tensor")
+    with pytest.raises(NotImplementedError, match=r"'mid_softmax' \(Softmax\).*float island.*allow_float"):
+        apl.export_c(g, tmp_path / "a")
+    g, _ = quantized_island_graph("8bit-tensor", mid_softmax=False, final_softmax=True)
+    with pytest.raises(NotImplementedError, match=r"'final_softmax' \(Softmax\).*kept_float.*allow_float"):
+        apl.export_c(g, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
+
+
+def test_allow_float_refuses_a_float_op_it_has_no_kernel_for(tmp_path):
+    g, _ = quantized_island_graph("8bit-tensor", mid_softmax=False, pad_value=0.5)
+    pad = [n for n in g.nodes() if n.op == "Pad"]
+    assert pad and pad[0].quant["island"] and not len(pad[0].quant["lut"])
+    with pytest.raises(NotImplementedError, match=rf"'{pad[0].name}' \(Pad\).*no float kernel"):
+        apl.export_c(g, tmp_path / "a", allow_float=True)
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", ["8bit-tensor", "12bit-signs-shift"])
+def test_allow_float_writes_float_islands_and_tail_bit_exact(tmp_path, config):
+    """allow_float: the mid-network Softmax island and the final Softmax in C float; the float
+    output (and the codes after the island) equal the executor's on x86-64 glibc, bit for bit."""
+    g, x = quantized_island_graph(config, final_softmax=True)
+    d = str(tmp_path / "c")
+    info = apl.export_c(g, d, allow_float=True)
+    assert info["uses_float"] and info["output_dtypes"] == ["float32"]
+    out = run_binary({"binary": compile_export(d)}, x, str(tmp_path))
+    ref = g.forward(x, dequantize=False)
+    assert ref.dtype == np.float32
+    assert_outputs_equal(split_outputs(out, [ref], len(x)), [ref], config)
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", ["8bit-tensor", "16bit-tensor"])
+def test_several_outputs_written_one_after_another(tmp_path, config):
+    g, x = quantized_island_graph(config, mid_softmax=False, two_outputs=True)
+    assert len(g.outputs) == 2
+    d = str(tmp_path / "c")
+    info = apl.export_c(g, d)
+    refs = g.forward(x, dequantize=False)
+    assert isinstance(refs, list) and len(refs) == 2
+    assert info["output_dtypes"] == [r.dtype.name for r in refs]
+    header = open(os.path.join(d, "network.h")).read()
+    assert "#define NETWORK_OUTPUTS 2" in header and "network_output0_t* output0, network_output1_t* output1" in header
+    out = run_binary({"binary": compile_export(d)}, x, str(tmp_path))
+    assert_outputs_equal(split_outputs(out, refs, len(x)), refs, config)
+
+
+@pytest.mark.parametrize("model_kw", [dict(final_softmax=True, two_outputs=True)])
+def test_islands_float_tail_and_outputs_on_32bit_arm(tmp_path, model_kw):
+    """One ARM run of the new features: lookup tables, a float island and the float tail, two
+    outputs. The integer output must match; the float one is compared as well (ARM glibc's expf)."""
+    skip_without_arm()
+    g, x = quantized_island_graph("8bit-tensor", **model_kw)
+    d = str(tmp_path / "c")
+    apl.export_c(g, d, allow_float=True)
+    binary = compile_export(d, ARM_GCC, ["-static"])
+    x = x[:8]
+    inp, out = str(tmp_path / "in.f32"), str(tmp_path / "out.bin")
+    x.astype("<f4").tofile(inp)
+    subprocess.run([QEMU_ARM, binary, inp, out], check=True, timeout=300)
+    refs = g.forward(x, dequantize=False)
+    assert_outputs_equal(split_outputs(out, refs, len(x)), refs, "ARM")
+
+
+# ---- the export directory ----------------------------------------------------------------------
+
+def small_graph(data, **kw):
+    g = apl.load_onnx(zoo.model_path("lenet"))
+    apl.quantize_network(g, data[0], **kw)
+    return g
+
+
+def test_export_directory_is_new_empty_or_a_previous_export(data, tmp_path):
+    g = small_graph(data)
+    d = tmp_path / "c"
+    first = apl.export_c(g, d)                       # new
+    listed = (d / "apl_export.txt").read_text().split("\n")
+    assert {os.path.basename(p) for p in first["files"]} <= set(listed)
+    (d / "net").write_text("a build product")       # the user's file beside a previous export
+    apl.export_c(g, d)                               # a previous export: replaced
+    assert (d / "net").read_text() == "a build product"
+    assert not [f for f in os.listdir(d) if f.startswith(".apl_tmp_")]  # temporaries renamed
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    apl.export_c(g, empty)
+    mode = os.stat(empty / "network.c").st_mode & 0o777
+    assert mode & 0o644 == 0o644 & ~_umask()         # not mkstemp's 0600
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_export_never_overwrites_a_users_file(data, tmp_path):
+    g = small_graph(data)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "main.c").write_text("my program")
+    with pytest.raises(FileExistsError, match="'main.c'"):
+        apl.export_c(g, foreign)
+    assert os.listdir(foreign) == ["main.c"] and (foreign / "main.c").read_text() == "my program"
+    # a previous export whose manifest does not list a file this export would write
+    d = tmp_path / "c"
+    apl.export_c(g, d)
+    (d / "network.c").write_text("edited by hand")
+    names = [n for n in (d / "apl_export.txt").read_text().split("\n") if n != "network.c"]
+    (d / "apl_export.txt").write_text("\n".join(names))
+    with pytest.raises(FileExistsError, match="'network.c'"):
+        apl.export_c(g, d)
+    assert (d / "network.c").read_text() == "edited by hand"
+    with pytest.raises(FileExistsError, match="not a directory"):
+        apl.export_c(g, d / "network.h")
+
+
+def test_re_export_removes_the_previous_exports_stale_files(tmp_path):
+    g_float, _ = quantized_island_graph("8bit-tensor", final_softmax=True)
+    g_int, _ = quantized_island_graph("8bit-tensor", mid_softmax=False)
+    d = tmp_path / "c"
+    apl.export_c(g_float, d, allow_float=True)
+    assert (d / "apl_float_kernels.c").exists()
+    apl.export_c(g_int, d)
+    assert not (d / "apl_float_kernels.c").exists()  # else gcc DIR/*.c would build it
+    assert "apl_float_kernels.c" not in (d / "apl_export.txt").read_text()

@@ -387,3 +387,81 @@ void apl_copy(int32_t bytes, const void* x, void* y) {
   for (i = 0; i < bytes; ++i) dst[i] = src[i];
 }
 """
+
+# Written only when export_c(..., allow_float=True) exports a float op (a float island without a
+# lookup table, or the float tail): the float rules of the executor (float_op_kernels.cpp,
+# elementwise.cpp, island_kernels.cpp) in C99 float arithmetic and <math.h>.
+FLOAT_KERNELS_H = r"""/* Float ops of aidge_ptq_lite's C export (only with allow_float): C99 float and <math.h>. */
+#ifndef APL_FLOAT_KERNELS_H
+#define APL_FLOAT_KERNELS_H
+#include <stdint.h>
+
+/* Codes or accumulators of type xt (APL_S8 .. APL_S64) -> float: (float)v * factor[c or 0]. */
+void apl_dequantize(int32_t channels, int32_t inner, const void* x, int xt, const float* factor,
+                    int32_t per_channel, float* y);
+/* In place, as the executor's scalar float kernels. */
+void apl_softmax(int32_t outer, int32_t axis_len, int32_t inner, float* x);
+void apl_sigmoid(int32_t n, float* x);
+void apl_tanh(int32_t n, float* x);
+/* Island output -> accumulator of the next Scaling node: round half even of x * inv_step in
+   double, NaN -> 0, saturated to int32 (in place allowed). */
+void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y);
+
+#endif /* APL_FLOAT_KERNELS_H */
+"""
+
+FLOAT_KERNELS_C = r"""/* Float ops of aidge_ptq_lite's C export (only with allow_float). */
+#include <math.h>
+#include "apl_kernels.h"
+#include "apl_float_kernels.h"
+
+static float apl_to_float(const void* p, int t, int32_t i) {
+  if (t == APL_S8) return (float)((const int8_t*)p)[i];
+  if (t == APL_U8) return (float)((const uint8_t*)p)[i];
+  if (t == APL_S32) return (float)((const int32_t*)p)[i];
+  return (float)((const int64_t*)p)[i];
+}
+
+void apl_dequantize(int32_t channels, int32_t inner, const void* x, int xt, const float* factor,
+                    int32_t per_channel, float* y) {
+  int32_t c, i;
+  for (c = 0; c < channels; ++c) {
+    float f = factor[per_channel ? c : 0];
+    for (i = 0; i < inner; ++i) y[c * inner + i] = apl_to_float(x, xt, c * inner + i) * f;
+  }
+}
+
+void apl_softmax(int32_t outer, int32_t axis_len, int32_t inner, float* x) {
+  int32_t o, a, i;
+  for (o = 0; o < outer; ++o)
+    for (i = 0; i < inner; ++i) {
+      float* v = x + o * axis_len * inner + i;
+      float max = v[0], sum = 0.0f;
+      for (a = 1; a < axis_len; ++a) max = max < v[a * inner] ? v[a * inner] : max;
+      for (a = 0; a < axis_len; ++a) {
+        v[a * inner] = expf(v[a * inner] - max);
+        sum += v[a * inner];
+      }
+      for (a = 0; a < axis_len; ++a) v[a * inner] /= sum;
+    }
+}
+
+void apl_sigmoid(int32_t n, float* x) {
+  int32_t i;
+  for (i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+void apl_tanh(int32_t n, float* x) {
+  int32_t i;
+  for (i = 0; i < n; ++i) x[i] = tanhf(x[i]);
+}
+
+void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    float f = x[i];
+    double v = f != f ? 0.0 : nearbyint((double)f * inv_step);
+    y[i] = v < -2147483648.0 ? (-2147483647 - 1) : v > 2147483647.0 ? 2147483647 : (int32_t)v;
+  }
+}
+"""
