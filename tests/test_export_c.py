@@ -660,3 +660,90 @@ def test_re_export_removes_the_previous_exports_stale_files(tmp_path):
     apl.export_c(g_int, d)
     assert not (d / "apl_float_kernels.c").exists()  # else gcc DIR/*.c would build it
     assert "apl_float_kernels.c" not in (d / "apl_export.txt").read_text()
+
+
+# ---- auto_pad and what the export refuses --------------------------------------------------------
+
+def auto_pad_model():
+    """auto_pad on Conv and pools, with odd totals so that SAME_UPPER and SAME_LOWER differ."""
+    rng = np.random.default_rng(2)
+
+    def init(name, shape, scale=0.4):
+        return onnx.numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    N = helper.make_node
+    inits = [init("wa", (4, 1, 3, 3)), init("ba", (4,), 0.1), init("wb", (4, 4, 3, 3)), init("bb", (4,), 0.1),
+             init("wc", (4, 4, 2, 2)), init("bc", (4,), 0.1), init("wg", (10, 36)), init("bg", (10,), 0.1)]
+    nodes = [N("Conv", ["x", "wa", "ba"], ["a"], auto_pad="SAME_UPPER", strides=[2, 2], name="conv_same_upper"),
+             N("Relu", ["a"], ["ar"]),
+             N("Conv", ["ar", "wb", "bb"], ["b"], auto_pad="SAME_LOWER", strides=[2, 2], name="conv_same_lower"),
+             N("MaxPool", ["b"], ["m"], kernel_shape=[2, 2], auto_pad="SAME_LOWER", name="maxpool_same_lower"),
+             N("AveragePool", ["m"], ["p"], kernel_shape=[2, 2], auto_pad="SAME_UPPER", count_include_pad=1,
+               name="avgpool_same_upper"),
+             N("Conv", ["p", "wc", "bc"], ["c"], auto_pad="VALID", name="conv_valid"),
+             N("Flatten", ["c"], ["f"]),
+             N("Gemm", ["f", "wg", "bg"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "auto_pad", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 13, 13])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", ["8bit-tensor", "16bit-tensor"])
+def test_auto_pad_bit_exact(tmp_path, config):
+    rng = np.random.default_rng(3)
+    g = apl.load_onnx(auto_pad_model())
+    apl.quantize_network(g, rng.standard_normal((64, 1, 13, 13)).astype(np.float32), **CONFIGS[config])
+    assert [n.shape[1:] for n in g.nodes() if n.op == "Conv"] == [[7, 7], [4, 4], [3, 3]]
+    d = str(tmp_path / "c")
+    apl.export_c(g, d)
+    x = rng.standard_normal((32, 1, 13, 13)).astype(np.float32)
+    out = run_binary({"binary": compile_export(d)}, x, str(tmp_path))
+    ref = g.forward(x, dequantize=False)
+    assert_outputs_equal(split_outputs(out, [ref], len(x)), [ref], config)
+
+
+class FakeNode:
+    def __init__(self, op, attributes=None, shape=(4, 4, 4), name="n"):
+        self.op, self.name, self.attributes, self.shape = op, name, dict(attributes or {}), list(shape)
+
+
+@pytest.mark.parametrize("op, attributes, message", [
+    ("Transpose", {"perm": [0, 2, 3, 1]}, "op Transpose"),
+    ("Slice", {}, "op Slice"),
+    ("Resize", {"mode": "nearest"}, "op Resize"),
+    ("ConvTranspose", {}, "op ConvTranspose"),
+    ("Sum", {}, "op Sum"),
+    ("PRelu", {}, "op PRelu"),
+    ("Conv", {"output_padding": [1, 1]}, "attribute 'output_padding'"),
+    ("MaxPool", {"kernel_shape": [2, 2], "some_future_flag": 1}, "attribute 'some_future_flag'"),
+])
+def test_unknown_ops_and_attributes_are_refused_by_name(op, attributes, message):
+    from aidge_ptq_lite.export_c import check_node_supported
+    with pytest.raises(NotImplementedError, match=rf"{message}.*'n'|'n'.*{message}"):
+        check_node_supported(FakeNode(op, attributes))
+
+
+@pytest.mark.parametrize("op, attributes, x_shape, shape, message", [
+    ("MaxPool", {"kernel_shape": [2, 2], "ceil_mode": 1}, [4, 5, 5], [4, 3, 3], "ceil_mode"),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 0}, [4, 5, 5], [4, 5, 5],
+     "count_include_pad=0"),
+    ("AveragePool", {"kernel_shape": [3, 3], "auto_pad": "SAME_UPPER"}, [4, 5, 5], [4, 5, 5], "count_include_pad=0"),
+    ("MaxPool", {"kernel_shape": [3]}, [4, 9], [4, 7], "only 2-D"),
+    ("MaxPool", {"kernel_shape": [2, 2], "dilations": [2]}, [4, 5, 5], [4, 3, 3], "only 2-D"),
+    ("MaxPool", {"kernel_shape": [2, 2], "auto_pad": "SAME_SIDEWAYS"}, [4, 5, 5], [4, 5, 5], "SAME_SIDEWAYS"),
+    ("MaxPool", {"kernel_shape": [2, 2]}, [4, 5, 5], [4, 3, 3], "window gives 4x4"),  # a geometry it misreads
+])
+def test_window_refuses_what_the_kernels_do_not_implement(op, attributes, x_shape, shape, message):
+    from aidge_ptq_lite.export_c import _CExporter
+    ex = _CExporter.__new__(_CExporter)
+    with pytest.raises(NotImplementedError, match=re.escape(message)):
+        ex.window(FakeNode(op, attributes, shape), x_shape)
+
+
+def test_window_resolves_auto_pad_as_the_importer():
+    from aidge_ptq_lite.export_c import _CExporter
+    ex = _CExporter.__new__(_CExporter)
+    upper = ex.window(FakeNode("MaxPool", {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}, [4, 5, 5]), [4, 5, 5])
+    lower = ex.window(FakeNode("MaxPool", {"kernel_shape": [2, 2], "auto_pad": "SAME_LOWER"}, [4, 5, 5]), [4, 5, 5])
+    assert (upper["pad_top"], upper["pad_left"]) == (0, 0) and (lower["pad_top"], lower["pad_left"]) == (1, 1)
