@@ -15,6 +15,8 @@ rules are those of the integer executor (cpp/src/kernels/int, cpp/src/runtime/in
 - lookup tables (element-wise float islands): y = lut[clamp(code - first, 0, last)], int32.
 """
 
+import re
+
 KERNELS_H = r"""/* Portable integer kernels of aidge_ptq_lite's C export (C99, no heap, no floating point). */
 #ifndef APL_KERNELS_H
 #define APL_KERNELS_H
@@ -100,9 +102,11 @@ static void apl_store(void* p, int t, int32_t i, int32_t v) {
   else ((int32_t*)p)[i] = v;
 }
 
+/* [wide] */
 static int64_t apl_load64(const void* p, int t, int32_t i) {
   return t == APL_S64 ? ((const int64_t*)p)[i] : (int64_t)apl_load(p, t, i);
 }
+/* [/wide] */
 
 /* An exact int64 sum stored in an accumulator of type yt (APL_S32 or APL_S64), modulo its width. */
 static void apl_store_acc(void* p, int yt, int32_t i, int64_t v) {
@@ -123,6 +127,7 @@ int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t h
   return (int32_t)v;
 }
 
+/* [wide] */
 /* The two's complement uint64 word of an int64 value, back (no implementation-defined casts). */
 static int64_t apl_signed64(uint64_t u) {
   return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
@@ -154,6 +159,7 @@ int32_t apl_requant_wide(int64_t acc, int32_t m, int32_t s, int32_t lo, int32_t 
   if (v > hi) return hi;
   return (int32_t)v;
 }
+/* [/wide] */
 
 static void apl_conv_out(void* y, int yt, const apl_rq_t* rq, int32_t k, int32_t i, uint32_t sum) {
   int32_t acc = (int32_t)sum;
@@ -212,6 +218,7 @@ void apl_conv_u8(const apl_geom_t* g, const uint8_t* x, const int8_t* w, const i
   APL_CONV_BODY(uint8_t)
 }
 
+/* [wide] */
 void apl_conv_wide(const apl_geom_t* g, const int32_t* x, const int32_t* w, const int64_t* b, int64_t* y) {
   int32_t Cg = g->C / g->groups, Kg = g->K / g->groups, k, oh, ow, c, r, q;
   for (k = 0; k < g->K; ++k) {
@@ -251,7 +258,9 @@ void apl_requantize_wide(int32_t channels, int32_t inner, const void* x, int xt,
     }
   }
 }
+/* [/wide] */
 
+/* [lookup] */
 void apl_lookup(int32_t n, const void* x, int xt, int32_t first, int32_t last, const int32_t* lut,
                 int32_t* y) {
   int32_t i;
@@ -260,6 +269,7 @@ void apl_lookup(int32_t n, const void* x, int xt, int32_t first, int32_t last, c
     y[i] = lut[k < 0 ? 0 : k > last ? last : k];
   }
 }
+/* [/lookup] */
 
 void apl_requantize(int32_t channels, int32_t inner, const void* x, int xt, const apl_rq_t* rq,
                     void* y, int yt) {
@@ -465,3 +475,14 @@ void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y) {
   }
 }
 """
+
+
+def kernels_c(sections=("wide", "lookup")):
+    """KERNELS_C keeping only the optional sections (``"wide"``: above 8 bits, ``"lookup"``:
+    float-island tables) a network calls: a firmware linked without --gc-sections then carries
+    no dead kernel, and no static helper is left unused (-Werror)."""
+    text = KERNELS_C
+    for name in ("wide", "lookup"):
+        block = re.compile(r"/\* \[" + name + r"\] \*/\n(.*?)/\* \[/" + name + r"\] \*/\n", re.S)
+        text = block.sub((lambda m: m.group(1)) if name in sections else (lambda m: ""), text)
+    return text

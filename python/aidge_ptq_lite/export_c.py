@@ -3,30 +3,35 @@
 Files written (all at the top of the directory, so ``gcc DIR/*.c -lm`` builds the demo):
 
 - ``<name>.h``: the API: input / output shapes and storage types, the input step, the arena size,
-  ``<name>_run(input codes, output)``.
+  ``<name>_run(input codes, output)`` (several outputs: ``output0, output1, ...`` in the graph's
+  output order).
 - ``<name>.c``: the layer sequence; one static activation arena, no heap, no floating point.
 - ``<name>_weights.c`` / ``.h``: weights, biases, requantization multipliers and shifts as
   ``const`` integer arrays (flash on a microcontroller).
-- ``apl_kernels.c`` / ``.h``: the portable integer kernels (see ``_c_kernels``).
+- ``apl_kernels.c`` / ``.h``: the portable integer kernels (see ``_c_kernels``), only those called.
+- ``apl_float_kernels.c`` / ``.h``: only with ``allow_float=True`` and a float node to write.
 - ``<name>_float.c`` / ``.h``: the only floating point of the export, kept apart: quantize a
   float input to the network's input codes (round half to even, as the executor), dequantize the
   raw outputs.
 - ``main.c``: ``./<name> IN OUT``: IN raw little-endian float32 samples of the input shape (as
   many as the file holds); OUT the raw outputs, exactly as ``graph.forward(x, dequantize=False)``
-  gives them (same dtype, little-endian, sample after sample).
-- ``Makefile`` and ``CMakeLists.txt``.
+  gives them (same dtype, little-endian, sample after sample; several outputs one after another
+  per sample).
+- ``Makefile`` and ``CMakeLists.txt``; ``apl_export.txt``, the manifest of the files written (a
+  later export into the directory replaces exactly those).
 
 The integer semantics are those of the executor (cpp/src/runtime/int_op_kernels.cpp): a Conv/Gemm
 followed by its only consumer, a Scaling node, runs as one kernel writing codes; a Scaling node at
 the dequantization point hands the int32 accumulator to the output; ReLU, MaxPool, Pad and views
 keep codes; average pools, Add, Sub and Mul produce int32 sums that the next Scaling node
-requantizes; Concat copies codes. Above 8 bits (9..16) codes and weights are int32, accumulators
-int64 and no Scaling node is fused (as in the executor); the requantization product is exact in
-128 bits, computed from two 64-bit words (``apl_requant_wide``).
+requantizes; Concat copies codes; an element-wise float island is its lookup table. Above 8 bits
+(9..16) codes and weights are int32, accumulators int64 and no Scaling node is fused (as in the
+executor); the requantization product is exact in 128 bits, computed from two 64-bit words
+(``apl_requant_wide``).
 
 Memory: a liveness-based planner over the node schedule. Views and pass-through Scaling nodes
-alias their input; element-wise ops (ReLU, LeakyRelu, Clip, requantization) run in place on an
-input no later node reads; every other output is a buffer live from its producer to its last
+alias their input; element-wise ops (ReLU, LeakyRelu, Clip, requantization, lookups, float ops)
+run in place on an input no later node reads when their elements do not grow; every other output is a buffer live from its producer to its last
 reader, and buffers whose lifetimes do not overlap share arena bytes (greedy by size, first fit).
 """
 from __future__ import annotations
@@ -662,7 +667,10 @@ void {N}_run(const {N}_input_t* input, {params}) {{
 }}
 """)
         files["apl_kernels.h"] = _c_kernels.KERNELS_H
-        files["apl_kernels.c"] = _c_kernels.KERNELS_C
+        sections = {"wide"} if self.wide else set()
+        if any(n.quant["island"] and len(n.quant["lut"]) for n in self.nodes):
+            sections.add("lookup")
+        files["apl_kernels.c"] = _c_kernels.kernels_c(sections)
         if self.uses_float:
             files["apl_float_kernels.h"] = _c_kernels.FLOAT_KERNELS_H
             files["apl_float_kernels.c"] = _c_kernels.FLOAT_KERNELS_C
