@@ -747,3 +747,30 @@ def test_window_resolves_auto_pad_as_the_importer():
     upper = ex.window(FakeNode("MaxPool", {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}, [4, 5, 5]), [4, 5, 5])
     lower = ex.window(FakeNode("MaxPool", {"kernel_shape": [2, 2], "auto_pad": "SAME_LOWER"}, [4, 5, 5]), [4, 5, 5])
     assert (upper["pad_top"], upper["pad_left"]) == (0, 0) and (lower["pad_top"], lower["pad_left"]) == (1, 1)
+
+
+@needs_gcc
+def test_dilated_conv_and_maxpool_bit_exact(tmp_path):
+    """Dilations (and asymmetric pads) on a Conv and a MaxPool: the C windows step as the executor's."""
+    rng = np.random.default_rng(4)
+
+    def init(name, shape, scale=0.4):
+        return onnx.numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    N = helper.make_node
+    inits = [init("wa", (4, 1, 3, 3)), init("ba", (4,)), init("wg", (10, 4 * 7 * 9)), init("bg", (10,))]
+    nodes = [N("Conv", ["x", "wa", "ba"], ["a"], dilations=[2, 2], pads=[1, 2, 1, 2], name="conv_dilated"),
+             N("MaxPool", ["a"], ["m"], kernel_shape=[3, 3], dilations=[2, 2], pads=[1, 1, 1, 1], name="pool_dilated"),
+             N("Flatten", ["m"], ["f"]), N("Gemm", ["f", "wg", "bg"], ["y"], transB=1)]
+    model = helper.make_model(helper.make_graph(
+        nodes, "dilated", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 11, 11])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])], inits),
+        opset_imports=[helper.make_opsetid("", 17)])
+    g = apl.load_onnx(model)
+    x = rng.standard_normal((32, 1, 11, 11)).astype(np.float32)
+    apl.quantize_network(g, x)
+    d = str(tmp_path / "c")
+    apl.export_c(g, d)
+    out = run_binary({"binary": compile_export(d)}, x, str(tmp_path))
+    ref = g.forward(x, dequantize=False)
+    assert_outputs_equal(split_outputs(out, [ref], len(x)), [ref], "dilated")
