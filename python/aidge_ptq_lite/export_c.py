@@ -132,7 +132,7 @@ class _CExporter:
                 raise NotImplementedError(f"export_c: node '{n.name}' ({n.op}) runs in float (kept_float); "
                                           "the C export has no float islands: remove it from the graph "
                                           "(e.g. a final Softmax) before exporting")
-            # Float islands (e.g. an AveragePool with count_include_pad=0, a linear Resize) have no C
+            # Float islands (e.g. a linear Resize, a mid-network Sigmoid) have no C
             # kernel; Transpose and Slice are views in the registry but move data (aliasing is wrong).
             if n.quant.get("island") or n.op in ("Transpose", "Slice"):
                 why = "runs as a float island" if n.quant.get("island") else "moves data"
@@ -260,6 +260,9 @@ class _CExporter:
                                       "(not 1-D windows on (N, C, L))")
         if int(a.get("ceil_mode", 0)):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}': ceil_mode=1 is not supported")
+        if node.op == "AveragePool" and not int(a.get("count_include_pad", 0)) and any(a.get("pads", [])):
+            raise NotImplementedError(f"export_c: AveragePool '{node.name}': count_include_pad=0 with pads "
+                                      "(a divisor that varies at the border) is not supported")
         R, S = weight_shape[2:] if weight_shape is not None else a["kernel_shape"]
         pads = list(a.get("pads", [0, 0, 0, 0]))
         strides = list(a.get("strides", [1, 1]))
