@@ -408,3 +408,14 @@ def test_models_quantize_and_export(make, options):
     ours = g.forward(x)
     assert _sqnr(ours, float_out) > (30 if make is _keyword_spotting_net else 20)  # unet: ConvTranspose, Resize
     assert _sqnr(ort_forward(apl.export_onnx(g, None), x), ours) > 30
+
+
+@pytest.mark.parametrize("node,opset,in_shape", [
+    (helper.make_node("Squeeze", ["x"], ["y"], axes=[2]), 11, (3, 1, 5)),
+    (helper.make_node("Unsqueeze", ["x"], ["y"], axes=[1]), 11, (3, 5)),
+    (helper.make_node("Slice", ["x"], ["y"], starts=[1, -3], ends=[3, 100], axes=[1, 3]), 9, (4, 5, 6)),
+], ids=["squeeze_11", "unsqueeze_11", "slice_9"])
+def test_attribute_forms_of_older_opsets(node, opset, in_shape):
+    model = _model([node], [], in_shape, opset=opset)
+    x = RNG.standard_normal((2, *in_shape)).astype(np.float32)
+    assert relative_error(apl.load_onnx(model).forward(x), ort_forward(model, x)) <= 1e-5
