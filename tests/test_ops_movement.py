@@ -419,3 +419,23 @@ def test_attribute_forms_of_older_opsets(node, opset, in_shape):
     model = _model([node], [], in_shape, opset=opset)
     x = RNG.standard_normal((2, *in_shape)).astype(np.float32)
     assert relative_error(apl.load_onnx(model).forward(x), ort_forward(model, x)) <= 1e-5
+
+
+@pytest.mark.skipif(__import__("shutil").which("gcc") is None, reason="gcc not found")
+def test_export_c_runs_squeeze_and_unsqueeze_as_views_bit_exact(nets, tmp_path):
+    import os
+    import subprocess
+
+    model, x, _ = nets["squeeze_unsqueeze"]
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, calibration_set=x, nb_bits=8)
+    apl.export_c(g, tmp_path / "c")
+    d = str(tmp_path / "c")
+    sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+    binary = os.path.join(d, "net")
+    subprocess.run(["gcc", "-std=c99", "-O1", "-o", binary, *sources, "-lm"], check=True, capture_output=True)
+    inp, out = os.path.join(d, "in.f32"), os.path.join(d, "out.bin")
+    x.astype("<f4").tofile(inp)
+    subprocess.run([binary, inp, out], check=True, timeout=60)
+    ref = g.forward(x, dequantize=False)
+    np.testing.assert_array_equal(np.fromfile(out, dtype=ref.dtype).reshape(ref.shape), ref)
