@@ -51,6 +51,8 @@ LOAD_FAILURES = {
         "ShapeError: Conv '/net/net.0/Conv': expects a 4-D input (N, C, H, W), got (N, 16, 64)",
     "mlp":
         "UnsupportedOpError: unsupported op Div (node '/net/net.1/Div')",
+    "resnet10_untrained":
+        "ValueError: Identity 'Identity_0': input 'onnx::Conv_156' is neither produced by a node nor an initializer",
     "cnn_logsoftmax":
         "UnsupportedOpError: unsupported op LogSoftmax (node '/head/LogSoftmax')",
     "zoo_caffenet_opset8":

@@ -620,6 +620,9 @@ TORCH_MODELS = {
              "UNet: ConvTranspose 2x2/2, Resize nearest (Upsample), skip Concat, per-pixel 2-class output (N, 2, 32, 32)"),
     "kws_1d": (KeywordSpotting1D, (16, 64), "keyword spotting on (N, C, L): Conv1d, depthwise Conv1d, MaxPool1d, AvgPool1d, global pool"),
     "mlp": (MLP, (64,), "MLP on (N, F): MatMul + Add layers, GELU (Erf), Tanh"),
+    "resnet10_untrained": (lambda: ResNet(BasicBlock, (1, 1, 1, 1)), (3, 32, 32),
+                           "ResNet-10 (basic blocks) exported untrained, as for a latency test: fresh BatchNorm folds "
+                           "to equal zero biases, which the exporter de-duplicates through Identity nodes of initializers"),
     "cnn_softmax": (lambda: SmallCNN(nn.Softmax(dim=1)), (3, 32, 32), "small CNN with a Softmax head (opset 13+ axis meaning)"),
     "cnn_logsoftmax": (lambda: SmallCNN(nn.LogSoftmax(dim=1)), (3, 32, 32), "small CNN with a LogSoftmax head"),
 }
@@ -636,6 +639,7 @@ def train(model, shape, steps, seed, task="classify", lr=3e-3):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     model.train()
+    loss = torch.tensor(float("nan"))  # stays NaN for an untrained model
     for _ in range(steps):
         idx = torch.randint(0, len(x), (64,), generator=gen)
         out = model.logits(x[idx]) if hasattr(model, "logits") else model(x[idx])
@@ -811,6 +815,9 @@ ZOO_STYLE_MODELS = {
 }
 
 
+# Exported as initialized (the file shows what the exporter does with fresh BatchNorm).
+UNTRAINED = {"resnet10_untrained"}
+
 # SqueezeNet (no BatchNorm) is unstable at 3e-3.
 LEARNING_RATES = {"squeezenet1_0": 1e-3, "squeezenet1_1": 1e-3, "zoo_squeezenet1_1_opset9": 1e-3}
 
@@ -843,7 +850,8 @@ def build(name, steps):
         builder, shape, what = TORCH_MODELS[name]
         batch, task, source = None, "segment" if name == "unet" else "classify", "torch 2.13 export, opset 17"
         model = builder()
-        loss, acc = train(model, shape, steps, seed=0, task=task, lr=LEARNING_RATES.get(name, 3e-3))
+        loss, acc = train(model, shape, 0 if name in UNTRAINED else steps, seed=0, task=task,
+                          lr=LEARNING_RATES.get(name, 3e-3))
         export_torch(model, shape, path)
         reference = model
     else:
