@@ -53,6 +53,8 @@ LOAD_FAILURES = {
         "UnsupportedOpError: unsupported op Div (node '/net/net.1/Div')",
     "resnet10_untrained":
         "ValueError: Identity 'Identity_0': input 'onnx::Conv_156' is neither produced by a node nor an initializer",
+    "user_style_cnn":
+        "UnsupportedOpError: unsupported op Div (node '/Div')",
     "cnn_logsoftmax":
         "UnsupportedOpError: unsupported op LogSoftmax (node '/head/LogSoftmax')",
     "zoo_caffenet_opset8":

@@ -590,6 +590,28 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.features(x), 1))
 
 
+# ------------------------------------------------ ops user code emits beside the classic blocks
+class UserStyleCNN(nn.Module):
+    """What hand-written models often hold: input normalization inside the model (constant Sub and
+    Div), PReLU and ELU, a bilinear resize, global pooling written as x.mean((2, 3))."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.1, -0.2, 0.05]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([1.1, 0.9, 1.2]).view(1, 3, 1, 1))
+        self.conv1 = conv_bn_act(3, 16, 3, 2, act=None)
+        self.prelu = nn.PReLU(16)
+        self.conv2 = nn.Conv2d(16, 32, 3, 1, 1)
+        self.conv3 = conv_bn_act(32, 32, 3, act=nn.ELU)
+        self.fc = nn.Linear(32, N_CLASSES)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        x = self.prelu(self.conv1(x))
+        x = F.interpolate(F.elu(self.conv2(x)), scale_factor=0.5, mode="bilinear", align_corners=False)
+        return self.fc(self.conv3(x).mean((2, 3)))
+
+
 # name -> (builder, input shape without batch, what it exercises)
 TORCH_MODELS = {
     "mobilenet_v2": (MobileNetV2, (3, 32, 32), "MobileNetV2: inverted residuals, depthwise, ReLU6 (Clip 0..6), Add joins"),
@@ -623,6 +645,9 @@ TORCH_MODELS = {
     "resnet10_untrained": (lambda: ResNet(BasicBlock, (1, 1, 1, 1)), (3, 32, 32),
                            "ResNet-10 (basic blocks) exported untrained, as for a latency test: fresh BatchNorm folds "
                            "to equal zero biases, which the exporter de-duplicates through Identity nodes of initializers"),
+    "user_style_cnn": (UserStyleCNN, (3, 32, 32),
+                       "user-written CNN: input normalization in the model (Sub, Div by constants), PRelu, Elu, "
+                       "Resize linear (bilinear, scale 0.5), ReduceMean over H, W as global pool"),
     "cnn_softmax": (lambda: SmallCNN(nn.Softmax(dim=1)), (3, 32, 32), "small CNN with a Softmax head (opset 13+ axis meaning)"),
     "cnn_logsoftmax": (lambda: SmallCNN(nn.LogSoftmax(dim=1)), (3, 32, 32), "small CNN with a LogSoftmax head"),
 }
