@@ -132,6 +132,12 @@ class _CExporter:
                 raise NotImplementedError(f"export_c: node '{n.name}' ({n.op}) runs in float (kept_float); "
                                           "the C export has no float islands: remove it from the graph "
                                           "(e.g. a final Softmax) before exporting")
+            # Float islands (e.g. an AveragePool with count_include_pad=0, a linear Resize) have no C
+            # kernel; Transpose and Slice are views in the registry but move data (aliasing is wrong).
+            if n.quant.get("island") or n.op in ("Transpose", "Slice"):
+                why = "runs as a float island" if n.quant.get("island") else "moves data"
+                raise NotImplementedError(f"export_c: node '{n.name}' ({n.op}) {why}, which the C export "
+                                          "does not implement; use export_onnx for this network")
         if len(g.outputs) != 1:
             raise NotImplementedError(f"export_c: {len(g.outputs)} outputs; only single-output graphs are exported")
 
@@ -250,7 +256,10 @@ class _CExporter:
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", ""):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}': auto_pad is not supported")
         if len(x_shape) != 3:
-            raise NotImplementedError(f"export_c: {node.op} '{node.name}': only 2-D windows are supported")
+            raise NotImplementedError(f"export_c: {node.op} '{node.name}': only 2-D windows are supported "
+                                      "(not 1-D windows on (N, C, L))")
+        if int(a.get("ceil_mode", 0)):
+            raise NotImplementedError(f"export_c: {node.op} '{node.name}': ceil_mode=1 is not supported")
         R, S = weight_shape[2:] if weight_shape is not None else a["kernel_shape"]
         pads = list(a.get("pads", [0, 0, 0, 0]))
         strides = list(a.get("strides", [1, 1]))

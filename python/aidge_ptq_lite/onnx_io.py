@@ -389,6 +389,8 @@ class _GraphBuilder:
             else:
                 raise ValueError(f"{op} '{node.name}': input '{tensor}' is neither produced by a "
                                  "node nor an initializer (missing initializer?)")
+        if row.get("transposed_weights") and params:
+            params[0] = conv_layout_of_transposed_weights(params[0], attrs.get("group", 1), label)
         if op == "Dropout" and attrs.get("training_mode"):
             raise NotImplementedError(f"Dropout '{node.name}' in training mode")
         if op == "Pad" and "value" in attrs:
@@ -399,6 +401,27 @@ class _GraphBuilder:
         name = self._unique(node.name or node.output[0])
         self.g._add_node(name, op, data, attrs, params, node.domain)
         self.producer[node.output[0]] = name
+
+
+def conv_layout_of_transposed_weights(w: np.ndarray, group, label: str = "ConvTranspose") -> np.ndarray:
+    """ConvTranspose weights (C_in, C_out/g, k...) as a Conv's (C_out, C_in/g, k...), the window
+    flipped: the layout the library holds them in (its kernel is a Conv over the spread-out input)."""
+    group = int(group) if isinstance(group, int) and group > 0 else 0
+    if w.ndim < 3 or not group or w.shape[0] % group:
+        raise ValueError(f"{label}: weights of shape {w.shape} do not fit group {group} "
+                         "(expected (C_in, C_out/group, k...) with C_in a multiple of group)")
+    c_in, c_out_g, window = w.shape[0], w.shape[1], w.shape[2:]
+    w = w.reshape(group, c_in // group, c_out_g, *window).swapaxes(1, 2)
+    w = w.reshape(group * c_out_g, c_in // group, *window)
+    return np.ascontiguousarray(np.flip(w, axis=tuple(range(2, w.ndim))))
+
+
+def transposed_weights_of_conv_layout(w: np.ndarray, group: int) -> np.ndarray:
+    """The inverse of :func:`conv_layout_of_transposed_weights` (ONNX's layout back)."""
+    c_out, c_in_g, window = w.shape[0], w.shape[1], w.shape[2:]
+    w = np.flip(w, axis=tuple(range(2, w.ndim)))
+    w = w.reshape(group, c_out // group, c_in_g, *window).swapaxes(1, 2)
+    return np.ascontiguousarray(w.reshape(group * c_in_g, c_out // group, *window))
 
 
 def _attribute_value(a: onnx.AttributeProto):
