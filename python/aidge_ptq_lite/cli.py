@@ -97,6 +97,8 @@ def validate_args(parser: argparse.ArgumentParser, args, source: str) -> None:
             parser.error("--export-c needs integers: it cannot be combined with --no-quant")
         if os.path.exists(args.export_c) and not os.path.isdir(args.export_c):
             parser.error(f"--export-c: '{args.export_c}' exists and is not a folder")
+        if args.export and os.path.abspath(args.export) == os.path.abspath(args.export_c):
+            parser.error(f"--export and --export-c name the same path '{args.export}' (a file and a folder)")
     if args.plot_dir:
         try:
             import matplotlib  # noqa: F401
@@ -155,6 +157,12 @@ def main(argv=None) -> int:
         graph = load_onnx(path)
     except (OSError, ValueError, NotImplementedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if tuple(graph.input_shape) != tuple(x_test.shape[1:]):
+        # Checked before the evaluation: a model for other images would fail in its first batch.
+        print(f"error: {'--onnx ' + args.onnx if args.onnx else name} takes inputs of shape "
+              f"(N, {', '.join(map(str, graph.input_shape))}); the Fashion-MNIST images are "
+              f"(N, {', '.join(map(str, x_test.shape[1:]))})", file=sys.stderr)
         return 2
     print(f"model        : {name} ({path}), {graph.param_count:,} parameters")
     print(f"data         : {datasets.data_source(args.data)}; {len(x_test)} test images, "
