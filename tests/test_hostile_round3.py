@@ -300,14 +300,6 @@ CASES = {
         w = RNG.standard_normal((2, 3, 3, 3))
         m = model([conv()], [const("w", w)])
         agrees(m, oracle=model([conv()], [const("w", w.astype(np.float32))]), atol=1e-4)""",
-    "conv_bfloat16_weights": """
-        w = np.array([1.0, -2.0, 0.5, 0.25, 3.0, -1.5] * 9, np.float32).reshape(2, 3, 3, 3)  # exact in bfloat16
-        t = helper.make_tensor("w", TensorProto.BFLOAT16, w.shape, w.ravel().tolist())
-        m = model([conv()], [t])
-        try:
-            agrees(m, oracle=model([conv()], [const("w", w)]), atol=1e-4)
-        except CLEAR as exc:
-            assert "'w'" in str(exc) and "bfloat16" in str(exc).lower()""",
     "conv_inf_weights_forward": """
         w = RNG.standard_normal((2, 3, 3, 3)).astype(np.float32); w[1, 0, 0, 0] = np.inf
         refused(model([conv()], [const("w", w)]), "Conv 'c'.*(Inf|non-finite)")""",
@@ -498,14 +490,14 @@ CASES = {
         else:
             assert all(not np.isnan(r["sqnr_db"]) for r in rows), rows""",
     "seq_pickle_and_deepcopy": """
+        # copy.deepcopy said "cannot pickle 'aidge_ptq_lite._core.Graph' object".
         import copy, pickle
         g = quantized_lenet(); x = calib(8)
-        try:
-            h = copy.deepcopy(g)
-            assert np.array_equal(h.forward(x), g.forward(x))
-        except TypeError as exc:
-            assert "clone" in str(exc) or "pickle" in str(exc)
-        with pytest.raises((TypeError, pickle.PicklingError)): pickle.dumps(g)""",
+        for h in (copy.deepcopy(g), copy.copy(g)):
+            assert h.is_quantized and np.array_equal(h.forward(x), g.forward(x))
+            c = next(n.name for n in h.nodes() if n.op == "Conv")
+            assert not np.shares_memory(h.get_param(c, 0), g.get_param(c, 0))
+        with pytest.raises(TypeError, match="clone"): pickle.dumps(g)""",
     # ---- the C export into odd places ----
     "export_c_onto_a_file": """
         g = quantized_lenet(); open("out", "w").write("keep")
@@ -542,6 +534,11 @@ CASES = {
 
 # Defects in files other helpers own: the failing test, strict, with the file to fix.
 XFAIL = {
+    "conv_bfloat16_weights": ("python/aidge_ptq_lite/onnx_io.py _float_constant: np.issubdtype(bfloat16, np.floating) is False (ml_dtypes), so bfloat16 weights are refused as 'must be floating point' while float16 is converted",
+        """
+        w = np.array([1.0, -2.0, 0.5, 0.25, 3.0, -1.5] * 9, np.float32).reshape(2, 3, 3, 3)  # exact in bfloat16
+        t = helper.make_tensor("w", TensorProto.BFLOAT16, w.shape, w.ravel().tolist())
+        agrees(model([conv()], [t]), oracle=model([conv()], [const("w", w)]), atol=1e-4)"""),
     "leaky_relu_large_alpha_quantized": ('cpp/src/ops/registry.cpp LeakyRelu row: alpha=4 saturates the kept codes (error 0.69 of max |y|); same fix',
         """
         m = model([helper.make_node("Conv", ["x", "w"], ["h"], name="c"),

@@ -293,6 +293,14 @@ GraphError
     If a name is not a node of the graph.
 )pbdoc")
       .def("clone", &Graph::clone, "Deep copy: the clone shares no tensor with this graph.")
+      // copy.copy / copy.deepcopy are what users try first: both are clone(). Pickling has no
+      // format to write: say what to use instead of pybind11's bare "cannot pickle".
+      .def("__copy__", &Graph::clone)
+      .def("__deepcopy__", [](const Graph& g, const py::dict&) { return g.clone(); }, py::arg("memo"))
+      .def("__reduce_ex__", [](const Graph&, const py::object&) -> py::object {
+            throw py::type_error("a Graph cannot be pickled; copy it with clone() (or copy.deepcopy), "
+                                 "save a quantized one with export_onnx, or load the ONNX file again");
+          }, py::arg("protocol"))
       .def("summary", &Graph::summary, "Table of nodes: name, op, output shape, parameter count, inputs.")
       .def("__repr__", &Graph::summary)
       .def("__len__", [](const Graph& g) { return g.nodes().size(); })
