@@ -443,6 +443,45 @@ CASES = {
         with pytest.raises(ValueError, match="floating point"):
             apl.quantize_network(g, iter([calib(16), np.zeros((4, 1, 28, 28), np.uint8)]))
         assert not g.is_quantized""",
+    "seq_calibration_all_zeros": """
+        # The input range 0 became 1.0 silently: lenet fell from 91% to 54% top-1 on the bundled set.
+        g = lenet()
+        with pytest.raises(ValueError, match="all zeros"): apl.quantize_network(g, np.zeros((16, 1, 28, 28), np.float32))
+        assert not g.is_quantized
+        apl.quantize_network(g, np.ones((16, 1, 28, 28), np.float32))  # constant but not zero: a (poor) calibration""",
+    "seq_calibration_single_sample": """
+        g = lenet(); apl.quantize_network(g, calib(1))
+        assert np.isfinite(g.forward(calib(8))).all()""",
+    "seq_extreme_options_on_a_branching_model": """
+        x = calib(8)
+        for kw in (dict(nb_bits=2, optimize_signs=True, single_shift=True, channel_wise=True, cross_layer_equalization=True, clipping_mode="KL"),
+                   dict(nb_bits=16, clipping_mode="AA", optimize_signs=True)):
+            g = apl.load_onnx(zoo.model_path("branchnet")); apl.quantize_network(g, calib(), **kw)
+            raw = g.forward(x, dequantize=False)
+            assert np.isfinite(g.forward(x)).all() and np.issubdtype(raw.dtype, np.integer)""",
+    "seq_forward_0d_and_list_inputs": """
+        g = lenet()
+        with pytest.raises(apl.ShapeError, match="28, 28"): g.forward(np.float32(1))
+        assert np.array_equal(g.forward(calib(2).tolist()), g.forward(calib(2)))""",
+    "seq_unknown_option_beside_options": """
+        with pytest.raises(apl.OptionError, match="frobnicate"):
+            apl.quantize_network(lenet(), calib(), options=apl.QuantizeOptions(), frobnicate=True)
+        assert apl.QuantizeOptions(nb_bits=np.int64(6)).nb_bits == 6""",
+    "seq_histogram_misuse": """
+        for bins in (0, 3, -1):
+            with pytest.raises(ValueError, match="power of two"): apl.Histogram(bins)
+        with pytest.raises(ValueError, match="NaN"): apl.Histogram(16).add(np.array([1, np.nan], np.float32))
+        with pytest.raises(ValueError, match="empty"): apl.compute_me_clipping(apl.Histogram(16))
+        with pytest.raises(ValueError, match="empty"): apl.compute_kl_clipping(apl.Histogram(16))""",
+    "softmax_float_axis": """
+        refused(model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1.0)]), "Softmax 'sm'.*'axis'.*integer")""",
+    "maxpool_3d_kernel": """
+        refused(model([helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2, 2])]), "MaxPool 'mp'.*2-D")""",
+    "global_pool_on_2d_input": """
+        refused(model([helper.make_node("GlobalAveragePool", ["x"], ["y"], name="gp")], in_shape=("N", 3)), "GlobalAveragePool 'gp'.*4-D", (2, 3))""",
+    "mul_inf_constant": """
+        m = model([helper.make_node("Mul", ["x", "k"], ["y"], name="mu")], [const("k", np.full((1, 3, 1, 1), np.inf, np.float32))])
+        refused(m, "Mul 'mu'.*(NaN|Inf)")""",
     "seq_options_reused": """
         opts = apl.QuantizeOptions(nb_bits=4, clipping_mode="MSE", channel_wise=True)
         before = opts.to_dict()
