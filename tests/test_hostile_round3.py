@@ -482,6 +482,21 @@ CASES = {
     "mul_inf_constant": """
         m = model([helper.make_node("Mul", ["x", "k"], ["y"], name="mu")], [const("k", np.full((1, 3, 1, 1), np.inf, np.float32))])
         refused(m, "Mul 'mu'.*(NaN|Inf)")""",
+    "seq_quantize_from_three_threads": """
+        # Three threads quantize one graph at once: no crash, and the graph ends as one quantization.
+        import threading
+        g, errors = lenet(), []
+        def work():
+            try:
+                apl.quantize_network(g, calib())
+            except ValueError as exc:
+                assert "already quantized" in str(exc)
+            except Exception as exc:
+                errors.append(repr(exc))
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        assert not errors and g.is_quantized
+        assert np.array_equal(g.forward(calib(8)), quantized_lenet().forward(calib(8)))""",
     "seq_options_reused": """
         opts = apl.QuantizeOptions(nb_bits=4, clipping_mode="MSE", channel_wise=True)
         before = opts.to_dict()

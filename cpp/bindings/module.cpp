@@ -292,7 +292,7 @@ Raises
 GraphError
     If a name is not a node of the graph.
 )pbdoc")
-      .def("clone", &Graph::clone, "Deep copy: the clone shares no tensor with this graph.")
+      .def("clone", &Graph::clone, "Deep copy: the clone shares no tensor with this graph (copy.copy and copy.deepcopy call it).")
       // copy.copy / copy.deepcopy are what users try first: both are clone(). Pickling has no
       // format to write: say what to use instead of pybind11's bare "cannot pickle".
       .def("__copy__", &Graph::clone)
@@ -329,7 +329,7 @@ GraphError
           }, py::arg("name"), py::arg("index"), py::arg("value"),
           "Replace param `index` of node `name` by a copy of `value` (same shape and dtype).")
       .def("remove", &Graph::remove, py::arg("name"),
-           "Remove a single-input node; its consumers read its input instead.")
+           "Remove a single-input node; its consumers read its input instead. Refused (GraphError) on a quantized graph; if the consumers do not accept the node's input (ShapeError), the graph is left unchanged.")
       // Construction, used by aidge_ptq_lite.onnx_io.
       .def("_add_node", [](Graph& g, const std::string& name, const std::string& op,
                            const std::vector<std::string>& inputs, const py::dict& attrs,
