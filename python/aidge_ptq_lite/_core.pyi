@@ -95,7 +95,7 @@ class Graph:
         ...
     def clone(self) -> Graph:
         """
-        Deep copy: the clone shares no tensor with this graph.
+        Deep copy: the clone shares no tensor with this graph (copy.copy and copy.deepcopy call it).
         """
     def consumers(self, name: str) -> list[str]:
         """
@@ -152,7 +152,9 @@ class Graph:
         """
     def remove(self, name: str) -> None:
         """
-        Remove a single-input node; its consumers read its input instead.
+        Remove a single-input node; its consumers read its input instead. Refused (GraphError) on a
+        quantized graph; if the consumers do not accept the node's input (ShapeError), the graph is
+        left unchanged.
         """
     def set_param(self, name: str, index: typing.SupportsInt | typing.SupportsIndex, value: numpy.ndarray) -> None:
         """
