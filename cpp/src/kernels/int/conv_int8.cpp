@@ -39,6 +39,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/simd.hpp"
 #include "../parallel_guard.hpp"
@@ -176,6 +180,43 @@ PaddedPlanes make_padded_planes(const Conv2dShape& s, int64_t nblocks, int64_t c
   return p;
 }
 
+// even[i] = in[2i] for i < n_even, odd[i] = in[2i + 1] for i < n_odd (n_odd <= n_even <= n_odd
+// + 1): the stride-2 split of a row, 16 pairs at a time where SSE2 (baseline x86-64) is there.
+void split_even_odd(const uint8_t* in, int64_t n_even, int64_t n_odd, uint8_t* even,
+                    uint8_t* odd) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const __m128i low = _mm_set1_epi16(0x00FF);
+  for (; i + 16 <= n_odd; i += 16) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i + 16));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(even + i),
+                     _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(odd + i),
+                     _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8)));
+  }
+#endif
+  for (int64_t j = i; j < n_odd; ++j) even[j] = in[2 * j], odd[j] = in[2 * j + 1];
+  for (int64_t j = std::max(i, n_odd); j < n_even; ++j) even[j] = in[2 * j];
+}
+
+// out[i] = in[i * stride], i < n.
+void gather_strided(const uint8_t* in, int64_t n, int64_t stride, uint8_t* out) {
+  if (stride == 1) {
+    std::memcpy(out, in, n);
+  } else if (stride == 2 && n >= 2) {
+    // The odd elements are read into out's tail scratch-free: split into out and a small
+    // stack buffer per 64 elements.
+    uint8_t odd[64];
+    for (int64_t i = 0; i < n; i += 64) {
+      const int64_t m = std::min<int64_t>(64, n - i);
+      split_even_odd(in + 2 * i, m, m - 1, out + i, odd);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = in[i * stride];
+  }
+}
+
 // Copies one input channel into the interior of its padded, phase-split plane; the padding
 // cells of dst are zero already and stay untouched.
 void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst) {
@@ -186,6 +227,13 @@ void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* s
     const uint8_t* in = src + h * s.W;
     if (sw == 1) {
       std::memcpy(row + s.pad_left, in, s.W);
+      continue;
+    }
+    if (sw == 2) {  // even input columns to one phase, odd ones to the other
+      const int64_t pl = s.pad_left;
+      uint8_t* even = row + (pl % 2) * phase_cells + pl / 2;
+      uint8_t* odd = row + ((pl + 1) % 2) * phase_cells + (pl + 1) / 2;
+      split_even_odd(in, (s.W + 1) / 2, s.W / 2, even, odd);
       continue;
     }
     for (int64_t phase = 0; phase < sw; ++phase) {  // every sw-th input column
@@ -532,9 +580,14 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
         const uint8_t* in = x + (n * s.C + g * Cg + c) * in_plane;
         if (contiguous) {
           std::memcpy(row + (j - j0), in + p, len);
-        } else {
-          for (int64_t q = p; q < p + len; ++q)
-            row[j - j0 + q - p] = in[(q / OW) * s.stride_h * s.W + (q % OW) * s.stride_w];
+        } else {  // output row by output row
+          uint8_t* dst = row + (j - j0);
+          for (int64_t q = p; q < p + len;) {
+            const int64_t oh = q / OW, ow = q % OW, n_row = std::min(OW - ow, p + len - q);
+            gather_strided(in + oh * s.stride_h * s.W + ow * s.stride_w, n_row, s.stride_w, dst);
+            dst += n_row;
+            q += n_row;
+          }
         }
         j += len;
       }

@@ -88,6 +88,13 @@ void column_block(const GemmPanelArgs& a, const int32_t* init_tiles, int64_t q0)
   if (kt < a.ktiles) tile_block<1, ColTiles>(a, init_tiles, kt, q0);
 }
 
+template <int KTiles>
+void row_block(const GemmPanelArgs& a, const int32_t* init_tiles, int64_t kt) {
+  int64_t q0 = 0;
+  for (; q0 + kGemmCols <= a.ncols; q0 += kGemmCols) tile_block<KTiles, 2>(a, init_tiles, kt, q0);
+  for (; q0 < a.ncols; q0 += kGemmColumnStep) tile_block<KTiles, 1>(a, init_tiles, kt, q0);
+}
+
 }  // namespace
 
 void gemm_panel(const GemmPanelArgs& args) {
@@ -95,9 +102,20 @@ void gemm_panel(const GemmPanelArgs& args) {
   init_tiles.resize(args.ktiles * kGemmRows * 16);
   broadcast_init(args.init, args.ktiles, init_tiles.data());
   configure_tiles(args.blocks_per_step);
-  int64_t q0 = 0;
-  for (; q0 + kGemmCols <= args.ncols; q0 += kGemmCols) column_block<2>(args, init_tiles.data(), q0);
-  for (; q0 < args.ncols; q0 += kGemmColumnStep) column_block<1>(args, init_tiles.data(), q0);
+  // Stream the larger operand once: with more weight bytes than panel bytes (small images, many
+  // channels: ResNet-18's last stages) the k tiles are the outer loop and the panel stays in L2.
+  const int64_t weight_bytes = args.ktiles * args.weight_tile_bytes;
+  const int64_t panel_bytes = args.nblocks * args.block_stride;
+  if (weight_bytes > panel_bytes) {
+    int64_t kt = 0;
+    for (; kt + 2 <= args.ktiles; kt += 2) row_block<2>(args, init_tiles.data(), kt);
+    if (kt < args.ktiles) row_block<1>(args, init_tiles.data(), kt);
+  } else {
+    int64_t q0 = 0;
+    for (; q0 + kGemmCols <= args.ncols; q0 += kGemmCols)
+      column_block<2>(args, init_tiles.data(), q0);
+    for (; q0 < args.ncols; q0 += kGemmColumnStep) column_block<1>(args, init_tiles.data(), q0);
+  }
   _tile_release();  // back to the init state: cheap context switches for this thread
 }
 
