@@ -112,6 +112,11 @@ std::vector<ConvCase> conv_cases() {
       {"amx_padded_steps_stride2", conv(136, 9, 10, 48, 3, 3, 2, 1), 2},
       {"amx_groups2", conv(40, 8, 9, 34, 3, 3, 1, 1, 2), 2},
       {"amx_gemm_odd_steps", conv(100, 1, 1, 70, 1, 1), 5},
+      // Stride-2 packing on rows long enough for the 16-pair SSE2 split, odd and even pads/widths.
+      {"stride2_wide_rows_pad1", conv(16, 6, 75, 16, 3, 3, 2, 1), 2},
+      {"stride2_wide_rows_pad2", conv(17, 5, 74, 18, 5, 5, 2, 2), 2},
+      {"stride2_pad0", conv(12, 11, 13, 8, 3, 3, 2, 0), 2},
+      {"1x1_pointwise_stride2_wide_rows", conv(16, 4, 77, 20, 1, 1, 2), 2},
   };
   // Asymmetric pads, strides and a non-square kernel, depthwise and not.
   Conv2dShape odd = conv(7, 11, 9, 13, 3, 2, 2);
