@@ -369,3 +369,20 @@ def test_shape_read_after_a_reshape_to_batch_one_keeps_the_batch():
     x = RNG.standard_normal((3, 3, 6, 6)).astype(np.float32)
     ours = apl.load_onnx(model).forward(x)
     _close(ours, np.concatenate([_ort(model, x[i:i + 1])[0] for i in range(3)]))
+
+
+def test_prelu_of_opset_6_keeps_its_per_channel_slope():
+    """Opset 6's PRelu took a (C,) slope per channel; onnx's converter keeps the (C,) slope,
+    which opset 7 broadcasts on the last axis (here W == C: a silent change). Oracle:
+    onnxruntime on the same network at opset 13 with the slope as (C, 1, 1)."""
+    slope = RNG.uniform(0.1, 0.5, 3).astype(np.float32)
+    w = _weights("w", 3, 3, 1, 1)
+
+    def prelu_model(opset, slope_shape):
+        return _model([helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                       helper.make_node("PRelu", ["c", "slope"], ["y"], name="prelu")],
+                      [w, _const("slope", slope.reshape(slope_shape))],
+                      in_shape=("N", 3, 4, 3), opset=opset)
+    x = RNG.standard_normal((2, 3, 4, 3)).astype(np.float32)
+    ref = _ort(prelu_model(13, (3, 1, 1)), x)[0]
+    _close(apl.load_onnx(prelu_model(6, (3,))).forward(x), ref)

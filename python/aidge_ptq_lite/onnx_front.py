@@ -213,6 +213,8 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
     if version is None or MIN_OPSET <= version <= DOWNGRADE_TARGET:
         return m
     target = MIN_OPSET if version < MIN_OPSET else DOWNGRADE_TARGET
+    if version < 7:
+        _prelu_slopes_per_channel(m)
     try:
         converted = onnx.version_converter.convert_version(m, target)
     except Exception as exc:
@@ -235,6 +237,31 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
             f"{str(exc).splitlines()[-1].split('failed: ')[-1]}). "
             f"Re-export the model with opset {MIN_OPSET} or later") from None
     return converted
+
+
+def _prelu_slopes_per_channel(m: onnx.ModelProto) -> None:
+    """PRelu before opset 7 applied a 1-D slope of C values per channel (as PyTorch exported
+    it); from 7 on it broadcasts numpy-style, against the last axis, and onnx's converter keeps
+    the 1-D slope: give it the shape (C, 1, ..., 1) that keeps the meaning."""
+    graph = m.graph
+    constants = {t.name: t for t in graph.initializer}
+    prelus = [n for n in graph.node if n.op_type == "PRelu" and n.domain in _STANDARD_DOMAINS
+              and len(n.input) > 1 and n.input[1] in constants
+              and len(constants[n.input[1]].dims) == 1 and constants[n.input[1]].dims[0] > 1]
+    if not prelus:
+        return
+    ranks = {name: len(dims) for name, dims in _shapes(_infer_shapes(m).graph).items()}
+    del graph.value_info[:]
+    taken = _all_names(graph)
+    for node in prelus:
+        rank = ranks.get(node.input[0])
+        if rank is None or rank <= 2:
+            continue
+        slope = numpy_helper.to_array(constants[node.input[1]])
+        name = _fresh_name(f"{node.input[1]}_per_channel", taken)
+        graph.initializer.append(numpy_helper.from_array(
+            slope.reshape(slope.size, *([1] * (rank - 2))), name))
+        node.input[1] = name
 
 
 # ---- shapes -------------------------------------------------------------------------------------
