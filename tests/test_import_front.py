@@ -386,3 +386,21 @@ def test_prelu_of_opset_6_keeps_its_per_channel_slope():
     x = RNG.standard_normal((2, 3, 4, 3)).astype(np.float32)
     ref = _ort(prelu_model(13, (3, 1, 1)), x)[0]
     _close(apl.load_onnx(prelu_model(6, (3,))).forward(x), ref)
+
+
+@pytest.mark.parametrize("mode,scales", [("linear", [1, 1, 2, 2]), ("nearest", [1, 1, 2, 2]),
+                                         ("nearest", [1, 1, 3, 1.5])])
+@pytest.mark.parametrize("opset", [7, 9])
+def test_upsample_of_old_opsets_keeps_its_coordinates(opset, mode, scales):
+    """Upsample (opset 7 / 9) becomes Resize; its asymmetric coordinates are kept (the converter
+    leaves opset 11's half_pixel default: linear outputs moved by up to 1.16 of max |y|)."""
+    if opset == 7:
+        upsample = helper.make_node("Upsample", ["x"], ["y"], name="up", mode=mode,
+                                    scales=[float(s) for s in scales])
+        inits = []
+    else:
+        upsample = helper.make_node("Upsample", ["x", "s"], ["y"], name="up", mode=mode)
+        inits = [_const("s", scales)]
+    if "Resize" not in apl._core.op_registry():
+        pytest.skip("no Resize in the registry")
+    _agrees(_model([upsample], inits, in_shape=("N", 3, 4, 4), opset=opset), shape=(3, 4, 4))

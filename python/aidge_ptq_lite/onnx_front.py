@@ -228,6 +228,9 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
         op = found.group(1) if found else next(
             (n.op_type for n in m.graph.node if n.domain in _STANDARD_DOMAINS
              and not onnx.defs.has(n.op_type)), None)  # an op removed from ONNX (Crop, ...)
+        if op is None and version < 7:  # legacy broadcasting (broadcast=1, axis), the usual one
+            op = next((n.op_type for n in m.graph.node
+                       if any(a.name == "broadcast" and a.i for a in n.attribute)), None)
         nodes = [n for n in m.graph.node if n.op_type == op] if op else []
         where = f" (node '{nodes[0].name or nodes[0].output[0]}')" if nodes else ""
         raise NotImplementedError(
@@ -236,7 +239,24 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
             f"{op or 'one of its ops'}{where} from opset {version} ("
             f"{str(exc).splitlines()[-1].split('failed: ')[-1]}). "
             f"Re-export the model with opset {MIN_OPSET} or later") from None
+    if version < 11:
+        _resize_keeps_asymmetric_coordinates(converted)
     return converted
+
+
+def _resize_keeps_asymmetric_coordinates(m: onnx.ModelProto) -> None:
+    """Upsample and Resize before opset 11 map output pixel i to input i / scale (nearest: its
+    floor); the converter leaves opset 11's defaults (half_pixel, round_prefer_floor), which move
+    every linear output. Write the old meaning out."""
+    for node in m.graph.node:
+        if node.op_type != "Resize" or node.domain not in _STANDARD_DOMAINS:
+            continue
+        attrs = {a.name for a in node.attribute}
+        if "coordinate_transformation_mode" not in attrs:
+            node.attribute.append(helper.make_attribute("coordinate_transformation_mode",
+                                                        "asymmetric"))
+        if "nearest_mode" not in attrs:
+            node.attribute.append(helper.make_attribute("nearest_mode", "floor"))
 
 
 def _prelu_slopes_per_channel(m: onnx.ModelProto) -> None:
