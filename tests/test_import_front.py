@@ -404,3 +404,12 @@ def test_upsample_of_old_opsets_keeps_its_coordinates(opset, mode, scales):
     if "Resize" not in apl._core.op_registry():
         pytest.skip("no Resize in the registry")
     _agrees(_model([upsample], inits, in_shape=("N", 3, 4, 4), opset=opset), shape=(3, 4, 4))
+
+
+def test_legacy_broadcast_of_opset_6_is_refused_naming_the_op():
+    """Add(broadcast=1, axis=1) of opset 6: onnx's converter cannot upgrade it with a symbolic
+    batch (and with a static one gives the operand the wrong rank): refused, not guessed."""
+    model = _model([helper.make_node("Add", ["x", "b"], ["y"], name="legacy_add", broadcast=1, axis=1)],
+                   [_const("b", [1.0, 2.0, 3.0])], in_shape=("N", 3, 4, 4), opset=6)
+    with pytest.raises(NotImplementedError, match="opset 6.*Add \\(node 'legacy_add'\\).*Re-export"):
+        apl.load_onnx(model)
