@@ -205,8 +205,15 @@ NETS = {
                                          ceil_mode=1)], [], in_shape=(3, 9, 10)), 30),
     "avgpool_exclude_pad": (lambda: _net([_node("AveragePool", ["r"], kernel_shape=[3, 3],
                                                 pads=[1, 1, 1, 1], count_include_pad=0)], []), 30),
+    "avgpool_ceil_include_pad": (lambda: _net([_node("AveragePool", ["r"], kernel_shape=[3, 2], strides=[2, 2],
+                                                     pads=[1, 0, 1, 1], count_include_pad=1, ceil_mode=1)],
+                                              [], in_shape=(3, 8, 9)), 30),
+    "avgpool_same_exclude_pad": (lambda: _net([_node("AveragePool", ["r"], kernel_shape=[4, 4], strides=[2, 2],
+                                                     auto_pad="SAME_UPPER")], [], in_shape=(3, 9, 8)), 30),
+    "avgpool_1d_exclude_pad": (lambda: _net([_node("AveragePool", ["r"], kernel_shape=[5], pads=[2, 1],
+                                                   strides=[2])], [], in_shape=(3, 15)), 30),
 }
-ISLANDS = {"resize_linear": "mid", "avgpool_ceil": "mid", "avgpool_exclude_pad": "mid"}
+ISLANDS = {"resize_linear": "mid"}
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +242,9 @@ def test_quantized_net_is_close_to_float_and_exports(name, channel_wise, nets, t
     assert _sqnr(ours, float_out) > NETS[name][1]
     path = tmp_path / f"{name}.onnx"
     apl.export_onnx(g, path)
-    assert _sqnr(ort_forward(str(path), x), ours) > 30
+    # An AveragePool whose count varies at the border is exact in integers (per-cell weights of
+    # the window sums, one rounding): onnxruntime's float average then agrees but for ties.
+    assert _sqnr(ort_forward(str(path), x), ours) > (80 if name.startswith("avgpool") else 30)
 
 
 def test_no_quant_equals_float_through_every_net(nets):
@@ -324,11 +333,11 @@ def test_bad_conv_transpose_names_the_node(attrs, message):
 
 
 @pytest.mark.parametrize("name,node,message", [
-    ("transpose", "mid", "moves data"), ("slice", "mid", "moves data"),
+    ("transpose", "mid", "not supported"), ("slice", "mid", "not supported"),
     ("resize_nearest", "mid", "Resize"), ("resize_linear", "mid", "float island"),
-    ("conv_transpose", "up", "ConvTranspose"), ("pools_1d", "conv1", "1-D"),
-    ("maxpool_ceil", "mid", "ceil_mode"), ("avgpool_ceil", "mid", "float island"),
-    ("avgpool_exclude_pad", "mid", "float island"),
+    ("conv_transpose", "up", "ConvTranspose"), ("pools_1d", "conv1", "2-D windows"),
+    ("maxpool_ceil", "mid", "ceil_mode"), ("avgpool_ceil", "mid", "ceil_mode"),
+    ("avgpool_exclude_pad", "mid", "count_include_pad=0"),
 ])
 def test_export_c_refuses_what_it_does_not_implement(name, node, message, nets, tmp_path):
     model, x, _ = nets[name]
@@ -399,3 +408,34 @@ def test_models_quantize_and_export(make, options):
     ours = g.forward(x)
     assert _sqnr(ours, float_out) > (30 if make is _keyword_spotting_net else 20)  # unet: ConvTranspose, Resize
     assert _sqnr(ort_forward(apl.export_onnx(g, None), x), ours) > 30
+
+
+@pytest.mark.parametrize("node,opset,in_shape", [
+    (helper.make_node("Squeeze", ["x"], ["y"], axes=[2]), 11, (3, 1, 5)),
+    (helper.make_node("Unsqueeze", ["x"], ["y"], axes=[1]), 11, (3, 5)),
+    (helper.make_node("Slice", ["x"], ["y"], starts=[1, -3], ends=[3, 100], axes=[1, 3]), 9, (4, 5, 6)),
+], ids=["squeeze_11", "unsqueeze_11", "slice_9"])
+def test_attribute_forms_of_older_opsets(node, opset, in_shape):
+    model = _model([node], [], in_shape, opset=opset)
+    x = RNG.standard_normal((2, *in_shape)).astype(np.float32)
+    assert relative_error(apl.load_onnx(model).forward(x), ort_forward(model, x)) <= 1e-5
+
+
+@pytest.mark.skipif(__import__("shutil").which("gcc") is None, reason="gcc not found")
+def test_export_c_runs_squeeze_and_unsqueeze_as_views_bit_exact(nets, tmp_path):
+    import os
+    import subprocess
+
+    model, x, _ = nets["squeeze_unsqueeze"]
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, calibration_set=x, nb_bits=8)
+    apl.export_c(g, tmp_path / "c")
+    d = str(tmp_path / "c")
+    sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+    binary = os.path.join(d, "net")
+    subprocess.run(["gcc", "-std=c99", "-O1", "-o", binary, *sources, "-lm"], check=True, capture_output=True)
+    inp, out = os.path.join(d, "in.f32"), os.path.join(d, "out.bin")
+    x.astype("<f4").tofile(inp)
+    subprocess.run([binary, inp, out], check=True, timeout=60)
+    ref = g.forward(x, dequantize=False)
+    np.testing.assert_array_equal(np.fromfile(out, dtype=ref.dtype).reshape(ref.shape), ref)

@@ -48,6 +48,15 @@ struct ConvTransposeGeometry {
 };
 ConvTransposeGeometry conv_transpose_geometry(const Node& node, const Shape& input);
 
+// AveragePool in integers sums its window; the Scaling node after it divides by this divisor:
+// the window size, or where the count varies per cell (ceil_mode=1, pads with
+// count_include_pad=0) lcm(1..R) * lcm(1..S), a multiple of every count, by which the kernel
+// weighs each cell's sum (avgpool_border_kernels.cpp). 0: too large for exact int32 sums of
+// 8-bit codes (255 * divisor < 2^31).
+constexpr int64_t kMaxAveragePoolDivisor = int64_t{1} << 23;
+bool average_pool_divisor_varies(const Node& node);
+int64_t average_pool_divisor(const Node& node);
+
 namespace float_kernels {
 KernelFn conv, maxpool, avgpool, global_avgpool, dense, batchnorm, leaky_relu, clip, softmax,
     binary, concat, pad, scaling, view,
@@ -57,7 +66,8 @@ KernelFn conv, maxpool, avgpool, global_avgpool, dense, batchnorm, leaky_relu, c
 
 namespace integer_kernels {
 KernelFn affine, scaling, relu, piecewise, maxpool, avgpool, global_avgpool, binary, pad,
-    conv_transpose;  // data movement and geometry (Transpose, Slice, Resize use the float one)
+    conv_transpose,  // data movement and geometry (Transpose, Slice, Resize use the float one)
+    avgpool_any_divisor;  // avgpool, with per-cell weights where the count varies
 }  // namespace integer_kernels
 
 // ---- element-wise, reductions and per-channel ops (runtime/elementwise_op_kernels.cpp) ----

@@ -17,11 +17,7 @@ bool pads_with_zero(const Node& n) { return n.attr_float("value", 0.f) == 0.f; }
 bool pads_with_non_negative(const Node& n) { return n.attr_float("value", 0.f) >= 0.f; }
 bool clip_min_non_negative(const Node& n) { return n.attr_float("min", -1.f) >= 0.f; }
 
-int64_t pool_window(const Graph&, const Node& n) {
-  int64_t window = 1;
-  for (int64_t k : n.attr_ints("kernel_shape")) window *= k;  // 2-D, or 1-D (H = 1)
-  return window;
-}
+int64_t pool_window(const Graph&, const Node& n) { return average_pool_divisor(n); }
 int64_t global_pool_window(const Graph& g, const Node& n) {
   const Shape& in = g.node(n.inputs[0]).shape;
   return shape_numel(in) / in[0];  // H * W, or L
@@ -37,12 +33,8 @@ std::string blocked_batchnorm(const Node& n) {
   return n.shape.size() == 3 ? "" : "BatchNormalization that follows no Conv/Gemm on a non-4-D tensor";
 }
 std::string blocked_avgpool(const Node& n) {
-  // The Scaling node after the window sum divides by the whole window: a varying count is float.
-  if (n.attr_int("ceil_mode", 0) != 0) return "average pooling with ceil_mode=1 (partial windows at the end)";
-  if (n.attr_int("count_include_pad", 0) != 0) return "";
-  for (int64_t p : n.attr_ints("pads", {0, 0, 0, 0}))
-    if (p != 0) return "average pooling with padding excluded from the count";
-  return "";
+  return average_pool_divisor(n) != 0 ? ""
+      : "average pooling whose count varies at the border, with a window too large for exact integer sums";
 }
 // ---- data movement and geometry ----
 bool resize_nearest(const Node& n) { return n.attr_string("mode", "nearest") == "nearest"; }
@@ -140,7 +132,7 @@ std::vector<OpTraits> make_rows() {
                      .unsigned_if_input().measured(MeasuredThrough::SoleUser).kernels(fk::maxpool, ik::maxpool));
   rows.push_back(Row(K::AveragePool, "AveragePool", shapes::window).scaled().homogeneous_if(always)
                      .unsigned_if_input().sums_window(pool_window).blocked(blocked_avgpool)
-                     .kernels(fk::avgpool, ik::avgpool));
+                     .kernels(fk::avgpool, ik::avgpool_any_divisor));
   rows.push_back(Row(K::GlobalAveragePool, "GlobalAveragePool", shapes::global_pool).scaled()
                      .homogeneous_if(always).unsigned_if_input().sums_window(global_pool_window)
                      .kernels(fk::global_avgpool, ik::global_avgpool));
