@@ -278,6 +278,20 @@ def test_affine_ops_are_folded_or_become_depthwise_convs(data):
     assert relative_error(g.forward(data), ort_forward(model, data)) <= 1e-5
 
 
+@pytest.mark.parametrize("op, constant_first, shape", [
+    ("Add", True, (8, 1, 1)), ("Sub", False, (8, 1, 1)), ("Sub", True, (1, 8, 1, 1)), ("Mul", True, ()),
+    ("Mul", False, (1,)), ("Div", False, (8, 1, 1))])
+def test_constant_per_channel_op_after_a_conv_folds_into_it(op, constant_first, shape, data):
+    k = numpy_helper.from_array((np.abs(RNG.standard_normal(shape)) + 0.5).astype(np.float32), "k")
+    inputs = ["k", "c1"] if constant_first else ["c1", "k"]
+    model = _net([_conv("conv1", "x", "c1", 4, 8, 3), (helper.make_node(op, inputs, ["o"], name="affine_op"), [k]),
+                  *_head("o", 8)], [], (5,))
+    g = apl.load_onnx(model)
+    apl.prepare_network(g)
+    assert "affine_op" not in {n.name for n in g.nodes()}
+    assert relative_error(g.forward(data), ort_forward(model, data)) <= 1e-5
+
+
 def test_reduce_mean_without_keepdims_keeps_its_output_name(data):
     g = apl.load_onnx(_integer_net())
     apl.prepare_network(g)
