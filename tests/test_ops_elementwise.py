@@ -213,7 +213,20 @@ def _islands_net():
     return _net(layers + _head("m", 8), [], (5,))
 
 
-NETS = {"se": (_se_net, {"gate", "hswish"}), "integer": (_integer_net, set()),
+@_seeded
+def _gelu_net():
+    """GELU as torch exports it below opset 20: x * 0.5 * (1 + Erf(x / sqrt(2))), whose scalar
+    Div, Add and Mul follow no Conv they could fold into (the Conv output has two readers)."""
+    layers = [_conv("conv1", "x", "c1", 4, 8, 3),
+              (helper.make_node("Div", ["c1", "sqrt2"], ["d"], name="div_sqrt2"), [_const("sqrt2", 1.4142135)]),
+              helper.make_node("Erf", ["d"], ["e"], name="erf"),
+              (helper.make_node("Add", ["e", "one"], ["e1"], name="add_one"), [_const("one", 1.0)]),
+              helper.make_node("Mul", ["c1", "e1"], ["m"], name="mul_x"),
+              (helper.make_node("Mul", ["m", "half"], ["gl"], name="mul_half"), [_const("half", 0.5)])]
+    return _net(layers + _head("gl", 8), [], (5,))
+
+
+NETS = {"gelu": (_gelu_net, {"erf"}), "se": (_se_net, {"gate", "hswish"}), "integer": (_integer_net, set()),
         "affine": (_affine_net, set()),
         "islands": (_islands_net, {"elu", "lrn", "channel_max", "softplus", "div", "sig"})}
 
