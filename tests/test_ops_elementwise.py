@@ -24,10 +24,10 @@ def _const(name, value, dtype=np.float32):
     return numpy_helper.from_array(np.asarray(value, dtype), name)
 
 
-def _model(nodes, inits, out_shape, in_shape=IN_SHAPE):
+def _model(nodes, inits, out_shape, in_shape=IN_SHAPE, opset=17):
     g = helper.make_graph(nodes, "elem", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_shape])], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _sqnr(y, ref):
@@ -303,6 +303,29 @@ def test_constant_per_channel_op_after_a_conv_folds_into_it(op, constant_first, 
     apl.prepare_network(g)
     assert "affine_op" not in {n.name for n in g.nodes()}
     assert relative_error(g.forward(data), ort_forward(model, data)) <= 1e-5
+
+
+def test_opset_18_reductions_take_axes_as_an_input_and_export_at_opset_17(data):
+    """From opset 18 ReduceMean / ReduceMax read their axes from an input (what torch exports);
+    the export (opset 17) writes them back as an attribute."""
+    axes_hw, axes_c = _const("axes_hw", [2, 3], np.int64), _const("axes_c", [1], np.int64)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("ReduceMax", ["c1", "axes_c"], ["mx"], name="channel_max"),
+             helper.make_node("Add", ["c1", "mx"], ["a"], name="add"),
+             helper.make_node("Conv", ["a", "wh", "bh"], ["h"], name="head"),
+             helper.make_node("ReduceMean", ["h", "axes_hw"], ["y"], keepdims=0, name="mean")]
+    model = _model(nodes, [_init("w1", (8, 4, 3, 3)), _init("b1", (8,)), _init("wh", (5, 8, 1, 1)),
+                           _init("bh", (5,)), axes_hw, axes_c], (5,), opset=18)
+    g = apl.load_onnx(model)
+    float_out = g.forward(data)
+    assert relative_error(float_out, ort_forward(model, data)) <= 1e-5
+    apl.quantize_network(g, data, nb_bits=8)
+    assert apl.quantizability_report(g).islands == ["channel_max"]
+    assert g.node("mean_pool").op == "GlobalAveragePool" and g.node("mean").op == "Flatten"
+    assert _sqnr(g.forward(data), float_out) > 25
+    exported = apl.export_onnx(g, None)
+    assert [a.ints for n in exported.graph.node if n.op_type == "ReduceMax" for a in n.attribute] == [[1]]
+    assert _sqnr(ort_forward(exported, data), g.forward(data)) > 30
 
 
 def test_reduce_mean_without_keepdims_keeps_its_output_name(data):
