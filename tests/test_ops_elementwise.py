@@ -391,3 +391,22 @@ def test_export_c_refuses_broadcasting_naming_the_node(data, tmp_path):
     apl.quantize_network(g, data, nb_bits=8)
     with pytest.raises(NotImplementedError, match="gate_mul.*broadcasting"):
         apl.export_c(g, tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["se", "integer"])
+def test_integers_identical_at_every_simd_level(name, data):
+    g = apl.load_onnx(NETS[name][0]())
+    apl.quantize_network(g, data, nb_bits=8)
+    levels = ["scalar", "avx2", "avx512"]
+    detected = levels.index(apl.detected_simd_level())
+    outputs = []
+    try:
+        for level in levels[:detected + 1]:
+            apl.set_simd_level(level)
+            outputs.append(g.forward(data, dequantize=False))
+    finally:
+        apl.set_simd_level(levels[detected])
+    if detected == 0:
+        pytest.skip("this CPU has no AVX2: only the scalar level ran")
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(other, outputs[0])
