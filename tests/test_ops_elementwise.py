@@ -410,3 +410,22 @@ def test_integers_identical_at_every_simd_level(name, data):
         pytest.skip("this CPU has no AVX2: only the scalar level ran")
     for other in outputs[1:]:
         np.testing.assert_array_equal(other, outputs[0])
+
+
+def test_log_softmax_head_is_kept_float_and_exports(data):
+    layers = [_conv("conv1", "x", "c1", 4, 8, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              helper.make_node("GlobalAveragePool", ["r1"], ["g"], name="gap"),
+              helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+              (helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], transB=1, name="fc"),
+               [_init("wf", (5, 8), 2.0), _init("bf", (5,))]),
+              helper.make_node("LogSoftmax", ["logits"], ["y"], name="log_probs")]
+    model = _net(layers, [], (5,))
+    g = apl.load_onnx(model)
+    float_out = g.forward(data)
+    apl.quantize_network(g, data, nb_bits=8)
+    report = apl.quantizability_report(g)
+    assert report.kept_float == ["log_probs"] and not report.islands
+    y = g.forward(data)
+    assert np.mean(y.argmax(1) == float_out.argmax(1)) >= 0.95
+    assert _sqnr(np.exp(y), np.exp(float_out)) > 30  # the probabilities
+    assert _sqnr(np.exp(ort_forward(apl.export_onnx(g, None), data)), np.exp(y)) > 30
