@@ -154,7 +154,7 @@ void prepare_network(Graph& g) {
       g.replace(name, gemm);
     } else if (n.is(OpKind::Gemm)) {
       canonicalize_gemm(n);
-    } else if (n.is(OpKind::Conv)) {
+    } else if (n.is(OpKind::Conv) || n.is(OpKind::ConvTranspose)) {
       ensure_conv_bias(n);
     } else if (is_spatial_mean(g, n)) {
       spatial_mean_as_global_pool(g, name);

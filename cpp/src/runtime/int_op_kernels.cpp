@@ -21,6 +21,8 @@ DType code_dtype(const Graph& g, const Node& n) { return code_dtype(g.quant_conf
 bool wide(const Graph& g) { return g.quant_config().spec().wide(); }
 DType acc_dtype(const Graph& g) { return g.quant_config().spec().acc_dtype(); }
 
+}  // namespace
+
 // The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
 const Node* fused_scaling(const Graph& g, const Node& affine) {
   if (!affine.traits().affine || wide(g)) return nullptr;
@@ -39,9 +41,11 @@ RequantParams requant_params(const Graph& g, const Node& scaling) {
   return rq;
 }
 
+namespace {
+
 Conv2dShape affine_geometry(const Graph& g, const Node& n) {
   const Shape& in = g.node(n.inputs[0]).shape;
-  if (n.params[0].ndim() == 4) return window_geometry(n, in);  // Conv
+  if (n.params[0].ndim() >= 3) return window_geometry(n, in);  // Conv (2-D, or 1-D as H = 1)
   Conv2dShape s;  // Gemm: a 1x1 convolution on a 1x1 image
   s.C = in[0];
   s.H = s.W = 1;
@@ -215,7 +219,7 @@ class IntPoolKernel : public NodeKernel {
  private:
   template <class T, class Acc> void sum(const Tensor& x, Tensor& y) const {
     if (mode_ == Mode::GlobalSum)
-      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.dim(2) * x.dim(3), x.data<T>(), y.data<Acc>());
+      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.numel() / (x.dim(0) * x.dim(1)), x.data<T>(), y.data<Acc>());
     else
       sumpool2d_int<T, Acc>(shape_, x.dim(0), x.data<T>(), y.data<Acc>());
   }
