@@ -3,6 +3,9 @@ Add / Sub / Mul between activations (the squeeze-excite gate), PRelu, the per-ch
 of prepare_network (BatchNormalization, constant Add / Sub / Mul / Div, MatMul + bias, ReduceMean
 over (H, W)), and the float-only ops that become islands. Oracles: onnxruntime for the float
 forward and the QDQ export, the float network for the quantized one."""
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -384,6 +387,14 @@ def test_bad_nodes_are_refused_naming_the_node(nodes, inits, out_shape, error, w
     assert all(w in str(info.value) for w in words), str(info.value)
 
 
+@pytest.mark.parametrize("name, node", [("integer", "sum3"), ("se", "se_mul"), ("islands", "lrn")])
+def test_export_c_refuses_what_it_does_not_write_naming_the_node(name, node, data, tmp_path):
+    g = apl.load_onnx(NETS[name][0]())
+    apl.quantize_network(g, data, nb_bits=8)
+    with pytest.raises(NotImplementedError, match=f"'{node}'"):
+        apl.export_c(g, tmp_path / "out")
+
+
 def test_export_c_refuses_broadcasting_naming_the_node(data, tmp_path):
     layers = [_conv("conv1", "x", "c1", 4, 8, 3), helper.make_node("GlobalAveragePool", ["c1"], ["g"], name="gap"),
               _conv("gate", "g", "gc", 8, 8), helper.make_node("Mul", ["c1", "gc"], ["m"], name="gate_mul")]
@@ -429,3 +440,27 @@ def test_log_softmax_head_is_kept_float_and_exports(data):
     assert np.mean(y.argmax(1) == float_out.argmax(1)) >= 0.95
     assert _sqnr(np.exp(y), np.exp(float_out)) > 30  # the probabilities
     assert _sqnr(np.exp(ort_forward(apl.export_onnx(g, None), data)), np.exp(y)) > 30
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_export_c_writes_elementwise_islands_as_lookup_tables_bit_exact(data, tmp_path):
+    """HardSwish, HardSigmoid, Elu, Softplus, Abs islands: integer tables in the C network,
+    bit-exact with our integer forward."""
+    layers = [_conv("conv1", "x", "c1", 4, 8, 3), helper.make_node("HardSwish", ["c1"], ["h1"], name="hswish"),
+              _conv("conv2", "h1", "c2", 8, 8, 3, 0.3), helper.make_node("HardSigmoid", ["c2"], ["h2"], name="hsig"),
+              _conv("conv3", "h2", "c3", 8, 8, 1), helper.make_node("Elu", ["c3"], ["e"], alpha=0.5, name="elu"),
+              helper.make_node("Softplus", ["e"], ["sp"], name="softplus"),
+              helper.make_node("Abs", ["sp"], ["ab"], name="abs"), *_head("ab", 8)]
+    g = apl.load_onnx(_net(layers, [], (5,)))
+    apl.quantize_network(g, data, nb_bits=8)
+    assert set(apl.quantizability_report(g).islands) == {"hswish", "hsig", "elu", "softplus", "abs"}
+    out = tmp_path / "c"
+    apl.export_c(g, out)
+    sources = sorted(str(p) for p in out.glob("*.c"))
+    subprocess.run(["gcc", "-std=c99", "-O1", "-o", str(out / "net"), *sources, "-lm"], check=True)
+    x = data[:8]
+    x.astype("<f4").tofile(tmp_path / "in.f32")
+    subprocess.run([str(out / "net"), str(tmp_path / "in.f32"), str(tmp_path / "out.bin")], check=True)
+    ref = g.forward(x, dequantize=False)
+    got = np.fromfile(tmp_path / "out.bin", dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape)
+    np.testing.assert_array_equal(got, ref)
