@@ -16,8 +16,14 @@ using py_bridge::to_numpy;
 
 namespace {
 
-Attribute attribute_from_python(const std::string& key, const py::handle& v) {
+// ONNX attribute values as onnx_io passes them: int, float, str, or a flat list of numbers.
+// Anything else (a nested list from a 2-D shape tensor, None, bytes) is refused naming the node,
+// not left to a pybind11 cast error.
+Attribute attribute_from_python(const std::string& node_label, const std::string& key, const py::handle& v) {
   Attribute a;
+  const auto is_number = [](const py::handle& x) {
+    return py::isinstance<py::int_>(x) || py::isinstance<py::float_>(x);
+  };
   if (py::isinstance<py::bool_>(v) || py::isinstance<py::int_>(v)) {
     a.kind = Attribute::Kind::Int;
     a.i = v.cast<int64_t>();
@@ -27,10 +33,16 @@ Attribute attribute_from_python(const std::string& key, const py::handle& v) {
   } else if (py::isinstance<py::str>(v)) {
     a.kind = Attribute::Kind::String;
     a.s = v.cast<std::string>();
-  } else if (py::isinstance<py::sequence>(v)) {
+  } else if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v)) {
     auto seq = v.cast<py::sequence>();
     bool all_int = true;
-    for (auto item : seq) all_int = all_int && py::isinstance<py::int_>(item);
+    for (auto item : seq) {
+      if (!is_number(item))
+        throw ValueError(node_label + ": attribute '" + key + "' must be a number or a flat list of numbers, got " +
+                         "a list holding " + std::string(py::str(py::type::of(item).attr("__name__"))) +
+                         " (a constant of rank > 1 where ONNX expects a 1-D tensor?)");
+      all_int = all_int && py::isinstance<py::int_>(item);
+    }
     if (all_int) {
       a.kind = Attribute::Kind::Ints;
       a.ints = v.cast<std::vector<int64_t>>();
@@ -39,7 +51,8 @@ Attribute attribute_from_python(const std::string& key, const py::handle& v) {
       a.floats = v.cast<std::vector<float>>();
     }
   } else {
-    throw ValueError("attribute '" + key + "' has an unsupported type");
+    throw ValueError(node_label + ": attribute '" + key + "' has an unsupported type " +
+                     std::string(py::str(py::type::of(v).attr("__name__"))));
   }
   return a;
 }
@@ -280,7 +293,15 @@ Raises
 GraphError
     If a name is not a node of the graph.
 )pbdoc")
-      .def("clone", &Graph::clone, "Deep copy: the clone shares no tensor with this graph.")
+      .def("clone", &Graph::clone, "Deep copy: the clone shares no tensor with this graph (copy.copy and copy.deepcopy call it).")
+      // copy.copy / copy.deepcopy are what users try first: both are clone(). Pickling has no
+      // format to write: say what to use instead of pybind11's bare "cannot pickle".
+      .def("__copy__", &Graph::clone)
+      .def("__deepcopy__", [](const Graph& g, const py::dict&) { return g.clone(); }, py::arg("memo"))
+      .def("__reduce_ex__", [](const Graph&, const py::object&) -> py::object {
+            throw py::type_error("a Graph cannot be pickled; copy it with clone() (or copy.deepcopy), "
+                                 "save a quantized one with export_onnx, or load the ONNX file again");
+          }, py::arg("protocol"))
       .def("summary", &Graph::summary, "Table of nodes: name, op, output shape, parameter count, inputs.")
       .def("__repr__", &Graph::summary)
       .def("__len__", [](const Graph& g) { return g.nodes().size(); })
@@ -309,7 +330,7 @@ GraphError
           }, py::arg("name"), py::arg("index"), py::arg("value"),
           "Replace param `index` of node `name` by a copy of `value` (same shape and dtype).")
       .def("remove", &Graph::remove, py::arg("name"),
-           "Remove a single-input node; its consumers read its input instead.")
+           "Remove a single-input node; its consumers read its input instead. Refused (GraphError) on a quantized graph; if the consumers do not accept the node's input (ShapeError), the graph is left unchanged.")
       // Construction, used by aidge_ptq_lite.onnx_io.
       .def("_add_node", [](Graph& g, const std::string& name, const std::string& op,
                            const std::vector<std::string>& inputs, const py::dict& attrs,
@@ -320,7 +341,7 @@ GraphError
             n.inputs = inputs;
             for (auto [k, v] : attrs) {
               const std::string key = k.cast<std::string>();
-              n.attrs[key] = attribute_from_python(key, v);
+              n.attrs[key] = attribute_from_python(n.label(), key, v);
             }
             for (const py::array& p : params) n.params.push_back(from_numpy(p, ("param of " + n.label()).c_str()));
             if (n.is(OpKind::Input)) n.shape = n.attr_ints("shape");
@@ -350,12 +371,12 @@ name), ``constant_operand``, ``activation_attributes`` (attributes in activation
 ``float_only``, ``elementwise``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
 )pbdoc");
   m.def("simd_level", []() { return simd_level_name(active_simd_level()); },
-        "The SIMD level the kernels use now: 'scalar', 'avx2' or 'avx512'.");
+        "The SIMD level the kernels use now: 'scalar', 'avx2', 'avx512' or 'amx'.");
   m.def("detected_simd_level", []() { return simd_level_name(detected_simd_level()); },
         "The best SIMD level this CPU supports.");
   m.def("set_simd_level", [](const std::string& level) { set_simd_level(parse_simd_level(level.c_str())); },
         py::arg("level"), R"pbdoc(
-Force the SIMD level of every kernel ('scalar', 'avx2' or 'avx512'); the environment variable
+Force the SIMD level of every kernel ('scalar', 'avx2', 'avx512', 'amx'); the environment variable
 APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this CPU lacks.
 )pbdoc");
 

@@ -95,7 +95,7 @@ class Graph:
         ...
     def clone(self) -> Graph:
         """
-        Deep copy: the clone shares no tensor with this graph.
+        Deep copy: the clone shares no tensor with this graph (copy.copy and copy.deepcopy call it).
         """
     def consumers(self, name: str) -> list[str]:
         """
@@ -152,7 +152,9 @@ class Graph:
         """
     def remove(self, name: str) -> None:
         """
-        Remove a single-input node; its consumers read its input instead.
+        Remove a single-input node; its consumers read its input instead. Refused (GraphError) on a
+        quantized graph; if the consumers do not accept the node's input (ShapeError), the graph is
+        left unchanged.
         """
     def set_param(self, name: str, index: typing.SupportsInt | typing.SupportsIndex, value: numpy.ndarray) -> None:
         """
@@ -712,12 +714,12 @@ def quantize_normalized_network(graph: Graph, nb_bits: typing.SupportsInt | typi
     """
 def set_simd_level(level: str) -> None:
     """
-    Force the SIMD level of every kernel ('scalar', 'avx2' or 'avx512'); the environment variable
+    Force the SIMD level of every kernel ('scalar', 'avx2', 'avx512', 'amx'); the environment variable
     APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this CPU lacks.
     """
 def simd_level() -> str:
     """
-    The SIMD level the kernels use now: 'scalar', 'avx2' or 'avx512'.
+    The SIMD level the kernels use now: 'scalar', 'avx2', 'avx512' or 'amx'.
     """
 def supported_ops() -> list[str]:
     """

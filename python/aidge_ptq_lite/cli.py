@@ -95,6 +95,8 @@ def validate_args(parser: argparse.ArgumentParser, args, source: str) -> None:
     if args.export_c:
         if args.no_quant:
             parser.error("--export-c needs integers: it cannot be combined with --no-quant")
+        if args.export and os.path.abspath(args.export) == os.path.abspath(args.export_c):
+            parser.error(f"--export and --export-c name the same path '{args.export}' (a file and a folder)")
         from .export_c import check_export_directory
         try:  # before the evaluation: never lose a user's file, nor minutes of work
             check_export_directory(args.export_c)
@@ -161,6 +163,12 @@ def main(argv=None) -> int:
         graph = load_onnx(path)
     except (OSError, ValueError, NotImplementedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if tuple(graph.input_shape) != tuple(x_test.shape[1:]):
+        # Checked before the evaluation: a model for other images would fail in its first batch.
+        print(f"error: {'--onnx ' + args.onnx if args.onnx else name} takes inputs of shape "
+              f"(N, {', '.join(map(str, graph.input_shape))}); the Fashion-MNIST images are "
+              f"(N, {', '.join(map(str, x_test.shape[1:]))})", file=sys.stderr)
         return 2
     print(f"model        : {name} ({path}), {graph.param_count:,} parameters")
     print(f"data         : {datasets.data_source(args.data)}; {len(x_test)} test images, "

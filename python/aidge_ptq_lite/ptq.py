@@ -54,18 +54,30 @@ def iter_batches(calibration_set: CalibrationSet, batch_size: int = CALIBRATION_
         return
     if calibration_set is None:
         raise ValueError("calibration_set is required")
-    for batch in calibration_set:
+    for i, batch in enumerate(calibration_set):
+        if batch is None or isinstance(batch, (str, bytes)):
+            raise TypeError(f"calibration batch {i} is {type(batch).__name__}, not a float array "
+                            "(N, C, H, W)")
         batch = np.asarray(batch)
         if batch.ndim == 0 or len(batch) == 0:
-            raise ValueError("calibration set holds an empty batch")
+            raise ValueError(f"calibration set holds an empty batch (batch {i})")
         _check_float(batch)
         yield np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def _check_graph(graph, function: str) -> None:
+    """A Graph, not an onnx.ModelProto or a path: TypeError naming the function."""
+    if not isinstance(graph, _core.Graph):
+        raise TypeError(f"{function} expects an aidge_ptq_lite Graph (from load_onnx), got "
+                        f"{type(graph).__module__}.{type(graph).__name__}; load it first: "
+                        "g = aidge_ptq_lite.load_onnx(model)")
 
 
 def _calibrate(graph: _core.Graph, calibration_set: CalibrationSet, histogram_bins: int,
                verbose: bool, clipping: str = "MSE") -> _core.RangeCollector:
     """One streamed pass over the calibration set: ranges, and histograms (for ``clipping``) if
     bins > 0."""
+    _check_graph(graph, "calibration")
     collector = _core.RangeCollector(graph, histogram_bins, clipping)
     for i, batch in enumerate(iter_batches(calibration_set)):
         collector.update(batch)
@@ -165,9 +177,12 @@ def quantize_network(graph: _core.Graph, calibration_set: CalibrationSet = None,
         ValueError: empty, non-float or non-finite calibration data, a graph that is already
             quantized.
         UnsupportedOpError: a node that cannot be quantized (see ``quantizability_report``).
+        TypeError: ``graph`` is not a ``Graph`` (an ``onnx.ModelProto`` or a path: load it first),
+            or a calibration batch is not an array.
 
     On any error the graph is left unchanged.
     """
+    _check_graph(graph, "quantize_network")
     if isinstance(calibration_set, (int, np.integer)) and not isinstance(calibration_set, bool):
         # The signature before QuantizeOptions: quantize_network(graph, nb_bits, calibration_set).
         kwargs.setdefault("nb_bits", calibration_set)

@@ -72,9 +72,18 @@ def layer_report(float_graph: _core.Graph, quantized_graph: _core.Graph, x: np.n
         ``sqnr_db``, ``range``, ``step``, ``rescale`` (the factor, or "2^-k" shifts), ``signed``.
 
     Raises:
-        ValueError: if ``quantized_graph`` is not quantized or ``float_graph`` is, or if they are
-            not the same network (nodes, ops, shapes and connections differ).
+        ValueError: if ``quantized_graph`` is not quantized or ``float_graph`` is, if they are
+            not the same network (nodes, ops, shapes and connections differ), or if ``x`` holds
+            NaN or Inf.
+        TypeError: if either graph is not a ``Graph``.
     """
+    for which, g in (("float_graph", float_graph), ("quantized_graph", quantized_graph)):
+        if not isinstance(g, _core.Graph):
+            raise TypeError(f"layer_report: {which} must be a Graph (from load_onnx), got {type(g).__name__}")
+    x_array = np.asarray(x)
+    if np.issubdtype(x_array.dtype, np.floating) and not np.all(np.isfinite(x_array)):
+        # The float network would give NaN at every layer and the SQNR column would be NaN.
+        raise ValueError("layer_report: x holds NaN or Inf; compare the networks on finite inputs")
     if not quantized_graph.is_quantized or float_graph.is_quantized:
         raise ValueError("layer_report expects (float graph, quantized graph)")
     reference = float_graph.clone()

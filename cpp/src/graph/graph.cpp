@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <iomanip>
 #include <set>
 #include <sstream>
@@ -11,22 +12,44 @@ namespace apl {
 
 // ---- Node ----------------------------------------------------------------------------------------
 
+// An attribute of the wrong type (group=1.0, transB=1.0, a string where a list is expected) is
+// refused naming the node: reading it as 0 or an empty list would silently change the op.
+static const char* attribute_kind_name(Attribute::Kind k) {
+  switch (k) {
+    case Attribute::Kind::Int: return "an integer";
+    case Attribute::Kind::Float: return "a float";
+    case Attribute::Kind::Ints: return "a list of integers";
+    case Attribute::Kind::Floats: return "a list of floats";
+    case Attribute::Kind::String: return "a string";
+  }
+  return "?";
+}
+static const Attribute* typed_attr(const Node& n, const std::string& key,
+                                   std::initializer_list<Attribute::Kind> allowed) {
+  auto it = n.attrs.find(key);
+  if (it == n.attrs.end()) return nullptr;
+  for (Attribute::Kind k : allowed)
+    if (it->second.kind == k) return &it->second;
+  throw ShapeError(n.label() + ": attribute '" + key + "' must be " + attribute_kind_name(*allowed.begin()) +
+                   ", got " + attribute_kind_name(it->second.kind));
+}
+
 int64_t Node::attr_int(const std::string& key, int64_t def) const {
-  auto it = attrs.find(key);
-  return it == attrs.end() ? def : it->second.i;
+  const Attribute* a = typed_attr(*this, key, {Attribute::Kind::Int});
+  return a ? a->i : def;
 }
 float Node::attr_float(const std::string& key, float def) const {
-  auto it = attrs.find(key);
-  if (it == attrs.end()) return def;
-  return it->second.kind == Attribute::Kind::Int ? static_cast<float>(it->second.i) : it->second.f;
+  const Attribute* a = typed_attr(*this, key, {Attribute::Kind::Float, Attribute::Kind::Int});
+  if (!a) return def;
+  return a->kind == Attribute::Kind::Int ? static_cast<float>(a->i) : a->f;
 }
 std::vector<int64_t> Node::attr_ints(const std::string& key, std::vector<int64_t> def) const {
-  auto it = attrs.find(key);
-  return it == attrs.end() ? def : it->second.ints;
+  const Attribute* a = typed_attr(*this, key, {Attribute::Kind::Ints});
+  return a ? a->ints : def;
 }
 std::string Node::attr_string(const std::string& key, const std::string& def) const {
-  auto it = attrs.find(key);
-  return it == attrs.end() ? def : it->second.s;
+  const Attribute* a = typed_attr(*this, key, {Attribute::Kind::String});
+  return a ? a->s : def;
 }
 void Node::set_attr(const std::string& key, int64_t v) {
   Attribute a;
@@ -81,6 +104,14 @@ Graph& Graph::operator=(Graph&& o) noexcept {
 Node& Graph::add_node(Node node) {
   if (node.name.empty()) throw GraphError(std::string("a ") + node.op() + " node has an empty name");
   if (contains(node.name)) throw GraphError("duplicate node name '" + node.name + "'");
+  // A NaN constant (LeakyRelu alpha, Clip bound, Pad value) makes NaN outputs, and NaN codes
+  // once quantized: refused here, naming the node, rather than run.
+  for (const auto& [key, a] : node.attrs) {
+    const bool nan = (a.kind == Attribute::Kind::Float && std::isnan(a.f)) ||
+                     (a.kind == Attribute::Kind::Floats &&
+                      std::any_of(a.floats.begin(), a.floats.end(), [](float f) { return std::isnan(f); }));
+    if (nan) throw GraphError(node.label() + ": attribute '" + key + "' is NaN; give it a number");
+  }
   if (node.is(OpKind::Input)) {
     if (!input_.empty())
       throw UnsupportedError("graph has several inputs ('" + input_ + "', '" + node.name +
@@ -189,14 +220,31 @@ Node& Graph::insert_after(const std::string& producer, Node node) {
 
 void Graph::remove(const std::string& name) {
   const Node& victim = node(name);
+  // A quantized graph's codes, steps and requantization records are planned together: removing
+  // a node (a Scaling node, a ReLU whose clamp the plan relies on) would silently change results.
+  if (is_quantized())
+    throw GraphError("remove: the graph is quantized; remove " + victim.label() +
+                     " from the float graph (load_onnx again, or a clone taken before quantizing) and quantize it again");
   if (victim.inputs.size() != 1)
     throw GraphError("remove: " + victim.label() + " does not have exactly one input");
   const std::string source = victim.inputs[0];
-  for (Node& n : nodes_) rename_input(n, name, source);
-  std::replace(outputs_.begin(), outputs_.end(), name, source);
-  nodes_.erase(nodes_.begin() + static_cast<std::ptrdiff_t>(index_.at(name)));
-  reindex();
-  finalize();
+  // The consumers may not accept the removed node's input (a Conv after a removed Conv gets the
+  // wrong channel count): then the graph is put back as it was before the error propagates.
+  std::vector<Node> nodes_before = nodes_;
+  std::vector<std::string> outputs_before = outputs_;
+  try {
+    for (Node& n : nodes_) rename_input(n, name, source);
+    std::replace(outputs_.begin(), outputs_.end(), name, source);
+    nodes_.erase(nodes_.begin() + static_cast<std::ptrdiff_t>(index_.at(name)));
+    reindex();
+    finalize();
+  } catch (...) {
+    nodes_ = std::move(nodes_before);
+    outputs_ = std::move(outputs_before);
+    reindex();
+    invalidate();
+    throw;
+  }
 }
 
 Node& Graph::replace(const std::string& name, Node node) {

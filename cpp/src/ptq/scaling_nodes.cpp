@@ -15,6 +15,11 @@ void insert_scaling_nodes(Graph& g) {
   for (Node& n : g.mutable_nodes()) {
     n.quant.island = islands.count(n.name) != 0;
     if (tail.count(n.name) || !(n.traits().needs_scaling || n.quant.island)) continue;
+    // A layer with an empty output (Gemm with a (K, 0) B) runs in float, but has no values to
+    // calibrate a Scaling node on: say so here, naming it, not the Scaling node after it.
+    if (shape_numel(n.shape) == 0)
+      throw ShapeError(n.label() + ": its output " + shape_str(n.shape) +
+                       " is empty, so it cannot be quantized; remove the layer or give it outputs");
     const auto users = g.consumers(n.name);
     const bool has_one = users.size() == 1 && g.node(users[0]).is(OpKind::Scaling);
     if (!has_one) targets.push_back(n.name);
