@@ -3,6 +3,9 @@ Add / Sub / Mul between activations (the squeeze-excite gate), PRelu, the per-ch
 of prepare_network (BatchNormalization, constant Add / Sub / Mul / Div, MatMul + bias, ReduceMean
 over (H, W)), and the float-only ops that become islands. Oracles: onnxruntime for the float
 forward and the QDQ export, the float network for the quantized one."""
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -24,10 +27,10 @@ def _const(name, value, dtype=np.float32):
     return numpy_helper.from_array(np.asarray(value, dtype), name)
 
 
-def _model(nodes, inits, out_shape, in_shape=IN_SHAPE):
+def _model(nodes, inits, out_shape, in_shape=IN_SHAPE, opset=17):
     g = helper.make_graph(nodes, "elem", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_shape])], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _sqnr(y, ref):
@@ -213,7 +216,20 @@ def _islands_net():
     return _net(layers + _head("m", 8), [], (5,))
 
 
-NETS = {"se": (_se_net, {"gate", "hswish"}), "integer": (_integer_net, set()),
+@_seeded
+def _gelu_net():
+    """GELU as torch exports it below opset 20: x * 0.5 * (1 + Erf(x / sqrt(2))), whose scalar
+    Div, Add and Mul follow no Conv they could fold into (the Conv output has two readers)."""
+    layers = [_conv("conv1", "x", "c1", 4, 8, 3),
+              (helper.make_node("Div", ["c1", "sqrt2"], ["d"], name="div_sqrt2"), [_const("sqrt2", 1.4142135)]),
+              helper.make_node("Erf", ["d"], ["e"], name="erf"),
+              (helper.make_node("Add", ["e", "one"], ["e1"], name="add_one"), [_const("one", 1.0)]),
+              helper.make_node("Mul", ["c1", "e1"], ["m"], name="mul_x"),
+              (helper.make_node("Mul", ["m", "half"], ["gl"], name="mul_half"), [_const("half", 0.5)])]
+    return _net(layers + _head("gl", 8), [], (5,))
+
+
+NETS = {"gelu": (_gelu_net, {"erf"}), "se": (_se_net, {"gate", "hswish"}), "integer": (_integer_net, set()),
         "affine": (_affine_net, set()),
         "islands": (_islands_net, {"elu", "lrn", "channel_max", "softplus", "div", "sig"})}
 
@@ -278,6 +294,43 @@ def test_affine_ops_are_folded_or_become_depthwise_convs(data):
     assert relative_error(g.forward(data), ort_forward(model, data)) <= 1e-5
 
 
+@pytest.mark.parametrize("op, constant_first, shape", [
+    ("Add", True, (8, 1, 1)), ("Sub", False, (8, 1, 1)), ("Sub", True, (1, 8, 1, 1)), ("Mul", True, ()),
+    ("Mul", False, (1,)), ("Div", False, (8, 1, 1))])
+def test_constant_per_channel_op_after_a_conv_folds_into_it(op, constant_first, shape, data):
+    k = numpy_helper.from_array((np.abs(RNG.standard_normal(shape)) + 0.5).astype(np.float32), "k")
+    inputs = ["k", "c1"] if constant_first else ["c1", "k"]
+    model = _net([_conv("conv1", "x", "c1", 4, 8, 3), (helper.make_node(op, inputs, ["o"], name="affine_op"), [k]),
+                  *_head("o", 8)], [], (5,))
+    g = apl.load_onnx(model)
+    apl.prepare_network(g)
+    assert "affine_op" not in {n.name for n in g.nodes()}
+    assert relative_error(g.forward(data), ort_forward(model, data)) <= 1e-5
+
+
+def test_opset_18_reductions_take_axes_as_an_input_and_export_at_opset_17(data):
+    """From opset 18 ReduceMean / ReduceMax read their axes from an input (what torch exports);
+    the export (opset 17) writes them back as an attribute."""
+    axes_hw, axes_c = _const("axes_hw", [2, 3], np.int64), _const("axes_c", [1], np.int64)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("ReduceMax", ["c1", "axes_c"], ["mx"], name="channel_max"),
+             helper.make_node("Add", ["c1", "mx"], ["a"], name="add"),
+             helper.make_node("Conv", ["a", "wh", "bh"], ["h"], name="head"),
+             helper.make_node("ReduceMean", ["h", "axes_hw"], ["y"], keepdims=0, name="mean")]
+    model = _model(nodes, [_init("w1", (8, 4, 3, 3)), _init("b1", (8,)), _init("wh", (5, 8, 1, 1)),
+                           _init("bh", (5,)), axes_hw, axes_c], (5,), opset=18)
+    g = apl.load_onnx(model)
+    float_out = g.forward(data)
+    assert relative_error(float_out, ort_forward(model, data)) <= 1e-5
+    apl.quantize_network(g, data, nb_bits=8)
+    assert apl.quantizability_report(g).islands == ["channel_max"]
+    assert g.node("mean_pool").op == "GlobalAveragePool" and g.node("mean").op == "Flatten"
+    assert _sqnr(g.forward(data), float_out) > 25
+    exported = apl.export_onnx(g, None)
+    assert [a.ints for n in exported.graph.node if n.op_type == "ReduceMax" for a in n.attribute] == [[1]]
+    assert _sqnr(ort_forward(exported, data), g.forward(data)) > 30
+
+
 def test_reduce_mean_without_keepdims_keeps_its_output_name(data):
     g = apl.load_onnx(_integer_net())
     apl.prepare_network(g)
@@ -334,6 +387,14 @@ def test_bad_nodes_are_refused_naming_the_node(nodes, inits, out_shape, error, w
     assert all(w in str(info.value) for w in words), str(info.value)
 
 
+@pytest.mark.parametrize("name, node", [("integer", "sum3"), ("se", "se_mul"), ("islands", "lrn")])
+def test_export_c_refuses_what_it_does_not_write_naming_the_node(name, node, data, tmp_path):
+    g = apl.load_onnx(NETS[name][0]())
+    apl.quantize_network(g, data, nb_bits=8)
+    with pytest.raises(NotImplementedError, match=f"'{node}'"):
+        apl.export_c(g, tmp_path / "out")
+
+
 def test_export_c_refuses_broadcasting_naming_the_node(data, tmp_path):
     layers = [_conv("conv1", "x", "c1", 4, 8, 3), helper.make_node("GlobalAveragePool", ["c1"], ["g"], name="gap"),
               _conv("gate", "g", "gc", 8, 8), helper.make_node("Mul", ["c1", "gc"], ["m"], name="gate_mul")]
@@ -341,3 +402,65 @@ def test_export_c_refuses_broadcasting_naming_the_node(data, tmp_path):
     apl.quantize_network(g, data, nb_bits=8)
     with pytest.raises(NotImplementedError, match="gate_mul.*broadcasting"):
         apl.export_c(g, tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["se", "integer"])
+def test_integers_identical_at_every_simd_level(name, data):
+    g = apl.load_onnx(NETS[name][0]())
+    apl.quantize_network(g, data, nb_bits=8)
+    levels = ["scalar", "avx2", "avx512"]
+    detected = levels.index(apl.detected_simd_level())
+    outputs = []
+    try:
+        for level in levels[:detected + 1]:
+            apl.set_simd_level(level)
+            outputs.append(g.forward(data, dequantize=False))
+    finally:
+        apl.set_simd_level(levels[detected])
+    if detected == 0:
+        pytest.skip("this CPU has no AVX2: only the scalar level ran")
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(other, outputs[0])
+
+
+def test_log_softmax_head_is_kept_float_and_exports(data):
+    layers = [_conv("conv1", "x", "c1", 4, 8, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              helper.make_node("GlobalAveragePool", ["r1"], ["g"], name="gap"),
+              helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+              (helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], transB=1, name="fc"),
+               [_init("wf", (5, 8), 2.0), _init("bf", (5,))]),
+              helper.make_node("LogSoftmax", ["logits"], ["y"], name="log_probs")]
+    model = _net(layers, [], (5,))
+    g = apl.load_onnx(model)
+    float_out = g.forward(data)
+    apl.quantize_network(g, data, nb_bits=8)
+    report = apl.quantizability_report(g)
+    assert report.kept_float == ["log_probs"] and not report.islands
+    y = g.forward(data)
+    assert np.mean(y.argmax(1) == float_out.argmax(1)) >= 0.95
+    assert _sqnr(np.exp(y), np.exp(float_out)) > 30  # the probabilities
+    assert _sqnr(np.exp(ort_forward(apl.export_onnx(g, None), data)), np.exp(y)) > 30
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_export_c_writes_elementwise_islands_as_lookup_tables_bit_exact(data, tmp_path):
+    """HardSwish, HardSigmoid, Elu, Softplus, Abs islands: integer tables in the C network,
+    bit-exact with our integer forward."""
+    layers = [_conv("conv1", "x", "c1", 4, 8, 3), helper.make_node("HardSwish", ["c1"], ["h1"], name="hswish"),
+              _conv("conv2", "h1", "c2", 8, 8, 3, 0.3), helper.make_node("HardSigmoid", ["c2"], ["h2"], name="hsig"),
+              _conv("conv3", "h2", "c3", 8, 8, 1), helper.make_node("Elu", ["c3"], ["e"], alpha=0.5, name="elu"),
+              helper.make_node("Softplus", ["e"], ["sp"], name="softplus"),
+              helper.make_node("Abs", ["sp"], ["ab"], name="abs"), *_head("ab", 8)]
+    g = apl.load_onnx(_net(layers, [], (5,)))
+    apl.quantize_network(g, data, nb_bits=8)
+    assert set(apl.quantizability_report(g).islands) == {"hswish", "hsig", "elu", "softplus", "abs"}
+    out = tmp_path / "c"
+    apl.export_c(g, out)
+    sources = sorted(str(p) for p in out.glob("*.c"))
+    subprocess.run(["gcc", "-std=c99", "-O1", "-o", str(out / "net"), *sources, "-lm"], check=True)
+    x = data[:8]
+    x.astype("<f4").tofile(tmp_path / "in.f32")
+    subprocess.run([str(out / "net"), str(tmp_path / "in.f32"), str(tmp_path / "out.bin")], check=True)
+    ref = g.forward(x, dequantize=False)
+    got = np.fromfile(tmp_path / "out.bin", dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape)
+    np.testing.assert_array_equal(got, ref)

@@ -483,6 +483,37 @@ TEST(IntKernelsOps, BinaryMixedSignednessMatchesNaive) {
   check_binary<int32_t, int32_t, int32_t>(rng, -40000, 40000, -40000, 40000);
 }
 
+// Numpy broadcasting (the squeeze-excite gate and Sum's accumulation): against an explicit loop
+// over the output's multi-index.
+TEST(IntKernelsOps, BinaryBroadcastingMatchesNaive) {
+  std::mt19937 rng(17);
+  const apl::Shape out{2, 3, 5, 4};
+  for (const auto& [as, bs] : std::vector<std::pair<apl::Shape, apl::Shape>>{
+           {{2, 3, 5, 4}, {2, 3, 1, 1}}, {{2, 3, 1, 1}, {2, 3, 5, 4}}, {{2, 3, 1, 4}, {1, 3, 5, 1}},
+           {{2, 3, 5, 4}, {4}}, {{1}, {2, 3, 5, 4}}}) {
+    const auto a = random_vector<int8_t>(rng, apl::shape_numel(as), -127, 127);
+    const auto b = random_vector<uint8_t>(rng, apl::shape_numel(bs), 0, 255);
+    const auto at = [&](const apl::Shape& s, int64_t n, int64_t c, int64_t h, int64_t w) {
+      const int64_t idx[4] = {n, c, h, w};
+      int64_t off = 0;
+      for (size_t d = 0; d < s.size(); ++d) off = off * s[d] + (s[d] == 1 ? 0 : idx[d + 4 - s.size()]);
+      return off;
+    };
+    for (IntBinaryOp op : {IntBinaryOp::Add, IntBinaryOp::Sub, IntBinaryOp::Mul}) {
+      std::vector<int32_t> y(apl::shape_numel(out));
+      binary_int(op, as, a.data(), bs, b.data(), out, y.data());
+      for (int64_t n = 0, i = 0; n < 2; ++n)
+        for (int64_t c = 0; c < 3; ++c)
+          for (int64_t h = 0; h < 5; ++h)
+            for (int64_t w = 0; w < 4; ++w, ++i) {
+              const int64_t p = a[at(as, n, c, h, w)], q = b[at(bs, n, c, h, w)];
+              const int64_t want = op == IntBinaryOp::Add ? p + q : op == IntBinaryOp::Sub ? p - q : p * q;
+              ASSERT_EQ(int64_t{y[i]}, want) << apl::shape_str(as) << " op " << int(op) << " at " << i;
+            }
+    }
+  }
+}
+
 // ---- Shift rescale (single shifts) --------------------------------------------------------------
 
 // Accumulators at the extremes and at every rounding boundary j * 2^k + 2^(k-1) (+-1) of shift k.

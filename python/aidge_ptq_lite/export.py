@@ -32,6 +32,15 @@ def _onnx_attributes(node) -> dict:
     return {k: v for k, v in node.attributes.items() if k not in as_inputs and k != "const_index"}
 
 
+def _is_input_at_opset(op: str, index: int) -> bool:
+    """Whether the export's opset takes input `index` of `op` (an attribute read from an input
+    may be an attribute in older opsets)."""
+    try:
+        return index < len(onnx.defs.get_schema(op, _OPSET).inputs)
+    except onnx.defs.SchemaError:  # no such op at the export's opset: the checker names it
+        return True
+
+
 class _Exporter:
     def __init__(self, graph: _core.Graph):
         self.graph = graph
@@ -139,8 +148,12 @@ class _Exporter:
             for index, param in zip(row["param_inputs"], node.params):
                 slots[index] = self.const("k", param)
         step_in = self.by_name[node.inputs[0]].quant["step"]
+        attributes = _onnx_attributes(node)
         for index, key in row["attribute_inputs"].items():
             if key not in a:
+                continue
+            if not _is_input_at_opset(node.op, index):  # e.g. ReduceMean's axes before opset 18
+                attributes[key] = a[key]
                 continue
             v = a[key]
             if isinstance(v, list) and not v:
@@ -158,7 +171,7 @@ class _Exporter:
                 inputs.append(slots.pop(position))
             else:  # a data input, or "" for an optional input left out before a given one
                 inputs.append(data.pop(0) if data else "")
-        return self.add(node.op, inputs, f"{node.name}.out", **_onnx_attributes(node))
+        return self.add(node.op, inputs, f"{node.name}.out", **attributes)
 
     def run(self) -> onnx.ModelProto:
         g = self.graph

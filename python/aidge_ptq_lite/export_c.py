@@ -73,6 +73,10 @@ _KNOWN_ATTRIBUTES = {
     "Dropout": {"ratio", "training_mode", "seed"}, "Squeeze": {"axes"}, "Unsqueeze": {"axes"},
     # float ops (lookup tables, or C float code with allow_float)
     "Softmax": {"axis"}, "Sigmoid": set(), "Tanh": set(),
+    # element-wise islands, always lookup tables (their attributes are in the table)
+    "HardSigmoid": {"alpha", "beta"}, "HardSwish": set(), "Elu": {"alpha"}, "Selu": {"alpha", "gamma"},
+    "Softplus": set(), "Erf": set(), "Exp": set(), "Log": set(), "Sqrt": set(), "Neg": set(), "Abs": set(),
+    "Reciprocal": set(),
 }
 _VIEW_OPS = ("Flatten", "Reshape", "Identity", "Dropout", "Squeeze", "Unsqueeze")
 _C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "int64_t": 8}

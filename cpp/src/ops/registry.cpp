@@ -204,12 +204,13 @@ std::vector<OpTraits> make_rows() {
   rows.push_back(Row(K::Neg, "Neg", shapes::same).no_integer_form().pointwise(kernels::neg_f32, nullptr));
   rows.push_back(Row(K::Abs, "Abs", shapes::same).no_integer_form().non_negative_if().pointwise(kernels::abs_f32, nullptr));
   rows.push_back(Row(K::Reciprocal, "Reciprocal", shapes::same).no_integer_form().pointwise(kernels::reciprocal_f32, nullptr));
-  // Along an axis, and reductions (prepare_network makes a ReduceMean over (H, W) a global average pool).
+  // Along an axis, and reductions (prepare_network makes a ReduceMean over (H, W) a global average
+  // pool). Axes are an input from opset 18 (13 for ReduceSum), an attribute before.
   rows.push_back(Row(K::LogSoftmax, "LogSoftmax", shapes::softmax).no_integer_form().kernels(fk::log_softmax, nullptr));
   rows.push_back(Row(K::LRN, "LRN", shapes::lrn).no_integer_form().unsigned_if_input().kernels(fk::lrn, nullptr));
-  rows.push_back(Row(K::ReduceMean, "ReduceMean", shapes::reduce).no_integer_form().unsigned_if_input()
+  rows.push_back(Row(K::ReduceMean, "ReduceMean", shapes::reduce).attributes_from({{1, "axes"}}).no_integer_form().unsigned_if_input()
                      .kernels(fk::reduce_mean, nullptr));
-  rows.push_back(Row(K::ReduceMax, "ReduceMax", shapes::reduce).no_integer_form().unsigned_if_input()
+  rows.push_back(Row(K::ReduceMax, "ReduceMax", shapes::reduce).attributes_from({{1, "axes"}}).no_integer_form().unsigned_if_input()
                      .kernels(fk::reduce_max, nullptr));
   rows.push_back(Row(K::ReduceSum, "ReduceSum", shapes::reduce).attributes_from({{1, "axes"}}).no_integer_form()
                      .unsigned_if_input().kernels(fk::reduce_sum, nullptr));

@@ -71,10 +71,16 @@ bool constant_operand_coefficients(const Graph& g, const Node& n, std::vector<fl
   b.assign(C, 0.f);
   for (int64_t c = 0; c < C; ++c) {
     const float v = k.data<float>()[k.numel() == 1 ? 0 : c];
-    if (add) b[c] = v;
-    if (sub) (const_index == 1 ? b[c] = -v : (a[c] = -1.f, b[c] = v));
-    if (mul) a[c] = v;
-    if (div) a[c] = 1.f / v;
+    if (add) {
+      b[c] = v;
+    } else if (sub && const_index == 1) {  // x - v
+      b[c] = -v;
+    } else if (sub) {  // v - x
+      a[c] = -1.f;
+      b[c] = v;
+    } else {
+      a[c] = mul ? v : 1.f / v;
+    }
   }
   return true;
 }
