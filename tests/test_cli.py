@@ -89,11 +89,31 @@ def test_export_c_option_writes_a_project_that_builds(tmp_path):
         assert (out / name).is_file(), name
 
 
+def test_export_c_above_8_bits(tmp_path):
+    out = tmp_path / "c"
+    proc = run_cli("--model", "lenet", "--eval-samples", "64", "--nb-bits", "12", "--export-c", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "typedef int64_t network_output0_t;" in (out / "network.h").read_text()
+
+
 @pytest.mark.parametrize("args, message", [
-    (("--nb-bits", "12"), "8 bits or fewer"),
     (("--no-quant",), "needs integers"),
+    (("--foreign",), "not empty and holds no previous export"),
 ])
 def test_export_c_misuse_is_refused_before_the_evaluation(tmp_path, args, message):
-    proc = run_cli("--model", "lenet", "--export-c", str(tmp_path / "c"), *args)
+    target = tmp_path / "c"
+    if "--foreign" in args:  # a user's folder: refused, naming the file, which stays as it was
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+        args = ()
+    proc = run_cli("--model", "lenet", "--export-c", str(target), *args)
     assert proc.returncode == 2 and message in proc.stderr
     assert "top-1" not in proc.stdout  # refused before anything ran
+    if (target / "notes.txt").exists():
+        assert "notes.txt" in proc.stderr and (target / "notes.txt").read_text() == "mine"
+        assert sorted(os.listdir(target)) == ["notes.txt"]
+
+
+def test_allow_float_needs_export_c():
+    proc = run_cli("--model", "lenet", "--allow-float")
+    assert proc.returncode == 2 and "--export-c" in proc.stderr

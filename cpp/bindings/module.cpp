@@ -142,6 +142,7 @@ py::dict op_registry_dict() {
     row["needs_scaling"] = t.needs_scaling;
     row["keeps_codes"] = t.keeps_codes;
     row["view"] = t.view;
+    row["transposed_weights"] = t.transposed_weights;
     row["float_only"] = t.float_only;
     row["elementwise"] = t.elementwise;
     row["integer_kernel"] = t.integer_kernel != nullptr;

@@ -8,8 +8,14 @@ rules are those of the integer executor (cpp/src/kernels/int, cpp/src/runtime/in
   the result does not depend on the compiler's choice for shifts of negative values.
 - conv / gemm: accumulated modulo 2^32 in uint32 (no signed-overflow UB), plus the int32 bias.
 - pools: max keeps codes (padding cells ignored, an all-padding window gives 0); average pools
-  sum their window (padding cells ignored) into int32.
+  sum their window (padding cells ignored) into the accumulator type.
+- above 8 bits ("wide"): int32 codes and weights, int64 accumulators (conv summed modulo 2^64 in
+  uint64), and the requantization product acc * m exact in 128 bits, built from two uint64
+  words (C99 has no 128-bit integer): apl_requant_wide.
+- lookup tables (element-wise float islands): y = lut[clamp(code - first, 0, last)], int32.
 """
+
+import re
 
 KERNELS_H = r"""/* Portable integer kernels of aidge_ptq_lite's C export (C99, no heap, no floating point). */
 #ifndef APL_KERNELS_H
@@ -17,7 +23,7 @@ KERNELS_H = r"""/* Portable integer kernels of aidge_ptq_lite's C export (C99, n
 #include <stdint.h>
 
 /* Storage type of a tensor. */
-enum { APL_S8 = 0, APL_U8 = 1, APL_S32 = 2 };
+enum { APL_S8 = 0, APL_U8 = 1, APL_S32 = 2, APL_S64 = 3 };
 
 /* Window geometry of a Conv / Gemm (1x1 conv on a 1x1 image) / pool, per sample. */
 typedef struct {
@@ -37,6 +43,8 @@ typedef struct {
 } apl_rq_t;
 
 int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi);
+/* The same rule on a 64-bit accumulator, the product exact in 128 bits (above 8 bits). */
+int32_t apl_requant_wide(int64_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi);
 
 /* x: int8 (apl_conv_s8) or uint8 (apl_conv_u8) codes, w int8 (K, C/groups, R, S), b int32 (K).
    rq == 0: y is the int32 accumulator; else y gets codes of type yt (APL_S8 / APL_U8). */
@@ -45,19 +53,29 @@ void apl_conv_s8(const apl_geom_t* g, const int8_t* x, const int8_t* w, const in
 void apl_conv_u8(const apl_geom_t* g, const uint8_t* x, const int8_t* w, const int32_t* b,
                  void* y, int yt, const apl_rq_t* rq);
 
+/* Above 8 bits: x int32 codes, w int32, b int64 -> y int64 accumulators (no fused output stage). */
+void apl_conv_wide(const apl_geom_t* g, const int32_t* x, const int32_t* w, const int64_t* b, int64_t* y);
+
 /* Requantize n = channels * inner values of type xt into codes of type yt (in place allowed). */
 void apl_requantize(int32_t channels, int32_t inner, const void* x, int xt, const apl_rq_t* rq,
                     void* y, int yt);
+/* Above 8 bits: values of type xt (APL_S64 accumulators or APL_S32) -> int32 codes (in place allowed). */
+void apl_requantize_wide(int32_t channels, int32_t inner, const void* x, int xt, const apl_rq_t* rq,
+                         int32_t* y);
+/* Element-wise float island as a table: y[i] = lut[clamp(x[i] - first, 0, last)]. */
+void apl_lookup(int32_t n, const void* x, int xt, int32_t first, int32_t last, const int32_t* lut,
+                int32_t* y);
 
 void apl_relu(int32_t n, const void* x, void* y, int t);
 /* LeakyRelu: negative codes times m / 2^s (one rounding), negated if neg; Clip: clamp lo..hi. */
 void apl_leaky_relu(int32_t n, const void* x, void* y, int t, int32_t m, int32_t s, int32_t neg);
 void apl_clip(int32_t n, const void* x, void* y, int t, int64_t lo, int64_t hi);
 void apl_maxpool(const apl_geom_t* g, const void* x, void* y, int t);
-void apl_sumpool(const apl_geom_t* g, const void* x, int t, int32_t* y);
-void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, int32_t* y);
-/* op: 0 add, 1 sub, 2 mul; int32 result. */
-void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, int32_t* y);
+/* Window sums into the accumulator type yt (APL_S32, or APL_S64 above 8 bits), modulo its width. */
+void apl_sumpool(const apl_geom_t* g, const void* x, int t, void* y, int yt);
+void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, int yt);
+/* op: 0 add, 1 sub, 2 mul; result of accumulator type yt. */
+void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt);
 void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t OH, int32_t OW,
              int32_t elem, const void* x, void* y);
 /* Copy of one concat input: `outer` blocks of `bytes`, at byte `offset` of blocks of `out_bytes`. */
@@ -84,6 +102,18 @@ static void apl_store(void* p, int t, int32_t i, int32_t v) {
   else ((int32_t*)p)[i] = v;
 }
 
+/* [wide] */
+static int64_t apl_load64(const void* p, int t, int32_t i) {
+  return t == APL_S64 ? ((const int64_t*)p)[i] : (int64_t)apl_load(p, t, i);
+}
+/* [/wide] */
+
+/* An exact int64 sum stored in an accumulator of type yt (APL_S32 or APL_S64), modulo its width. */
+static void apl_store_acc(void* p, int yt, int32_t i, int64_t v) {
+  if (yt == APL_S64) ((int64_t*)p)[i] = v;
+  else ((int32_t*)p)[i] = (int32_t)(uint32_t)(uint64_t)v;
+}
+
 /* floor(v / 2^s) for any sign, without shifting a negative number. */
 static int64_t apl_floor_shift(int64_t v, int32_t s) {
   return v >= 0 ? (v >> s) : ~((~v) >> s);
@@ -96,6 +126,40 @@ int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t h
   if (v > hi) return hi;
   return (int32_t)v;
 }
+
+/* [wide] */
+/* The two's complement uint64 word of an int64 value, back (no implementation-defined casts). */
+static int64_t apl_signed64(uint64_t u) {
+  return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
+}
+
+int32_t apl_requant_wide(int64_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
+  /* |acc| * m as a 128-bit magnitude (hi:lo words), from 32-bit halves of |acc| (m < 2^31). */
+  int neg = acc < 0;
+  uint64_t mag = neg ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+  uint64_t pl = (mag & 0xFFFFFFFFu) * (uint64_t)m, ph = (mag >> 32) * (uint64_t)m;
+  uint64_t wlo = pl + (ph << 32), whi = (ph >> 32) + (wlo < pl);
+  int64_t v;
+  if (neg) { /* two's complement negation of the 128-bit word */
+    wlo = ~wlo + 1;
+    whi = ~whi + (wlo == 0);
+  }
+  if (s > 0) {
+    uint64_t r = (uint64_t)1 << (s - 1), t = wlo + r;
+    whi += t < wlo;
+    wlo = t;
+    /* arithmetic shift right by s (1..62) of the 128-bit word: floor division by 2^s */
+    wlo = (wlo >> s) | (whi << (64 - s));
+    whi = (whi >> 63) ? ~((~whi) >> s) : (whi >> s);
+  }
+  /* the value fits int64 when the high word is the sign extension of the low one */
+  if (whi != ((wlo >> 63) ? ~(uint64_t)0 : 0)) return (whi >> 63) ? lo : hi;
+  v = apl_signed64(wlo);
+  if (v < lo) return lo;
+  if (v > hi) return hi;
+  return (int32_t)v;
+}
+/* [/wide] */
 
 static void apl_conv_out(void* y, int yt, const apl_rq_t* rq, int32_t k, int32_t i, uint32_t sum) {
   int32_t acc = (int32_t)sum;
@@ -154,6 +218,59 @@ void apl_conv_u8(const apl_geom_t* g, const uint8_t* x, const int8_t* w, const i
   APL_CONV_BODY(uint8_t)
 }
 
+/* [wide] */
+void apl_conv_wide(const apl_geom_t* g, const int32_t* x, const int32_t* w, const int64_t* b, int64_t* y) {
+  int32_t Cg = g->C / g->groups, Kg = g->K / g->groups, k, oh, ow, c, r, q;
+  for (k = 0; k < g->K; ++k) {
+    const int32_t* xg = x + (int32_t)(k / Kg) * Cg * g->H * g->W;
+    const int32_t* wk = w + k * Cg * g->R * g->S;
+    for (oh = 0; oh < g->OH; ++oh) {
+      int32_t ih0 = oh * g->stride_h - g->pad_top, r0, r1;
+      apl_taps(ih0, g->R, g->dil_h, g->H, &r0, &r1);
+      for (ow = 0; ow < g->OW; ++ow) {
+        uint64_t sum = (uint64_t)b[k];
+        int32_t iw0 = ow * g->stride_w - g->pad_left, q0, q1;
+        apl_taps(iw0, g->S, g->dil_w, g->W, &q0, &q1);
+        for (c = 0; c < Cg; ++c) {
+          const int32_t* xc = xg + c * g->H * g->W;
+          const int32_t* wc = wk + c * g->R * g->S;
+          for (r = r0; r < r1; ++r) {
+            const int32_t* xr = xc + (ih0 + r * g->dil_h) * g->W;
+            const int32_t* wr = wc + r * g->S;
+            for (q = q0; q < q1; ++q) sum += (uint64_t)((int64_t)xr[iw0 + q * g->dil_w] * (int64_t)wr[q]);
+          }
+        }
+        y[(k * g->OH + oh) * g->OW + ow] = apl_signed64(sum);
+      }
+    }
+  }
+}
+
+void apl_requantize_wide(int32_t channels, int32_t inner, const void* x, int xt, const apl_rq_t* rq,
+                         int32_t* y) {
+  int32_t c, i;
+  for (c = 0; c < channels; ++c) {
+    int32_t j = rq->per_channel ? c : 0;
+    int32_t m = rq->m ? rq->m[j] : 1;
+    for (i = 0; i < inner; ++i) {
+      int32_t idx = c * inner + i;
+      y[idx] = apl_requant_wide(apl_load64(x, xt, idx), m, rq->s[j], rq->lo, rq->hi);
+    }
+  }
+}
+/* [/wide] */
+
+/* [lookup] */
+void apl_lookup(int32_t n, const void* x, int xt, int32_t first, int32_t last, const int32_t* lut,
+                int32_t* y) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    int64_t k = (int64_t)apl_load(x, xt, i) - first;
+    y[i] = lut[k < 0 ? 0 : k > last ? last : k];
+  }
+}
+/* [/lookup] */
+
 void apl_requantize(int32_t channels, int32_t inner, const void* x, int xt, const apl_rq_t* rq,
                     void* y, int yt) {
   int32_t c, i;
@@ -203,8 +320,8 @@ void apl_clip(int32_t n, const void* x, void* y, int t, int64_t lo, int64_t hi) 
   }
 }
 
-/* mode 0: max (into type t), 1: sum (into int32). */
-static void apl_pool(const apl_geom_t* g, const void* x, int t, void* y, int mode) {
+/* mode 0: max (into type t), 1: sum (into the accumulator type yt). */
+static void apl_pool(const apl_geom_t* g, const void* x, int t, void* y, int yt, int mode) {
   int32_t c, oh, ow, r, q;
   for (c = 0; c < g->C; ++c)
     for (oh = 0; oh < g->OH; ++oh)
@@ -225,29 +342,29 @@ static void apl_pool(const apl_geom_t* g, const void* x, int t, void* y, int mod
           }
         }
         if (mode == 0) apl_store(y, t, (c * g->OH + oh) * g->OW + ow, best);
-        else ((int32_t*)y)[(c * g->OH + oh) * g->OW + ow] = (int32_t)(uint32_t)(uint64_t)sum;
+        else apl_store_acc(y, yt, (c * g->OH + oh) * g->OW + ow, sum);
       }
 }
 
-void apl_maxpool(const apl_geom_t* g, const void* x, void* y, int t) { apl_pool(g, x, t, y, 0); }
+void apl_maxpool(const apl_geom_t* g, const void* x, void* y, int t) { apl_pool(g, x, t, y, t, 0); }
 
-void apl_sumpool(const apl_geom_t* g, const void* x, int t, int32_t* y) { apl_pool(g, x, t, y, 1); }
+void apl_sumpool(const apl_geom_t* g, const void* x, int t, void* y, int yt) { apl_pool(g, x, t, y, yt, 1); }
 
-void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, int32_t* y) {
+void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, int yt) {
   int32_t c, i;
   for (c = 0; c < C; ++c) {
     int64_t sum = 0;
     for (i = 0; i < HW; ++i) sum += apl_load(x, t, c * HW + i);
-    y[c] = (int32_t)(uint32_t)(uint64_t)sum;
+    apl_store_acc(y, yt, c, sum);
   }
 }
 
-void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, int32_t* y) {
+void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt) {
   int32_t i;
   for (i = 0; i < n; ++i) {
     int64_t p = apl_load(a, at, i), q = apl_load(b, bt, i);
     int64_t v = op == 0 ? p + q : op == 1 ? p - q : p * q;
-    y[i] = (int32_t)(uint32_t)(uint64_t)v;
+    apl_store_acc(y, yt, i, v);
   }
 }
 
@@ -280,3 +397,92 @@ void apl_copy(int32_t bytes, const void* x, void* y) {
   for (i = 0; i < bytes; ++i) dst[i] = src[i];
 }
 """
+
+# Written only when export_c(..., allow_float=True) exports a float op (a float island without a
+# lookup table, or the float tail): the float rules of the executor (float_op_kernels.cpp,
+# elementwise.cpp, island_kernels.cpp) in C99 float arithmetic and <math.h>.
+FLOAT_KERNELS_H = r"""/* Float ops of aidge_ptq_lite's C export (only with allow_float): C99 float and <math.h>. */
+#ifndef APL_FLOAT_KERNELS_H
+#define APL_FLOAT_KERNELS_H
+#include <stdint.h>
+
+/* Codes or accumulators of type xt (APL_S8 .. APL_S64) -> float: (float)v * factor[c or 0]. */
+void apl_dequantize(int32_t channels, int32_t inner, const void* x, int xt, const float* factor,
+                    int32_t per_channel, float* y);
+/* In place, as the executor's scalar float kernels. */
+void apl_softmax(int32_t outer, int32_t axis_len, int32_t inner, float* x);
+void apl_sigmoid(int32_t n, float* x);
+void apl_tanh(int32_t n, float* x);
+/* Island output -> accumulator of the next Scaling node: round half even of x * inv_step in
+   double, NaN -> 0, saturated to int32 (in place allowed). */
+void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y);
+
+#endif /* APL_FLOAT_KERNELS_H */
+"""
+
+FLOAT_KERNELS_C = r"""/* Float ops of aidge_ptq_lite's C export (only with allow_float). */
+#include <math.h>
+#include "apl_kernels.h"
+#include "apl_float_kernels.h"
+
+static float apl_to_float(const void* p, int t, int32_t i) {
+  if (t == APL_S8) return (float)((const int8_t*)p)[i];
+  if (t == APL_U8) return (float)((const uint8_t*)p)[i];
+  if (t == APL_S32) return (float)((const int32_t*)p)[i];
+  return (float)((const int64_t*)p)[i];
+}
+
+void apl_dequantize(int32_t channels, int32_t inner, const void* x, int xt, const float* factor,
+                    int32_t per_channel, float* y) {
+  int32_t c, i;
+  for (c = 0; c < channels; ++c) {
+    float f = factor[per_channel ? c : 0];
+    for (i = 0; i < inner; ++i) y[c * inner + i] = apl_to_float(x, xt, c * inner + i) * f;
+  }
+}
+
+void apl_softmax(int32_t outer, int32_t axis_len, int32_t inner, float* x) {
+  int32_t o, a, i;
+  for (o = 0; o < outer; ++o)
+    for (i = 0; i < inner; ++i) {
+      float* v = x + o * axis_len * inner + i;
+      float max = v[0], sum = 0.0f;
+      for (a = 1; a < axis_len; ++a) max = max < v[a * inner] ? v[a * inner] : max;
+      for (a = 0; a < axis_len; ++a) {
+        v[a * inner] = expf(v[a * inner] - max);
+        sum += v[a * inner];
+      }
+      for (a = 0; a < axis_len; ++a) v[a * inner] /= sum;
+    }
+}
+
+void apl_sigmoid(int32_t n, float* x) {
+  int32_t i;
+  for (i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+void apl_tanh(int32_t n, float* x) {
+  int32_t i;
+  for (i = 0; i < n; ++i) x[i] = tanhf(x[i]);
+}
+
+void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    float f = x[i];
+    double v = f != f ? 0.0 : nearbyint((double)f * inv_step);
+    y[i] = v < -2147483648.0 ? (-2147483647 - 1) : v > 2147483647.0 ? 2147483647 : (int32_t)v;
+  }
+}
+"""
+
+
+def kernels_c(sections=("wide", "lookup")):
+    """KERNELS_C keeping only the optional sections (``"wide"``: above 8 bits, ``"lookup"``:
+    float-island tables) a network calls: a firmware linked without --gc-sections then carries
+    no dead kernel, and no static helper is left unused (-Werror)."""
+    text = KERNELS_C
+    for name in ("wide", "lookup"):
+        block = re.compile(r"/\* \[" + name + r"\] \*/\n(.*?)/\* \[/" + name + r"\] \*/\n", re.S)
+        text = block.sub((lambda m: m.group(1)) if name in sections else (lambda m: ""), text)
+    return text

@@ -90,15 +90,18 @@ def validate_args(parser: argparse.ArgumentParser, args, source: str) -> None:
             check_export_path(args.export, [source])
         except (OSError, ValueError) as exc:
             parser.error(f"--export: {exc}")
+    if args.allow_float and not args.export_c:
+        parser.error("--allow-float applies to the C export: give it with --export-c DIR")
     if args.export_c:
-        if args.nb_bits > 8:
-            parser.error(f"--export-c writes integer networks of 8 bits or fewer; got --nb-bits {args.nb_bits}")
         if args.no_quant:
             parser.error("--export-c needs integers: it cannot be combined with --no-quant")
-        if os.path.exists(args.export_c) and not os.path.isdir(args.export_c):
-            parser.error(f"--export-c: '{args.export_c}' exists and is not a folder")
         if args.export and os.path.abspath(args.export) == os.path.abspath(args.export_c):
             parser.error(f"--export and --export-c name the same path '{args.export}' (a file and a folder)")
+        from .export_c import check_export_directory
+        try:  # before the evaluation: never lose a user's file, nor minutes of work
+            check_export_directory(args.export_c)
+        except OSError as exc:
+            parser.error(f"--export-c: {exc}")
     if args.plot_dir:
         try:
             import matplotlib  # noqa: F401
@@ -135,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=_positive, default=None, help="test images to evaluate (default: all)")
     p.add_argument("--batch-size", type=_positive, default=256, help="evaluation batch size (default 256)")
     p.add_argument("--export", metavar="PATH", help="write the quantized network as an ONNX QDQ model")
-    p.add_argument("--export-c", metavar="DIR", help="write the integer network as a standalone C99 project")
+    p.add_argument("--export-c", metavar="DIR",
+                   help="write the integer network as a standalone C99 project (DIR new, empty or a previous export)")
+    p.add_argument("--allow-float", action="store_true",
+                   help="with --export-c: write float nodes (a final Softmax, float islands) as C float code")
     p.add_argument("--verbose", action="store_true", help="print the per-layer report (SQNR per activation)")
     p.add_argument("--plot-dir", metavar="DIR",
                    help="write a PNG per layer: activation histogram with the chosen clip (needs matplotlib)")
@@ -216,7 +222,7 @@ def main(argv=None) -> int:
     if args.export_c:
         from .export_c import export_c
         try:
-            sizes = export_c(graph, args.export_c, name="network")
+            sizes = export_c(graph, args.export_c, name="network", allow_float=args.allow_float)
         except (OSError, ValueError, NotImplementedError) as exc:
             print(f"error: C export failed: {exc}", file=sys.stderr)
             return 1

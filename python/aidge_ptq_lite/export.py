@@ -42,7 +42,9 @@ class _Exporter:
 
     def const(self, name, array):
         name = f"c{len(self.inits)}"  # short names: see add()
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        array = np.asarray(array)  # a scalar stays 0-D (ascontiguousarray makes it (1,), which
+        array = np.ascontiguousarray(array) if array.ndim else array  # QLinearAveragePool refuses)
+        self.inits.append(numpy_helper.from_array(array, name))
         return name
 
     def add(self, op, inputs, output, **attrs):
@@ -87,11 +89,42 @@ class _Exporter:
         axis = {"axis": 0} if per_axis else {}
         if not per_axis:
             weight_scale, bias_scale = weight_scale[:1].reshape(()), bias_scale[:1].reshape(())
-        w = self.add("DequantizeLinear", [self.const("w", w_codes), self.const("ws", weight_scale)],
-                     f"{node.name}.weight", **axis)
+        if _OPS[node.op].get("transposed_weights"):
+            w = self.transposed_weights(node, w_codes, weight_scale, per_axis)
+        else:
+            w = self.add("DequantizeLinear", [self.const("w", w_codes), self.const("ws", weight_scale)],
+                         f"{node.name}.weight", **axis)
         b = self.add("DequantizeLinear", [self.const("b", b_codes), self.const("bs", bias_scale)],
                      f"{node.name}.bias", **axis)
         return self.add(node.op, [x, w, b], f"{node.name}.out", **_onnx_attributes(node))
+
+    def transposed_weights(self, node, w_codes, weight_scale, per_axis) -> str:
+        """ConvTranspose weights back in ONNX's layout (C_in, C_out/g, k...). With one group a
+        per-output-channel scale is on axis 1; with several, output channels span axes 0 and 1,
+        so the codes are dequantized in the library's layout and rearranged by ONNX ops."""
+        from .onnx_io import transposed_weights_of_conv_layout
+
+        group = int(node.attributes.get("group", 1))
+        if group == 1 or not per_axis:
+            codes = transposed_weights_of_conv_layout(w_codes, group)
+            return self.add("DequantizeLinear", [self.const("w", codes), self.const("ws", weight_scale)],
+                            f"{node.name}.weight", **({"axis": 1} if per_axis else {}))
+        c_out, c_in_g, window = w_codes.shape[0], w_codes.shape[1], list(w_codes.shape[2:])
+        w = self.add("DequantizeLinear", [self.const("w", w_codes), self.const("ws", weight_scale)],
+                     f"{node.name}.weight_conv_layout", axis=0)
+        shape = self.const("s", np.array([group, c_out // group, c_in_g, *window], np.int64))
+        w = self.add("Reshape", [w, shape], f"{node.name}.weight_groups")
+        w = self.add("Transpose", [w], f"{node.name}.weight_swapped",
+                     perm=[0, 2, 1, *range(3, 3 + len(window))])
+        shape = self.const("s", np.array([group * c_in_g, c_out // group, *window], np.int64))
+        w = self.add("Reshape", [w, shape], f"{node.name}.weight_flipped")
+        axes = list(range(2, 2 + len(window)))
+        big = np.iinfo(np.int64).max
+        return self.add("Slice", [w, self.const("s", np.full(len(axes), -1, np.int64)),
+                                  self.const("e", np.full(len(axes), -big, np.int64)),
+                                  self.const("a", np.array(axes, np.int64)),
+                                  self.const("st", np.full(len(axes), -1, np.int64))],
+                        f"{node.name}.weight")
 
     def float_op(self, node) -> str:
         """The op on dequantized values, its constants back at their ONNX input positions: the
@@ -109,10 +142,14 @@ class _Exporter:
         for index, key in row["attribute_inputs"].items():
             if key not in a:
                 continue
+            v = a[key]
+            if isinstance(v, list) and not v:
+                continue  # an empty optional input (Resize's roi or scales) stays out
             if key in row["activation_attributes"] and not node.quant["island"]:
-                value = np.array(a[key] * step_in, np.float32)
+                value = np.array(v * step_in, np.float32)
             else:
-                value = np.array(a[key], np.int64 if isinstance(a[key], (list, int)) else np.float32)
+                ints = isinstance(v, int) or (isinstance(v, list) and all(isinstance(x, int) for x in v))
+                value = np.array(v, np.int64 if ints else np.float32)  # Resize's scales stay float
             slots[index] = self.const(f"{node.name}.{key}", value)
         data, inputs = [self.tensor[i] for i in node.inputs], []
         while data or slots:

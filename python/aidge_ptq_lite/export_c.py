@@ -3,28 +3,35 @@
 Files written (all at the top of the directory, so ``gcc DIR/*.c -lm`` builds the demo):
 
 - ``<name>.h``: the API: input / output shapes and storage types, the input step, the arena size,
-  ``<name>_run(input codes, output)``.
+  ``<name>_run(input codes, output)`` (several outputs: ``output0, output1, ...`` in the graph's
+  output order).
 - ``<name>.c``: the layer sequence; one static activation arena, no heap, no floating point.
 - ``<name>_weights.c`` / ``.h``: weights, biases, requantization multipliers and shifts as
   ``const`` integer arrays (flash on a microcontroller).
-- ``apl_kernels.c`` / ``.h``: the portable integer kernels (see ``_c_kernels``).
+- ``apl_kernels.c`` / ``.h``: the portable integer kernels (see ``_c_kernels``), only those called.
+- ``apl_float_kernels.c`` / ``.h``: only with ``allow_float=True`` and a float node to write.
 - ``<name>_float.c`` / ``.h``: the only floating point of the export, kept apart: quantize a
   float input to the network's input codes (round half to even, as the executor), dequantize the
   raw outputs.
 - ``main.c``: ``./<name> IN OUT``: IN raw little-endian float32 samples of the input shape (as
   many as the file holds); OUT the raw outputs, exactly as ``graph.forward(x, dequantize=False)``
-  gives them (same dtype, little-endian, sample after sample).
-- ``Makefile`` and ``CMakeLists.txt``.
+  gives them (same dtype, little-endian, sample after sample; several outputs one after another
+  per sample).
+- ``Makefile`` and ``CMakeLists.txt``; ``apl_export.txt``, the manifest of the files written (a
+  later export into the directory replaces exactly those).
 
 The integer semantics are those of the executor (cpp/src/runtime/int_op_kernels.cpp): a Conv/Gemm
 followed by its only consumer, a Scaling node, runs as one kernel writing codes; a Scaling node at
 the dequantization point hands the int32 accumulator to the output; ReLU, MaxPool, Pad and views
 keep codes; average pools, Add, Sub and Mul produce int32 sums that the next Scaling node
-requantizes; Concat copies codes.
+requantizes; Concat copies codes; an element-wise float island is its lookup table. Above 8 bits
+(9..16) codes and weights are int32, accumulators int64 and no Scaling node is fused (as in the
+executor); the requantization product is exact in 128 bits, computed from two 64-bit words
+(``apl_requant_wide``).
 
 Memory: a liveness-based planner over the node schedule. Views and pass-through Scaling nodes
-alias their input; element-wise ops (ReLU, LeakyRelu, Clip, requantization) run in place on an
-input no later node reads; every other output is a buffer live from its producer to its last
+alias their input; element-wise ops (ReLU, LeakyRelu, Clip, requantization, lookups, float ops)
+run in place on an input no later node reads when their elements do not grow; every other output is a buffer live from its producer to its last
 reader, and buffers whose lifetimes do not overlap share arena bytes (greedy by size, first fit).
 """
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,10 +48,34 @@ from . import _c_kernels, _core
 
 _OPS = _core.op_registry()
 _ALIGN = 4
-_C_TYPE = {"s8": "int8_t", "u8": "uint8_t", "s32": "int32_t"}
-_APL_TYPE = {"s8": "APL_S8", "u8": "APL_U8", "s32": "APL_S32"}
-_SIZE = {"s8": 1, "u8": 1, "s32": 4}
-_NP_TYPE = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
+_C_TYPE = {"s8": "int8_t", "u8": "uint8_t", "s32": "int32_t", "s64": "int64_t", "f32": "float"}
+_APL_TYPE = {"s8": "APL_S8", "u8": "APL_U8", "s32": "APL_S32", "s64": "APL_S64"}
+_SIZE = {"s8": 1, "u8": 1, "s32": 4, "s64": 8, "f32": 4}
+_NP_TYPE = {"s8": np.int8, "u8": np.uint8, "s32": np.int32, "s64": np.int64, "f32": np.float32}
+# float ops the C export writes with allow_float=True (apl_float_kernels.c)
+_C_FLOAT_OPS = ("Softmax", "Sigmoid", "Tanh")
+# Every op the export writes and the attributes it reads or knows to be harmless: anything else
+# (an op or attribute added to the registry later, e.g. by a new importer row) is refused by
+# name rather than exported with the wrong meaning.
+_WINDOW = {"kernel_shape", "strides", "pads", "dilations", "auto_pad"}
+_KNOWN_ATTRIBUTES = {
+    "Input": {"shape"}, "Scaling": set(),
+    "Conv": _WINDOW | {"group"},
+    "MaxPool": _WINDOW | {"ceil_mode", "storage_order"},
+    "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
+    "GlobalAveragePool": set(),
+    "Gemm": {"alpha", "beta", "transA", "transB"},  # folded into the params at import
+    "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"},
+    "Add": set(), "Sub": set(), "Mul": set(),
+    "Pad": {"pads", "value", "mode"}, "Concat": {"axis"},
+    # views: the same bytes under another per-sample shape (NCHW is contiguous)
+    "Flatten": {"axis"}, "Reshape": {"shape", "allowzero"}, "Identity": set(),
+    "Dropout": {"ratio", "training_mode", "seed"},
+    # float ops (lookup tables, or C float code with allow_float)
+    "Softmax": {"axis"}, "Sigmoid": set(), "Tanh": set(),
+}
+_VIEW_OPS = ("Flatten", "Reshape", "Identity", "Dropout")
+_C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "int64_t": 8}
 _INPLACE_OPS = {"Relu", "LeakyRelu", "Clip", "Scaling"}
 
 
@@ -70,8 +102,9 @@ class MemoryPlan:
         return [b for b in self.buffers if b.start <= step <= b.end]
 
 
-def plan_memory(buffers, steps) -> MemoryPlan:
-    """Offsets for buffers (sizes and [start, end] lifetimes): greedy by size, first fit."""
+def plan_memory(buffers, steps, align=_ALIGN) -> MemoryPlan:
+    """Offsets for buffers (sizes and [start, end] lifetimes): greedy by size, first fit; offsets
+    and the arena size are multiples of `align` bytes."""
     placed = []
     for b in sorted(buffers, key=lambda b: (-b.size, b.start, b.index)):
         busy = sorted((p.offset, p.offset + p.size) for p in placed if p.start <= b.end and b.start <= p.end)
@@ -79,17 +112,17 @@ def plan_memory(buffers, steps) -> MemoryPlan:
         for lo, hi in busy:
             if offset + b.size <= lo:
                 break
-            offset = max(offset, _aligned(hi))
+            offset = max(offset, _aligned(hi, align))
         b.offset = offset
         placed.append(b)
     arena = max((b.offset + b.size for b in buffers), default=0)
     bound = max((sum(b.size for b in buffers if b.start <= s <= b.end) for s in range(steps)), default=0)
     naive = sum(sum(t.nbytes for t in b.tensors) for b in buffers)
-    return MemoryPlan(buffers, _aligned(arena), naive, bound, steps)
+    return MemoryPlan(buffers, _aligned(arena, align), naive, bound, steps)
 
 
-def _aligned(n):
-    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+def _aligned(n, align=_ALIGN):
+    return (n + align - 1) // align * align
 
 
 @dataclass
@@ -102,13 +135,17 @@ class Tensor:
 
 
 class _CExporter:
-    def __init__(self, graph, name):
+    def __init__(self, graph, name, allow_float=False):
         self.g = graph
         self.name = name
+        self.allow_float = allow_float
+        self.uses_float = False  # a float op was written: apl_float_kernels.c joins the network
         self.nodes = graph.nodes()
         self.by_name = {n.name: n for n in self.nodes}
         self.step = {n.name: i for i, n in enumerate(self.nodes)}
         self.options = graph.quantization
+        self.wide = (graph.nb_bits or 0) > 8      # int32 codes, int64 accumulators
+        self.acc = "s64" if self.wide else "s32"
         self.tensors = {}
         self.buffers = []
         self.weights = []        # (c name, c type, flat integer array)
@@ -124,22 +161,29 @@ class _CExporter:
             raise ValueError("export_c needs a quantized graph (run quantize_network first)")
         if self.options.get("no_quant"):
             raise ValueError("a no_quant graph holds no integers: quantize without no_quant to export")
-        if g.nb_bits > 8:
-            raise NotImplementedError(f"export_c: {g.nb_bits} bits (int64 accumulators) is not supported yet; "
-                                      "export at 8 bits or fewer")
         for n in self.nodes:
-            if n.quant.get("kept_float"):
-                raise NotImplementedError(f"export_c: node '{n.name}' ({n.op}) runs in float (kept_float); "
-                                          "the C export has no float islands: remove it from the graph "
-                                          "(e.g. a final Softmax) before exporting")
-        if len(g.outputs) != 1:
-            raise NotImplementedError(f"export_c: {len(g.outputs)} outputs; only single-output graphs are exported")
+            q = n.quant
+            if not (q.get("kept_float") or (q.get("island") and len(q.get("lut", [])) == 0)):
+                continue
+            where = ("runs in float after the output dequantization (kept_float)" if q.get("kept_float")
+                     else "is a float island without a lookup table")
+            if not self.allow_float:
+                raise NotImplementedError(
+                    f"export_c: node '{n.name}' ({n.op}) {where}; the C export is integers only: pass "
+                    "allow_float=True (CLI --allow-float) to write it as C float code, or remove it "
+                    "(e.g. a final Softmax) before exporting")
+            if n.op not in _C_FLOAT_OPS or len(n.inputs) != 1 or n.params:
+                raise NotImplementedError(
+                    f"export_c: node '{n.name}' ({n.op}) {where}, and the C export has no float kernel "
+                    f"for it (allow_float writes {', '.join(_C_FLOAT_OPS)} of one input)")
 
     def code_type(self, node):
+        if self.wide:
+            return "s32"
         return "u8" if node.quant["unsigned"] and self.options.get("optimize_signs") else "s8"
 
     def fused_scaling(self, node):
-        if not _OPS[node.op]["affine"]:
+        if not _OPS[node.op]["affine"] or self.wide:  # as the executor: no fused stage above 8 bits
             return None
         users = self.g.consumers(node.name)
         if len(users) != 1:
@@ -174,8 +218,11 @@ class _CExporter:
         shape = list(node.shape if shape is None else shape)
         t = Tensor(node.name, dtype, shape, nbytes=int(np.prod(shape)) * _SIZE[dtype])
         end = self.last_use(node.name)
+        # in place: the input is read for the last time here, and elements do not grow (the
+        # kernels walk forward, so element i is read before any byte of it is overwritten)
         if inplace_of is not None and isinstance(inplace_of.buffer, Buffer) \
-                and inplace_of.buffer.end == self.step[node.name] and inplace_of.buffer.size >= t.nbytes:
+                and inplace_of.buffer.end == self.step[node.name] and inplace_of.buffer.size >= t.nbytes \
+                and _SIZE[inplace_of.dtype] >= _SIZE[dtype]:
             b = inplace_of.buffer
             b.end = max(b.end, end)
         else:
@@ -246,27 +293,57 @@ class _CExporter:
     # ---- ops ---------------------------------------------------------------------------------
 
     def window(self, node, x_shape, weight_shape=None):
+        """The 2-D window of a Conv / pool, auto_pad resolved as the importer's shape inference
+        does (cpp/src/ops/shapes.cpp); refuses what the C kernels do not implement, naming it."""
         a = node.attributes
-        if a.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", ""):
-            raise NotImplementedError(f"export_c: {node.op} '{node.name}': auto_pad is not supported")
+        who = f"export_c: {node.op} '{node.name}'"
+        auto_pad = a.get("auto_pad", "NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else (auto_pad or "NOTSET")
         if len(x_shape) != 3:
-            raise NotImplementedError(f"export_c: {node.op} '{node.name}': only 2-D windows are supported")
-        R, S = weight_shape[2:] if weight_shape is not None else a["kernel_shape"]
-        pads = list(a.get("pads", [0, 0, 0, 0]))
+            raise NotImplementedError(f"{who}: input of shape {tuple(x_shape)} per sample: only 2-D windows "
+                                      "(N, C, H, W) are exported")
+        kernel = list(weight_shape[2:]) if weight_shape is not None else list(a.get("kernel_shape", []))
         strides = list(a.get("strides", [1, 1]))
         dil = list(a.get("dilations", [1, 1]))
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+        if len(kernel) != 2 or len(strides) != 2 or len(dil) != 2 or len(pads) != 4:
+            raise NotImplementedError(f"{who}: kernel_shape {kernel}, strides {strides}, dilations {dil}, "
+                                      f"pads {pads}: only 2-D windows are exported")
+        if int(a.get("ceil_mode", 0)) != 0:
+            raise NotImplementedError(f"{who}: ceil_mode=1 is not exported")
         C, H, W = x_shape
-        return dict(C=C, H=H, W=W, K=node.shape[0], OH=node.shape[1], OW=node.shape[2], R=R, S=S,
+        extent = [dil[i] * (kernel[i] - 1) + 1 for i in range(2)]
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            for i, size in enumerate((H, W)):
+                out = (size - 1) // strides[i] + 1
+                total = max(0, (out - 1) * strides[i] + extent[i] - size)
+                small, big = total // 2, total - total // 2
+                pads[i], pads[i + 2] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+        elif auto_pad == "VALID":
+            pads = [0, 0, 0, 0]
+        elif auto_pad != "NOTSET":
+            raise NotImplementedError(f"{who}: auto_pad '{auto_pad}' is not exported")
+        if node.op == "AveragePool" and int(a.get("count_include_pad", 0)) == 0 and any(pads):
+            raise NotImplementedError(f"{who}: count_include_pad=0 with padding (a divisor per output cell) "
+                                      "is not exported")
+        OH = (H + pads[0] + pads[2] - extent[0]) // strides[0] + 1
+        OW = (W + pads[1] + pads[3] - extent[1]) // strides[1] + 1
+        if [OH, OW] != list(node.shape[1:3]) or len(node.shape) != 3:
+            raise NotImplementedError(f"{who}: the window gives {OH}x{OW} outputs, the graph {tuple(node.shape)}: "
+                                      "an attribute the export does not know changes the geometry")
+        return dict(C=C, H=H, W=W, K=node.shape[0], OH=OH, OW=OW, R=kernel[0], S=kernel[1],
                     stride_h=strides[0], stride_w=strides[1], pad_top=pads[0], pad_left=pads[1],
                     dil_h=dil[0], dil_w=dil[1], groups=a.get("group", 1))
 
     def op_affine(self, node, idx):
         x = self.tensors[node.inputs[0]]
-        if x.dtype not in ("s8", "u8"):
+        if x.dtype not in (("s32",) if self.wide else ("s8", "u8")):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads {x.dtype} values, not codes")
         w, b = node.params
-        if w.dtype != np.int8 or b.dtype != np.int32:
-            raise ValueError(f"export_c: {node.op} '{node.name}': weights {w.dtype}/{b.dtype}, expected int8/int32")
+        wt, bt = (np.int32, np.int64) if self.wide else (np.int8, np.int32)
+        if w.dtype != wt or b.dtype != bt:
+            raise ValueError(f"export_c: {node.op} '{node.name}': weights {w.dtype}/{b.dtype}, expected "
+                             f"{np.dtype(wt).name}/{np.dtype(bt).name}")
         if node.op == "Conv":
             geo = self.window(node, x.shape, w.shape)
         else:
@@ -274,6 +351,13 @@ class _CExporter:
             if w.shape[1] != geo["C"]:
                 raise ValueError(f"export_c: Gemm '{node.name}': weights {w.shape} for {geo['C']} inputs")
         gname = self.geometry(f"geo{idx}", **geo)
+        if self.wide:
+            wn = self.add_weights(f"w{idx}", "int32_t", w)
+            bn = self.add_weights(f"b{idx}", "int64_t", b)
+            y = self.new_tensor(node, "s64")
+            self.emit(node, f"apl_conv_wide({gname}, {self.typed(x, True)}, {self.name}_{wn}, {self.name}_{bn}, "
+                            f"{self.typed(y)});")
+            return
         wn = self.add_weights(f"w{idx}", "int8_t", w)
         bn = self.add_weights(f"b{idx}", "int32_t", b)
         s = self.fused_scaling(node)
@@ -296,6 +380,10 @@ class _CExporter:
         channels = node.shape[0] if len(node.shape) > 0 else 1
         inner = int(np.prod(node.shape)) // channels
         rq = self.requant(f"rq{idx}", node, channels)
+        if self.wide:
+            self.emit(node, f"apl_requantize_wide({channels}, {inner}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
+                            f"{rq}, {self.typed(y)});")
+            return
         self.emit(node, f"apl_requantize({channels}, {inner}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, {rq}, "
                         f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
 
@@ -320,13 +408,16 @@ class _CExporter:
 
     def op_pool(self, node, idx):
         x = self.tensors[node.inputs[0]]
-        if x.dtype not in ("s8", "u8"):
+        if x.dtype not in ("s8", "u8") and not (self.wide and x.dtype == "s32"):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads {x.dtype} values, not codes")
         if node.op == "GlobalAveragePool":
-            y = self.new_tensor(node, "s32")
+            if len(x.shape) != 3:
+                raise NotImplementedError(f"export_c: GlobalAveragePool '{node.name}': input of shape "
+                                          f"{tuple(x.shape)} per sample: only (N, C, H, W) is exported")
+            y = self.new_tensor(node, self.acc)
             C, H, W = x.shape
             self.emit(node, f"apl_global_sumpool({C}, {H * W}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
-                            f"(int32_t*){self._ptr_token(y)});")
+                            f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
             return
         geo = self.window(node, x.shape)
         geo["groups"] = 1
@@ -335,9 +426,9 @@ class _CExporter:
             y = self.new_tensor(node, x.dtype)
             self.emit(node, f"apl_maxpool({gname}, {self._ptr_token(x)}, {self._ptr_token(y)}, {_APL_TYPE[x.dtype]});")
         else:
-            y = self.new_tensor(node, "s32")
+            y = self.new_tensor(node, self.acc)
             self.emit(node, f"apl_sumpool({gname}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
-                            f"(int32_t*){self._ptr_token(y)});")
+                            f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
 
     def op_binary(self, node, idx):
         if len(node.inputs) != 2 or node.params:
@@ -345,10 +436,10 @@ class _CExporter:
         a, b = (self.tensors[i] for i in node.inputs)
         if a.shape != list(node.shape) or b.shape != list(node.shape):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}': broadcasting is not supported")
-        y = self.new_tensor(node, "s32")
+        y = self.new_tensor(node, self.acc)
         op = {"Add": 0, "Sub": 1, "Mul": 2}[node.op]
         self.emit(node, f"apl_binary({op}, {int(np.prod(node.shape))}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
-                        f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, (int32_t*){self._ptr_token(y)});")
+                        f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
 
     def op_pad(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -357,6 +448,9 @@ class _CExporter:
             raise NotImplementedError(f"export_c: Pad '{node.name}': only non-negative spatial pads of a 4-D tensor")
         if float(node.attributes.get("value", 0.0)) != 0.0:
             raise NotImplementedError(f"export_c: Pad '{node.name}': non-zero pad value")
+        mode = node.attributes.get("mode", "constant")
+        if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+            raise NotImplementedError(f"export_c: Pad '{node.name}': mode '{mode}' (only constant zero padding)")
         y = self.new_tensor(node, x.dtype)
         C, H, W = x.shape
         self.emit(node, f"apl_pad({C}, {H}, {W}, {pads[2]}, {pads[3]}, {node.shape[1]}, {node.shape[2]}, "
@@ -382,16 +476,74 @@ class _CExporter:
                             f"{self._ptr_token(x)}, {self._ptr_token(y)});")
             offset += nb
 
+    def op_lookup(self, node, idx):
+        """Element-wise float island: its lookup table of input codes (integers, exact)."""
+        x = self.tensors[node.inputs[0]]
+        if x.dtype not in ("s8", "u8", "s32"):
+            raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads {x.dtype} values, not codes")
+        lut = np.asarray(node.quant["lut"], np.int32)
+        y = self.new_tensor(node, "s32", inplace_of=x)
+        tn = self.add_weights(f"lut{idx}", "int32_t", lut)
+        self.emit(node, f"apl_lookup({int(np.prod(node.shape))}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
+                        f"{int(node.quant['lut_first_code'])}, {lut.size - 1}, {self.name}_{tn}, {self.typed(y)});")
+
+    def op_float(self, node, idx):
+        """A float op (allow_float): dequantize its input as the executor (codes x step, or the
+        dequantization point's factors), run it in float, and for an island round it into the
+        next Scaling node's accumulator."""
+        self.uses_float = True
+        island = bool(node.quant["island"])
+        producer = self.by_name[node.inputs[0]]
+        x = self.tensors[node.inputs[0]]
+        n = int(np.prod(node.shape))
+        y = self.new_tensor(node, "s32" if island else "f32", inplace_of=x)
+        yf = f"(float*){self._ptr_token(y)}"
+        if x.dtype == "f32":  # the previous float op's output
+            if x.buffer is not y.buffer:
+                self.emit(node, f"apl_copy({n * 4}, {self._ptr_token(x)}, {self._ptr_token(y)});")
+        else:
+            if producer.quant["dequantize_point"]:
+                f = np.asarray(producer.quant["factor"], np.float32).ravel()
+            else:
+                f = np.array([producer.quant["step"]], np.float32)
+            channels = x.shape[0] if len(x.shape) > 0 else 1
+            if f.size not in (1, channels):
+                raise ValueError(f"export_c: {node.op} '{node.name}': {f.size} dequantization factors "
+                                 f"for {channels} channels")
+            vals = ", ".join(_c_float(v) for v in f)
+            self.statics.append(f"static const float fq{idx}[{f.size}] = {{{vals}}};")
+            self.emit(node, f"apl_dequantize({channels}, {n // channels}, {self._ptr_token(x)}, "
+                            f"{_APL_TYPE[x.dtype]}, fq{idx}, {int(f.size > 1)}, {yf});")
+        if node.op == "Softmax":
+            rank = len(node.shape) + 1
+            axis = int(node.attributes.get("axis", -1))
+            axis = axis + rank if axis < 0 else axis
+            if not 1 <= axis < rank:
+                raise NotImplementedError(f"export_c: Softmax '{node.name}' over axis {axis}")
+            outer = int(np.prod(node.shape[:axis - 1]))
+            inner = int(np.prod(node.shape[axis:]))
+            self.emit(node, f"apl_softmax({outer}, {node.shape[axis - 1]}, {inner}, {yf});")
+        else:
+            self.emit(node, f"apl_{node.op.lower()}({n}, {yf});")
+        if island:
+            inv = 1.0 / float(node.quant["step"])
+            self.emit(node, f"apl_float_to_acc({n}, {yf}, {inv.hex()}, {self.typed(y)});")
+
     # ---- driver ------------------------------------------------------------------------------
 
     def build(self):
         self.check()
         for idx, node in enumerate(self.nodes):
             op = node.op
+            check_node_supported(node)
             if op == "Input":
                 t = Tensor(node.name, self.code_type(node), list(node.shape), "input", 0)
                 t.nbytes = int(np.prod(node.shape)) * _SIZE[t.dtype]
                 self.tensors[node.name] = t
+            elif node.quant["kept_float"] or (node.quant["island"] and len(node.quant["lut"]) == 0):
+                self.op_float(node, idx)  # check() refused it unless allow_float
+            elif node.quant["island"]:
+                self.op_lookup(node, idx)
             elif _OPS[op]["affine"] and op in ("Conv", "Gemm"):
                 self.op_affine(node, idx)
             elif op == "Scaling":
@@ -406,16 +558,18 @@ class _CExporter:
                 self.op_pad(node, idx)
             elif op == "Concat":
                 self.op_concat(node, idx)
-            elif _OPS[op]["view"]:
+            elif op in _VIEW_OPS and _OPS[op]["view"]:
                 self.alias(node, self.tensors[node.inputs[0]])
             else:
                 raise NotImplementedError(f"export_c: op {op} (node '{node.name}') is not supported by the C export")
-        out = self.tensors[self.g.outputs[0]]
-        if out.buffer == "input":
-            raise NotImplementedError("export_c: the output is the input")
-        self.plan = plan_memory(self.buffers, len(self.nodes) + 1)
+        self.outputs = [self.tensors[o] for o in self.g.outputs]
+        for o in self.outputs:
+            if o.buffer == "input":
+                raise NotImplementedError(f"export_c: output '{o.node}' is the input itself")
+        # int64 accumulators above 8 bits: 8-byte aligned offsets
+        self.plan = plan_memory(self.buffers, len(self.nodes) + 1, align=8 if self.wide else _ALIGN)
         self.input = self.tensors[self.g.input_name]
-        self.output = out
+        self.output = self.outputs[0]
 
     # ---- files -------------------------------------------------------------------------------
 
@@ -424,14 +578,35 @@ class _CExporter:
 
     def files(self):
         N, P = self.name, self.name.upper()
-        inp, out, plan = self.input, self.output, self.plan
+        inp, outs, plan = self.input, self.outputs, self.plan
         in_node = self.by_name[self.g.input_name]
         step = float(in_node.quant["step"])
-        weights_bytes = sum(a.size * {"int8_t": 1, "uint8_t": 1, "int32_t": 4}[t] for _, t, a in self.weights)
+        weights_bytes = sum(a.size * _C_TYPE_BYTES[t] for _, t, a in self.weights)
         self.weights_bytes = weights_bytes
-        in_n, out_n = int(np.prod(inp.shape)), int(np.prod(out.shape))
+        in_n = int(np.prod(inp.shape))
+        several = len(outs) > 1
+        out_args = [f"output{i}" if several else "output" for i in range(len(outs))]
+        arith = "floating point only in the float ops allowed by allow_float" if self.uses_float \
+            else "no floating point"
         files = {}
-        files[f"{N}.h"] = f"""/* {N}: integer network exported by aidge_ptq_lite (C99, no heap, no floating point). */
+        out_decls = []
+        for i, (oname, o) in enumerate(zip(self.g.outputs, outs)):
+            n = int(np.prod(o.shape))
+            what = "float values of the float tail" if o.dtype == "f32" else "as graph.forward(x, dequantize=False)"
+            out_decls.append(f"""/* Output {i} ('{oname}'): {_C_TYPE[o.dtype]} of shape {tuple(o.shape)}, {what}. */
+#define {P}_OUTPUT{i}_RANK {len(o.shape)}
+#define {P}_OUTPUT{i}_SIZE {n}
+typedef {_C_TYPE[o.dtype]} {N}_output{i}_t;
+static const int32_t {N}_output{i}_shape[{max(1, len(o.shape))}] = {{{", ".join(map(str, o.shape)) or "1"}}};
+""")
+        aliases = "" if several else f"""/* The only output, unnumbered. */
+#define {P}_OUTPUT_RANK {P}_OUTPUT0_RANK
+#define {P}_OUTPUT_SIZE {P}_OUTPUT0_SIZE
+typedef {N}_output0_t {N}_output_t;
+#define {N}_output_shape {N}_output0_shape
+"""
+        params = ", ".join(f"{N}_output{i}_t* {a}" for i, a in enumerate(out_args))
+        files[f"{N}.h"] = f"""/* {N}: integer network exported by aidge_ptq_lite (C99, no heap, {arith}). */
 #ifndef {P}_H
 #define {P}_H
 #include <stdint.h>
@@ -446,19 +621,16 @@ class _CExporter:
 typedef {_C_TYPE[inp.dtype]} {N}_input_t;
 static const int32_t {N}_input_shape[{len(inp.shape)}] = {{{", ".join(map(str, inp.shape))}}};
 
-/* Output: {_C_TYPE[out.dtype]} of shape {tuple(out.shape)}, as graph.forward(x, dequantize=False). */
-#define {P}_OUTPUT_RANK {len(out.shape)}
-#define {P}_OUTPUT_SIZE {out_n}
-typedef {_C_TYPE[out.dtype]} {N}_output_t;
-static const int32_t {N}_output_shape[{len(out.shape)}] = {{{", ".join(map(str, out.shape))}}};
-
+#define {P}_OUTPUTS {len(outs)}
+{"".join(out_decls)}{aliases}
 /* Memory: the static activation arena (RAM) and the constant parameters (flash). */
 #define {P}_ARENA_BYTES {plan.arena_bytes}
 #define {P}_NAIVE_ACTIVATION_BYTES {plan.naive_bytes}
 #define {P}_WEIGHTS_BYTES {weights_bytes}
 
-/* Runs the network on one sample: `input` codes -> `output`. Not reentrant (one arena). */
-void {N}_run(const {N}_input_t* input, {N}_output_t* output);
+/* Runs the network on one sample: `input` codes -> {"the outputs, in the graph's output order" if several else "`output`"}.
+   Not reentrant (one arena). */
+void {N}_run(const {N}_input_t* input, {params});
 
 #endif /* {P}_H */
 """
@@ -471,28 +643,66 @@ void {N}_run(const {N}_input_t* input, {N}_output_t* output);
             lines = [", ".join(map(str, vals[i:i + 24])) for i in range(0, len(vals), 24)]
             chunks.append(f"const {t} {N}_{n}[{len(vals)}] = {{\n  " + ",\n  ".join(lines) + "\n};\n")
         files[f"{N}_weights.c"] = "\n".join(chunks)
-        body = self.resolve("\n".join(self.body))
-        statics = self.resolve("\n".join(self.statics))
-        words = max(1, plan.arena_bytes // 4)
-        files[f"{N}.c"] = f"""/* {N}: the layer sequence. Activation arena: {plan.arena_bytes} bytes (naive sum of the
+        body = "\n".join(self.body)
+        statics = "\n".join(self.statics)
+        word = "int64_t" if self.wide else "int32_t"
+        words = max(1, plan.arena_bytes // _C_TYPE_BYTES[word])
+        copies = "\n".join(f"  apl_copy({int(np.prod(o.shape)) * _SIZE[o.dtype]}, {self._ptr_token(o)}, {a});"
+                           for o, a in zip(outs, out_args))
+        float_include = '#include "apl_float_kernels.h"\n' if self.uses_float else ""
+        files[f"{N}.c"] = self.resolve(f"""/* {N}: the layer sequence. Activation arena: {plan.arena_bytes} bytes (naive sum of the
    activation buffers: {plan.naive_bytes}; lower bound, the most bytes live at one step: {plan.lower_bound}). */
 #include "{N}.h"
 #include "{N}_weights.h"
 #include "apl_kernels.h"
-
-static int32_t apl_arena_words[{words}];
+{float_include}
+static {word} apl_arena_words[{words}]; /* aligned for the widest value it holds */
 #define apl_arena ((uint8_t*)apl_arena_words)
 
 {statics}
 
-void {N}_run(const {N}_input_t* input, {N}_output_t* output) {{
+void {N}_run(const {N}_input_t* input, {params}) {{
 {body}
-  apl_copy({out_n * _SIZE[out.dtype]}, {self._ptr_token(out)}, output);
+{copies}
 }}
-"""
-        files[f"{N}.c"] = self.resolve(files[f"{N}.c"])
+""")
         files["apl_kernels.h"] = _c_kernels.KERNELS_H
-        files["apl_kernels.c"] = _c_kernels.KERNELS_C
+        sections = {"wide"} if self.wide else set()
+        if any(n.quant["island"] and len(n.quant["lut"]) for n in self.nodes):
+            sections.add("lookup")
+        files["apl_kernels.c"] = _c_kernels.kernels_c(sections)
+        if self.uses_float:
+            files["apl_float_kernels.h"] = _c_kernels.FLOAT_KERNELS_H
+            files["apl_float_kernels.c"] = _c_kernels.FLOAT_KERNELS_C
+        deq_decls, deq_defs = [], []
+        for i, (oname, o) in enumerate(zip(self.g.outputs, outs)):
+            suffix = str(i) if several else ""
+            out_n = int(np.prod(o.shape))
+            deq_decls.append(f"void {N}_dequantize_output{suffix}(const {N}_output{i}_t* y, float* out);")
+            node = self.by_name[oname]
+            if o.dtype == "f32":
+                deq_defs.append(f"""void {N}_dequantize_output{suffix}(const {N}_output{i}_t* y, float* out) {{
+  int32_t i;
+  for (i = 0; i < {out_n}; ++i) out[i] = y[i]; /* already float (the float tail) */
+}}
+""")
+                continue
+            if node.quant["dequantize_point"]:
+                f = np.asarray(node.quant["factor"], np.float32).ravel()
+            else:
+                f = np.array([node.quant["step"]], np.float32)
+            channels = o.shape[0] if o.shape else 1
+            inner = out_n // channels
+            fvals = ", ".join(float(v).hex() for v in f)
+            deq_defs.append(f"""void {N}_dequantize_output{suffix}(const {N}_output{i}_t* y, float* out) {{
+  static const float factor[{len(f)}] = {{{fvals}}};
+  int32_t c, i;
+  for (c = 0; c < {channels}; ++c)
+    for (i = 0; i < {inner}; ++i)
+      out[c * {inner} + i] = (float)y[c * {inner} + i] * factor[{"c" if len(f) > 1 else "0"}];
+}}
+""")
+        deq_decls = "\n".join(deq_decls)
         files[f"{N}_float.h"] = f"""/* The floating point of the export, kept apart from the integer network. */
 #ifndef {P}_FLOAT_H
 #define {P}_FLOAT_H
@@ -502,18 +712,10 @@ void {N}_run(const {N}_input_t* input, {N}_output_t* output) {{
    x * (1 / step) in double, clamped to [{P}_INPUT_LO, {P}_INPUT_HI]. */
 void {N}_quantize_input(const float* x, {N}_input_t* codes);
 /* Raw outputs -> float values (per output channel factor, or the output step). */
-void {N}_dequantize_output(const {N}_output_t* y, float* out);
+{deq_decls}
 
 #endif
 """
-        out_node = self.by_name[self.g.outputs[0]]
-        if out_node.quant["dequantize_point"]:
-            f = np.asarray(out_node.quant["factor"], np.float32).ravel()
-        else:
-            f = np.array([out_node.quant["step"]], np.float32)
-        channels = out.shape[0] if out.shape else 1
-        inner = out_n // channels
-        fvals = ", ".join(float(v).hex() for v in f)
         files[f"{N}_float.c"] = f"""/* The floating point of the export, kept apart from the integer network. */
 #include <math.h>
 #include "{N}_float.h"
@@ -530,17 +732,29 @@ void {N}_quantize_input(const float* x, {N}_input_t* codes) {{
   }}
 }}
 
-void {N}_dequantize_output(const {N}_output_t* y, float* out) {{
-  static const float factor[{len(f)}] = {{{fvals}}};
-  int32_t c, i;
-  for (c = 0; c < {channels}; ++c)
-    for (i = 0; i < {inner}; ++i)
-      out[c * {inner} + i] = (float)y[c * {inner} + i] * factor[{"c" if len(f) > 1 else "0"}];
-}}
-"""
-        osz = _SIZE[out.dtype]
+{"".join(deq_defs)}"""
+        out_statics, out_writes = [], []
+        for i, (o, a) in enumerate(zip(outs, out_args)):
+            osz = _SIZE[o.dtype]
+            out_statics.append(f"static {N}_output{i}_t {a}[{P}_OUTPUT{i}_SIZE];\n"
+                               f"static unsigned char {a}_bytes[{P}_OUTPUT{i}_SIZE * {osz}];")
+            if o.dtype == "f32":
+                word = f"uint32_t w;\n      memcpy(&w, &{a}[i], 4);\n      v = w;"
+            else:
+                word = f"v = (uint64_t)(int64_t){a}[i]; /* two's complement bytes, any width */"
+            out_writes.append(f"""    for (i = 0; i < {P}_OUTPUT{i}_SIZE; ++i) {{
+      uint64_t v;
+      int b;
+      {word}
+      for (b = 0; b < {osz}; ++b) {a}_bytes[i * {osz} + b] = (unsigned char)((v >> (8 * b)) & 0xFFu);
+    }}
+    if (fwrite({a}_bytes, 1, sizeof {a}_bytes, out) != sizeof {a}_bytes) {{ perror(argv[2]); return 1; }}""")
+        order = (f"; per sample, the {len(outs)} outputs one after another in the graph's output order "
+                 f"({', '.join(self.g.outputs)})") if several else ""
+        types = ", ".join(_C_TYPE[o.dtype] for o in outs)
         files["main.c"] = f"""/* ./{N} IN OUT: IN raw little-endian float32 samples of shape {tuple(inp.shape)} (as many as
-   the file holds); OUT the raw outputs ({_C_TYPE[out.dtype]}, little-endian), sample after sample. */
+   the file holds); OUT the raw outputs ({types}, little-endian), sample after sample{order}. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "{N}.h"
@@ -549,8 +763,7 @@ void {N}_dequantize_output(const {N}_output_t* y, float* out) {{
 static unsigned char raw[{P}_INPUT_SIZE * 4];
 static float x[{P}_INPUT_SIZE];
 static {N}_input_t codes[{P}_INPUT_SIZE];
-static {N}_output_t y[{P}_OUTPUT_SIZE];
-static unsigned char bytes[{P}_OUTPUT_SIZE * {osz}];
+{chr(10).join(out_statics)}
 
 int main(int argc, char** argv) {{
   FILE *in, *out;
@@ -581,13 +794,8 @@ int main(int argc, char** argv) {{
       x[i] = f;
     }}
     {N}_quantize_input(x, codes);
-    {N}_run(codes, y);
-    for (i = 0; i < {P}_OUTPUT_SIZE; ++i) {{
-      unsigned long v = (unsigned long)(long)y[i];
-      int b;
-      for (b = 0; b < {osz}; ++b) bytes[i * {osz} + b] = (unsigned char)((v >> (8 * b)) & 0xFFu);
-    }}
-    if (fwrite(bytes, 1, sizeof bytes, out) != sizeof bytes) {{ perror(argv[2]); return 1; }}
+    {N}_run(codes, {", ".join(out_args)});
+{chr(10).join(out_writes)}
     ++samples;
   }}
   fclose(in);
@@ -595,7 +803,8 @@ int main(int argc, char** argv) {{
   return 0;
 }}
 """
-        files["Makefile"] = f"""# Builds the demo ./{N} (IN.f32 OUT.bin). The network itself is {N}.c {N}_weights.c apl_kernels.c.
+        float_src = " apl_float_kernels.c" if self.uses_float else ""
+        files["Makefile"] = f"""# Builds the demo ./{N} (IN.f32 OUT.bin). The network itself is {N}.c {N}_weights.c apl_kernels.c{float_src}.
 CC ?= gcc
 CFLAGS ?= -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 SRCS = $(wildcard *.c)
@@ -607,18 +816,38 @@ clean:
 \trm -f {N}
 .PHONY: clean
 """
+        net_libs = "m" if self.uses_float else ""
         files["CMakeLists.txt"] = f"""cmake_minimum_required(VERSION 3.13)
 project({N} C)
 set(CMAKE_C_STANDARD 99)
 set(CMAKE_C_STANDARD_REQUIRED ON)
-# The network: integers only, no heap (link it into a firmware).
-add_library({N}_net STATIC {N}.c {N}_weights.c apl_kernels.c)
+# The network: {"integers" if not self.uses_float else "integers and the allowed float ops"}, no heap (link it into a firmware).
+add_library({N}_net STATIC {N}.c {N}_weights.c apl_kernels.c{float_src})
 target_include_directories({N}_net PUBLIC ${{CMAKE_CURRENT_SOURCE_DIR}})
+{f"target_link_libraries({N}_net PUBLIC {net_libs})" if net_libs else ""}
 # The demo: float input quantization and file I/O.
 add_executable({N} main.c {N}_float.c)
 target_link_libraries({N} PRIVATE {N}_net m)
 """
         return files
+
+
+def check_node_supported(node):
+    """Refuse (NotImplementedError naming the node) an op or attribute the export does not know."""
+    if node.op not in _KNOWN_ATTRIBUTES:
+        raise NotImplementedError(f"export_c: op {node.op} (node '{node.name}') is not supported by the C export")
+    unknown = sorted(set(node.attributes) - _KNOWN_ATTRIBUTES[node.op])
+    if unknown:
+        raise NotImplementedError(f"export_c: {node.op} '{node.name}': attribute '{unknown[0]}' is not "
+                                  "supported by the C export")
+
+
+def _c_float(v) -> str:
+    """A float32 value as an exact C99 hexadecimal float literal."""
+    v = float(np.float32(v))
+    if not math.isfinite(v):
+        raise ValueError(f"export_c: non-finite float constant {v}")
+    return f"{v.hex()}f"
 
 
 def _c_int64(v: int) -> str:
@@ -650,7 +879,81 @@ def _encode_multiplier(f: float):
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool = False) -> dict:
+MANIFEST = "apl_export.txt"
+_MANIFEST_HEAD = "# aidge_ptq_lite C export: the files below were written by export_c and are replaced by the next one"
+
+
+def _read_manifest(directory):
+    """The file names a previous export listed in `directory` (None: no manifest)."""
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        names = [line.strip() for line in fh if line.strip() and not line.startswith("#")]
+    # only plain names inside the directory: a hand-edited manifest cannot point elsewhere
+    return {n for n in names if os.path.basename(n) == n and n not in (".", "..")}
+
+
+def _write_atomic(path, text):
+    """Write text to path through a temporary file in the same directory and a rename: a reader
+    (or an interrupted export) sees the old file or the new one, never half of one."""
+    d = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".apl_tmp_", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: give the usual mode of a new file
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_export_directory(directory, names=()):
+    """Raise FileExistsError unless `directory` may receive an export writing `names`: missing,
+    empty, or holding a previous export (its manifest) whose unlisted files `names` do not
+    overwrite. Returns the previous export's file names (empty set if none). Changes nothing."""
+    directory = os.fspath(directory)
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise FileExistsError(f"export_c: '{directory}' exists and is not a directory")
+    if not os.path.isdir(directory):
+        return set()
+    present = set(os.listdir(directory))
+    previous = _read_manifest(directory)
+    if previous is None:
+        if present:
+            foreign = sorted(present)[0]
+            raise FileExistsError(
+                f"export_c: '{directory}' is not empty and holds no previous export (no {MANIFEST}): "
+                f"it has '{foreign}'{f' and {len(present) - 1} other entries' if len(present) > 1 else ''}; "
+                "export into a new or empty directory")
+        return set()
+    clash = sorted(n for n in names if n in present and n not in previous and n != MANIFEST)
+    if clash:
+        raise FileExistsError(
+            f"export_c: '{directory}' holds a previous export, but '{clash[0]}' is not one of its files "
+            f"({MANIFEST} does not list it) and this export would overwrite it: move it away or export "
+            "into a new directory")
+    return previous
+
+
+def _prepare_directory(directory, names):
+    previous = check_export_directory(directory, names)
+    os.makedirs(directory, exist_ok=True)
+    return previous
+
+
+def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool = False,
+             allow_float: bool = False) -> dict:
     """Write a quantized graph as a self-contained C99 project in `directory`, bit-exact with
     ``graph.forward(x, dequantize=False)``.
 
@@ -658,36 +961,65 @@ def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool
     and run ``./net IN.f32 OUT.bin``. See the module docstring for the files.
 
     Parameters:
-        graph: a quantized graph (``quantize_network``), at most 8 bits, no float-kept node.
-        directory: created if missing; existing files of the same names are overwritten.
+        graph: a quantized graph (``quantize_network``), 2 to 16 bits, one or several outputs.
+            Element-wise float islands are exported as integer lookup tables (exact).
+        directory: created if missing; else it must be empty or hold a previous export (its
+            ``apl_export.txt`` manifest): the files that export listed are replaced (or removed
+            when this export does not write them), every other file is left alone, and an export
+            that would overwrite an unlisted file is refused. Each file is written atomically
+            (temporary file and rename).
         name: C identifier prefixing the files and symbols.
         verbose: print the sizes.
+        allow_float: write the nodes that run in float (the float tail after the output
+            dequantization, e.g. a final Softmax; float islands without a lookup table, e.g. a
+            mid-network Softmax) as C float code (``apl_float_kernels.c``: Softmax, Sigmoid, Tanh
+            of one input). Without it they are refused. The float code follows the executor's
+            scalar float kernels operation by operation (float arithmetic, ``expf`` / ``tanhf``
+            from <math.h>, no contraction in ISO C mode); its results equal the executor's
+            where the C library's ``expf`` / ``tanhf`` give the same floats as the one our C++
+            core was linked with: tested bit-exact with gcc and glibc on x86-64 (the same libm);
+            on another libm (a microcontroller's) expect last-bit differences in float outputs,
+            and in rare cases one code off after an island.
 
     Returns:
         dict with ``weights_bytes`` (flash), ``arena_bytes`` (RAM), ``naive_activation_bytes``
         (sum of all activation buffers), ``arena_lower_bound`` (most bytes live at one step),
-        ``files`` (paths written) and ``plan`` (the MemoryPlan, buffers with offsets and lifetimes).
+        ``input_dtype``, ``output_dtype`` (of the first output) and ``output_dtypes`` (one per
+        output), ``files`` (paths written) and ``plan`` (the MemoryPlan, buffers with offsets
+        and lifetimes).
 
     Raises:
         ValueError: not quantized, ``no_quant``, a name that is not a C identifier (or is ``main``
             or starts with ``apl_``), or parameters out of range.
-        NotImplementedError: more than 8 bits, a float-kept node (e.g. a final Softmax), or an op
-            the export does not implement; the message names the node.
+        NotImplementedError: a node running in float without ``allow_float`` (or one the float
+            code does not cover), or an op or attribute the export does not implement; the
+            message names the node and its op.
+        FileExistsError: `directory` holds files that are not a previous export's.
     """
     if not isinstance(name, str) or not _IDENT.match(name):
         raise ValueError(f"export_c: name {name!r} is not a C identifier")
-    if name in ("main", "apl_kernels") or name.startswith("apl_"):
+    if name in ("main", "apl_kernels", "apl_float_kernels") or name.startswith("apl_"):
         raise ValueError(f"export_c: name {name!r} collides with the export's own files or symbols")
-    ex = _CExporter(graph, name)
+    ex = _CExporter(graph, name, allow_float=allow_float)
     ex.build()
     files = ex.files()
-    os.makedirs(os.fspath(directory), exist_ok=True)
+    directory = os.fspath(directory)
+    previous = _prepare_directory(directory, list(files) + [MANIFEST])
+    # The manifest first lists both exports' files, so an interrupted export leaves a directory
+    # that the next export still recognises; the final manifest lists this export's files only.
+    _write_atomic(os.path.join(directory, MANIFEST),
+                  "\n".join([_MANIFEST_HEAD, *sorted(previous | set(files))]) + "\n")
     paths = []
     for fname, text in files.items():
-        path = os.path.join(os.fspath(directory), fname)
-        with open(path, "w", encoding="ascii") as fh:
-            fh.write(text)
+        path = os.path.join(directory, fname)
+        _write_atomic(path, text)
         paths.append(path)
+    for stale in sorted(previous - set(files) - {MANIFEST}):
+        try:
+            os.unlink(os.path.join(directory, stale))  # e.g. apl_float_kernels.c of a float export
+        except FileNotFoundError:
+            pass
+    _write_atomic(os.path.join(directory, MANIFEST), "\n".join([_MANIFEST_HEAD, *sorted(files)]) + "\n")
     info = {
         "weights_bytes": ex.weights_bytes,
         "arena_bytes": ex.plan.arena_bytes,
@@ -695,13 +1027,15 @@ def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool
         "arena_lower_bound": ex.plan.lower_bound,
         "input_dtype": np.dtype(_NP_TYPE[ex.input.dtype]).name,
         "output_dtype": np.dtype(_NP_TYPE[ex.output.dtype]).name,
+        "output_dtypes": [np.dtype(_NP_TYPE[o.dtype]).name for o in ex.outputs],
+        "uses_float": ex.uses_float,
         "files": paths,
         "plan": ex.plan,
         # node name -> index of the arena buffer holding its value (None: the caller's input)
         "buffer_of": {k: (t.buffer.index if isinstance(t.buffer, Buffer) else None) for k, t in ex.tensors.items()},
     }
     if verbose:
-        print(f"export_c: {os.fspath(directory)}/{name}.c: weights {info['weights_bytes']:,} bytes (flash), "
+        print(f"export_c: {directory}/{name}.c: weights {info['weights_bytes']:,} bytes (flash), "
               f"arena {info['arena_bytes']:,} bytes (RAM; lower bound {info['arena_lower_bound']:,}), "
               f"naive sum of activation buffers {info['naive_activation_bytes']:,} bytes")
     return info

@@ -4,13 +4,13 @@ from __future__ import annotations
 import math
 import os
 import weakref
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from . import _core
+from . import _core, onnx_front
 
 # Per op, from its registry row: which ONNX inputs are constant operands (moved into the node's
 # params), which are read as attributes (must be constants), and whether one operand may be a
@@ -40,12 +40,22 @@ def source_path(graph: _core.Graph) -> Optional[str]:
     return _SOURCES.get(graph)
 
 
-def load_onnx(model: Union[str, os.PathLike, onnx.ModelProto]) -> _core.Graph:
+def load_onnx(model: Union[str, os.PathLike, onnx.ModelProto],
+              input_shape: Optional[Sequence[int]] = None) -> _core.Graph:
     """Load an ONNX model (path or ``onnx.ModelProto``) as a :class:`Graph`.
 
-    The model must have one float input of static shape except the batch axis, and only ops
-    of :func:`supported_ops`. Constants (initializers and Constant nodes) become the params
-    of the nodes that use them.
+    The model must have one float input (inputs no node reads are ignored) of static shape
+    except the batch axis, and only ops of :func:`supported_ops` once
+    :func:`onnx_front.normalize` has rewritten it: opset upgraded to 13 (from 7..12), Identity /
+    Dropout removed, every constant subgraph (Shape arithmetic of dynamic-batch exports
+    included) folded with onnx's reference evaluator, Reshapes to a literal batch of 1 made
+    batch-independent. Constants (initializers and Constant nodes) become the params of the
+    nodes that use them. Several graph outputs give a graph with several outputs.
+
+    Args:
+        model: a path or an ``onnx.ModelProto`` (not modified).
+        input_shape: the input's dims after the batch, e.g. ``(3, 224, 224)`` (or with the batch
+            first, which is ignored): needed when the model leaves a non-batch dim symbolic.
 
     External data (tensors stored in separate files) is read only from files inside the model's
     folder: a location that is absolute, climbs out with ``..``, or resolves outside through a
@@ -58,10 +68,19 @@ def load_onnx(model: Union[str, os.PathLike, onnx.ModelProto]) -> _core.Graph:
             node names, a node without output, no graph input), a tensor is missing, unreadable
             (raw data shorter than its dims) or of the wrong type (integer or bool weights), an
             external data location is outside the model's folder.
-        ShapeError: shapes are dynamic, too large, or do not fit (names the node or input).
-        UnsupportedOpError: an op outside the supported set (the message names op, node and set).
+        ShapeError: shapes are dynamic (and ``input_shape`` is not given), too large, or do not
+            fit (names the node or input).
+        UnsupportedOpError: ops outside the supported set (the message lists every one, with
+            its nodes, and the set).
+        NotImplementedError: several inputs read by nodes (named), or an opset the version
+            converter cannot upgrade (names op and opset).
     """
     proto = _read_model(model)
+    # Invalid models are refused before anything is rewritten, with the builder's messages.
+    _check_single_assignment(proto.graph)
+    for tensor in proto.graph.initializer:
+        _check_tensor(tensor)
+    proto = onnx_front.normalize(proto, input_shape)
     graph = _GraphBuilder(proto).build()
     if not isinstance(model, onnx.ModelProto):
         _SOURCES[graph] = os.path.abspath(os.fspath(model))
@@ -164,6 +183,16 @@ def _load_external_data(proto: onnx.ModelProto, path: str) -> None:
 def _tensor_array(tensor: onnx.TensorProto, kind: str = "initializer") -> np.ndarray:
     """The tensor as a numpy array; ValueError naming the tensor when its data does not match its
     dims or is stored in an external file that was not read."""
+    name, dims, type_name = _check_tensor(tensor, kind)
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # numpy reshape errors, unknown types, ...
+        raise ValueError(f"{name} (dims {tuple(dims)}, {type_name}) cannot be read: {exc}") from None
+
+
+def _check_tensor(tensor: onnx.TensorProto, kind: str = "initializer"):
+    """ValueError naming the tensor when its data is in an external file that was not read, or
+    its raw data does not match its dims; else (label, dims, type name)."""
     name = f"{kind} '{tensor.name}'"
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "?")
@@ -179,10 +208,32 @@ def _tensor_array(tensor: onnx.TensorProto, kind: str = "initializer") -> np.nda
         if len(tensor.raw_data) != expected:
             raise ValueError(f"{name} holds {len(tensor.raw_data)} bytes of raw data; its dims "
                              f"{tuple(dims)} of {type_name} need {expected}")
-    try:
-        return numpy_helper.to_array(tensor)
-    except Exception as exc:  # numpy reshape errors, unknown types, ...
-        raise ValueError(f"{name} (dims {tuple(dims)}, {type_name}) cannot be read: {exc}") from None
+    return name, dims, type_name
+
+
+def _check_single_assignment(graph: onnx.GraphProto) -> None:
+    """Refuses what onnxruntime calls an invalid model: a tensor assigned twice (two nodes
+    producing it, or a node output named as a graph input or initializer), two nodes of one
+    name, a node without output."""
+    producer = {i.name: "the graph input" for i in graph.input}
+    producer.update({t.name: "an initializer" for t in graph.initializer})
+    named = {}
+    for index, node in enumerate(graph.node):
+        label = f"{node.op_type} '{node.name}'" if node.name else f"{node.op_type} node #{index}"
+        if node.name:
+            if node.name in named:
+                raise ValueError(f"two nodes are named '{node.name}' ({named[node.name]} and "
+                                 f"{node.op_type} node #{index}); ONNX node names must be unique")
+            named[node.name] = f"{node.op_type} node #{index}"
+        if not node.output or not node.output[0]:
+            raise ValueError(f"{label} has no output")
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer:
+                raise ValueError(f"tensor '{out}' is produced by {producer[out]} and by {label}; "
+                                 "an ONNX graph assigns every tensor once")
+            producer[out] = label
 
 
 class _GraphBuilder:
@@ -195,7 +246,8 @@ class _GraphBuilder:
         self.used_names = set()
 
     def build(self) -> _core.Graph:
-        self._check_single_assignment()
+        _check_single_assignment(self.graph)
+        self._check_ops()
         self._add_input()
         for node in self.graph.node:
             if node.op_type == "Constant":
@@ -210,30 +262,6 @@ class _GraphBuilder:
         self.g._set_outputs(outputs)
         self.g._finalize()
         return self.g
-
-    def _check_single_assignment(self):
-        """Refuses what onnxruntime calls an invalid model: a tensor assigned twice (two nodes
-        producing it, or a node output named as a graph input or initializer), two nodes of one
-        name, a node without output."""
-        producer = {i.name: "the graph input" for i in self.graph.input}
-        producer.update({t.name: "an initializer" for t in self.graph.initializer})
-        named = {}
-        for index, node in enumerate(self.graph.node):
-            label = f"{node.op_type} '{node.name}'" if node.name else f"{node.op_type} node #{index}"
-            if node.name:
-                if node.name in named:
-                    raise ValueError(f"two nodes are named '{node.name}' ({named[node.name]} and "
-                                     f"{node.op_type} node #{index}); ONNX node names must be unique")
-                named[node.name] = f"{node.op_type} node #{index}"
-            if not node.output or not node.output[0]:
-                raise ValueError(f"{label} has no output")
-            for out in node.output:
-                if not out:
-                    continue
-                if out in producer:
-                    raise ValueError(f"tensor '{out}' is produced by {producer[out]} and by {label}; "
-                                     "an ONNX graph assigns every tensor once")
-                producer[out] = label
 
     def _add_input(self):
         inputs = [i for i in self.graph.input if i.name not in self.constants]
@@ -259,7 +287,7 @@ class _GraphBuilder:
                 label = d.dim_param or "?"
                 raise _core.ShapeError(
                     f"input '{inp.name}' has a dynamic dimension {i} ('{label}'); only the batch "
-                    "axis (0) may be dynamic")
+                    "axis (0) may be dynamic: pass input_shape=(C, H, W) to load_onnx")
             shape.append(d.dim_value)
         if math.prod(shape) > _MAX_SAMPLE_ELEMENTS:
             raise _core.ShapeError(
@@ -269,6 +297,38 @@ class _GraphBuilder:
         name = self._unique(inp.name)
         self.g._add_node(name, "Input", [], {"shape": shape}, [])
         self.producer[inp.name] = name
+
+    def _check_ops(self):
+        """Every op the model needs and the registry lacks, reported at once."""
+        supported = set(_core.supported_ops())
+        missing = {}  # (op, domain) -> node names, in model order
+        for index, node in enumerate(self.graph.node):
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                continue
+            if node.op_type not in supported or node.domain not in ("", "ai.onnx"):
+                label = node.name or (node.output[0] if node.output else f"#{index}")
+                missing.setdefault((node.op_type, node.domain), []).append(label)
+        if not missing:
+            return
+        parts = []
+        for (op, domain), names in missing.items():
+            shown = ", ".join(f"'{n}'" for n in names[:3])
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            where = f"node {shown}" if len(names) == 1 else f"{len(names)} nodes: {shown}{more}"
+            of_domain = f" of domain '{domain}'" if domain not in ("", "ai.onnx") else ""
+            parts.append(f"{op}{of_domain} ({where})")
+        domains = any(d not in ("", "ai.onnx") for _, d in missing)
+        # A Shape left by the front: its arithmetic depends on the batch beyond what a Reshape's
+        # 0 / -1 expresses, or the shape it reads is not static.
+        shape_hint = ("Shape / Size nodes remain when the shape arithmetic after them depends on "
+                      "the batch in another way than a Reshape target, or when the shape they read "
+                      "is not static (give load_onnx input_shape=...). ") \
+            if any(op in ("Shape", "Size") for op, _ in missing) else ""
+        raise _core.UnsupportedOpError(
+            f"unsupported op{'s' if len(parts) > 1 else ''} {'; '.join(parts)}. "
+            + ("Only the standard ONNX domain is supported. " if domains else "") + shape_hint
+            + "Replace these ops in the model before loading, or add them to the op registry "
+            "(README, 'Adding an op'); supported ops: " + ", ".join(sorted(supported)))
 
     def _unique(self, base: str) -> str:
         name, i = base or "node", 1
@@ -329,6 +389,8 @@ class _GraphBuilder:
             else:
                 raise ValueError(f"{op} '{node.name}': input '{tensor}' is neither produced by a "
                                  "node nor an initializer (missing initializer?)")
+        if row.get("transposed_weights") and params:
+            params[0] = conv_layout_of_transposed_weights(params[0], attrs.get("group", 1), label)
         if op == "Dropout" and attrs.get("training_mode"):
             raise NotImplementedError(f"Dropout '{node.name}' in training mode")
         if op == "Pad" and "value" in attrs:
@@ -339,6 +401,27 @@ class _GraphBuilder:
         name = self._unique(node.name or node.output[0])
         self.g._add_node(name, op, data, attrs, params, node.domain)
         self.producer[node.output[0]] = name
+
+
+def conv_layout_of_transposed_weights(w: np.ndarray, group, label: str = "ConvTranspose") -> np.ndarray:
+    """ConvTranspose weights (C_in, C_out/g, k...) as a Conv's (C_out, C_in/g, k...), the window
+    flipped: the layout the library holds them in (its kernel is a Conv over the spread-out input)."""
+    group = int(group) if isinstance(group, int) and group > 0 else 0
+    if w.ndim < 3 or not group or w.shape[0] % group:
+        raise ValueError(f"{label}: weights of shape {w.shape} do not fit group {group} "
+                         "(expected (C_in, C_out/group, k...) with C_in a multiple of group)")
+    c_in, c_out_g, window = w.shape[0], w.shape[1], w.shape[2:]
+    w = w.reshape(group, c_in // group, c_out_g, *window).swapaxes(1, 2)
+    w = w.reshape(group * c_out_g, c_in // group, *window)
+    return np.ascontiguousarray(np.flip(w, axis=tuple(range(2, w.ndim))))
+
+
+def transposed_weights_of_conv_layout(w: np.ndarray, group: int) -> np.ndarray:
+    """The inverse of :func:`conv_layout_of_transposed_weights` (ONNX's layout back)."""
+    c_out, c_in_g, window = w.shape[0], w.shape[1], w.shape[2:]
+    w = np.flip(w, axis=tuple(range(2, w.ndim)))
+    w = w.reshape(group, c_out // group, c_in_g, *window).swapaxes(1, 2)
+    return np.ascontiguousarray(w.reshape(group * c_in_g, c_out // group, *window))
 
 
 def _attribute_value(a: onnx.AttributeProto):

@@ -10,6 +10,10 @@
 //   Add / Sub / Mul    {constant operand} when one operand is constant, attr const_index 0|1
 //   Reshape            attr shape;  Pad: attr pads, value;  Clip: attrs min, max
 //   Scaling            (PTQ) see ptq.hpp
+//   ConvTranspose      {W in a Conv's layout (C_out, C_in/g, kH, kW), spatially flipped, B (C_out)}:
+//                      the importer converts ONNX's (C_in, C_out/g, kH, kW), the export converts back
+//   Transpose attr perm; Slice attrs starts, ends, axes, steps; Squeeze / Unsqueeze attr axes;
+//   Resize attrs roi, scales, sizes (read from its constant inputs)
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -33,9 +37,12 @@ enum class OpKind : uint8_t {
   GlobalAveragePool, Identity, LeakyRelu, MatMul, MaxPool, Mul, Pad, Relu, Reshape, Sigmoid,
   Softmax, Sub, Tanh,
   // Data movement and geometry (Transpose, Slice, Resize, ConvTranspose, ...).
+  Transpose, Slice, Squeeze, Unsqueeze, Resize, ConvTranspose,
 
   // End of data movement.
   // Element-wise, reductions and per-channel affine ops.
+  Sum, PRelu, HardSigmoid, HardSwish, Elu, Selu, Softplus, Erf, Exp, Log, Sqrt, Neg, Abs, Reciprocal,
+  LogSoftmax, LRN, ReduceMean, ReduceMax, ReduceSum, Div, Pow, Max, Min,
 
   // End of element-wise.
   Count
@@ -97,6 +104,9 @@ struct OpTraits {
   bool view = false;               // moves data only, any dtype (Flatten, Reshape, ...)
   bool removed_by_prepare = false; // the identity at inference (Identity, Dropout)
   bool folds_into_affine = false;  // per-channel affine folded into the Conv/Gemm before it
+  // ONNX stores the weights (C_in, C_out/g, k...), the node a Conv's (C_out, C_in/g, k...) with
+  // the window flipped (ConvTranspose): the importer converts, the QDQ export converts back.
+  bool transposed_weights = false;
   // No integer form: after the last layer it runs in float on the dequantized outputs (a float
   // tail); inside the network it is a float island (dequantize, float op, quantize by the
   // Scaling node inserted after it), as is any node with a quantization_blocker.

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "aidge_ptq_lite/graph.hpp"
+#include "aidge_ptq_lite/kernels/float_activations.hpp"
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
 #include "op_parts.hpp"
 
@@ -16,29 +17,43 @@ bool pads_with_zero(const Node& n) { return n.attr_float("value", 0.f) == 0.f; }
 bool pads_with_non_negative(const Node& n) { return n.attr_float("value", 0.f) >= 0.f; }
 bool clip_min_non_negative(const Node& n) { return n.attr_float("min", -1.f) >= 0.f; }
 
-int64_t pool_window(const Graph&, const Node& n) {
-  const auto k = n.attr_ints("kernel_shape");
-  return k[0] * k[1];
-}
+int64_t pool_window(const Graph&, const Node& n) { return average_pool_divisor(n); }
 int64_t global_pool_window(const Graph& g, const Node& n) {
   const Shape& in = g.node(n.inputs[0]).shape;
-  return in[1] * in[2];
+  return shape_numel(in) / in[0];  // H * W, or L
 }
 
 std::string blocked_by_constant_operand(const Node& n) {
-  return n.params.empty() ? "" : "one operand is a constant (fold it into the previous layer)";
+  // prepare_network folds a scalar or per-channel constant (or makes it a depthwise 1x1 Conv).
+  return n.params.empty() ? "" : "a constant operand that is neither a scalar nor one value per channel, "
+                                 "or a per-channel one on a tensor that is not 4-D and follows no Conv/Gemm";
 }
 std::string blocked_matmul(const Node&) { return "MatMul on a tensor of rank > 2"; }
 std::string blocked_batchnorm(const Node& n) {
   return n.shape.size() == 3 ? "" : "BatchNormalization that follows no Conv/Gemm on a non-4-D tensor";
 }
 std::string blocked_avgpool(const Node& n) {
-  if (n.attr_int("count_include_pad", 0) != 0) return "";
-  for (int64_t p : n.attr_ints("pads", {0, 0, 0, 0}))
-    if (p != 0) return "average pooling with padding excluded from the count";
-  return "";
+  return average_pool_divisor(n) != 0 ? ""
+      : "average pooling whose count varies at the border, with a window too large for exact integer sums";
 }
+// ---- data movement and geometry ----
+bool resize_nearest(const Node& n) { return n.attr_string("mode", "nearest") == "nearest"; }
+std::string blocked_resize(const Node& n) {
+  return resize_nearest(n) ? "" : "linear resize (interpolates between codes)";
+}
+// ---- end of data movement and geometry ----
 std::string blocked_pad(const Node& n) { return pads_with_zero(n) ? "" : "padding with a non-zero value"; }
+// The integer PRelu scales the negative side per channel: a slope that varies along other axes
+// runs as a float island.
+std::string blocked_prelu(const Node& n) {
+  const Tensor& slope = n.params.at(0);
+  if (slope.numel() == 1) return "";
+  const size_t rank = n.shape.size() + 1, k = slope.shape().size();
+  bool per_channel = rank >= 2 && k <= rank;
+  for (size_t j = 0; per_channel && j < k; ++j)
+    per_channel = slope.dim(static_cast<int>(j)) == (j + rank - k == 1 ? n.shape[0] : 1);
+  return per_channel ? "" : "slope varies along other axes than the channels";
+}
 
 // A row under construction: chained setters keep each row one readable statement.
 struct Row : OpTraits {
@@ -66,6 +81,7 @@ struct Row : OpTraits {
   Row&& codes_kept() && { keeps_codes = true; return std::move(*this); }
   Row&& is_view() && { view = keeps_codes = true; return std::move(*this); }
   Row&& removed() && { removed_by_prepare = true; export_rule = ExportRule::None; return std::move(*this); }
+  Row&& weights_transposed() && { transposed_weights = true; return std::move(*this); }
   Row&& folded() && { folds_into_affine = true; export_rule = ExportRule::None; return std::move(*this); }
   Row&& no_integer_form() && { float_only = true; return std::move(*this); }
   Row&& is_elementwise() && { elementwise = true; return std::move(*this); }
@@ -116,7 +132,7 @@ std::vector<OpTraits> make_rows() {
                      .unsigned_if_input().measured(MeasuredThrough::SoleUser).kernels(fk::maxpool, ik::maxpool));
   rows.push_back(Row(K::AveragePool, "AveragePool", shapes::window).scaled().homogeneous_if(always)
                      .unsigned_if_input().sums_window(pool_window).blocked(blocked_avgpool)
-                     .kernels(fk::avgpool, ik::avgpool));
+                     .kernels(fk::avgpool, ik::avgpool_any_divisor));
   rows.push_back(Row(K::GlobalAveragePool, "GlobalAveragePool", shapes::global_pool).scaled()
                      .homogeneous_if(always).unsigned_if_input().sums_window(global_pool_window)
                      .kernels(fk::global_avgpool, ik::global_avgpool));
@@ -147,9 +163,65 @@ std::vector<OpTraits> make_rows() {
                      .pointwise(kernels::sigmoid_f32, nullptr));
   rows.push_back(Row(K::Tanh, "Tanh", shapes::same).no_integer_form().pointwise(kernels::tanh_f32, nullptr));
   // ---- data movement and geometry ----
-
+  // Copies of any dtype, codes unchanged (Squeeze / Unsqueeze are views of the same storage).
+  rows.push_back(Row(K::Transpose, "Transpose", shapes::transpose).is_view().unsigned_if_input()
+                     .kernels(fk::transpose, fk::transpose));
+  rows.push_back(Row(K::Slice, "Slice", shapes::slice)
+                     .attributes_from({{1, "starts"}, {2, "ends"}, {3, "axes"}, {4, "steps"}}).is_view()
+                     .unsigned_if_input().kernels(fk::slice, fk::slice));
+  rows.push_back(Row(K::Squeeze, "Squeeze", shapes::squeeze).attributes_from({{1, "axes"}}).is_view()
+                     .unsigned_if_input().kernels(fk::view, fk::view));
+  rows.push_back(Row(K::Unsqueeze, "Unsqueeze", shapes::unsqueeze).attributes_from({{1, "axes"}}).is_view()
+                     .unsigned_if_input().kernels(fk::view, fk::view));
+  // Nearest copies codes; linear interpolates, a float island.
+  rows.push_back(Row(K::Resize, "Resize", shapes::resize)
+                     .attributes_from({{1, "roi"}, {2, "scales"}, {3, "sizes"}}).codes_kept()
+                     .homogeneous_if(resize_nearest).unsigned_if_input().blocked(blocked_resize)
+                     .kernels(fk::resize, fk::resize));
+  // Affine like Conv: weights held as a flipped Conv's, integer GEMM, Scaling node after.
+  rows.push_back(Row(K::ConvTranspose, "ConvTranspose", shapes::conv_transpose).params_from({1, 2})
+                     .is_affine().weights_transposed().kernels(fk::conv_transpose, ik::conv_transpose));
   // ---- end of data movement and geometry ----
   // ---- element-wise, reductions and per-channel affine ops ----
+  // Variadic Add: a join like Add (inputs share one scale), numpy broadcasting.
+  rows.push_back(Row(K::Sum, "Sum", shapes::variadic).inputs(1, -1).is_join().unsigned_if_all_inputs()
+                     .kernels(fk::sum, ik::sum));
+  // Codes kept on the positive side, the negative side times a per-channel or scalar slope.
+  rows.push_back(Row(K::PRelu, "PRelu", shapes::prelu).params_from({1}).codes_kept().homogeneous_if(always)
+                     .unsigned_if_input().blocked(blocked_prelu).kernels(fk::prelu, ik::prelu));
+  // Element-wise without an integer form: lookup-table islands inside the network.
+  rows.push_back(Row(K::HardSigmoid, "HardSigmoid", shapes::same).no_integer_form().is_elementwise()
+                     .non_negative_if().kernels(fk::hard_sigmoid, nullptr));
+  rows.push_back(Row(K::HardSwish, "HardSwish", shapes::same).no_integer_form().pointwise(kernels::hard_swish_f32, nullptr));
+  rows.push_back(Row(K::Elu, "Elu", shapes::same).no_integer_form().is_elementwise().kernels(fk::elu, nullptr));
+  rows.push_back(Row(K::Selu, "Selu", shapes::same).no_integer_form().is_elementwise().kernels(fk::selu, nullptr));
+  rows.push_back(Row(K::Softplus, "Softplus", shapes::same).no_integer_form().non_negative_if()
+                     .pointwise(kernels::softplus_f32, nullptr));
+  rows.push_back(Row(K::Erf, "Erf", shapes::same).no_integer_form().pointwise(kernels::erf_f32, nullptr));
+  rows.push_back(Row(K::Exp, "Exp", shapes::same).no_integer_form().non_negative_if().pointwise(kernels::exp_f32, nullptr));
+  rows.push_back(Row(K::Log, "Log", shapes::same).no_integer_form().pointwise(kernels::log_f32, nullptr));
+  rows.push_back(Row(K::Sqrt, "Sqrt", shapes::same).no_integer_form().non_negative_if().pointwise(kernels::sqrt_f32, nullptr));
+  rows.push_back(Row(K::Neg, "Neg", shapes::same).no_integer_form().pointwise(kernels::neg_f32, nullptr));
+  rows.push_back(Row(K::Abs, "Abs", shapes::same).no_integer_form().non_negative_if().pointwise(kernels::abs_f32, nullptr));
+  rows.push_back(Row(K::Reciprocal, "Reciprocal", shapes::same).no_integer_form().pointwise(kernels::reciprocal_f32, nullptr));
+  // Along an axis, and reductions (prepare_network makes a ReduceMean over (H, W) a global average pool).
+  rows.push_back(Row(K::LogSoftmax, "LogSoftmax", shapes::softmax).no_integer_form().kernels(fk::log_softmax, nullptr));
+  rows.push_back(Row(K::LRN, "LRN", shapes::lrn).no_integer_form().unsigned_if_input().kernels(fk::lrn, nullptr));
+  rows.push_back(Row(K::ReduceMean, "ReduceMean", shapes::reduce).no_integer_form().unsigned_if_input()
+                     .kernels(fk::reduce_mean, nullptr));
+  rows.push_back(Row(K::ReduceMax, "ReduceMax", shapes::reduce).no_integer_form().unsigned_if_input()
+                     .kernels(fk::reduce_max, nullptr));
+  rows.push_back(Row(K::ReduceSum, "ReduceSum", shapes::reduce).attributes_from({{1, "axes"}}).no_integer_form()
+                     .unsigned_if_input().kernels(fk::reduce_sum, nullptr));
+  // Binaries without an integer form (prepare_network folds a Div by a per-channel constant).
+  rows.push_back(Row(K::Div, "Div", shapes::binary).inputs(2, 2).with_constant_operand().no_integer_form()
+                     .kernels(fk::div, nullptr));
+  rows.push_back(Row(K::Pow, "Pow", shapes::binary).inputs(2, 2).with_constant_operand().no_integer_form()
+                     .kernels(fk::pow, nullptr));
+  rows.push_back(Row(K::Max, "Max", shapes::binary).inputs(2, 2).with_constant_operand().no_integer_form()
+                     .unsigned_if_all_inputs().kernels(fk::max, nullptr));
+  rows.push_back(Row(K::Min, "Min", shapes::binary).inputs(2, 2).with_constant_operand().no_integer_form()
+                     .unsigned_if_all_inputs().kernels(fk::min, nullptr));
 
   // ---- end of element-wise ----
   return rows;

@@ -34,7 +34,7 @@ struct LayerPair {
 InputChannelLayout input_channel_layout(const Node& second, int64_t features_per_channel) {
   const Tensor& w = second.params[0];
   const int64_t rows = w.dim(0), row_length = w.numel() / rows;
-  const bool conv = w.ndim() == 4;
+  const bool conv = w.ndim() >= 3;  // 2-D, or 1-D windows
   const int64_t groups = conv ? second.attr_int("group", 1) : 1;
   const int64_t block = conv ? row_length / w.dim(1) : features_per_channel;
   return {rows / groups, row_length / block, row_length, block};
@@ -55,7 +55,7 @@ std::optional<LayerPair> pair_starting_at(const Graph& g, const Node& first) {
     // Ops f with f(s * x) = s * f(x) for s > 0 that keep channel c of their input in channel c.
     if (!next.satisfies(&OpTraits::homogeneous)) return std::nullopt;
     const Shape& in = g.node(tensor).shape;
-    if (next.shape.size() == 1 && in.size() == 3)  // flattened: channel c is H*W features
+    if (next.shape.size() == 1 && in.size() >= 2)  // flattened: channel c is H*W (or L) features
       features_per_channel *= shape_numel(in) / in.at(0);
     tensor = next.name;
   }

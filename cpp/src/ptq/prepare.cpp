@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "../ops/op_parts.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -49,9 +50,37 @@ void batchnorm_coefficients(const Node& bn, std::vector<float>& a, std::vector<f
   }
 }
 
-void fold_batchnorm_into(Node& affine, const Node& bn) {
-  std::vector<float> a, b;
-  batchnorm_coefficients(bn, a, b);
+// A constant Add / Sub / Mul / Div as y = a[c] * x + b[c], when its constant is a scalar or one
+// value per channel (axis 1) and the output has the data's shape; false otherwise (a full-shape
+// constant stays a float island).
+bool constant_operand_coefficients(const Graph& g, const Node& n, std::vector<float>& a, std::vector<float>& b) {
+  const bool add = n.is(OpKind::Add), sub = n.is(OpKind::Sub), mul = n.is(OpKind::Mul), div = n.is(OpKind::Div);
+  if (!(add || sub || mul || div) || n.params.size() != 1 || n.inputs.size() != 1) return false;
+  if (n.shape.empty() || g.node(n.inputs[0]).shape != n.shape) return false;
+  const int64_t const_index = n.attr_int("const_index", 1);
+  if (div && const_index == 0) return false;  // c / x
+  const Tensor& k = n.params[0];
+  const int64_t C = n.shape[0];
+  const size_t rank = n.shape.size() + 1, kr = k.shape().size();
+  if (k.numel() != 1) {
+    if (kr > rank) return false;
+    for (size_t j = 0; j < kr; ++j)
+      if (k.dim(static_cast<int>(j)) != (j + rank - kr == 1 ? C : 1)) return false;
+  }
+  a.assign(C, 1.f);
+  b.assign(C, 0.f);
+  for (int64_t c = 0; c < C; ++c) {
+    const float v = k.data<float>()[k.numel() == 1 ? 0 : c];
+    if (add) b[c] = v;
+    if (sub) (const_index == 1 ? b[c] = -v : (a[c] = -1.f, b[c] = v));
+    if (mul) a[c] = v;
+    if (div) a[c] = 1.f / v;
+  }
+  return true;
+}
+
+// Into the Conv/Gemm before it: output channel k (weights row k, bias k) becomes a[k] x + b[k].
+void fold_affine_into(Node& affine, const std::vector<float>& a, const std::vector<float>& b) {
   Tensor& w = affine.params[0];
   const int64_t K = w.dim(0), per_channel = w.numel() / K;
   for (int64_t k = 0; k < K; ++k) {
@@ -61,14 +90,14 @@ void fold_batchnorm_into(Node& affine, const Node& bn) {
   }
 }
 
-Node batchnorm_as_depthwise_conv(const Node& bn) {
-  std::vector<float> a, b;
-  batchnorm_coefficients(bn, a, b);
+// A per-channel affine that follows no Conv/Gemm, on a 4-D tensor: a depthwise 1x1 Conv (scale
+// as weight, shift as bias), quantized like any Conv.
+Node per_channel_affine_as_depthwise_conv(const Node& op, const std::vector<float>& a, const std::vector<float>& b) {
   const int64_t C = static_cast<int64_t>(a.size());
   Node conv;
-  conv.name = bn.name;
+  conv.name = op.name;
   conv.kind = OpKind::Conv;
-  conv.inputs = bn.inputs;
+  conv.inputs = op.inputs;
   conv.set_attr("group", C);
   conv.set_attr("kernel_shape", std::vector<int64_t>{1, 1});
   Tensor w(DType::F32, {C, 1, 1, 1}), bias(DType::F32, {C});
@@ -78,6 +107,28 @@ Node batchnorm_as_depthwise_conv(const Node& bn) {
   }
   conv.params = {w, bias};
   return conv;
+}
+
+// A ReduceMean over (H, W) of a 4-D tensor: a global average pool (and a Flatten without keepdims).
+bool is_spatial_mean(const Graph& g, const Node& n) {
+  if (!n.is(OpKind::ReduceMean) || g.node(n.inputs[0]).shape.size() != 3) return false;
+  const std::vector<bool> axes = reduced_axes(n, 4);
+  return axes == std::vector<bool>{false, false, true, true};
+}
+
+void spatial_mean_as_global_pool(Graph& g, const std::string& name) {
+  const Node mean = g.node(name);
+  const bool keep = mean.attr_int("keepdims", 1) != 0;
+  Node pool;
+  pool.name = keep ? name : g.unique_name(name + "_pool");
+  pool.kind = OpKind::GlobalAveragePool;
+  pool.inputs = mean.inputs;
+  g.replace(name, pool);
+  if (keep) return;
+  Node flatten;
+  flatten.name = name;  // the ReduceMean's name stays on its output (graph outputs keep their names)
+  flatten.kind = OpKind::Flatten;
+  g.insert_after(pool.name, flatten);
 }
 
 }  // namespace
@@ -97,20 +148,29 @@ void prepare_network(Graph& g) {
       g.replace(name, gemm);
     } else if (n.is(OpKind::Gemm)) {
       canonicalize_gemm(n);
-    } else if (n.is(OpKind::Conv)) {
+    } else if (n.is(OpKind::Conv) || n.is(OpKind::ConvTranspose)) {
       ensure_conv_bias(n);
+    } else if (is_spatial_mean(g, n)) {
+      spatial_mean_as_global_pool(g, name);
     }
   }
+  // Per-channel affine ops (BatchNormalization, a constant Add / Sub / Mul / Div per channel or
+  // scalar): folded into the Conv/Gemm before them when they are its sole consumer (exact), else a
+  // depthwise 1x1 Conv on a 4-D tensor; anything else stays a float island.
   for (const std::string& name : names) {
-    if (!g.contains(name) || !g.node(name).traits().folds_into_affine) continue;
-    const Node bn = g.node(name);
-    const std::string producer = bn.inputs[0];
-    if (g.node(producer).traits().affine && g.consumers(producer).size() == 1 &&
-        !g.is_output(producer)) {
-      fold_batchnorm_into(g.node(producer), bn);
+    if (!g.contains(name)) continue;
+    const Node op = g.node(name);
+    std::vector<float> a, b;
+    if (op.traits().folds_into_affine) batchnorm_coefficients(op, a, b);
+    else if (!constant_operand_coefficients(g, op, a, b)) continue;
+    const std::string producer = op.inputs[0];
+    const Node& p = g.node(producer);
+    if (p.traits().affine && p.params.size() == 2 && p.params[0].dim(0) == static_cast<int64_t>(a.size()) &&
+        g.consumers(producer).size() == 1 && !g.is_output(producer)) {
+      fold_affine_into(g.node(producer), a, b);
       g.remove(name);
-    } else if (bn.shape.size() == 3) {
-      g.replace(name, batchnorm_as_depthwise_conv(bn));
+    } else if (op.shape.size() == 3) {
+      g.replace(name, per_channel_affine_as_depthwise_conv(op, a, b));
     }
   }
   g.finalize();

@@ -54,7 +54,7 @@ class GlobalAvgPoolKernel : public NodeKernel {
   using NodeKernel::NodeKernel;
   Tensor run(const std::vector<const Tensor*>& in) const override {
     Tensor y = make_output(*in[0]);
-    global_avgpool_f32(in[0]->dim(0), in[0]->dim(1), in[0]->dim(2) * in[0]->dim(3),
+    global_avgpool_f32(in[0]->dim(0), in[0]->dim(1), in[0]->numel() / (in[0]->dim(0) * in[0]->dim(1)),
                        in[0]->data<float>(), y.data<float>());
     return y;
   }

@@ -21,6 +21,8 @@ DType code_dtype(const Graph& g, const Node& n) { return code_dtype(g.quant_conf
 bool wide(const Graph& g) { return g.quant_config().spec().wide(); }
 DType acc_dtype(const Graph& g) { return g.quant_config().spec().acc_dtype(); }
 
+}  // namespace
+
 // The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
 const Node* fused_scaling(const Graph& g, const Node& affine) {
   if (!affine.traits().affine || wide(g)) return nullptr;
@@ -39,9 +41,11 @@ RequantParams requant_params(const Graph& g, const Node& scaling) {
   return rq;
 }
 
+namespace {
+
 Conv2dShape affine_geometry(const Graph& g, const Node& n) {
   const Shape& in = g.node(n.inputs[0]).shape;
-  if (n.params[0].ndim() == 4) return window_geometry(n, in);  // Conv
+  if (n.params[0].ndim() >= 3) return window_geometry(n, in);  // Conv (2-D, or 1-D as H = 1)
   Conv2dShape s;  // Gemm: a 1x1 convolution on a 1x1 image
   s.C = in[0];
   s.H = s.W = 1;
@@ -215,7 +219,7 @@ class IntPoolKernel : public NodeKernel {
  private:
   template <class T, class Acc> void sum(const Tensor& x, Tensor& y) const {
     if (mode_ == Mode::GlobalSum)
-      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.dim(2) * x.dim(3), x.data<T>(), y.data<Acc>());
+      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.numel() / (x.dim(0) * x.dim(1)), x.data<T>(), y.data<Acc>());
     else
       sumpool2d_int<T, Acc>(shape_, x.dim(0), x.data<T>(), y.data<Acc>());
   }
@@ -224,6 +228,8 @@ class IntPoolKernel : public NodeKernel {
   Pool2dShape shape_;
 };
 
+// Add / Sub / Mul of two activations, numpy broadcasting between them (the squeeze-excite gate
+// multiplies (N, C, H, W) codes by (N, C, 1, 1) ones).
 class IntBinaryKernel : public NodeKernel {
  public:
   IntBinaryKernel(const Graph& g, const Node& n) : NodeKernel(n), acc_(acc_dtype(g)) {
@@ -233,27 +239,32 @@ class IntBinaryKernel : public NodeKernel {
       case OpKind::Mul: op_ = IntBinaryOp::Mul; break;
       default: throw Error(n.label() + " is not an element-wise binary op");
     }
-    if (g.node(n.inputs[0]).shape != n.shape || g.node(n.inputs[1]).shape != n.shape)
-      throw UnsupportedError(n.label() + ": broadcasting between two activations is not supported in integers");
+    if (n.inputs.size() != 2)
+      throw UnsupportedError(n.label() + ": a constant operand has no integer form (prepare_network folds "
+                             "per-channel ones; others run as a float island)");
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
     const Tensor &a = *in[0], &b = *in[1];
     Tensor y = make_output(a, acc_);
-    const int64_t n = y.numel();
     if (acc_ == DType::I64) {
-      binary_int<int32_t, int32_t, int64_t>(op_, n, a.data<int32_t>(), b.data<int32_t>(), y.data<int64_t>());
+      apply<int32_t, int32_t, int64_t>(a, b, y);
       return y;
     }
-    int32_t* out = y.data<int32_t>();
     const bool au = a.dtype() == DType::U8, bu = b.dtype() == DType::U8;
-    if (!au && !bu) binary_int<int8_t, int8_t, int32_t>(op_, n, a.data<int8_t>(), b.data<int8_t>(), out);
-    else if (au && bu) binary_int<uint8_t, uint8_t, int32_t>(op_, n, a.data<uint8_t>(), b.data<uint8_t>(), out);
-    else if (au) binary_int<uint8_t, int8_t, int32_t>(op_, n, a.data<uint8_t>(), b.data<int8_t>(), out);
-    else binary_int<int8_t, uint8_t, int32_t>(op_, n, a.data<int8_t>(), b.data<uint8_t>(), out);
+    if (!au && !bu) apply<int8_t, int8_t, int32_t>(a, b, y);
+    else if (au && bu) apply<uint8_t, uint8_t, int32_t>(a, b, y);
+    else if (au) apply<uint8_t, int8_t, int32_t>(a, b, y);
+    else apply<int8_t, uint8_t, int32_t>(a, b, y);
     return y;
   }
 
  private:
+  template <class A, class B, class Acc> void apply(const Tensor& a, const Tensor& b, Tensor& y) const {
+    if (a.shape() == y.shape() && b.shape() == y.shape())
+      binary_int<A, B, Acc>(op_, y.numel(), a.data<A>(), b.data<B>(), y.data<Acc>());
+    else
+      binary_int<A, B, Acc>(op_, a.shape(), a.data<A>(), b.shape(), b.data<B>(), y.shape(), y.data<Acc>());
+  }
   IntBinaryOp op_;
   DType acc_;
 };

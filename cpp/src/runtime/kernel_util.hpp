@@ -1,6 +1,7 @@
 // Small helpers shared by the float and integer op kernels.
 #pragma once
 #include "aidge_ptq_lite/executor.hpp"
+#include "aidge_ptq_lite/kernels/int_kernels.hpp"
 
 namespace apl {
 
@@ -29,5 +30,10 @@ inline void channel_layout(const Tensor& t, int64_t& channels, int64_t& inner) {
   channels = t.ndim() > 1 ? t.dim(1) : 1;
   inner = t.numel() / (t.dim(0) * channels);
 }
+
+// Integer affine kernels (int_op_kernels.cpp): the Scaling node run fused into the affine
+// node's kernel (null: none; that Scaling node then passes its input through), and its record.
+const Node* fused_scaling(const Graph& g, const Node& affine);
+kernels::RequantParams requant_params(const Graph& g, const Node& scaling);
 
 }  // namespace apl

@@ -84,5 +84,9 @@ template <class T, class Acc> void global_sumpool_int(int64_t N, int64_t C, int6
 enum class IntBinaryOp { Add, Sub, Mul };
 template <class A, class B, class Acc>
 void binary_int(IntBinaryOp op, int64_t n, const A* a, const B* b, Acc* y);
+// The same with numpy broadcasting of a_shape and b_shape against out_shape (right-aligned).
+template <class A, class B, class Acc>
+void binary_int(IntBinaryOp op, const Shape& a_shape, const A* a, const Shape& b_shape, const B* b,
+                const Shape& out_shape, Acc* y);
 
 }  // namespace apl::kernels

@@ -73,14 +73,17 @@ void avgpool2d_f32(const Pool2dShape& s, bool count_include_pad, int64_t N, cons
     for (int64_t ow = 0; ow < OW; ++ow) out[ow] += in[ow * stride];
   });
   const int64_t OH = s.OH(), OW = s.OW();
-  // Window cells inside the input: a product of per-axis counts.
+  // Window cells inside the input (with count_include_pad: inside the padded input, whose end
+  // stops before the cells ceil_mode adds): a product of per-axis counts.
   std::vector<float> rows_inside(OH), cols_inside(OW);
+  const int64_t padded_h = s.H + s.pad_top + s.pad_bottom - s.ceil_extra_h;
+  const int64_t padded_w = s.W + s.pad_left + s.pad_right - s.ceil_extra_w;
   for (int64_t oh = 0; oh < OH; ++oh)
-    rows_inside[oh] =
-        count_include_pad ? s.R : taps_inside(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H);
+    rows_inside[oh] = count_include_pad ? taps_inside(oh, s.stride_h, 0, s.dil_h, s.R, padded_h)
+                                        : taps_inside(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H);
   for (int64_t ow = 0; ow < OW; ++ow)
-    cols_inside[ow] =
-        count_include_pad ? s.S : taps_inside(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W);
+    cols_inside[ow] = count_include_pad ? taps_inside(ow, s.stride_w, 0, s.dil_w, s.S, padded_w)
+                                        : taps_inside(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W);
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < N * s.C; ++plane)
     for (int64_t oh = 0; oh < OH; ++oh) {

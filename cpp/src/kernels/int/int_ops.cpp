@@ -5,6 +5,7 @@
 #include <string>
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
+#include "../broadcast_plan.hpp"
 
 namespace apl::kernels {
 namespace {
@@ -110,6 +111,24 @@ void binary_int(IntBinaryOp op, int64_t n, const A* a, const B* b, Acc* y) {
   throw ValueError("binary_int: unknown operation");
 }
 
+// Numpy broadcasting (the squeeze-excite gate: (N, C, 1, 1) x (N, C, H, W)); exact in int64 as
+// above. y may alias a when a has the output's shape (Sum accumulates in place).
+template <class A, class B, class Acc>
+void binary_int(IntBinaryOp op, const Shape& a_shape, const A* a, const Shape& b_shape, const B* b,
+                const Shape& out_shape, Acc* y) {
+  if (shape_numel(out_shape) == 0) return;
+  const BroadcastPlan plan = plan_broadcast(a_shape, b_shape, out_shape, "binary_int");
+  auto apply = [&](auto f) {
+    broadcast_apply(plan, a, b, y, [f](A p, B q) { return narrow<Acc>(f(int64_t{p}, int64_t{q})); });
+  };
+  switch (op) {
+    case IntBinaryOp::Add: return apply([](int64_t p, int64_t q) { return p + q; });
+    case IntBinaryOp::Sub: return apply([](int64_t p, int64_t q) { return p - q; });
+    case IntBinaryOp::Mul: return apply([](int64_t p, int64_t q) { return p * q; });
+  }
+  throw ValueError("binary_int: unknown operation");
+}
+
 #define APL_INT_STORAGE_OPS(T)                                                       \
   template void relu_int<T>(int64_t, const T*, T*);                                  \
   template void maxpool2d_int<T>(const Pool2dShape&, int64_t, const T*, T*);         \
@@ -131,5 +150,18 @@ APL_INT_BINARY(uint8_t, int8_t)
 APL_INT_BINARY(uint8_t, uint8_t)
 APL_INT_BINARY(int32_t, int32_t)
 #undef APL_INT_BINARY
+
+#define APL_INT_BROADCAST(A, B, Acc)                                                          \
+  template void binary_int<A, B, Acc>(IntBinaryOp, const Shape&, const A*, const Shape&, const B*, \
+                                      const Shape&, Acc*);
+APL_INT_BROADCAST(int8_t, int8_t, int32_t)
+APL_INT_BROADCAST(int8_t, uint8_t, int32_t)
+APL_INT_BROADCAST(uint8_t, int8_t, int32_t)
+APL_INT_BROADCAST(uint8_t, uint8_t, int32_t)
+APL_INT_BROADCAST(int32_t, int32_t, int64_t)
+APL_INT_BROADCAST(int32_t, int8_t, int32_t)   // Sum: accumulator + codes
+APL_INT_BROADCAST(int32_t, uint8_t, int32_t)
+APL_INT_BROADCAST(int64_t, int32_t, int64_t)
+#undef APL_INT_BROADCAST
 
 }  // namespace apl::kernels
