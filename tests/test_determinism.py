@@ -16,7 +16,7 @@ import pytest
 import aidge_ptq_lite as apl
 from aidge_ptq_lite import datasets, zoo
 
-LEVELS = ("scalar", "avx2", "avx512")
+LEVELS = ("scalar", "avx2", "avx512", "amx")
 OPTION_SETS = {
     "int8": dict(nb_bits=8),
     "int8_all_options": dict(nb_bits=8, channel_wise=True, optimize_signs=True, single_shift=True),
@@ -155,3 +155,54 @@ def test_identical_across_simd_levels_and_threads(model):
     for (level, threads), result in results.items():
         assert result["pinned"] == reference, (level, threads)
         assert result["native"] == results[(level, 1)]["native"], (level, threads)
+
+
+def _amx_or_skip():
+    if apl.detected_simd_level() != "amx":
+        pytest.skip(f"no AMX level here (detected {apl.detected_simd_level()}: CPU without "
+                    "AMX-INT8, or the kernel refused the tile permission); AMX kernels untested")
+
+
+def test_amx_integers_equal_scalar_at_every_batch_size_and_thread_count():
+    """The AMX tile kernels (zoo resnet: 16-64 channel convs, the Gemm) give the scalar reference's
+    raw integers for batches of 1, 5 and 16, at 1 and 2 threads (each in its own process: the
+    OpenMP runtime reads the thread count at start-up)."""
+    _amx_or_skip()
+    code = textwrap.dedent("""
+        import json
+        import numpy as np
+        import aidge_ptq_lite as apl
+        from aidge_ptq_lite import datasets, zoo
+        assert apl.simd_level() == "amx"
+        x, _ = datasets.load_fashion_mnist("test", data_dir="bundled", limit=22)
+        apl.set_simd_level("scalar")
+        g = apl.load_onnx(zoo.model_path("resnet"))
+        apl.quantize_network(g, calibration_set=datasets.load_calibration_set(64, data_dir="bundled"))
+        out = {}
+        for level in ("scalar", "avx512", "amx"):
+            apl.set_simd_level(level)
+            assert apl.simd_level() == level
+            out[level] = [g.forward(x[a:b], dequantize=False).tolist()
+                          for a, b in ((0, 1), (1, 6), (6, 22))]
+        print(json.dumps({"same": out["amx"] == out["scalar"] and out["avx512"] == out["scalar"],
+                          "nonzero": bool(np.any(np.asarray(out["amx"][2])))}))
+    """)
+    for threads in (1, 2):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        env.pop("APL_SIMD", None)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"same": True, "nonzero": True}, threads
+
+
+def test_apl_simd_avx512_disables_amx():
+    """APL_SIMD=avx512 caps an AMX machine at VNNI; APL_SIMD=amx keeps AMX."""
+    _amx_or_skip()
+    for cap, expected in (("avx512", "avx512"), ("amx", "amx")):
+        env = dict(os.environ, APL_SIMD=cap)
+        proc = subprocess.run([sys.executable, "-c", "import aidge_ptq_lite as apl; "
+                               "print(apl.simd_level(), apl.detected_simd_level())"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [expected, "amx"], cap

@@ -11,7 +11,7 @@ import aidge_ptq_lite as apl
 from conftest import ort_forward, relative_error
 
 RNG = np.random.default_rng(11)
-LEVELS = ["scalar", "avx2", "avx512"]
+LEVELS = ["scalar", "avx2", "avx512", "amx"]
 
 
 def _init(name, shape, scale=0.5):

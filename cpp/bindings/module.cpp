@@ -371,12 +371,12 @@ name), ``constant_operand``, ``activation_attributes`` (attributes in activation
 ``float_only``, ``elementwise``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
 )pbdoc");
   m.def("simd_level", []() { return simd_level_name(active_simd_level()); },
-        "The SIMD level the kernels use now: 'scalar', 'avx2' or 'avx512'.");
+        "The SIMD level the kernels use now: 'scalar', 'avx2', 'avx512' or 'amx'.");
   m.def("detected_simd_level", []() { return simd_level_name(detected_simd_level()); },
         "The best SIMD level this CPU supports.");
   m.def("set_simd_level", [](const std::string& level) { set_simd_level(parse_simd_level(level.c_str())); },
         py::arg("level"), R"pbdoc(
-Force the SIMD level of every kernel ('scalar', 'avx2' or 'avx512'); the environment variable
+Force the SIMD level of every kernel ('scalar', 'avx2', 'avx512', 'amx'); the environment variable
 APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this CPU lacks.
 )pbdoc");
 

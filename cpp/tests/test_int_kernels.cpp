@@ -107,6 +107,16 @@ std::vector<ConvCase> conv_cases() {
       {"column_chunks_3x3", conv(8, 20, 20, 256, 3, 3, 1, 1), 2},
       {"column_chunks_1x1", conv(16, 12, 12, 600, 1, 1), 2},
       {"column_chunks_gemm", conv(40, 1, 1, 1100, 1, 1), 70},
+      // AMX tiles: 34 channel blocks in 3 steps of 12 (2 padding blocks), an odd k tile count;
+      // groups of 20 channels; a Gemm whose 25 blocks take 2 steps of 13.
+      {"amx_padded_steps_stride2", conv(136, 9, 10, 48, 3, 3, 2, 1), 2},
+      {"amx_groups2", conv(40, 8, 9, 34, 3, 3, 1, 1, 2), 2},
+      {"amx_gemm_odd_steps", conv(100, 1, 1, 70, 1, 1), 5},
+      // Stride-2 packing on rows long enough for the 16-pair SSE2 split, odd and even pads/widths.
+      {"stride2_wide_rows_pad1", conv(16, 6, 75, 16, 3, 3, 2, 1), 2},
+      {"stride2_wide_rows_pad2", conv(17, 5, 74, 18, 5, 5, 2, 2), 2},
+      {"stride2_pad0", conv(12, 11, 13, 8, 3, 3, 2, 0), 2},
+      {"1x1_pointwise_stride2_wide_rows", conv(16, 4, 77, 20, 1, 1, 2), 2},
   };
   // Asymmetric pads, strides and a non-square kernel, depthwise and not.
   Conv2dShape odd = conv(7, 11, 9, 13, 3, 2, 2);
@@ -214,6 +224,33 @@ TEST(IntKernelsConv, ExtremeValuesOverTheLargestReductionNeitherOverflowNorSatur
       for (size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], expected[i]) << "at " << i;
     });
   }
+}
+
+// The AMX level is there when the CPU has AMX-INT8 and the kernel grants the tile state; then
+// MatchesNaiveLoopsAtEveryLevelAndThreadCount and the extreme-value test above ran at it too.
+// This one names the skip where it is absent, and checks APL_SIMD-style capping below it.
+TEST(IntKernelsConv, AmxLevelIsDetectedAndCanBeCapped) {
+  if (apl::detected_simd_level() != SimdLevel::AMX)
+    GTEST_SKIP() << "no AMX level on this machine (CPU without AMX-INT8, or the kernel refused "
+                    "ARCH_REQ_XCOMP_PERM): the AMX tile kernels are not tested here";
+  apl::test::KernelSettingsGuard guard;
+  EXPECT_STREQ(apl::simd_level_name(SimdLevel::AMX), "amx");
+  EXPECT_EQ(apl::parse_simd_level("amx"), SimdLevel::AMX);
+  apl::set_simd_level(SimdLevel::AVX512);
+  EXPECT_EQ(apl::active_simd_level(), SimdLevel::AVX512);
+  // A conv planned below the AMX level runs VNNI; the same conv at AMX gives the same integers.
+  const Conv2dShape s = conv(64, 14, 14, 64, 3, 3, 1, 1);
+  std::mt19937 rng(7);
+  const auto x = random_vector<uint8_t>(rng, 2 * s.C * s.H * s.W, 0, 255);
+  const auto w = random_vector<int8_t>(rng, s.K * s.C * 9, -128, 127);
+  const auto bias = random_vector<int32_t>(rng, s.K, -100000, 100000);
+  std::vector<int32_t> vnni(2 * s.K * s.OH() * s.OW()), tiles(vnni.size()), ref(vnni.size());
+  ConvInt8(s, w.data(), bias.data(), false).run(2, x.data(), vnni.data());
+  apl::set_simd_level(SimdLevel::AMX);
+  ConvInt8(s, w.data(), bias.data(), false).run(2, x.data(), tiles.data());
+  conv2d_int8_reference(s, 2, x.data(), false, w.data(), bias.data(), ref.data());
+  EXPECT_EQ(tiles, ref);
+  EXPECT_EQ(vnni, ref);
 }
 
 TEST(IntKernelsConv, RejectsBadShapesAndRequantParams) {

@@ -15,7 +15,7 @@ namespace apl::test {
 
 inline std::vector<SimdLevel> supported_levels() {
   std::vector<SimdLevel> levels;
-  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512})
+  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512, SimdLevel::AMX})
     if (static_cast<int>(l) <= static_cast<int>(detected_simd_level())) levels.push_back(l);
   return levels;
 }

@@ -714,12 +714,12 @@ def quantize_normalized_network(graph: Graph, nb_bits: typing.SupportsInt | typi
     """
 def set_simd_level(level: str) -> None:
     """
-    Force the SIMD level of every kernel ('scalar', 'avx2' or 'avx512'); the environment variable
+    Force the SIMD level of every kernel ('scalar', 'avx2', 'avx512', 'amx'); the environment variable
     APL_SIMD caps it at start-up. Raises ValueError for an unknown level or one this CPU lacks.
     """
 def simd_level() -> str:
     """
-    The SIMD level the kernels use now: 'scalar', 'avx2' or 'avx512'.
+    The SIMD level the kernels use now: 'scalar', 'avx2', 'avx512' or 'amx'.
     """
 def supported_ops() -> list[str]:
     """

@@ -70,11 +70,11 @@ _KNOWN_ATTRIBUTES = {
     "Pad": {"pads", "value", "mode"}, "Concat": {"axis"},
     # views: the same bytes under another per-sample shape (NCHW is contiguous)
     "Flatten": {"axis"}, "Reshape": {"shape", "allowzero"}, "Identity": set(),
-    "Dropout": {"ratio", "training_mode", "seed"},
+    "Dropout": {"ratio", "training_mode", "seed"}, "Squeeze": {"axes"}, "Unsqueeze": {"axes"},
     # float ops (lookup tables, or C float code with allow_float)
     "Softmax": {"axis"}, "Sigmoid": set(), "Tanh": set(),
 }
-_VIEW_OPS = ("Flatten", "Reshape", "Identity", "Dropout")
+_VIEW_OPS = ("Flatten", "Reshape", "Identity", "Dropout", "Squeeze", "Unsqueeze")
 _C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "int64_t": 8}
 _INPLACE_OPS = {"Relu", "LeakyRelu", "Clip", "Scaling"}
 

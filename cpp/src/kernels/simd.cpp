@@ -5,10 +5,34 @@
 #include <cstring>
 #include <string>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "aidge_ptq_lite/errors.hpp"
 
 namespace apl {
 namespace {
+
+// AMX-TILE and AMX-INT8 in CPUID, and the kernel's permission to use the tile data (Linux keeps
+// it off until a process asks: ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA). Asked once, from
+// detect(); the permission then holds for every thread of the process.
+bool amx_int8_usable() {
+#if defined(__linux__) && defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool tile = (edx >> 24) & 1, int8 = (edx >> 25) & 1;
+  if (!tile || !int8) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
 
 SimdLevel detect() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -16,7 +40,7 @@ SimdLevel detect() {
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512vnni");
-  if (avx512) return SimdLevel::AVX512;
+  if (avx512) return amx_int8_usable() ? SimdLevel::AMX : SimdLevel::AVX512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::AVX2;
 #endif
   return SimdLevel::Scalar;
@@ -32,7 +56,8 @@ SimdLevel initial_level() {
       // Named as the user wrote it: the variable, its value and what it accepts. The Python
       // package reads the level at import, so the error comes up there, not at a first forward.
       throw ValueError(std::string("environment variable APL_SIMD='") + env +
-                       "' is not a SIMD level: expected scalar, avx2 or avx512 (or unset it)");
+                       "' is not a SIMD level: expected scalar, avx2 or avx512, amx on AMX-INT8 CPUs "
+                       "(or unset it)");
     }
     if (static_cast<int>(wanted) < static_cast<int>(level)) level = wanted;
   }
@@ -81,14 +106,16 @@ const char* simd_level_name(SimdLevel level) {
     case SimdLevel::Scalar: return "scalar";
     case SimdLevel::AVX2: return "avx2";
     case SimdLevel::AVX512: return "avx512";
+    case SimdLevel::AMX: return "amx";
   }
   return "?";
 }
 
 SimdLevel parse_simd_level(const char* name) {
-  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512})
+  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512, SimdLevel::AMX})
     if (std::strcmp(name, simd_level_name(l)) == 0) return l;
-  throw ValueError(std::string("unknown SIMD level '") + name + "' (expected scalar, avx2 or avx512)");
+  throw ValueError(std::string("unknown SIMD level '") + name +
+                   "' (expected scalar, avx2, avx512 or amx)");
 }
 
 }  // namespace apl

@@ -11,6 +11,7 @@ void depthwise_plane_scalar(const Conv2dShape& s, const float* padded, int64_t p
 
 DepthwisePlaneFn depthwise_plane_for(SimdLevel level) {
   switch (level) {
+    case SimdLevel::AMX:  // AMX tiles serve the int8 GEMMs; vector kernels are AVX512 here
     case SimdLevel::AVX512: return depthwise_plane_avx512;
     case SimdLevel::AVX2: return depthwise_plane_avx2;
     case SimdLevel::Scalar: break;

@@ -50,6 +50,7 @@ void micro_kernel_scalar(int64_t kc, const float* a, const float* b, const int64
 
 MicroKernel micro_kernel_for(SimdLevel level) {
   switch (level) {
+    case SimdLevel::AMX:  // AMX tiles serve the int8 GEMMs; vector kernels are AVX512 here
     case SimdLevel::AVX512: return {kAvx512Rows, kAvx512Cols, micro_kernel_avx512};
     case SimdLevel::AVX2: return {kAvx2Rows, kAvx2Cols, micro_kernel_avx2};
     case SimdLevel::Scalar: break;

@@ -47,6 +47,7 @@ float float_from_bits(uint32_t bits) {
 
 TileBinsFn tile_bins_for(SimdLevel level) {
   switch (level) {
+    case SimdLevel::AMX:  // AMX tiles serve the int8 GEMMs; vector kernels are AVX512 here
     case SimdLevel::AVX512: return avx512::tile_bins;
     case SimdLevel::AVX2: return avx2::tile_bins;
     case SimdLevel::Scalar: break;
@@ -56,6 +57,7 @@ TileBinsFn tile_bins_for(SimdLevel level) {
 
 MaxAbsBitsFn max_abs_bits_for(SimdLevel level) {
   switch (level) {
+    case SimdLevel::AMX:  // AMX tiles serve the int8 GEMMs; vector kernels are AVX512 here
     case SimdLevel::AVX512: return avx512::max_abs_bits;
     case SimdLevel::AVX2: return avx2::max_abs_bits;
     case SimdLevel::Scalar: break;

@@ -18,6 +18,11 @@
 //   activations are stored as x ^ 0x80 = x + 128 (zero padding becomes 128, still the value 0),
 //   and the per-output-channel correction -128 * sum(w) is folded into the initial accumulator.
 // * AVX2: 2 channels as int16 (sign- or zero-extended), multiplied by int16 weights (vpmaddwd).
+// * AMX: the VNNI panel as it is, read by tiles: kd consecutive channel blocks (kd <= 16, the
+//   blocks split evenly into steps) at 16 columns are one B tile, and the weights of a step are
+//   laid out as 16 rows of kd * 4 bytes (A tiles). The blocks are padded up to a whole number of
+//   steps with zero weights (the panel's extra blocks hold padding bytes: times 0, they add 0).
+//   Convolutions with fewer than amx::kMinBlocks blocks run the VNNI kernel at this level.
 //
 // Accumulator bound: |w| <= 128 and activations in [-128, 255] give |products| <= 32640 each, so
 // up to 65793 taps per output (ResNet-18's largest is 512 * 3 * 3 = 4608, 150 M < 2^31) fit int32,
@@ -33,6 +38,10 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/simd.hpp"
@@ -105,6 +114,7 @@ struct IsaKernels {
   int gemm_tile_cols;     // columns of the full-width tile
   int channels_per_step;  // channels in one 4-byte packed column cell
   bool offset_signed;     // signed activations stored as x + 128 (VNNI u8 x s8)
+  int max_blocks_per_step;  // channel blocks one weight step may span (AMX tiles: 16)
   InterleaveFn interleave;
   GemmPanelFn gemm_panel;
   int depthwise_cols;
@@ -114,13 +124,21 @@ struct IsaKernels {
 const IsaKernels* isa_kernels_for(SimdLevel level) {
   static const IsaKernels avx512_kernels{
       avx512::kGemmRows,       avx512::kGemmColumnStep, avx512::kGemmCols,
-      4,                       true,                    avx512::interleave_u8x4,
+      4,                       true,                    1,
+      avx512::interleave_u8x4,
       avx512::gemm_panel,      avx512::kDepthwiseCols,  avx512::depthwise};
   static const IsaKernels avx2_kernels{
       avx2::kGemmRows,         avx2::kGemmColumnStep,   avx2::kGemmCols,
-      2,                       false,                   avx2::interleave_i16x2,
+      2,                       false,                   1,
+      avx2::interleave_i16x2,
       avx2::gemm_panel,        avx2::kDepthwiseCols,    avx2::depthwise};
+  static const IsaKernels amx_kernels{
+      amx::kGemmRows,          amx::kGemmColumnStep,    amx::kGemmCols,
+      4,                       true,                    amx::kMaxBlocksPerStep,
+      avx512::interleave_u8x4, amx::gemm_panel,         avx512::kDepthwiseCols,
+      avx512::depthwise};
   switch (level) {
+    case SimdLevel::AMX: return &amx_kernels;
     case SimdLevel::AVX512: return &avx512_kernels;
     case SimdLevel::AVX2: return &avx2_kernels;
     case SimdLevel::Scalar: break;
@@ -162,6 +180,43 @@ PaddedPlanes make_padded_planes(const Conv2dShape& s, int64_t nblocks, int64_t c
   return p;
 }
 
+// even[i] = in[2i] for i < n_even, odd[i] = in[2i + 1] for i < n_odd (n_odd <= n_even <= n_odd
+// + 1): the stride-2 split of a row, 16 pairs at a time where SSE2 (baseline x86-64) is there.
+void split_even_odd(const uint8_t* in, int64_t n_even, int64_t n_odd, uint8_t* even,
+                    uint8_t* odd) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const __m128i low = _mm_set1_epi16(0x00FF);
+  for (; i + 16 <= n_odd; i += 16) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i + 16));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(even + i),
+                     _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(odd + i),
+                     _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8)));
+  }
+#endif
+  for (int64_t j = i; j < n_odd; ++j) even[j] = in[2 * j], odd[j] = in[2 * j + 1];
+  for (int64_t j = std::max(i, n_odd); j < n_even; ++j) even[j] = in[2 * j];
+}
+
+// out[i] = in[i * stride], i < n.
+void gather_strided(const uint8_t* in, int64_t n, int64_t stride, uint8_t* out) {
+  if (stride == 1) {
+    std::memcpy(out, in, n);
+  } else if (stride == 2 && n >= 2) {
+    // The odd elements are read into out's tail scratch-free: split into out and a small
+    // stack buffer per 64 elements.
+    uint8_t odd[64];
+    for (int64_t i = 0; i < n; i += 64) {
+      const int64_t m = std::min<int64_t>(64, n - i);
+      split_even_odd(in + 2 * i, m, m - 1, out + i, odd);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = in[i * stride];
+  }
+}
+
 // Copies one input channel into the interior of its padded, phase-split plane; the padding
 // cells of dst are zero already and stay untouched.
 void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst) {
@@ -172,6 +227,13 @@ void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* s
     const uint8_t* in = src + h * s.W;
     if (sw == 1) {
       std::memcpy(row + s.pad_left, in, s.W);
+      continue;
+    }
+    if (sw == 2) {  // even input columns to one phase, odd ones to the other
+      const int64_t pl = s.pad_left;
+      uint8_t* even = row + (pl % 2) * phase_cells + pl / 2;
+      uint8_t* odd = row + ((pl + 1) % 2) * phase_cells + (pl + 1) / 2;
+      split_even_odd(in, (s.W + 1) / 2, s.W / 2, even, odd);
       continue;
     }
     for (int64_t phase = 0; phase < sw; ++phase) {  // every sw-th input column
@@ -339,9 +401,10 @@ struct ConvInt8::Impl {
   std::vector<int8_t> weights;  // reference path: as given
   std::vector<int32_t> bias;    // K values (zeros when none was given)
 
-  // GEMM paths: per group, [k tile][channel block][tap][row][4 bytes], and per group
-  // [k tile][row] initial accumulators.
-  int64_t nblocks = 0, ktiles = 0, weight_tile_bytes = 0;
+  // GEMM paths: per group, [k tile][step][tap][row][blocks_per_step][4 bytes], and per group
+  // [k tile][row] initial accumulators. Steps of blocks_per_step channel blocks cover
+  // padded_blocks >= nblocks blocks (AMX), or one block each.
+  int64_t nblocks = 0, blocks_per_step = 1, padded_blocks = 0, ktiles = 0, weight_tile_bytes = 0;
   std::vector<uint8_t> packed_weights;
   std::vector<int32_t> init;
   // Implicit GEMM and depthwise: the padded planes of one sample and group (or channel).
@@ -387,10 +450,15 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
         s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
     path = (s.R == 1 && s.S == 1 && unpadded) ? ConvPath::PointwiseGemm : ConvPath::ImplicitGemm;
     nblocks = ceil_div(s.channels_per_group(), isa->channels_per_step);
+    if (level == SimdLevel::AMX && nblocks < amx::kMinBlocks)
+      isa = isa_kernels_for(SimdLevel::AVX512);
+    const int64_t steps = ceil_div(nblocks, isa->max_blocks_per_step);
+    blocks_per_step = ceil_div(nblocks, steps);
+    padded_blocks = steps * blocks_per_step;
     ktiles = ceil_div(s.outputs_per_group(), isa->gemm_rows);
     pack_gemm_weights(w);
     if (path == ConvPath::ImplicitGemm)
-      planes = make_padded_planes(s, nblocks, kPackedColumnBytes, isa->gemm_cols);
+      planes = make_padded_planes(s, padded_blocks, kPackedColumnBytes, isa->gemm_cols);
   }
   if (path != ConvPath::PointwiseGemm)
     for (int64_t oh = 0; oh < s.OH(); ++oh)
@@ -400,8 +468,9 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
 void ConvInt8::Impl::pack_gemm_weights(const int8_t* w) {
   const int64_t Cg = s.channels_per_group(), Kg = s.outputs_per_group(), taps = s.R * s.S;
   const int rows = isa->gemm_rows, cg = isa->channels_per_step;
-  const int64_t steps = nblocks * taps, value_bytes = kPackedColumnBytes / cg;  // int8 or int16
-  weight_tile_bytes = steps * rows * kPackedColumnBytes;
+  const int64_t kd = blocks_per_step, step_row_bytes = kd * kPackedColumnBytes;
+  const int64_t value_bytes = kPackedColumnBytes / cg;  // int8 or int16
+  weight_tile_bytes = padded_blocks * taps * rows * kPackedColumnBytes;
   packed_weights.assign(s.groups * ktiles * weight_tile_bytes, 0);
   init.assign(s.groups * ktiles * rows, 0);
   for (int64_t g = 0; g < s.groups; ++g)
@@ -413,9 +482,10 @@ void ConvInt8::Impl::pack_gemm_weights(const int8_t* w) {
         for (int64_t t = 0; t < taps; ++t) {
           const int16_t v = wk[c * taps + t];
           sum += v;
-          const int64_t step = (c / cg) * taps + t;
+          const int64_t block = c / cg, step = (block / kd) * taps + t;
           uint8_t* cell = packed_weights.data() + tile * weight_tile_bytes +
-                          (step * rows + row) * kPackedColumnBytes + (c % cg) * value_bytes;
+                          (step * rows + row) * step_row_bytes +
+                          (block % kd) * kPackedColumnBytes + (c % cg) * value_bytes;
           std::memcpy(cell, &v, value_bytes);  // little-endian: the low byte is the int8
         }
       const int64_t correction = (isa->offset_signed && !x_unsigned) ? -128 * sum : 0;
@@ -510,9 +580,14 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
         const uint8_t* in = x + (n * s.C + g * Cg + c) * in_plane;
         if (contiguous) {
           std::memcpy(row + (j - j0), in + p, len);
-        } else {
-          for (int64_t q = p; q < p + len; ++q)
-            row[j - j0 + q - p] = in[(q / OW) * s.stride_h * s.W + (q % OW) * s.stride_w];
+        } else {  // output row by output row
+          uint8_t* dst = row + (j - j0);
+          for (int64_t q = p; q < p + len;) {
+            const int64_t oh = q / OW, ow = q % OW, n_row = std::min(OW - ow, p + len - q);
+            gather_strided(in + oh * s.stride_h * s.W + ow * s.stride_w, n_row, s.stride_w, dst);
+            dst += n_row;
+            q += n_row;
+          }
         }
         j += len;
       }
@@ -540,14 +615,15 @@ ConvInt8::Impl::GemmPlan ConvInt8::Impl::plan_gemm(int64_t N) const {
   if (pointwise) {
     // Column chunks small enough for L2, balanced, and enough for all threads if possible.
     constexpr int64_t kPanelBytes = 256 * 1024;
-    const int64_t cache_cols = std::max<int64_t>(1, kPanelBytes / (nblocks * kPackedColumnBytes));
+    const int64_t cache_cols =
+        std::max<int64_t>(1, kPanelBytes / (padded_blocks * kPackedColumnBytes));
     p.total_cols = N * s.OH() * s.OW();
     p.nchunks = std::max<int64_t>(threads, ceil_div(p.total_cols, cache_cols));
     p.chunk_cols = round_up(ceil_div(p.total_cols, p.nchunks), isa->gemm_cols);
     p.nchunks = ceil_div(p.total_cols, p.chunk_cols);
     p.units = s.groups * p.nchunks;
     p.ncols = p.chunk_cols;
-    p.panel_bytes = nblocks * p.chunk_cols * kPackedColumnBytes;
+    p.panel_bytes = padded_blocks * p.chunk_cols * kPackedColumnBytes;
     p.planes_buf_bytes = isa->channels_per_step * p.chunk_cols;
   } else {
     p.units = N * s.groups;
@@ -627,7 +703,8 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
                                  panel.get() + q0 * kPackedColumnBytes,
                                  tap_offset,
                                  ntaps,
-                                 nblocks,
+                                 padded_blocks,
+                                 blocks_per_step,
                                  block_stride,
                                  qn,
                                  wide.get(),

@@ -67,14 +67,16 @@ using InterleaveFn = void (*)(const uint8_t* const* planes, int64_t width, int64
 // kernel's row count each). Column tiles are the outer loop, so the panel columns being read stay
 // in L1 while the weights of every tile stream past.
 struct GemmPanelArgs {
-  const uint8_t* weights;     // per tile: [block][tap][row][4 bytes], tiles weight_tile_bytes apart
+  const uint8_t* weights;     // per tile: [step][tap][row][blocks_per_step][4 bytes], tiles
+                              // weight_tile_bytes apart
   int64_t weight_tile_bytes;
   const int32_t* init;        // per tile and row: the accumulator's initial value
   int64_t ktiles;
   const uint8_t* act;         // packed input panel: [block][...], column q at q * 4 bytes
   const int64_t* tap_offset;  // byte offset of each kernel tap inside a block
   int64_t ntaps;
-  int64_t nblocks;            // channel blocks (4 or 2 channels each)
+  int64_t nblocks;            // channel blocks (4 or 2 channels each), a multiple of the next
+  int64_t blocks_per_step;    // channel blocks per weight step: 1, or the AMX tile depth kd
   int64_t block_stride;       // bytes
   int64_t ncols;              // multiple of the kernel's column step
   int32_t* out;               // (ktiles * rows) x ncols accumulators, row stride ldo
@@ -131,6 +133,18 @@ void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height
 void gemm_panel(const GemmPanelArgs& args);
 void depthwise(const DepthwiseArgs& args);
 }  // namespace avx512
+
+// AMX-INT8 tiles (TDPBSUD: int8 weights x uint8 activations) on the VNNI panel layout; every
+// other piece of the AMX level (interleave, depthwise, requantization) is AVX512's.
+namespace amx {
+constexpr int kGemmRows = 16, kGemmCols = 32;  // 2 x 2 accumulator tiles of 16 x 16
+constexpr int kGemmColumnStep = 16;            // one column tile finishes the columns
+constexpr int kMaxBlocksPerStep = 16;          // 64 channels: a tile row of 64 bytes
+// Below this many channel blocks the tiles would run mostly empty: such convolutions (an RGB
+// first layer) keep the VNNI kernel.
+constexpr int kMinBlocks = 4;
+void gemm_panel(const GemmPanelArgs& args);
+}  // namespace amx
 
 // Unaligned 32-bit load without aliasing concerns (compiles to one mov / broadcast operand).
 inline int32_t load_i32(const void* p) {

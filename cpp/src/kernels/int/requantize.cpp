@@ -29,6 +29,7 @@ void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier
 
 RequantizeRunFn requantize_run_for(SimdLevel level) {
   switch (level) {
+    case SimdLevel::AMX:  // AMX tiles serve the int8 GEMMs; vector kernels are AVX512 here
     case SimdLevel::AVX512: return avx512::requantize_run;
     case SimdLevel::AVX2: return avx2::requantize_run;
     case SimdLevel::Scalar: break;
@@ -38,6 +39,7 @@ RequantizeRunFn requantize_run_for(SimdLevel level) {
 
 RequantizeRunFn shift_rescale_run_for(SimdLevel level) {
   switch (level) {
+    case SimdLevel::AMX:  // AMX tiles serve the int8 GEMMs; vector kernels are AVX512 here
     case SimdLevel::AVX512: return avx512::shift_rescale_run;
     case SimdLevel::AVX2: return avx2::shift_rescale_run;
     case SimdLevel::Scalar: break;
