@@ -51,14 +51,6 @@ STAGE_FAILURES = {
         "AssertionError: densenet per_tensor: our 8-bit SQNR is more than 1 dB below onnxruntime's QDQ U8S8",
     ('densenet', 'quantize_channel_wise'):
         "AssertionError: densenet channel_wise: our 8-bit SQNR is more than 1 dB below onnxruntime's QDQ U8S8",
-    ('user_style_cnn', 'quantize_per_tensor'):
-        "ShapeError: Gemm '/fc/Gemm': expects a 2-D input (N, K), got (N, 32, 1, 1)",
-    ('user_style_cnn', 'quantize_channel_wise'):
-        "ShapeError: Gemm '/fc/Gemm': expects a 2-D input (N, K), got (N, 32, 1, 1)",
-    ('user_style_cnn', 'export_per_tensor'):
-        "ShapeError: Gemm '/fc/Gemm': expects a 2-D input (N, K), got (N, 32, 1, 1)",
-    ('user_style_cnn', 'export_channel_wise'):
-        "ShapeError: Gemm '/fc/Gemm': expects a 2-D input (N, K), got (N, 32, 1, 1)",
     ('zoo_squeezenet1_1_opset9', 'quantize_channel_wise'):
         "AssertionError: zoo_squeezenet1_1_opset9 channel_wise: our 8-bit SQNR is more than 1 dB below onnxruntime's QDQ U8S8",
 }

@@ -123,18 +123,23 @@ bool is_spatial_mean(const Graph& g, const Node& n) {
 }
 
 void spatial_mean_as_global_pool(Graph& g, const std::string& name) {
-  const Node mean = g.node(name);
-  const bool keep = mean.attr_int("keepdims", 1) != 0;
+  const bool keep = g.node(name).attr_int("keepdims", 1) != 0;
+  Node flatten;
+  flatten.kind = OpKind::Flatten;
+  if (!keep) {  // the Flatten goes in first, so that every intermediate graph is well-shaped
+    flatten.name = g.unique_name(name + "_flatten");
+    g.insert_after(name, flatten);
+  }
   Node pool;
   pool.name = keep ? name : g.unique_name(name + "_pool");
   pool.kind = OpKind::GlobalAveragePool;
-  pool.inputs = mean.inputs;
+  pool.inputs = g.node(name).inputs;
   g.replace(name, pool);
   if (keep) return;
-  Node flatten;
+  const std::string inserted = flatten.name;
   flatten.name = name;  // the ReduceMean's name stays on its output (graph outputs keep their names)
-  flatten.kind = OpKind::Flatten;
-  g.insert_after(pool.name, flatten);
+  flatten.inputs = {pool.name};
+  g.replace(inserted, flatten);
 }
 
 }  // namespace
