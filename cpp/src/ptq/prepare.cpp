@@ -129,12 +129,21 @@ void spatial_mean_as_global_pool(Graph& g, const std::string& name) {
   pool.name = keep ? name : g.unique_name(name + "_pool");
   pool.kind = OpKind::GlobalAveragePool;
   pool.inputs = mean.inputs;
-  g.replace(name, pool);
-  if (keep) return;
+  if (keep) {
+    g.replace(name, pool);
+    return;
+  }
+  // Each edit re-infers shapes: the Flatten goes in first (a no-op on the flat mean), so that
+  // consumers never see the pool's (C, 1, 1); then it takes the ReduceMean's name (graph outputs
+  // keep their names).
   Node flatten;
-  flatten.name = name;  // the ReduceMean's name stays on its output (graph outputs keep their names)
+  flatten.name = g.unique_name(name + "_flatten");
   flatten.kind = OpKind::Flatten;
-  g.insert_after(pool.name, flatten);
+  g.insert_after(name, flatten);
+  g.replace(name, pool);
+  Node renamed = g.node(flatten.name);
+  renamed.name = name;
+  g.replace(flatten.name, renamed);
 }
 
 }  // namespace
