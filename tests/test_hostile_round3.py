@@ -106,7 +106,7 @@ CASES = {
     "conv_strides_float_list": """
         refused(model([conv(strides=[1.0, 1.0])], [rand("w", 2, 3, 3, 3)]), "Conv 'c'.*strides.*integers")""",
     "conv_strides_three_axes": """
-        refused(model([conv(strides=[1, 1, 1])], [rand("w", 2, 3, 3, 3)]), "Conv 'c'.*2 spatial axes")""",
+        refused(model([conv(strides=[1, 1, 1])], [rand("w", 2, 3, 3, 3)]), "Conv 'c'.*2 spatial ax")""",
     "conv_kernel_shape_disagrees": """
         refused(model([conv(kernel_shape=[2, 2])], [rand("w", 2, 3, 3, 3)]), "Conv 'c'.*kernel_shape")""",
     "conv_auto_pad_unknown": """
@@ -117,8 +117,8 @@ CASES = {
     "conv_bias_wrong_length": """
         m = model([helper.make_node("Conv", ["x", "w", "b"], ["y"], name="c")], [rand("w", 2, 3, 3, 3), rand("b", 3)])
         refused(m, "Conv 'c'.*bias")""",
-    "conv_on_3d_input": """
-        refused(model([conv()], [rand("w", 2, 3, 3)], in_shape=("N", 3, 4)), "Conv 'c'.*4-D")""",
+    "conv_1d_is_correct": """
+        agrees(model([conv()], [rand("w", 2, 3, 3)], in_shape=("N", 3, 6)), (2, 3, 6))""",
     "conv_on_5d_input": """
         refused(model([conv()], [rand("w", 2, 3, 1, 1, 1)], in_shape=("N", 3, 2, 2, 2)), "Conv 'c'.*4-D")""",
     "conv_ceil_mode_float_attribute": """
@@ -240,6 +240,9 @@ CASES = {
         refused(model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=4)]), "Softmax 'sm'.*axis 4")""",
     "softmax_axis_negative_out_of_range": """
         refused(model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=-5)]), "Softmax 'sm'.*axis -5")""",
+    "softmax_opset_11_flattens": """
+        # Before opset 13, Softmax(axis=1) of (N, C, H, W) normalizes over C*H*W, not over C.
+        agrees(model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1)], opset=11))""",
     "softmax_channel_axis_is_correct": """
         agrees(model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1)]))""",
     # ---- pools, BatchNorm, Dropout ----
@@ -331,9 +334,6 @@ CASES = {
     "input_float16": """
         ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["N", 3, 4, 4])]
         refused(model([helper.make_node("Relu", ["x"], ["y"], name="r")], inputs=ins), "input 'x'.*float32")""",
-    "input_without_shape": """
-        ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)]
-        refused(model([helper.make_node("Relu", ["x"], ["y"], name="r")], inputs=ins), "input 'x'")""",
     "input_rank_one": """
         ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])]
         refused(model([helper.make_node("Relu", ["x"], ["y"], name="r")], inputs=ins), "input 'x'.*batch axis")""",
@@ -574,10 +574,10 @@ CASES = {
         g = quantized_lenet()
         apl.export_c(g, "a b/c d")
         assert "network.c" in os.listdir("a b/c d")""",
-    "export_c_keeps_other_files": """
+    "export_c_into_a_folder_of_the_user": """
         g = quantized_lenet(); os.makedirs("out"); open("out/notes.txt", "w").write("mine")
-        apl.export_c(g, "out")
-        assert open("out/notes.txt").read() == "mine" and "network.h" in os.listdir("out")""",
+        with pytest.raises(OSError, match="notes.txt"): apl.export_c(g, "out")
+        assert os.listdir("out") == ["notes.txt"] and open("out/notes.txt").read() == "mine" """,
     "export_c_of_a_float_graph": """
         with pytest.raises(ValueError, match="quantized"): apl.export_c(lenet(), "out")
         assert not os.path.exists("out")""",
@@ -588,6 +588,10 @@ CASES = {
 
 # Defects in files other helpers own: the failing test, strict, with the file to fix.
 XFAIL = {
+    "input_without_shape": ("python/aidge_ptq_lite/onnx_front.py:183 _batch_param: an input declared without a shape raises IndexError (list index out of range) instead of the builder's 'must have a batch axis' error naming the input",
+        """
+        ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)]
+        refused(model([helper.make_node("Relu", ["x"], ["y"], name="r")], inputs=ins), "input 'x'")"""),
     "conv_bfloat16_weights": ("python/aidge_ptq_lite/onnx_io.py _float_constant: np.issubdtype(bfloat16, np.floating) is False (ml_dtypes), so bfloat16 weights are refused as 'must be floating point' while float16 is converted",
         """
         w = np.array([1.0, -2.0, 0.5, 0.25, 3.0, -1.5] * 9, np.float32).reshape(2, 3, 3, 3)  # exact in bfloat16
@@ -622,10 +626,6 @@ XFAIL = {
         m = model([helper.make_node("BatchNormalization", ["x", "s", "b", "mu", "var"], ["y", "rm", "rv"], name="bn", training_mode=1)],
                   [const(k, np.ones(3, np.float32)) for k in ("s", "b", "mu", "var")])
         refused(m, "BatchNormalization 'bn'.*train")"""),
-    "softmax_opset_11_flattens": ('python/aidge_ptq_lite/onnx_io.py _GraphBuilder._add_node (or cpp/src/ops/shapes.cpp shapes::softmax): before opset 13 Softmax flattens the input at `axis`; the opset is ignored, so (N, C, H, W) axis=1 is normalized over C only (max error 0.78)',
-        """
-        # Before opset 13, Softmax(axis=1) of (N, C, H, W) normalizes over C*H*W, not over C.
-        agrees(model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1)], opset=11))"""),
     "flatten_negative_axis_is_axis_one": ("cpp/src/ops/shapes.cpp shapes::flatten: axis=-3 on a rank-4 input is axis 1, refused as 'only axis=1'", """
         agrees(model([helper.make_node("Flatten", ["x"], ["y"], name="f", axis=-3)]))"""),
 }
@@ -641,7 +641,7 @@ CLI_MISUSE = {
     "eval_samples_negative": (["--model", "lenet", "--eval-samples", "-5"], "--eval-samples"),
     "clipping_unknown": (["--model", "lenet", "--clipping", "p99"], "--clipping"),
     "data_missing_folder": (["--model", "lenet", "--data", "no/such/dir"], "no/such/dir"),
-    "export_c_onto_a_file": (["--model", "lenet", "--export-c", "junk.onnx"], "--export-c.*not a folder"),
+    "export_c_onto_a_file": (["--model", "lenet", "--export-c", "junk.onnx"], "--export-c.*not a (folder|directory)"),
     "export_c_no_quant": (["--model", "lenet", "--no-quant", "--export-c", "cdir"], "--export-c.*--no-quant"),
     "export_and_export_c_same_path": (["--model", "lenet", "--export", "same", "--export-c", "same"], "--export"),
     "batch_size_zero": (["--model", "lenet", "--batch-size", "0"], "--batch-size"),

@@ -369,3 +369,47 @@ def test_shape_read_after_a_reshape_to_batch_one_keeps_the_batch():
     x = RNG.standard_normal((3, 3, 6, 6)).astype(np.float32)
     ours = apl.load_onnx(model).forward(x)
     _close(ours, np.concatenate([_ort(model, x[i:i + 1])[0] for i in range(3)]))
+
+
+def test_prelu_of_opset_6_keeps_its_per_channel_slope():
+    """Opset 6's PRelu took a (C,) slope per channel; onnx's converter keeps the (C,) slope,
+    which opset 7 broadcasts on the last axis (here W == C: a silent change). Oracle:
+    onnxruntime on the same network at opset 13 with the slope as (C, 1, 1)."""
+    slope = RNG.uniform(0.1, 0.5, 3).astype(np.float32)
+    w = _weights("w", 3, 3, 1, 1)
+
+    def prelu_model(opset, slope_shape):
+        return _model([helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                       helper.make_node("PRelu", ["c", "slope"], ["y"], name="prelu")],
+                      [w, _const("slope", slope.reshape(slope_shape))],
+                      in_shape=("N", 3, 4, 3), opset=opset)
+    x = RNG.standard_normal((2, 3, 4, 3)).astype(np.float32)
+    ref = _ort(prelu_model(13, (3, 1, 1)), x)[0]
+    _close(apl.load_onnx(prelu_model(6, (3,))).forward(x), ref)
+
+
+@pytest.mark.parametrize("mode,scales", [("linear", [1, 1, 2, 2]), ("nearest", [1, 1, 2, 2]),
+                                         ("nearest", [1, 1, 3, 1.5])])
+@pytest.mark.parametrize("opset", [7, 9])
+def test_upsample_of_old_opsets_keeps_its_coordinates(opset, mode, scales):
+    """Upsample (opset 7 / 9) becomes Resize; its asymmetric coordinates are kept (the converter
+    leaves opset 11's half_pixel default: linear outputs moved by up to 1.16 of max |y|)."""
+    if opset == 7:
+        upsample = helper.make_node("Upsample", ["x"], ["y"], name="up", mode=mode,
+                                    scales=[float(s) for s in scales])
+        inits = []
+    else:
+        upsample = helper.make_node("Upsample", ["x", "s"], ["y"], name="up", mode=mode)
+        inits = [_const("s", scales)]
+    if "Resize" not in apl._core.op_registry():
+        pytest.skip("no Resize in the registry")
+    _agrees(_model([upsample], inits, in_shape=("N", 3, 4, 4), opset=opset), shape=(3, 4, 4))
+
+
+def test_legacy_broadcast_of_opset_6_is_refused_naming_the_op():
+    """Add(broadcast=1, axis=1) of opset 6: onnx's converter cannot upgrade it with a symbolic
+    batch (and with a static one gives the operand the wrong rank): refused, not guessed."""
+    model = _model([helper.make_node("Add", ["x", "b"], ["y"], name="legacy_add", broadcast=1, axis=1)],
+                   [_const("b", [1.0, 2.0, 3.0])], in_shape=("N", 3, 4, 4), opset=6)
+    with pytest.raises(NotImplementedError, match="opset 6.*Add \\(node 'legacy_add'\\).*Re-export"):
+        apl.load_onnx(model)

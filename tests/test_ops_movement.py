@@ -269,7 +269,7 @@ def test_integers_identical_at_every_simd_level(name, nets):
     model, x, _ = nets[name]
     g = apl.load_onnx(model)
     apl.quantize_network(g, calibration_set=x, nb_bits=8, channel_wise=True)
-    levels = ["scalar", "avx2", "avx512"]
+    levels = ["scalar", "avx2", "avx512", "amx"]
     detected = levels.index(apl.detected_simd_level())
     outputs = []
     try:

@@ -213,6 +213,8 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
     if version is None or MIN_OPSET <= version <= DOWNGRADE_TARGET:
         return m
     target = MIN_OPSET if version < MIN_OPSET else DOWNGRADE_TARGET
+    if version < 7:
+        _prelu_slopes_per_channel(m)
     try:
         converted = onnx.version_converter.convert_version(m, target)
     except Exception as exc:
@@ -226,6 +228,9 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
         op = found.group(1) if found else next(
             (n.op_type for n in m.graph.node if n.domain in _STANDARD_DOMAINS
              and not onnx.defs.has(n.op_type)), None)  # an op removed from ONNX (Crop, ...)
+        if op is None and version < 7:  # legacy broadcasting (broadcast=1, axis), the usual one
+            op = next((n.op_type for n in m.graph.node
+                       if any(a.name == "broadcast" and a.i for a in n.attribute)), None)
         nodes = [n for n in m.graph.node if n.op_type == op] if op else []
         where = f" (node '{nodes[0].name or nodes[0].output[0]}')" if nodes else ""
         raise NotImplementedError(
@@ -234,7 +239,49 @@ def _convert_opset(m: onnx.ModelProto) -> onnx.ModelProto:
             f"{op or 'one of its ops'}{where} from opset {version} ("
             f"{str(exc).splitlines()[-1].split('failed: ')[-1]}). "
             f"Re-export the model with opset {MIN_OPSET} or later") from None
+    if version < 11:
+        _resize_keeps_asymmetric_coordinates(converted)
     return converted
+
+
+def _resize_keeps_asymmetric_coordinates(m: onnx.ModelProto) -> None:
+    """Upsample and Resize before opset 11 map output pixel i to input i / scale (nearest: its
+    floor); the converter leaves opset 11's defaults (half_pixel, round_prefer_floor), which move
+    every linear output. Write the old meaning out."""
+    for node in m.graph.node:
+        if node.op_type != "Resize" or node.domain not in _STANDARD_DOMAINS:
+            continue
+        attrs = {a.name for a in node.attribute}
+        if "coordinate_transformation_mode" not in attrs:
+            node.attribute.append(helper.make_attribute("coordinate_transformation_mode",
+                                                        "asymmetric"))
+        if "nearest_mode" not in attrs:
+            node.attribute.append(helper.make_attribute("nearest_mode", "floor"))
+
+
+def _prelu_slopes_per_channel(m: onnx.ModelProto) -> None:
+    """PRelu before opset 7 applied a 1-D slope of C values per channel (as PyTorch exported
+    it); from 7 on it broadcasts numpy-style, against the last axis, and onnx's converter keeps
+    the 1-D slope: give it the shape (C, 1, ..., 1) that keeps the meaning."""
+    graph = m.graph
+    constants = {t.name: t for t in graph.initializer}
+    prelus = [n for n in graph.node if n.op_type == "PRelu" and n.domain in _STANDARD_DOMAINS
+              and len(n.input) > 1 and n.input[1] in constants
+              and len(constants[n.input[1]].dims) == 1 and constants[n.input[1]].dims[0] > 1]
+    if not prelus:
+        return
+    ranks = {name: len(dims) for name, dims in _shapes(_infer_shapes(m).graph).items()}
+    del graph.value_info[:]
+    taken = _all_names(graph)
+    for node in prelus:
+        rank = ranks.get(node.input[0])
+        if rank is None or rank <= 2:
+            continue
+        slope = numpy_helper.to_array(constants[node.input[1]])
+        name = _fresh_name(f"{node.input[1]}_per_channel", taken)
+        graph.initializer.append(numpy_helper.from_array(
+            slope.reshape(slope.size, *([1] * (rank - 2))), name))
+        node.input[1] = name
 
 
 # ---- shapes -------------------------------------------------------------------------------------
