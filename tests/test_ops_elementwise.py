@@ -338,6 +338,23 @@ def test_reduce_mean_without_keepdims_keeps_its_output_name(data):
     assert g.outputs == ["mean"]
 
 
+def test_reduce_mean_without_keepdims_before_a_gemm(data):
+    """x.mean((2, 3)) -> Linear, as torch exports a global pool: GlobalAveragePool + Flatten, and
+    the Gemm never sees the pool's (C, 1, 1)."""
+    layers = [_conv("conv1", "x", "c1", 4, 8, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              helper.make_node("ReduceMean", ["r1"], ["p"], axes=[2, 3], keepdims=0, name="mean"),
+              (helper.make_node("Gemm", ["p", "wf", "bf"], ["y"], transB=1, name="fc"),
+               [_init("wf", (5, 8), 2.0), _init("bf", (5,))])]
+    model = _net(layers, [], (5,))
+    g = apl.load_onnx(model)
+    float_out = g.forward(data)
+    apl.quantize_network(g, data, nb_bits=8)
+    assert g.node("mean").op == "Flatten" and g.node("fc").inputs == ["mean"]
+    assert not apl.quantizability_report(g).islands
+    assert _sqnr(g.forward(data), float_out) > 30
+    assert _sqnr(ort_forward(apl.export_onnx(g, None), data), g.forward(data)) > 30
+
+
 def test_full_shape_constant_and_non_channel_slope_stay_islands(data):
     """A constant of the activation's full shape is no per-channel affine, and a PRelu slope that
     varies along H and W has no per-channel integer form: both run as float islands."""
@@ -408,7 +425,7 @@ def test_export_c_refuses_broadcasting_naming_the_node(data, tmp_path):
 def test_integers_identical_at_every_simd_level(name, data):
     g = apl.load_onnx(NETS[name][0]())
     apl.quantize_network(g, data, nb_bits=8)
-    levels = ["scalar", "avx2", "avx512"]
+    levels = ["scalar", "avx2", "avx512", "amx"]
     detected = levels.index(apl.detected_simd_level())
     outputs = []
     try:

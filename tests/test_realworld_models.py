@@ -37,7 +37,7 @@ LOAD_FAILURES = {
         "UnsupportedOpError: unsupported ops If (2 nodes: '/features/features.2/If', '/features/features.6/If')",
 }
 
-
+# Models that load but fail a later stage.
 STAGE_FAILURES = {
     ('mobilenet_v3_small', 'quantize_per_tensor'):
         "AssertionError: mobilenet_v3_small per_tensor: our 8-bit SQNR is more than 1 dB below onnxruntime's QDQ U8S8",

@@ -123,23 +123,27 @@ bool is_spatial_mean(const Graph& g, const Node& n) {
 }
 
 void spatial_mean_as_global_pool(Graph& g, const std::string& name) {
-  const bool keep = g.node(name).attr_int("keepdims", 1) != 0;
-  Node flatten;
-  flatten.kind = OpKind::Flatten;
-  if (!keep) {  // the Flatten goes in first, so that every intermediate graph is well-shaped
-    flatten.name = g.unique_name(name + "_flatten");
-    g.insert_after(name, flatten);
-  }
+  const Node mean = g.node(name);
+  const bool keep = mean.attr_int("keepdims", 1) != 0;
   Node pool;
   pool.name = keep ? name : g.unique_name(name + "_pool");
   pool.kind = OpKind::GlobalAveragePool;
-  pool.inputs = g.node(name).inputs;
+  pool.inputs = mean.inputs;
+  if (keep) {
+    g.replace(name, pool);
+    return;
+  }
+  // Each edit re-infers shapes: the Flatten goes in first (a no-op on the flat mean), so that
+  // consumers never see the pool's (C, 1, 1); then it takes the ReduceMean's name (graph outputs
+  // keep their names).
+  Node flatten;
+  flatten.name = g.unique_name(name + "_flatten");
+  flatten.kind = OpKind::Flatten;
+  g.insert_after(name, flatten);
   g.replace(name, pool);
-  if (keep) return;
-  const std::string inserted = flatten.name;
-  flatten.name = name;  // the ReduceMean's name stays on its output (graph outputs keep their names)
-  flatten.inputs = {pool.name};
-  g.replace(inserted, flatten);
+  Node renamed = g.node(flatten.name);
+  renamed.name = name;
+  g.replace(flatten.name, renamed);
 }
 
 }  // namespace
