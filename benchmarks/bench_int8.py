@@ -9,7 +9,8 @@ weights: its fast path) made two ways: `quantize_static` on the model as it is, 
 `onnxruntime.quantization.shape_inference.quant_pre_process` as its documentation asks; the
 ratio is ours over the faster of the two ("best"). Ours: int8 per tensor, MAX, and the same with
 optimize_signs=True (unsigned activations after ReLUs). All runs interleaved, a 0.3 s pause before
-each timed run (onnxruntime's pool threads spin after a run), medians of --repeats.
+each timed run (onnxruntime's pool threads spin after a run), medians of --repeats. Both runtimes
+use OMP_NUM_THREADS threads (default 2); on a loaded machine 1 thread is the steadier comparison.
 Per-layer GOPS and % of peak of our int8 convolutions: benchmarks/cpp/conv_int8_layers.
 """
 import argparse
@@ -68,7 +69,8 @@ def main():
     args = p.parse_args()
     print(f"SIMD level: {apl.simd_level()} (detected {apl.detected_simd_level()}), "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, medians of {args.repeats} "
-          f"interleaved runs, {common.SETTLE_SECONDS} s pause before each")
+          f"interleaved runs, {common.SETTLE_SECONDS} s pause before each, load average "
+          f"{os.getloadavg()[0]:.1f}")
     header = (f"{'model':<14} {'batch':>5} {'ours int8':>10} {'+signs':>8} {'ORT U8S8':>9} "
               f"{'ORT pre':>8}  img/s; ours/ORT-best: int8, int8+signs")
     rows = []
@@ -77,8 +79,9 @@ def main():
         g_int, g_signs = g_float.clone(), g_float.clone()
         apl.quantize_network(g_int, calibration_set=calib)
         apl.quantize_network(g_signs, calibration_set=calib, optimize_signs=True)
-        ort_plain = ort_session(ort_u8s8(path, calib[:64], False))
-        ort_pre = ort_session(ort_u8s8(path, calib[:64], True))
+        threads = int(os.environ["OMP_NUM_THREADS"])
+        ort_plain = ort_session(ort_u8s8(path, calib[:64], False), threads)
+        ort_pre = ort_session(ort_u8s8(path, calib[:64], True), threads)
         fns = {"int": lambda: g_int.forward(x), "signs": lambda: g_signs.forward(x),
                "ort": lambda: ort_plain(x), "ort_pre": lambda: ort_pre(x)}
         t = interleaved_medians(fns, args.repeats)
@@ -90,6 +93,7 @@ def main():
         print(rows[-1], flush=True)
     print(header)
     print("\n".join(rows))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

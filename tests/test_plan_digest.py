@@ -18,6 +18,8 @@ def recorded():
     with open(FIXTURE) as f:
         by_level = json.load(f)
     level = apl.simd_level()
+    if level == "amx" and level not in by_level:
+        level = "avx512"  # its float calibration kernels are AVX512's; integers match every level
     if level not in by_level:
         pytest.skip(f"no digests recorded for SIMD level {level} (recorded: {', '.join(by_level)})")
     return by_level[level]

@@ -399,10 +399,10 @@ TEST(IntKernelsWide, ConvAndRequantizeMatchNaiveLoops) {
 // ---- Other integer ops -------------------------------------------------------------------------
 
 template <class T, class Acc>
-void check_pools(std::mt19937& rng, int64_t lo, int64_t hi) {
-  Pool2dShape s = conv(3, 9, 8, 0, 3, 2, 2, 1);
-  s.pad_top = 0, s.pad_bottom = 2, s.stride_w = 1;
-  const int64_t N = 2, OH = s.OH(), OW = s.OW();
+void check_pool_case(std::mt19937& rng, int64_t lo, int64_t hi, const Pool2dShape& s, int64_t N) {
+  SCOPED_TRACE("pool " + std::to_string(s.R) + "x" + std::to_string(s.S) + " on " +
+               std::to_string(s.H) + "x" + std::to_string(s.W));
+  const int64_t OH = s.OH(), OW = s.OW();
   const auto x = random_vector<T>(rng, N * s.C * s.H * s.W, lo, hi);
   std::vector<T> mx(N * s.C * OH * OW);
   std::vector<Acc> sum(mx.size());
@@ -414,15 +414,15 @@ void check_pools(std::mt19937& rng, int64_t lo, int64_t hi) {
         int64_t best = INT64_MIN, total = 0;
         for (int64_t r = 0; r < s.R; ++r)
           for (int64_t q = 0; q < s.S; ++q) {
-            const int64_t ih = oh * s.stride_h + r - s.pad_top;
-            const int64_t iw = ow * s.stride_w + q - s.pad_left;
+            const int64_t ih = oh * s.stride_h + r * s.dil_h - s.pad_top;
+            const int64_t iw = ow * s.stride_w + q * s.dil_w - s.pad_left;
             if (ih < 0 || iw < 0 || ih >= s.H || iw >= s.W) continue;  // padding: ignored / 0
             const int64_t v = x[(nc * s.H + ih) * s.W + iw];
             best = std::max(best, v);
             total += v;
           }
         const int64_t i = (nc * OH + oh) * OW + ow;
-        ASSERT_EQ(int64_t{mx[i]}, best) << "max at " << i;
+        ASSERT_EQ(int64_t{mx[i]}, best == INT64_MIN ? 0 : best) << "max at " << i;
         ASSERT_EQ(int64_t{sum[i]}, total) << "sum at " << i;
       }
   std::vector<Acc> global(N * s.C);
@@ -432,6 +432,25 @@ void check_pools(std::mt19937& rng, int64_t lo, int64_t hi) {
     for (int64_t i = 0; i < s.H * s.W; ++i) total += x[nc * s.H * s.W + i];
     ASSERT_EQ(int64_t{global[nc]}, total);
   }
+}
+
+// Pool shapes: asymmetric pads and strides; ResNet-18's 3x3/2 pad-1 max pool on a batch big
+// enough to run threaded; dilation; pads wider than the window (windows of padding only).
+std::vector<std::pair<Pool2dShape, int64_t>> pool_cases() {
+  std::vector<std::pair<Pool2dShape, int64_t>> cases;
+  Pool2dShape s = conv(3, 9, 8, 0, 3, 2, 2, 1);
+  s.pad_top = 0, s.pad_bottom = 2, s.stride_w = 1;
+  cases.push_back({s, 2});
+  cases.push_back({conv(64, 30, 31, 0, 3, 3, 2, 1), 3});
+  cases.push_back({conv(5, 13, 12, 0, 3, 2, 1, 2, 1, 2), 2});
+  Pool2dShape wide_pads = conv(2, 5, 6, 0, 2, 2, 1, 3);
+  cases.push_back({wide_pads, 2});
+  return cases;
+}
+
+template <class T, class Acc>
+void check_pools(std::mt19937& rng, int64_t lo, int64_t hi) {
+  for (const auto& [s, N] : pool_cases()) check_pool_case<T, Acc>(rng, lo, hi, s, N);
 }
 
 TEST(IntKernelsOps, PoolsMatchNaiveLoops) {

@@ -1,8 +1,11 @@
 // Integer element-wise and pooling ops. Plain loops: they are memory-bound and the compiler
 // vectorises them at the baseline ISA; all are exact, so every level agrees by construction.
+#include <omp.h>
+
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "../broadcast_plan.hpp"
@@ -47,6 +50,16 @@ void for_each_window(const Pool2dShape& s, int64_t N, const T* x, Begin begin, V
   }
 }
 
+// The taps k in [lo, hi) of a pooling window at output o that fall inside [0, size).
+void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t taps, int64_t size,
+                int64_t* lo, int64_t* hi) {
+  const int64_t first = o * stride - pad;
+  int64_t a = 0, b = taps;
+  while (a < taps && first + a * dil < 0) ++a;
+  while (b > a && first + (b - 1) * dil >= size) --b;
+  *lo = a, *hi = b;
+}
+
 // Narrows an exact int64 result to Acc modulo 2^|Acc| (wraps instead of overflow UB).
 template <class Acc>
 Acc narrow(int64_t v) {
@@ -62,20 +75,50 @@ void relu_int(int64_t n, const T* x, T* y) {
 
 // Padding cells are ignored (as ONNX MaxPool's -inf padding); a window made only of padding
 // (possible with large pads) yields 0, the value of the padding in the integer network.
+// Separable, as max is: every input row's maxima over the valid column taps of each output
+// column, then per output row the maxima of its valid rows of those (whole-row loops the
+// compiler vectorises; no bounds test per tap).
 template <class T>
 void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
   check_pool_shape(s, "maxpool2d_int");
-  struct State {
-    T max;
-    bool any;
-  };
-  for_each_window(
-      s, N, x, [] { return State{std::numeric_limits<T>::lowest(), false}; },
-      [](State& st, T v) {
-        st.max = std::max(st.max, v);
-        st.any = true;
-      },
-      [y](const State& st, int64_t i) { y[i] = st.any ? st.max : T(0); });
+  const int64_t OH = s.OH(), OW = s.OW();
+  std::vector<int64_t> col_lo(OW), col_hi(OW), row_lo(OH), row_hi(OH);
+  for (int64_t ow = 0; ow < OW; ++ow)
+    valid_taps(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W, &col_lo[ow], &col_hi[ow]);
+  for (int64_t oh = 0; oh < OH; ++oh)
+    valid_taps(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H, &row_lo[oh], &row_hi[oh]);
+  const bool parallel = N * s.C * OH * OW >= (1 << 14);
+  std::vector<T> scratch((parallel ? omp_get_max_threads() : 1) * s.H * OW);
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t nc = 0; nc < N * s.C; ++nc) {
+    T* row_max = scratch.data() + omp_get_thread_num() * s.H * OW;
+    const T* plane = x + nc * s.H * s.W;
+    for (int64_t ih = 0; ih < s.H; ++ih) {
+      const T* in = plane + ih * s.W;
+      T* out = row_max + ih * OW;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const T* window = in + ow * s.stride_w - s.pad_left;
+        T m = std::numeric_limits<T>::lowest();
+        for (int64_t sx = col_lo[ow]; sx < col_hi[ow]; ++sx) m = std::max(m, window[sx * s.dil_w]);
+        out[ow] = m;
+      }
+    }
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      T* out = y + (nc * OH + oh) * OW;
+      if (row_lo[oh] >= row_hi[oh]) {
+        std::fill(out, out + OW, T(0));
+        continue;
+      }
+      const int64_t ih0 = oh * s.stride_h - s.pad_top;
+      std::copy_n(row_max + (ih0 + row_lo[oh] * s.dil_h) * OW, OW, out);
+      for (int64_t r = row_lo[oh] + 1; r < row_hi[oh]; ++r) {
+        const T* in = row_max + (ih0 + r * s.dil_h) * OW;
+        for (int64_t ow = 0; ow < OW; ++ow) out[ow] = std::max(out[ow], in[ow]);
+      }
+      for (int64_t ow = 0; ow < OW; ++ow)
+        if (col_lo[ow] >= col_hi[ow]) out[ow] = T(0);
+    }
+  }
 }
 
 template <class T, class Acc>
