@@ -180,7 +180,8 @@ def _set_input_shape(graph: onnx.GraphProto, input_shape) -> None:
 
 
 def _batch_param(graph: onnx.GraphProto) -> str:
-    return graph.input[0].type.tensor_type.shape.dim[0].dim_param or _BATCH_PARAM
+    dims = graph.input[0].type.tensor_type.shape.dim
+    return (dims[0].dim_param if dims else "") or _BATCH_PARAM
 
 
 def _clear_shape_annotations(graph: onnx.GraphProto) -> None:

@@ -257,7 +257,7 @@ class _GraphBuilder:
         outputs = []
         for out in self.graph.output:
             if out.name not in self.producer:
-                raise ValueError(f"graph output '{out.name}' is not produced by any node")
+                raise ValueError(self._unproduced_output(out.name))
             outputs.append(self.producer[out.name])
         self.g._set_outputs(outputs)
         self.g._finalize()
@@ -337,6 +337,17 @@ class _GraphBuilder:
         self.used_names.add(name)
         return name
 
+    def _unproduced_output(self, name: str) -> str:
+        if name in self.constants:
+            return (f"graph output '{name}' is an initializer (a constant), not computed from the "
+                    "input: remove it from the graph outputs")
+        for node in self.graph.node:
+            if name in list(node.output)[1:]:
+                return (f"{node.op_type} '{node.name}': its output '{name}' (output "
+                        f"{list(node.output).index(name)}) is a graph output; only a node's first "
+                        "output is supported: remove it from the graph outputs")
+        return f"graph output '{name}' is not produced by any node"
+
     def _constant(self, node, tensor: str) -> np.ndarray:
         if tensor not in self.constants:
             raise ValueError(f"{node.op_type} '{node.name}': input '{tensor}' must be a constant "
@@ -348,6 +359,8 @@ class _GraphBuilder:
         float32; integer and bool tensors are refused, naming the initializer (ONNX requires these
         operands to be floating point, like the input)."""
         value = self._constant(node, tensor)
+        if value.dtype.name == "bfloat16":  # ml_dtypes' bfloat16 is not a numpy floating type
+            value = value.astype(np.float32)
         if not np.issubdtype(value.dtype, np.floating):
             raise ValueError(f"{label}: initializer '{tensor}' is {value.dtype}; this operand must "
                              "be floating point (float32, like the input)")
@@ -391,8 +404,9 @@ class _GraphBuilder:
                                  "node nor an initializer (missing initializer?)")
         if row.get("transposed_weights") and params:
             params[0] = conv_layout_of_transposed_weights(params[0], attrs.get("group", 1), label)
-        if op == "Dropout" and attrs.get("training_mode"):
-            raise NotImplementedError(f"Dropout '{node.name}' in training mode")
+        if op in ("Dropout", "BatchNormalization") and attrs.get("training_mode"):
+            raise NotImplementedError(f"{op} '{node.name}' in training mode (training_mode=1): export "
+                                      "the model in eval mode (model.eval() before torch.onnx.export)")
         if op == "Pad" and "value" in attrs:
             attrs["value"] = float(attrs["value"])
         for key in ("min", "max", "ratio"):

@@ -1,6 +1,7 @@
 // THE op registry: one traits row per op. To add an op, add its OpKind, its row here and the
 // functions the row names (README, "Adding an op"); nothing else asks for the op by name.
 #include <algorithm>
+#include <cmath>
 #include <array>
 
 #include "aidge_ptq_lite/graph.hpp"
@@ -42,6 +43,11 @@ std::string blocked_resize(const Node& n) {
   return resize_nearest(n) ? "" : "linear resize (interpolates between codes)";
 }
 // ---- end of data movement and geometry ----
+// Codes kept through a LeakyRelu hold only while |alpha| <= 1 (the negative side never outgrows
+// the input's range); a steeper slope would saturate them.
+std::string blocked_steep_leaky_relu(const Node& n) {
+  return std::abs(n.attr_float("alpha", 0.01f)) <= 1.f ? "" : "LeakyRelu with |alpha| > 1 (its codes would saturate)";
+}
 std::string blocked_pad(const Node& n) { return pads_with_zero(n) ? "" : "padding with a non-zero value"; }
 // The integer PRelu scales the negative side per channel: a slope that varies along other axes
 // runs as a float island.
@@ -140,7 +146,7 @@ std::vector<OpTraits> make_rows() {
   rows.push_back(Row(K::Relu, "Relu", shapes::same).codes_kept().homogeneous_if(always).unsigned_if_input()
                      .zero_clamp().measured(MeasuredThrough::AnyUsers).pointwise(kernels::relu_f32, ik::relu));
   rows.push_back(Row(K::LeakyRelu, "LeakyRelu", shapes::same).codes_kept().homogeneous_if(always)
-                     .unsigned_if_input().kernels(fk::leaky_relu, ik::piecewise));
+                     .unsigned_if_input().blocked(blocked_steep_leaky_relu).kernels(fk::leaky_relu, ik::piecewise));
   rows.push_back(Row(K::Clip, "Clip", shapes::same).attributes_from({{1, "min"}, {2, "max"}})
                      .activation_attrs({{"min", -3.4028235e38f, true}, {"max", 3.4028235e38f, false}}).codes_kept()
                      .unsigned_if_input().zero_clamp(clip_min_non_negative).kernels(fk::clip, ik::piecewise));

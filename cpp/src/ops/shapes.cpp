@@ -300,7 +300,9 @@ Shape concat(const Node& n, const std::vector<Shape>& in) {
 }
 
 Shape flatten(const Node& n, const std::vector<Shape>& in) {
-  if (n.attr_int("axis", 1) != 1)
+  const int64_t rank = static_cast<int64_t>(in[0].size()) + 1;
+  const int64_t axis = n.attr_int("axis", 1);
+  if (axis != 1 && axis != 1 - rank)  // axis -rank+1 is axis 1 too
     throw UnsupportedError(n.label() + ": only axis=1 keeps the batch axis");
   return {checked_numel(in[0], n.label() + ": input")};
 }
