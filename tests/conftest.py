@@ -21,6 +21,27 @@ def relative_error(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(y - ref)) / max(np.max(np.abs(ref)), 1e-12))
 
 
+SIMD_LEVELS = ["scalar", "avx2", "avx512", "amx"]
+
+
+def assert_same_integers_at_every_level(g, x: np.ndarray) -> None:
+    """The raw integers of g.forward at every SIMD level this CPU has equal the scalar level's
+    (skips, saying so, on a CPU without AVX2)."""
+    from aidge_ptq_lite import detected_simd_level, set_simd_level
+    detected = SIMD_LEVELS.index(detected_simd_level())
+    outputs = []
+    try:
+        for level in SIMD_LEVELS[:detected + 1]:
+            set_simd_level(level)
+            outputs.append(g.forward(x, dequantize=False))
+    finally:
+        set_simd_level(SIMD_LEVELS[detected])
+    if detected == 0:
+        pytest.skip("this CPU has no AVX2: only the scalar level ran")
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(other, outputs[0])
+
+
 @pytest.fixture(scope="session")
 def test_images():
     x, y = datasets.load_fashion_mnist("test", limit=512)

@@ -8,10 +8,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import aidge_ptq_lite as apl
 
-from conftest import ort_forward, relative_error
+from conftest import ort_forward, relative_error, assert_same_integers_at_every_level
 
 RNG = np.random.default_rng(11)
-LEVELS = ["scalar", "avx2", "avx512", "amx"]
 
 
 def _init(name, shape, scale=0.5):
@@ -124,18 +123,7 @@ def test_islands_at_other_settings(options, data):
 def test_island_integers_identical_at_every_simd_level(data):
     g = apl.load_onnx(_silu_softmax_net())
     apl.quantize_network(g, data, nb_bits=8)
-    detected = LEVELS.index(apl.detected_simd_level())
-    outputs = []
-    try:
-        for level in LEVELS[:detected + 1]:
-            apl.set_simd_level(level)
-            outputs.append(g.forward(data, dequantize=False))
-    finally:
-        apl.set_simd_level(LEVELS[detected])
-    if detected == 0:
-        pytest.skip("this CPU has no AVX2: only the scalar level ran")
-    for other in outputs[1:]:
-        np.testing.assert_array_equal(other, outputs[0])
+    assert_same_integers_at_every_level(g, data)
 
 
 @pytest.mark.parametrize("make", [_silu_softmax_net, _blocked_ops_net])

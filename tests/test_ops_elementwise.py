@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import aidge_ptq_lite as apl
 
-from conftest import ort_forward, relative_error
+from conftest import ort_forward, relative_error, assert_same_integers_at_every_level
 
 RNG = np.random.default_rng(15)
 IN_SHAPE = (4, 6, 6)
@@ -425,19 +425,7 @@ def test_export_c_refuses_broadcasting_naming_the_node(data, tmp_path):
 def test_integers_identical_at_every_simd_level(name, data):
     g = apl.load_onnx(NETS[name][0]())
     apl.quantize_network(g, data, nb_bits=8)
-    levels = ["scalar", "avx2", "avx512", "amx"]
-    detected = levels.index(apl.detected_simd_level())
-    outputs = []
-    try:
-        for level in levels[:detected + 1]:
-            apl.set_simd_level(level)
-            outputs.append(g.forward(data, dequantize=False))
-    finally:
-        apl.set_simd_level(levels[detected])
-    if detected == 0:
-        pytest.skip("this CPU has no AVX2: only the scalar level ran")
-    for other in outputs[1:]:
-        np.testing.assert_array_equal(other, outputs[0])
+    assert_same_integers_at_every_level(g, data)
 
 
 def test_log_softmax_head_is_kept_float_and_exports(data):

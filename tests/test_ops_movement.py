@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import aidge_ptq_lite as apl
 
-from conftest import ort_forward, relative_error
+from conftest import ort_forward, relative_error, assert_same_integers_at_every_level
 
 RNG = np.random.default_rng(15)
 
@@ -269,19 +269,7 @@ def test_integers_identical_at_every_simd_level(name, nets):
     model, x, _ = nets[name]
     g = apl.load_onnx(model)
     apl.quantize_network(g, calibration_set=x, nb_bits=8, channel_wise=True)
-    levels = ["scalar", "avx2", "avx512", "amx"]
-    detected = levels.index(apl.detected_simd_level())
-    outputs = []
-    try:
-        for level in levels[:detected + 1]:
-            apl.set_simd_level(level)
-            outputs.append(g.forward(x, dequantize=False))
-    finally:
-        apl.set_simd_level(levels[detected])
-    if detected == 0:
-        pytest.skip("this CPU has no AVX2: only the scalar level ran")
-    for other in outputs[1:]:
-        np.testing.assert_array_equal(other, outputs[0])
+    assert_same_integers_at_every_level(g, x)
 
 
 BAD = [
