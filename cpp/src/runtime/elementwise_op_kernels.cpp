@@ -20,21 +20,6 @@ namespace {
 
 using namespace kernels;
 
-// y[i] = f(x[i]) with the node's attributes bound at plan time.
-class MapKernel : public NodeKernel {
- public:
-  using Fn = std::function<void(int64_t, const float*, float*)>;
-  MapKernel(const Node& n, Fn f) : NodeKernel(n), f_(std::move(f)) {}
-  Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y = make_output(*in[0]);
-    f_(y.numel(), in[0]->data<float>(), y.data<float>());
-    return y;
-  }
-
- private:
-  Fn f_;
-};
-
 // Sum of any number of inputs, numpy broadcasting, accumulated in place into the output.
 class SumKernel : public NodeKernel {
  public:
@@ -229,16 +214,16 @@ std::unique_ptr<OpKernel> sum(const Graph&, const Node& n) { return std::make_un
 std::unique_ptr<OpKernel> prelu(const Graph&, const Node& n) { return std::make_unique<PReluKernel>(n); }
 std::unique_ptr<OpKernel> hard_sigmoid(const Graph&, const Node& n) {
   const float alpha = n.attr_float("alpha", 0.2f), beta = n.attr_float("beta", 0.5f);
-  return std::make_unique<MapKernel>(n, [=](int64_t k, const float* x, float* y) { hard_sigmoid_f32(k, alpha, beta, x, y); });
+  return std::make_unique<PointwiseKernel>(n, [=](int64_t k, const float* x, float* y) { hard_sigmoid_f32(k, alpha, beta, x, y); });
 }
 std::unique_ptr<OpKernel> elu(const Graph&, const Node& n) {
   const float alpha = n.attr_float("alpha", 1.f);
-  return std::make_unique<MapKernel>(n, [=](int64_t k, const float* x, float* y) { elu_f32(k, alpha, x, y); });
+  return std::make_unique<PointwiseKernel>(n, [=](int64_t k, const float* x, float* y) { elu_f32(k, alpha, x, y); });
 }
 std::unique_ptr<OpKernel> selu(const Graph&, const Node& n) {
   const float alpha = n.attr_float("alpha", 1.67326319217681884765625f);
   const float gamma = n.attr_float("gamma", 1.05070102214813232421875f);
-  return std::make_unique<MapKernel>(n, [=](int64_t k, const float* x, float* y) { selu_f32(k, alpha, gamma, x, y); });
+  return std::make_unique<PointwiseKernel>(n, [=](int64_t k, const float* x, float* y) { selu_f32(k, alpha, gamma, x, y); });
 }
 std::unique_ptr<OpKernel> log_softmax(const Graph&, const Node& n) {
   return std::make_unique<AxisKernel>(n, n.attr_int("axis", -1), log_softmax_f32);

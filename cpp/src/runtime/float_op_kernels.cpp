@@ -120,21 +120,6 @@ class BatchNormKernel : public NodeKernel {
   float eps_;
 };
 
-// Element-wise activations: y[i] = f(x[i]) with the node's attributes bound at plan time.
-class PointwiseKernel : public NodeKernel {
- public:
-  using Fn = std::function<void(int64_t, const float*, float*)>;
-  PointwiseKernel(const Node& n, Fn f) : NodeKernel(n), f_(std::move(f)) {}
-  Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y = make_output(*in[0]);
-    f_(y.numel(), in[0]->data<float>(), y.data<float>());
-    return y;
-  }
-
- private:
-  Fn f_;
-};
-
 class SoftmaxKernel : public NodeKernel {
  public:
   SoftmaxKernel(const Graph&, const Node& n) : NodeKernel(n) {

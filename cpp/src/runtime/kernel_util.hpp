@@ -1,5 +1,7 @@
 // Small helpers shared by the float and integer op kernels.
 #pragma once
+#include <functional>
+
 #include "aidge_ptq_lite/executor.hpp"
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 
@@ -23,6 +25,21 @@ class NodeKernel : public OpKernel {
   }
   Shape out_shape_;
   std::string label_;
+};
+
+// Element-wise float ops: y[i] = f(x[i]) with the node's attributes bound at plan time.
+class PointwiseKernel : public NodeKernel {
+ public:
+  using Fn = std::function<void(int64_t, const float*, float*)>;
+  PointwiseKernel(const Node& n, Fn f) : NodeKernel(n), f_(std::move(f)) {}
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    f_(y.numel(), in[0]->data<float>(), y.data<float>());
+    return y;
+  }
+
+ private:
+  Fn f_;
 };
 
 // Channels (axis 1) and the size of everything after them, for per-channel factors.
