@@ -37,10 +37,14 @@ void normalize_parameters(Graph& g, bool channel_wise) {
     Node& n = g.node(name);
     Tensor& w = n.params[0];
     const int64_t K = w.dim(0), per_channel = w.numel() / K;
-    std::vector<float> range(channel_wise ? K : 1, 0.f);
+    // One weight per output channel (a depthwise 1x1 Conv: a BatchNormalization or per-channel
+    // Mul that follows no layer) is a per-channel gain: its own range quantizes each exactly (up
+    // to its Scaling factor, per channel anyway); a shared one leaves small gains a few codes.
+    const bool by_channel = channel_wise || per_channel == 1;
+    std::vector<float> range(by_channel ? K : 1, 0.f);
     for (int64_t k = 0; k < K; ++k)
       for (int64_t i = 0; i < per_channel; ++i) {
-        float& r = range[channel_wise ? k : 0];
+        float& r = range[by_channel ? k : 0];
         r = std::max(r, std::fabs(w.data<float>()[k * per_channel + i]));
       }
     for (float& r : range) {
