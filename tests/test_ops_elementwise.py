@@ -408,7 +408,7 @@ def test_export_c_refuses_broadcasting_naming_the_node(data, tmp_path):
 def test_integers_identical_at_every_simd_level(name, data):
     g = apl.load_onnx(NETS[name][0]())
     apl.quantize_network(g, data, nb_bits=8)
-    levels = ["scalar", "avx2", "avx512"]
+    levels = ["scalar", "avx2", "avx512", "amx"]
     detected = levels.index(apl.detected_simd_level())
     outputs = []
     try:
