@@ -155,9 +155,30 @@ def test_clip_bounds_are_whole_codes_in_the_network_and_the_export(data, tmp_pat
 
 
 def test_join_rescales_a_shared_input_instead_of_coarsening_it(data):
-    """A Concat joins the network input with a branch ~100x larger, and a conv also reads the
+    """An Add joins the network input with a branch ~100x larger, and a conv also reads the
     input directly: raising the input's range to the branch's would leave that conv codes
-    {-1, 0, 1}; a Scaling node on the Concat's input edge rescales for the join alone."""
+    {-1, 0, 1}; a Scaling node on the Add's input edge rescales for the join alone."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="big_branch"),
+             helper.make_node("Add", ["x", "c1"], ["sum1"], name="join"),
+             helper.make_node("Conv", ["x", "w2", "b2"], ["c2"], name="reads_input"),
+             helper.make_node("Conv", ["sum1", "w3", "b3"], ["c3"], name="after_join"),
+             helper.make_node("Add", ["c2", "c3"], ["y"], name="sum")]
+    model = _model(nodes, [_init("w1", (3, 3, 3, 3), 30.0), _init("b1", (3,)), _init("w2", (4, 3, 1, 1)),
+                           _init("b2", (4,)), _init("w3", (4, 3, 1, 1), 0.05), _init("b3", (4,))],
+                   out_shape=(4, 8, 8))
+    g = apl.load_onnx(model)
+    float_out = g.forward(data)
+    apl.quantize_network(g, data, nb_bits=8)
+    assert g.node("join").inputs[0] != "x"  # the edge has its own requantizer
+    assert g.node("x").quant["range"] < 10  # the input kept its own range (about 4)
+    assert relative_error(g.forward(data), float_out) < 0.05  # the input raised would leave reads_input codes {-1, 0, 1}
+
+
+def test_channel_concat_keeps_each_input_scale(data, tmp_path):
+    """A Concat on the channels joins the network input with a branch ~100x larger, and a conv
+    also reads the input directly: no range is raised and no edge requantizer is needed, the
+    Scaling node after the Concat rescales each input's channels by its own factor. The QDQ
+    export (float Concat of dequantized inputs) matches."""
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="big_branch"),
              helper.make_node("Concat", ["x", "c1"], ["cat"], axis=1, name="cat"),
              helper.make_node("Conv", ["x", "w2", "b2"], ["c2"], name="reads_input"),
@@ -169,6 +190,12 @@ def test_join_rescales_a_shared_input_instead_of_coarsening_it(data):
     g = apl.load_onnx(model)
     float_out = g.forward(data)
     apl.quantize_network(g, data, nb_bits=8)
-    assert g.node("cat").inputs[0] != "x"  # the edge has its own requantizer
+    assert g.node("cat").inputs == ["x", "big_branch_scaling"]
     assert g.node("x").quant["range"] < 10  # the input kept its own range (about 4)
+    factors = [m / 2.0 ** s for m, s in g.node("cat_scaling").quant["multiplier"]]
+    ratio = g.node("x").quant["range"] / g.node("big_branch_scaling").quant["range"]
+    assert np.allclose(np.array(factors[:3]) / factors[3], ratio, rtol=1e-3)  # input channels: own factor
     assert relative_error(g.forward(data), float_out) < 0.05  # 1.09 when the input was raised
+    path = tmp_path / "cat.onnx"
+    apl.export_onnx(g, path)
+    assert _sqnr(g.forward(data), ort_forward(str(path), data)) > 35

@@ -15,7 +15,7 @@ import aidge_ptq_lite as apl  # noqa: E402
 from aidge_ptq_lite import zoo  # noqa: E402
 from plan_digest import CONFIGS, digest  # noqa: E402
 
-LEVELS = ("scalar", "avx2", "avx512")
+LEVELS = ("scalar", "avx2", "avx512", "amx")
 
 
 def main():

@@ -98,6 +98,10 @@ struct OpTraits {
   // ---- roles in the PTQ passes ----
   bool affine = false;             // weights (params[0]) and bias (params[1]): an integer GEMM
   bool join = false;               // inputs share one scale (max arbitration) and one sign
+  // A join that stacks its inputs along the channel axis (Concat on axis 1): each input keeps its
+  // own scale, the per-channel Scaling node after it rescales each input's channels (no max
+  // arbitration, which would coarsen a branch for its other readers).
+  NodePredicate stacks_channels = nullptr;
   bool multiplies_scales = false;  // output scale = product of the input scales (Mul)
   bool needs_scaling = false;      // output is an accumulator: a Scaling node follows it
   bool keeps_codes = false;        // output codes are input codes at the same scale

@@ -83,6 +83,8 @@ class RangeCollector {
   const RangeMap& ranges() const { return ranges_; }
   const std::map<std::string, Histogram>& histograms() const { return histograms_; }
   int64_t samples() const { return samples_; }
+  // Per channel (axis 1) mean of the input of each affine layer, by the name of the node giving it.
+  std::map<std::string, std::vector<float>> channel_means() const;
 
  private:
   std::shared_ptr<const Executor> executor_;
@@ -90,6 +92,8 @@ class RangeCollector {
   std::map<std::string, std::string> range_at_, histogram_at_;
   RangeMap ranges_;
   std::map<std::string, Histogram> histograms_;
+  std::map<std::string, std::vector<double>> channel_sums_;  // nodes feeding an affine layer
+  std::map<std::string, int64_t> channel_counts_;            // values summed per channel
   int64_t samples_ = 0;
 };
 

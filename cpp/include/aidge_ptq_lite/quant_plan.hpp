@@ -32,6 +32,9 @@ struct NodeQuant {
   // calibration and parameters
   float max_abs = 0.f;              // max |x| seen in calibration (max x before ReLUs only)
   std::vector<float> weight_range;  // affine nodes: max |W| per output channel (or 1 value)
+  // Affine nodes: mean of each input channel over the calibration set (float network), by which
+  // quantize_normalized corrects the bias for the mean error of the rounded weights.
+  std::vector<float> input_mean;
   // scale and sign
   float range = 0.f;                // S: the float value mapped to the largest code of the output
                                     // (max_abs, clipped, then raised by max arbitration)

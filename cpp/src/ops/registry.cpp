@@ -17,6 +17,11 @@ bool always(const Node&) { return true; }
 bool pads_with_zero(const Node& n) { return n.attr_float("value", 0.f) == 0.f; }
 bool pads_with_non_negative(const Node& n) { return n.attr_float("value", 0.f) >= 0.f; }
 bool clip_min_non_negative(const Node& n) { return n.attr_float("min", -1.f) >= 0.f; }
+// Concat along the channel axis (ONNX axis 1, or its negative form).
+bool concat_on_channels(const Node& n) {
+  const int64_t rank = static_cast<int64_t>(n.shape.size()) + 1, axis = n.attr_int("axis", 1);
+  return (axis < 0 ? axis + rank : axis) == 1;
+}
 
 int64_t pool_window(const Graph&, const Node& n) { return average_pool_divisor(n); }
 int64_t global_pool_window(const Graph& g, const Node& n) {
@@ -82,6 +87,7 @@ struct Row : OpTraits {
   Row&& exported(ExportRule r) && { export_rule = r; return std::move(*this); }
   Row&& is_affine() && { affine = needs_scaling = true; export_rule = ExportRule::Affine; return std::move(*this); }
   Row&& is_join() && { join = needs_scaling = true; return std::move(*this); }
+  Row&& channel_stacking_if(NodePredicate p) && { stacks_channels = p; return std::move(*this); }
   Row&& scaled() && { needs_scaling = true; return std::move(*this); }
   Row&& product_of_scales() && { multiplies_scales = needs_scaling = true; return std::move(*this); }
   Row&& codes_kept() && { keeps_codes = true; return std::move(*this); }
@@ -132,7 +138,7 @@ std::vector<OpTraits> make_rows() {
   rows.push_back(Row(K::Mul, "Mul", shapes::binary).inputs(2, 2).with_constant_operand().product_of_scales()
                      .unsigned_if_all_inputs().blocked(blocked_by_constant_operand).kernels(fk::binary, ik::binary));
   rows.push_back(Row(K::Concat, "Concat", shapes::concat).inputs(1, -1).is_join().unsigned_if_all_inputs()
-                     .kernels(fk::concat, fk::concat));
+                     .channel_stacking_if(concat_on_channels).kernels(fk::concat, fk::concat));
   // Pools.
   rows.push_back(Row(K::MaxPool, "MaxPool", shapes::window).codes_kept().homogeneous_if(always)
                      .unsigned_if_input().measured(MeasuredThrough::SoleUser).kernels(fk::maxpool, ik::maxpool));

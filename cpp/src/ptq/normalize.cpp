@@ -37,10 +37,14 @@ void normalize_parameters(Graph& g, bool channel_wise) {
     Node& n = g.node(name);
     Tensor& w = n.params[0];
     const int64_t K = w.dim(0), per_channel = w.numel() / K;
-    std::vector<float> range(channel_wise ? K : 1, 0.f);
+    // One weight per output channel (a depthwise 1x1 Conv: a BatchNormalization or per-channel
+    // Mul that follows no layer) is a per-channel gain: its own range quantizes each exactly (up
+    // to its Scaling factor, per channel anyway); a shared one leaves small gains a few codes.
+    const bool by_channel = channel_wise || per_channel == 1;
+    std::vector<float> range(by_channel ? K : 1, 0.f);
     for (int64_t k = 0; k < K; ++k)
       for (int64_t i = 0; i < per_channel; ++i) {
-        float& r = range[channel_wise ? k : 0];
+        float& r = range[by_channel ? k : 0];
         r = std::max(r, std::fabs(w.data<float>()[k * per_channel + i]));
       }
     for (float& r : range) {
@@ -76,6 +80,14 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
   // on that edge, none for the others).
   constexpr float kMaxSharedRaise = 2.f;
   std::map<std::string, float> scale;
+  // Channel-stacking joins (Concat on the channels): the scale of each output channel, that of
+  // the input it comes from; the Scaling node after the join rescales channel by channel.
+  std::map<std::string, std::vector<float>> channel_scales;
+  const auto stacks_channels = [&](const Node& n) {
+    const auto users = g.consumers(n.name);
+    return n.satisfies(&OpTraits::stacks_channels) && users.size() == 1 && g.node(users[0]).is(OpKind::Scaling) &&
+           !g.is_output(n.name);
+  };
   std::function<std::string(const std::string&)> scale_source = [&](const std::string& name) {
     const Node& n = g.node(name);
     if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) return name;
@@ -101,6 +113,27 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
         scale[n.name] = 1.f;  // computes real values from its dequantized inputs
       } else if (n.traits().multiplies_scales) {
         scale[n.name] = scale[n.inputs[0]] * scale[n.inputs[1]];
+      } else if (stacks_channels(n)) {
+        // An input that only this join reads is quantized at the join's output range directly
+        // (one rounding, its channels then pass the Scaling node at factor 1); one read
+        // elsewhere too keeps its own scale and is rescaled by the Scaling node.
+        const float out_range = range[g.consumers(n.name)[0]];
+        std::vector<float>& per_channel = channel_scales[n.name];
+        per_channel.clear();
+        float top = 0.f;
+        for (const auto& in : n.inputs) {
+          if (scale[in] < out_range && !shared(in)) {
+            const std::string src = scale_source(in);
+            if (verbose)
+              std::printf("channel stacking at %s: %s range %.6g -> %.6g\n", n.label().c_str(), src.c_str(),
+                          range[src], out_range);
+            range[src] = out_range;
+            changed = true;
+          }
+          top = std::max(top, scale[in]);
+          per_channel.insert(per_channel.end(), static_cast<size_t>(g.node(in).shape.at(0)), scale[in]);
+        }
+        scale[n.name] = top;
       } else if (n.traits().join) {
         float top = 0.f;
         for (const auto& in : n.inputs) top = std::max(top, scale[in]);
@@ -154,7 +187,11 @@ RangeMap normalize_activations(Graph& g, const RangeMap& measured, bool verbose)
     if (n.traits().affine) {
       scale_channels(n.params[1], {in_scale}, true);
     } else if (n.is(OpKind::Scaling)) {
-      scale_channels(n.params[0], {scale[n.inputs[0]] / range[n.name]}, false);
+      const auto stacked = channel_scales.find(n.inputs[0]);
+      std::vector<float> to_output{scale[n.inputs[0]]};
+      if (stacked != channel_scales.end()) to_output = stacked->second;
+      for (float& f : to_output) f /= range[n.name];
+      scale_channels(n.params[0], to_output, false);
     }
     if (n.quant.island) continue;  // its attributes stay in real units
     for (const ActivationAttribute& a : n.traits().activation_attributes)

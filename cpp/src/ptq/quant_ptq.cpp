@@ -45,9 +45,13 @@ void quantize_from_calibration(Graph& g, const RangeCollector& calibration, cons
                      " samples is 0); calibrate on real samples, normalized as for inference");
   const RangeMap ranges = adjust_ranges(g, o.clipping_mode, calibration.ranges(), calibration.histograms(),
                                         o.nb_bits, o.optimize_signs);
+  const auto means = calibration.channel_means();
   for (Node& n : g.mutable_nodes()) {
     auto it = calibration.ranges().find(n.name);
     if (it != calibration.ranges().end()) n.quant.max_abs = it->second;
+    if (!n.traits().affine) continue;
+    auto mean = means.find(n.inputs[0]);
+    n.quant.input_mean = mean != means.end() ? mean->second : std::vector<float>{};
   }
   normalize_activations(g, ranges, o.verbose);
   if (o.single_shift) apply_single_shift(g, o.nb_bits, o.optimize_signs);

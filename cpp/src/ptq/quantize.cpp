@@ -34,6 +34,29 @@ void snap_to_powers_of_two(std::vector<float>& factors) {
   for (float& f : factors) f = std::exp2(std::round(std::log2(f)));
 }
 
+// Bias correction: rounding the weights moves each output channel's mean by sum(dW * E[x]);
+// the bias takes that shift back, with E[x] the calibration mean of each input channel (real
+// units; to_bias: bias units per weight code x real value). Zero padding is not counted.
+void correct_bias(Node& n, const Tensor& exact_weights, double q_weight, double to_bias) {
+  const std::vector<float>& mean = n.quant.input_mean;
+  const Tensor& w = n.params[0];
+  if (mean.empty() || w.ndim() < 2 || !std::isfinite(to_bias)) return;
+  const int64_t K = w.dim(0), cin_group = w.dim(1), per_k = w.numel() / K, window = per_k / cin_group;
+  const int64_t groups = static_cast<int64_t>(mean.size()) / cin_group;
+  if (groups * cin_group != static_cast<int64_t>(mean.size()) || groups == 0 || K % groups) return;
+  const float* rounded = w.data<float>();
+  const float* exact = exact_weights.data<float>();
+  float* bias = n.params[1].data<float>();
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t first_channel = (k / (K / groups)) * cin_group;
+    double shift = 0.0;
+    for (int64_t i = 0; i < per_k; ++i)
+      shift += (static_cast<double>(rounded[k * per_k + i]) - exact[k * per_k + i] * q_weight) *
+               mean[static_cast<size_t>(first_channel + i / window)];
+    bias[k] = static_cast<float>(bias[k] - shift * to_bias);
+  }
+}
+
 }  // namespace
 
 std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::string>& kept_float) {
@@ -81,7 +104,11 @@ void quantize_normalized(Graph& g, const QuantSpec& spec, bool no_quant, bool op
     if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) {
       q[n.name] = codes(n);
     } else if (n.traits().affine) {
+      const Tensor exact = n.params[0].clone();
       scale_tensor(n.params[0], q_weight, round);
+      // The bias is in normalized units until scaled: a weight code times a real input value
+      // is 1 / (q_weight * input range) of them.
+      if (round) correct_bias(n, exact, q_weight, 1.0 / (q_weight * g.node(n.inputs[0]).quant.range));
       scale_tensor(n.params[1], q_weight * q_in, round);
       q[n.name] = q_weight * q_in;
     } else if (n.quant.island) {

@@ -37,12 +37,38 @@ RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std
     histograms_.emplace(n.name, Histogram(histogram_bins));
     histogram_at_[clipping_mode == "KL" ? n.name : consumed] = n.name;
   }
+  for (const Node& n : g.nodes())
+    if (n.traits().affine && !n.traits().transposed_weights) channel_sums_[n.inputs[0]];
   executor_ = std::make_shared<const Executor>(g);
+}
+
+std::map<std::string, std::vector<float>> RangeCollector::channel_means() const {
+  std::map<std::string, std::vector<float>> means;
+  for (const auto& [name, sums] : channel_sums_) {
+    const auto count = channel_counts_.find(name);
+    if (count == channel_counts_.end() || count->second == 0) continue;
+    for (double s : sums) means[name].push_back(static_cast<float>(s / static_cast<double>(count->second)));
+  }
+  return means;
 }
 
 void RangeCollector::update(const Tensor& batch) {
   RangeMap batch_ranges;
   executor_->run(batch, [&](const Node& n, const Tensor& out) {
+    const auto sums = channel_sums_.find(n.name);
+    if (sums != channel_sums_.end() && out.dtype() == DType::F32 && out.ndim() >= 2) {
+      const int64_t N = out.dim(0), C = out.dim(1), inner = out.numel() / std::max<int64_t>(N * C, 1);
+      std::vector<double>& acc = sums->second;
+      acc.resize(static_cast<size_t>(C), 0.0);
+      const float* p = out.data<float>();
+      for (int64_t b = 0; b < N; ++b)
+        for (int64_t c = 0; c < C; ++c) {
+          double s = 0.0;
+          for (int64_t i = 0; i < inner; ++i) s += p[(b * C + c) * inner + i];
+          acc[static_cast<size_t>(c)] += s;
+        }
+      channel_counts_[n.name] += N * inner;
+    }
     // A NaN anywhere reaches a Scaling node, and the ReLU and MaxPool after it keep NaN.
     const auto range_of = range_at_.find(n.name);
     const auto histogram_of = histogram_at_.find(n.name);
