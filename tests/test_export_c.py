@@ -709,12 +709,11 @@ class FakeNode:
 
 
 @pytest.mark.parametrize("op, attributes, message", [
-    ("Transpose", {"perm": [0, 2, 3, 1]}, "op Transpose"),
-    ("Slice", {}, "op Slice"),
-    ("Resize", {"mode": "nearest"}, "op Resize"),
+    ("LRN", {}, "op LRN"),
+    ("ReduceMax", {"axes": [1]}, "op ReduceMax"),
     ("ConvTranspose", {}, "op ConvTranspose"),
-    ("Sum", {}, "op Sum"),
-    ("PRelu", {}, "op PRelu"),
+    ("Transpose", {"perm": [0, 2, 3, 1], "some_future_flag": 1}, "attribute 'some_future_flag'"),
+    ("Resize", {"mode": "nearest", "antialias": 1}, "attribute 'antialias'"),
     ("Conv", {"output_padding": [1, 1]}, "attribute 'output_padding'"),
     ("MaxPool", {"kernel_shape": [2, 2], "some_future_flag": 1}, "attribute 'some_future_flag'"),
 ])

@@ -82,6 +82,18 @@ void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t
 void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,
                      const void* x, void* y);
 void apl_copy(int32_t bytes, const void* x, void* y);
+/* Numpy broadcasting over an output of `rank` (<= APL_MAX_RANK) axes `dims`: element strides of a
+   and b per axis (0: broadcast). op: 0 add, 1 sub, 2 mul, 3 y = b (a unused); each result exact in
+   int64, stored in the accumulator type yt modulo its width. a may be y (Sum accumulates in place). */
+#define APL_MAX_RANK 8
+void apl_broadcast(int op, int32_t rank, const int32_t* dims, const int32_t* as, const int32_t* bs,
+                   const void* a, int at, const void* b, int bt, void* y, int yt);
+/* PRelu: negative codes times the channel's m / 2^s (one rounding), negated if neg[c]. */
+void apl_prelu(int32_t channels, int32_t inner, const void* x, void* y, int t, const int32_t* m,
+               const uint8_t* s, const uint8_t* neg, int32_t per_channel);
+/* y[i0, i1, ...] = x[off_0[i0] + off_1[i1] + ...] over `rank` axes `dims` (elements of `elem`
+   bytes): Transpose, Slice and nearest Resize; offs holds the axes' tables one after another. */
+void apl_gather(int32_t rank, const int32_t* dims, const int32_t* offs, int32_t elem, const void* x, void* y);
 
 #endif /* APL_KERNELS_H */
 """
@@ -395,6 +407,65 @@ void apl_copy(int32_t bytes, const void* x, void* y) {
   int32_t i;
   if (src == dst) return;
   for (i = 0; i < bytes; ++i) dst[i] = src[i];
+}
+
+/* Any storage or accumulator type, widened exactly. */
+static int64_t apl_load_any(const void* p, int t, int32_t i) {
+  return t == APL_S64 ? ((const int64_t*)p)[i] : (int64_t)apl_load(p, t, i);
+}
+
+void apl_broadcast(int op, int32_t rank, const int32_t* dims, const int32_t* as, const int32_t* bs,
+                   const void* a, int at, const void* b, int bt, void* y, int yt) {
+  int32_t idx[APL_MAX_RANK] = {0}, n = 1, i, d, ai = 0, bi = 0;
+  for (d = 0; d < rank; ++d) n *= dims[d];
+  for (i = 0; i < n; ++i) {
+    int64_t p = op == 3 ? 0 : apl_load_any(a, at, ai), q = apl_load_any(b, bt, bi);
+    apl_store_acc(y, yt, i, op == 0 ? p + q : op == 1 ? p - q : op == 2 ? p * q : q);
+    for (d = rank - 1; d >= 0; --d) { /* odometer over the output index */
+      ai += as[d];
+      bi += bs[d];
+      if (++idx[d] < dims[d]) break;
+      ai -= as[d] * dims[d];
+      bi -= bs[d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+void apl_prelu(int32_t channels, int32_t inner, const void* x, void* y, int t, const int32_t* m,
+               const uint8_t* s, const uint8_t* neg, int32_t per_channel) {
+  int32_t c, i;
+  for (c = 0; c < channels; ++c) {
+    int32_t j = per_channel ? c : 0;
+    for (i = c * inner; i < (c + 1) * inner; ++i) {
+      int64_t v = apl_load(x, t, i);
+      if (v < 0) {
+        v = v * m[j];
+        if (s[j] > 0) v = apl_floor_shift(v + ((int64_t)1 << (s[j] - 1)), s[j]);
+        if (neg[j]) v = -v;
+      }
+      apl_store(y, t, i, apl_type_clamp(v, t));
+    }
+  }
+}
+
+void apl_gather(int32_t rank, const int32_t* dims, const int32_t* offs, int32_t elem, const void* x, void* y) {
+  const uint8_t* src = (const uint8_t*)x;
+  uint8_t* dst = (uint8_t*)y;
+  int32_t idx[APL_MAX_RANK] = {0}, base[APL_MAX_RANK] = {0}, n = 1, i, d, k;
+  for (d = 0; d < rank; ++d) {
+    if (d > 0) base[d] = base[d - 1] + dims[d - 1];
+    n *= dims[d];
+  }
+  for (i = 0; i < n; ++i) {
+    int32_t at = 0;
+    for (d = 0; d < rank; ++d) at += offs[base[d] + idx[d]];
+    for (k = 0; k < elem; ++k) dst[i * elem + k] = src[at * elem + k];
+    for (d = rank - 1; d >= 0; --d) {
+      if (++idx[d] < dims[d]) break;
+      idx[d] = 0;
+    }
+  }
 }
 """
 

@@ -66,7 +66,11 @@ _KNOWN_ATTRIBUTES = {
     "GlobalAveragePool": set(),
     "Gemm": {"alpha", "beta", "transA", "transB"},  # folded into the params at import
     "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"},
-    "Add": set(), "Sub": set(), "Mul": set(),
+    "Add": set(), "Sub": set(), "Mul": set(), "Sum": set(), "PRelu": set(),
+    # data movement of codes (apl_gather); Resize: its float island (linear) is refused as a float op
+    "Transpose": {"perm"}, "Slice": {"starts", "ends", "axes", "steps"},
+    "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "scales", "sizes", "roi",
+               "cubic_coeff_a", "exclude_outside", "extrapolation_value"},
     "Pad": {"pads", "value", "mode"}, "Concat": {"axis"},
     # views: the same bytes under another per-sample shape (NCHW is contiguous)
     "Flatten": {"axis"}, "Reshape": {"shape", "allowzero"}, "Identity": set(),
@@ -79,6 +83,8 @@ _KNOWN_ATTRIBUTES = {
     "Reciprocal": set(),
 }
 _VIEW_OPS = ("Flatten", "Reshape", "Identity", "Dropout", "Squeeze", "Unsqueeze")
+# copies into a new buffer, element by element (the registry calls them views of the codes)
+_GATHER_OPS = ("Transpose", "Slice", "Resize")
 _C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "int64_t": 8}
 _INPLACE_OPS = {"Relu", "LeakyRelu", "Clip", "Scaling"}
 
@@ -200,7 +206,7 @@ class _CExporter:
     def aliases_input(self, node):
         """True when the node's output is its input's storage (views, pass-through Scaling)."""
         if _OPS[node.op]["view"]:
-            return True
+            return node.op not in _GATHER_OPS
         if node.op == "Scaling":
             producer = self.by_name[node.inputs[0]]
             return bool(node.quant["dequantize_point"]) or self.fused_scaling(producer) is node
@@ -434,16 +440,80 @@ class _CExporter:
             self.emit(node, f"apl_sumpool({gname}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
                             f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
 
+    def broadcast_strides(self, node, x):
+        """Element strides of operand x over node's output axes, 0 where it broadcasts (numpy
+        rules, as cpp/src/kernels/broadcast_plan.hpp; the batch axis is never broadcast)."""
+        out = list(node.shape)
+        if len(x.shape) != len(out):
+            raise NotImplementedError(f"export_c: {node.op} '{node.name}': operand '{x.node}' of shape "
+                                      f"{tuple(x.shape)} per sample has another rank than the output "
+                                      f"{tuple(out)}: only operands of the output's rank are exported")
+        strides, step = [0] * len(out), 1
+        for d in reversed(range(len(out))):
+            if x.shape[d] == out[d]:
+                strides[d] = step
+            elif x.shape[d] != 1:
+                raise ValueError(f"export_c: {node.op} '{node.name}': operand '{x.node}' of shape "
+                                 f"{tuple(x.shape)} does not broadcast to {tuple(out)}")
+            step *= x.shape[d]
+        return strides
+
+    def broadcast_args(self, node, idx, part, a_strides, b_strides):
+        """The geometry statics of one apl_broadcast call: dims and both operands' strides."""
+        dims = list(node.shape) or [1]
+        a_strides, b_strides = a_strides or [0], b_strides or [0]
+        name = f"bc{idx}_{part}"
+        for suffix, vals in (("d", dims), ("a", a_strides), ("b", b_strides)):
+            self.statics.append(f"static const int32_t {name}{suffix}[{len(vals)}] = {{{', '.join(map(str, vals))}}};")
+        return f"{len(dims)}, {name}d, {name}a, {name}b"
+
     def op_binary(self, node, idx):
         if len(node.inputs) != 2 or node.params:
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' with a constant operand is not supported")
         a, b = (self.tensors[i] for i in node.inputs)
-        if a.shape != list(node.shape) or b.shape != list(node.shape):
-            raise NotImplementedError(f"export_c: {node.op} '{node.name}': broadcasting is not supported")
         y = self.new_tensor(node, self.acc)
         op = {"Add": 0, "Sub": 1, "Mul": 2}[node.op]
-        self.emit(node, f"apl_binary({op}, {int(np.prod(node.shape))}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
+        if a.shape == list(node.shape) and b.shape == list(node.shape):
+            self.emit(node, f"apl_binary({op}, {int(np.prod(node.shape))}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
+                            f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+            return
+        geo = self.broadcast_args(node, idx, 0, self.broadcast_strides(node, a), self.broadcast_strides(node, b))
+        self.emit(node, f"apl_broadcast({op}, {geo}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
                         f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+
+    def op_sum(self, node, idx):
+        """n-ary Sum: the accumulator is the first input (broadcast), then each other input added in
+        place, every step narrowed to the accumulator's width as the executor (IntSumKernel)."""
+        xs = [self.tensors[i] for i in node.inputs]
+        if node.params:
+            raise NotImplementedError(f"export_c: Sum '{node.name}' with a constant operand is not supported")
+        y = self.new_tensor(node, self.acc)
+        own = self.broadcast_strides(node, Tensor(node.name, y.dtype, list(node.shape)))
+        for part, x in enumerate(xs):
+            geo = self.broadcast_args(node, idx, part, own, self.broadcast_strides(node, x))
+            self.emit(node, f"apl_broadcast({3 if part == 0 else 0}, {geo}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]}, "
+                            f"{self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+
+    def op_prelu(self, node, idx):
+        """Codes kept on the positive side, the negative side times the channel's (or the one)
+        slope with one rounding: the executor's IntPReluKernel."""
+        x = self.tensors[node.inputs[0]]
+        if x.dtype not in ("s8", "u8", "s32"):
+            raise NotImplementedError(f"export_c: PRelu '{node.name}' reads {x.dtype} values, not codes")
+        slope = np.asarray(node.params[0], np.float32).ravel()
+        channels = node.shape[0] if len(node.shape) > 0 else 1
+        if slope.size not in (1, channels):
+            raise NotImplementedError(f"export_c: PRelu '{node.name}': {slope.size} slopes for {channels} channels "
+                                      "(only one per channel or a scalar has an integer form)")
+        enc = [_encode_multiplier(abs(float(v))) for v in slope]
+        mn = self.add_weights(f"pm{idx}", "int32_t", np.array([m for m, _ in enc], np.int64))
+        sn = self.add_weights(f"ps{idx}", "uint8_t", np.array([s for _, s in enc], np.int64))
+        nn = self.add_weights(f"pn{idx}", "uint8_t", (slope < 0).astype(np.int64))
+        y = self.new_tensor(node, x.dtype, inplace_of=x)
+        inner = int(np.prod(node.shape)) // channels
+        self.emit(node, f"apl_prelu({channels}, {inner}, {self._ptr_token(x)}, {self._ptr_token(y)}, "
+                        f"{_APL_TYPE[x.dtype]}, {self.name}_{mn}, {self.name}_{sn}, {self.name}_{nn}, "
+                        f"{int(slope.size > 1)});")
 
     def op_pad(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -533,6 +603,38 @@ class _CExporter:
             inv = 1.0 / float(node.quant["step"])
             self.emit(node, f"apl_float_to_acc({n}, {yf}, {inv.hex()}, {self.typed(y)});")
 
+    def op_gather(self, node, idx):
+        """Transpose, Slice, nearest Resize: codes (or accumulators) copied, never computed; each
+        output axis reads the input at one offset per index (apl_gather), the offsets computed here
+        as the executor's plans (movement_op_kernels.cpp, slice_plan / resize_plan of shapes.cpp)."""
+        x = self.tensors[node.inputs[0]]
+        ins, out = list(x.shape), list(node.shape)
+        who = f"export_c: {node.op} '{node.name}'"
+        st = [int(np.prod(ins[d + 1:])) for d in range(len(ins))]  # contiguous element strides
+        if node.op == "Transpose":
+            perm = [int(p) for p in node.attributes.get("perm", [])] or list(reversed(range(len(ins) + 1)))
+            if perm[0] != 0:
+                raise NotImplementedError(f"{who}: perm {perm} moves the batch axis (only per-sample axes are exported)")
+            tables = [[i * st[p - 1] for i in range(out[j])] for j, p in enumerate(perm[1:])]
+        elif node.op == "Slice":
+            tables = [[i * st[d] for i in range(ins[d])] for d in range(len(ins))]
+            for d, (start, step, count) in _slice_axes(node, ins).items():
+                tables[d] = [(start + i * step) * st[d] for i in range(count)]
+        else:
+            tables = [[i * st[0] for i in range(ins[0])]]
+            tables += [[i * st[d] for i in idx_d] for d, idx_d in enumerate(_resize_nearest_indices(node, ins), 1)]
+        if [len(t) for t in tables] != out:
+            raise NotImplementedError(f"{who}: the export computes {[len(t) for t in tables]} outputs per axis, the "
+                                      f"graph {tuple(out)}: an attribute the export does not know changes the geometry")
+        if len(out) > 8:
+            raise NotImplementedError(f"{who}: rank {len(out) + 1}: the C export gathers at most 8 axes per sample")
+        y = self.new_tensor(node, x.dtype)
+        dims, offs = out or [1], [v for t in tables for v in t] or [0]
+        self.statics.append(f"static const int32_t gd{idx}[{len(dims)}] = {{{', '.join(map(str, dims))}}};")
+        on = self.add_weights(f"go{idx}", "int32_t", np.array(offs, np.int64))
+        self.emit(node, f"apl_gather({len(dims)}, gd{idx}, {self.name}_{on}, {_SIZE[x.dtype]}, "
+                        f"{self._ptr_token(x)}, {self._ptr_token(y)});")
+
     # ---- driver ------------------------------------------------------------------------------
 
     def build(self):
@@ -558,6 +660,12 @@ class _CExporter:
                 self.op_pool(node, idx)
             elif op in ("Add", "Sub", "Mul"):
                 self.op_binary(node, idx)
+            elif op == "Sum":
+                self.op_sum(node, idx)
+            elif op == "PRelu":
+                self.op_prelu(node, idx)
+            elif op in _GATHER_OPS:
+                self.op_gather(node, idx)
             elif op == "Pad":
                 self.op_pad(node, idx)
             elif op == "Concat":
@@ -844,6 +952,92 @@ def check_node_supported(node):
     if unknown:
         raise NotImplementedError(f"export_c: {node.op} '{node.name}': attribute '{unknown[0]}' is not "
                                   "supported by the C export")
+
+
+def _text(v, default):
+    if v is None:
+        return default
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _slice_axes(node, ins):
+    """{per-sample axis: (start, step, count)} of a Slice, ONNX clamping as slice_plan (shapes.cpp)."""
+    a = node.attributes
+    starts, ends = [int(v) for v in a["starts"]], [int(v) for v in a["ends"]]
+    axes = [int(v) for v in a.get("axes", range(len(starts)))]
+    steps = [int(v) for v in a.get("steps", [1] * len(starts))]
+    plan = {}
+    for s0, e0, axis, step in zip(starts, ends, axes, steps):
+        axis = axis + len(ins) + 1 if axis < 0 else axis
+        if axis == 0:
+            continue  # the whole batch (the importer refused any other slice of it)
+        dim = ins[axis - 1]
+        start = s0 + dim if s0 < 0 else s0
+        end = e0 + dim if e0 < 0 else e0
+        if step > 0:
+            start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+            count = (end - start - 1) // step + 1 if end > start else 0
+        else:
+            start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+            count = (start - end - 1) // -step + 1 if start > end else 0
+        plan[axis - 1] = (start, step, count)
+    return plan
+
+
+def _round_half_away(v: float) -> int:
+    """std::round: halves away from zero (v is a float32 value, exact in a double)."""
+    r = math.floor(abs(v))
+    if abs(v) - r >= 0.5:
+        r += 1
+    return int(r) if v >= 0 else -int(r)
+
+
+def _resize_nearest_indices(node, ins):
+    """Input index of each output index, per spatial axis (ins[1:]) of a nearest Resize, in float32
+    as the executor's ResizeKernel (original_coordinate, nearest_index of movement_op_kernels.cpp)."""
+    a, f32 = node.attributes, np.float32
+    who = f"export_c: Resize '{node.name}'"
+    if _text(a.get("mode"), "nearest") != "nearest":
+        raise NotImplementedError(f"{who}: only the nearest mode keeps codes")
+    ctm = _text(a.get("coordinate_transformation_mode"), "half_pixel")
+    nearest = _text(a.get("nearest_mode"), "round_prefer_floor")
+    if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric") or \
+            nearest not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
+        raise NotImplementedError(f"{who}: coordinate_transformation_mode '{ctm}', nearest_mode '{nearest}'")
+    scales = [f32(v) for v in a.get("scales", [])]
+    sizes = [int(v) for v in a.get("sizes", [])]
+    tables = []
+    for d in range(1, len(ins)):
+        in_len = ins[d]
+        if scales:
+            scale = scales[d + 1]
+            out_len = int(math.floor(float(in_len) * float(scale)))
+        else:
+            out_len = sizes[d + 1]
+            scale = f32(out_len) / f32(in_len)
+        idx = []
+        for o in range(out_len):
+            xf = f32(o)
+            if ctm == "asymmetric":
+                x = xf / scale
+            elif ctm == "align_corners":
+                x = f32(0) if out_len == 1 else xf * f32(in_len - 1) / f32(out_len - 1)
+            elif ctm == "pytorch_half_pixel" and out_len == 1:
+                x = f32(0)
+            else:
+                x = (xf + f32(0.5)) / scale - f32(0.5)
+            x = f32(x)
+            if nearest == "floor":
+                v = math.floor(float(x))
+            elif nearest == "ceil":
+                v = math.ceil(float(x))
+            elif nearest == "round_prefer_floor" and x == f32(f32(math.trunc(float(x))) + f32(0.5)):
+                v = math.floor(float(x))
+            else:
+                v = _round_half_away(float(x))
+            idx.append(min(max(int(v), 0), in_len - 1))
+        tables.append(idx)
+    return tables
 
 
 def _c_float(v) -> str:

@@ -1,0 +1,170 @@
+"""export_c of the ops the integer runtime gained in issue 18: broadcasting Add / Sub / Mul and
+Sum, PRelu, Transpose / Slice / nearest Resize, 1-D windows, pools with ceil_mode=1, AveragePool
+with count_include_pad=0, ConvTranspose. Per op family a small net, quantized, exported,
+compiled with the strict flags, run: every raw output equals g.forward(x, dequantize=False)."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import aidge_ptq_lite as apl
+
+from test_export_c import CONFIGS, compile_export, needs_gcc
+
+# 8 bits, 4 bits with unsigned codes (the uint8 kernels), 12 bits (int32 codes, int64 accumulators)
+OP_CONFIGS = ["8bit-tensor", "4bit-signs-shift", "12bit-signs-shift"]
+
+
+def _rng(name):
+    return np.random.default_rng(sum(map(ord, name)))
+
+
+def _init(rng, name, shape, scale=0.5):
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def _ints(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def _floats(name, values):
+    return numpy_helper.from_array(np.array(values, np.float32), name)
+
+
+def _conv(rng, name, src, dst, cin, cout, k=1, scale=0.5, **attrs):
+    attrs.setdefault("pads", [k // 2] * 4)
+    return (helper.make_node("Conv", [src, f"{name}.w", f"{name}.b"], [dst], name=name, **attrs),
+            [_init(rng, f"{name}.w", (cout, cin, k, k), scale), _init(rng, f"{name}.b", (cout,), 0.1)])
+
+
+def _model(layers, in_shape):
+    nodes, inits = [], []
+    for layer in layers:
+        node, more = layer if isinstance(layer, tuple) else (layer, [])
+        nodes.append(node)
+        inits += more
+    g = helper.make_graph(nodes, "ops", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+                          [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _run_export(g, x, tmp_path):
+    """Export, compile (gcc -std=c99 -O2 -Wall -Wextra -Werror -pedantic), run; the raw outputs."""
+    d = str(tmp_path / "c")
+    info = apl.export_c(g, d)
+    binary = compile_export(d)
+    inp, out = str(tmp_path / "in.f32"), str(tmp_path / "out.bin")
+    x.astype("<f4").tofile(inp)
+    subprocess.run([binary, inp, out], check=True, timeout=120)
+    ref = g.forward(x, dequantize=False)
+    assert info["output_dtype"] == ref.dtype.name
+    return np.fromfile(out, dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape), ref
+
+
+def check_bit_exact(model, in_shape, config, tmp_path, integer_nodes, samples=16):
+    """Quantize `model` at `config`, check `integer_nodes` run in integers (no island, not kept
+    float), and compare every raw output of the C network with our integer forward."""
+    rng = _rng(config + model.graph.name)
+    g = apl.load_onnx(model)
+    apl.quantize_network(g, rng.standard_normal((48, *in_shape)).astype(np.float32), **CONFIGS[config])
+    by_name = {n.name: n for n in g.nodes()}
+    for name in integer_nodes:
+        q = by_name[name].quant
+        assert not q["island"] and not q["kept_float"], f"{name} does not run in integers"
+    x = (rng.standard_normal((samples, *in_shape)) * 1.5).astype(np.float32)
+    got, ref = _run_export(g, x, tmp_path)
+    assert np.array_equal(got, ref), f"{int(np.sum(got != ref))} of {ref.size} raw outputs differ"
+    return g
+
+
+# ---- 1. broadcasting Add / Sub / Mul between activations, Sum ----------------------------------
+
+def _broadcast_net():
+    """A squeeze-excite gate (N, C, H, W) x (N, C, 1, 1), a broadcast Add and a Sub whose first
+    operand is the (N, C, 1, 1) one, a Sum of four branches (one broadcast)."""
+    rng = _rng("broadcast")
+    layers = [_conv(rng, "conv1", "x", "c1", 4, 8, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              helper.make_node("GlobalAveragePool", ["r1"], ["g"], name="gap"),
+              _conv(rng, "gate", "g", "gs", 8, 8, scale=0.3),
+              helper.make_node("Mul", ["r1", "gs"], ["m"], name="bcast_mul"),
+              _conv(rng, "shift", "g", "sh", 8, 8),
+              helper.make_node("Add", ["m", "sh"], ["a"], name="bcast_add"),
+              helper.make_node("Sub", ["sh", "a"], ["d"], name="bcast_sub"),
+              _conv(rng, "conv2", "r1", "c2", 8, 8, 3, 0.2),
+              helper.make_node("Sum", ["d", "r1", "gs", "c2"], ["sm"], name="sum4"),
+              _conv(rng, "head", "sm", "y", 8, 3)]
+    return _model(layers, (4, 6, 5))
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", OP_CONFIGS)
+def test_broadcasting_binary_ops_and_sum_bit_exact(config, tmp_path):
+    check_bit_exact(_broadcast_net(), (4, 6, 5), config, tmp_path,
+                    ["bcast_mul", "bcast_add", "bcast_sub", "sum4"])
+
+
+# ---- 2. PRelu -------------------------------------------------------------------------------------
+
+def _prelu_net():
+    """PRelu with a per-channel slope (negative, zero, one ones among them) and a scalar slope."""
+    rng = _rng("prelu")
+    slope = numpy_helper.from_array(np.array([0.25, -0.5, 0.0, 1.0, 0.1, -0.03, 0.7, 0.9], np.float32)
+                                    .reshape(8, 1, 1), "slope")
+    layers = [_conv(rng, "conv1", "x", "c1", 3, 8, 3),
+              (helper.make_node("PRelu", ["c1", "slope"], ["p1"], name="prelu_channel"), [slope]),
+              _conv(rng, "conv2", "p1", "c2", 8, 6, 3, 0.3),
+              (helper.make_node("PRelu", ["c2", "s0"], ["p2"], name="prelu_scalar"), [_floats("s0", [0.2])]),
+              _conv(rng, "head", "p2", "y", 6, 3)]
+    return _model(layers, (3, 5, 6))
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", OP_CONFIGS)
+def test_prelu_bit_exact(config, tmp_path):
+    check_bit_exact(_prelu_net(), (3, 5, 6), config, tmp_path, ["prelu_channel", "prelu_scalar"])
+
+
+# ---- 3. Transpose, Slice, nearest Resize: codes moved, never computed -------------------------------
+
+def _resize(name, src, dst, scales=None, sizes=None, **attrs):
+    inits = [_floats(f"{name}.roi", [])]
+    inputs = [src, f"{name}.roi"]
+    if scales is not None:
+        inits.append(_floats(f"{name}.scales", scales))
+        inputs.append(f"{name}.scales")
+    else:
+        inits.append(_ints(f"{name}.sizes", sizes))
+        inputs += ["", f"{name}.sizes"]
+    return helper.make_node("Resize", inputs, [dst], mode="nearest", name=name, **attrs), inits
+
+
+def _slice(name, src, dst, starts, ends, axes, steps):
+    inits = [_ints(f"{name}.s", starts), _ints(f"{name}.e", ends), _ints(f"{name}.a", axes), _ints(f"{name}.t", steps)]
+    return helper.make_node("Slice", [src] + [i.name for i in inits], [dst], name=name), inits
+
+
+def _movement_net():
+    """Transposes (to NHWC and back, H <-> W), a Slice with a negative step and clamped bounds,
+    nearest Resizes in three coordinate / rounding modes (up, down, by sizes)."""
+    rng = _rng("movement")
+    layers = [_conv(rng, "conv1", "x", "c1", 3, 6, 3),
+              helper.make_node("Transpose", ["c1"], ["t1"], perm=[0, 2, 3, 1], name="to_nhwc"),
+              helper.make_node("Transpose", ["t1"], ["t2"], perm=[0, 3, 2, 1], name="to_nwhc"),
+              _slice("cut", "t2", "s1", [-1, 1, 0], [-1000, 6, 100], [2, 3, 1], [-2, 2, 1]),
+              _resize("up", "s1", "r1", scales=[1, 1, 2, 1.5]),
+              _resize("down", "r1", "r2", scales=[1, 1, 0.6, 0.7], coordinate_transformation_mode="asymmetric",
+                      nearest_mode="floor"),
+              _resize("sized", "r2", "r3", sizes=[1, 6, 7, 5], coordinate_transformation_mode="align_corners",
+                      nearest_mode="round_prefer_ceil"),
+              _conv(rng, "head", "r3", "y", 6, 3)]
+    return _model(layers, (3, 5, 7))
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", OP_CONFIGS)
+def test_transpose_slice_resize_bit_exact(config, tmp_path):
+    g = check_bit_exact(_movement_net(), (3, 5, 7), config, tmp_path, ["to_nhwc", "to_nwhc", "cut", "up", "down", "sized"])
+    shapes = {n.name: list(n.shape) for n in g.nodes()}
+    assert shapes["cut"] == [6, 4, 2] and shapes["sized"] == [6, 7, 5]
