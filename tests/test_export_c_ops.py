@@ -168,3 +168,60 @@ def test_transpose_slice_resize_bit_exact(config, tmp_path):
     g = check_bit_exact(_movement_net(), (3, 5, 7), config, tmp_path, ["to_nhwc", "to_nwhc", "cut", "up", "down", "sized"])
     shapes = {n.name: list(n.shape) for n in g.nodes()}
     assert shapes["cut"] == [6, 4, 2] and shapes["sized"] == [6, 7, 5]
+
+
+# ---- 4. 1-D windows, ceil_mode=1, AveragePool with count_include_pad=0 -------------------------------
+
+def _pool(op, src, dst, name, **attrs):
+    return helper.make_node(op, [src], [dst], name=name, **attrs)
+
+
+def _windows_1d_net():
+    """(N, C, L): strided dilated Conv, MaxPool with ceil_mode, AveragePool with pads excluded,
+    depthwise Conv, AveragePool with ceil_mode, GlobalAveragePool."""
+    rng = _rng("windows1d")
+    layers = [(helper.make_node("Conv", ["x", "c1.w", "c1.b"], ["c1"], pads=[2, 1], strides=[2], dilations=[2],
+                                name="conv1"), [_init(rng, "c1.w", (6, 2, 3)), _init(rng, "c1.b", (6,), 0.1)]),
+              helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              _pool("MaxPool", "r1", "p1", "maxpool_ceil", kernel_shape=[3], strides=[2], ceil_mode=1),
+              _pool("AveragePool", "p1", "p2", "avg_exclude", kernel_shape=[3], pads=[1, 1], count_include_pad=0),
+              (helper.make_node("Conv", ["p2", "dw.w", "dw.b"], ["c2"], pads=[1, 1], group=6, name="dw"),
+               [_init(rng, "dw.w", (6, 1, 3)), _init(rng, "dw.b", (6,), 0.1)]),
+              _pool("AveragePool", "c2", "p3", "avg_ceil", kernel_shape=[2], strides=[2], ceil_mode=1),
+              (helper.make_node("Conv", ["p3", "c3.w", "c3.b"], ["c3"], name="conv3"),
+               [_init(rng, "c3.w", (4, 6, 1)), _init(rng, "c3.b", (4,), 0.1)]),
+              helper.make_node("GlobalAveragePool", ["c3"], ["y"], name="gap")]
+    return _model(layers, (2, 23))
+
+
+def _windows_2d_net():
+    """ceil_mode=1 on a padded MaxPool and on AveragePools (pads excluded, then included),
+    count_include_pad=0 with explicit pads and with SAME_UPPER."""
+    rng = _rng("windows2d")
+    layers = [_conv(rng, "conv1", "x", "c1", 3, 6, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              _pool("MaxPool", "r1", "p1", "maxpool_ceil", kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1],
+                    ceil_mode=1),
+              _pool("AveragePool", "p1", "p2", "avg_ceil", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+              _conv(rng, "conv2", "r1", "c2", 6, 6, 3, 0.3),
+              _pool("AveragePool", "c2", "p3", "avg_exclude", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                    count_include_pad=0),
+              _pool("AveragePool", "p3", "p4", "avg_ceil_include", kernel_shape=[3, 2], strides=[2, 2],
+                    pads=[1, 0, 1, 1], count_include_pad=1, ceil_mode=1),
+              _pool("AveragePool", "p4", "p5", "avg_same", kernel_shape=[4, 4], strides=[2, 2], auto_pad="SAME_UPPER"),
+              helper.make_node("Concat", ["p2", "p5"], ["cat"], axis=1, name="cat"),
+              _conv(rng, "head", "cat", "y", 12, 3)]
+    return _model(layers, (3, 11, 14))
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", OP_CONFIGS)
+def test_1d_windows_bit_exact(config, tmp_path):
+    check_bit_exact(_windows_1d_net(), (2, 23), config, tmp_path,
+                    ["conv1", "maxpool_ceil", "avg_exclude", "dw", "avg_ceil", "gap"])
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", OP_CONFIGS)
+def test_ceil_mode_and_excluded_pads_bit_exact(config, tmp_path):
+    check_bit_exact(_windows_2d_net(), (3, 11, 14), config, tmp_path,
+                    ["maxpool_ceil", "avg_ceil", "avg_exclude", "avg_ceil_include", "avg_same"])

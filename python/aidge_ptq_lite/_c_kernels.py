@@ -74,6 +74,9 @@ void apl_maxpool(const apl_geom_t* g, const void* x, void* y, int t);
 /* Window sums into the accumulator type yt (APL_S32, or APL_S64 above 8 bits), modulo its width. */
 void apl_sumpool(const apl_geom_t* g, const void* x, int t, void* y, int yt);
 void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, int yt);
+/* y[p * plane + i] *= w[i] for p < planes, modulo the accumulator's width (yt): an AveragePool
+   whose divisor varies per output cell (ceil_mode=1, count_include_pad=0 with pads). */
+void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt);
 /* op: 0 add, 1 sub, 2 mul; result of accumulator type yt. */
 void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt);
 void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t OH, int32_t OW,
@@ -139,12 +142,12 @@ int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t h
   return (int32_t)v;
 }
 
-/* [wide] */
 /* The two's complement uint64 word of an int64 value, back (no implementation-defined casts). */
 static int64_t apl_signed64(uint64_t u) {
   return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
 }
 
+/* [wide] */
 int32_t apl_requant_wide(int64_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
   /* |acc| * m as a 128-bit magnitude (hi:lo words), from 32-bit halves of |acc| (m < 2^31). */
   int neg = acc < 0;
@@ -369,6 +372,18 @@ void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, in
     for (i = 0; i < HW; ++i) sum += apl_load(x, t, c * HW + i);
     apl_store_acc(y, yt, c, sum);
   }
+}
+
+void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt) {
+  int32_t p, i;
+  for (p = 0; p < planes; ++p)
+    for (i = 0; i < plane; ++i) {
+      int32_t k = p * plane + i;
+      if (yt == APL_S64) /* modulo 2^64, as the executor's int64 product */
+        ((int64_t*)y)[k] = apl_signed64((uint64_t)((int64_t*)y)[k] * (uint64_t)(int64_t)w[i]);
+      else
+        ((int32_t*)y)[k] = (int32_t)((uint32_t)((int32_t*)y)[k] * (uint32_t)w[i]);
+    }
 }
 
 void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt) {

@@ -303,25 +303,30 @@ class _CExporter:
     # ---- ops ---------------------------------------------------------------------------------
 
     def window(self, node, x_shape, weight_shape=None):
-        """The 2-D window of a Conv / pool, auto_pad resolved as the importer's shape inference
-        does (cpp/src/ops/shapes.cpp); refuses what the C kernels do not implement, naming it."""
+        """The window of a Conv / pool as the importer's window_geometry (cpp/src/ops/shapes.cpp):
+        1-D windows on (N, C, L) as 2-D ones of height 1, auto_pad resolved, ceil_mode=1 as extra
+        end padding; refuses what the C kernels do not implement, naming it."""
         a = node.attributes
         who = f"export_c: {node.op} '{node.name}'"
         auto_pad = a.get("auto_pad", "NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else (auto_pad or "NOTSET")
-        if len(x_shape) != 3:
-            raise NotImplementedError(f"{who}: input of shape {tuple(x_shape)} per sample: only 2-D windows "
-                                      "(N, C, H, W) are exported")
+        if len(x_shape) not in (2, 3):
+            raise NotImplementedError(f"{who}: input of shape {tuple(x_shape)} per sample: only 1-D and 2-D "
+                                      "windows ((N, C, L), (N, C, H, W)) are exported")
+        one_d = len(x_shape) == 2
+        rank = 1 if one_d else 2
         kernel = list(weight_shape[2:]) if weight_shape is not None else list(a.get("kernel_shape", []))
-        strides = list(a.get("strides", [1, 1]))
-        dil = list(a.get("dilations", [1, 1]))
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        if len(kernel) != 2 or len(strides) != 2 or len(dil) != 2 or len(pads) != 4:
+        strides = list(a.get("strides", [1] * rank))
+        dil = list(a.get("dilations", [1] * rank))
+        pads = list(a.get("pads", [0] * 2 * rank))
+        if len(kernel) != rank or len(strides) != rank or len(dil) != rank or len(pads) != 2 * rank:
             raise NotImplementedError(f"{who}: kernel_shape {kernel}, strides {strides}, dilations {dil}, "
-                                      f"pads {pads}: only 2-D windows are exported")
-        if int(a.get("ceil_mode", 0)) != 0:
-            raise NotImplementedError(f"{who}: ceil_mode=1 is not exported")
-        C, H, W = x_shape
+                                      f"pads {pads}: only 1-D and 2-D windows are exported")
+        if one_d:  # as the importer: height 1
+            kernel, strides, dil, pads = [1] + kernel, [1] + strides, [1] + dil, [0, pads[0], 0, pads[1]]
+            C, H, W = x_shape[0], 1, x_shape[1]
+        else:
+            C, H, W = x_shape
         extent = [dil[i] * (kernel[i] - 1) + 1 for i in range(2)]
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             for i, size in enumerate((H, W)):
@@ -333,17 +338,68 @@ class _CExporter:
             pads = [0, 0, 0, 0]
         elif auto_pad != "NOTSET":
             raise NotImplementedError(f"{who}: auto_pad '{auto_pad}' is not exported")
-        if node.op == "AveragePool" and int(a.get("count_include_pad", 0)) == 0 and any(pads):
-            raise NotImplementedError(f"{who}: count_include_pad=0 with padding (a divisor per output cell) "
-                                      "is not exported")
+        model_pads = list(pads)
+        if int(a.get("ceil_mode", 0)) != 0:
+            # the output length rounded up, no last window starting in the end padding: the
+            # missing cells are extra end padding (counted neither as input nor as padding)
+            for i, size in enumerate((H, W)):
+                span = size + pads[i] + pads[i + 2] - extent[i]
+                if span < 0:
+                    continue
+                out = (span + strides[i] - 1) // strides[i] + 1
+                if (out - 1) * strides[i] >= size + pads[i]:
+                    out -= 1
+                pads[i + 2] += max(0, (out - 1) * strides[i] + extent[i] - (size + pads[i] + pads[i + 2]))
         OH = (H + pads[0] + pads[2] - extent[0]) // strides[0] + 1
         OW = (W + pads[1] + pads[3] - extent[1]) // strides[1] + 1
-        if [OH, OW] != list(node.shape[1:3]) or len(node.shape) != 3:
-            raise NotImplementedError(f"{who}: the window gives {OH}x{OW} outputs, the graph {tuple(node.shape)}: "
-                                      "an attribute the export does not know changes the geometry")
-        return dict(C=C, H=H, W=W, K=node.shape[0], OH=OH, OW=OW, R=kernel[0], S=kernel[1],
-                    stride_h=strides[0], stride_w=strides[1], pad_top=pads[0], pad_left=pads[1],
-                    dil_h=dil[0], dil_w=dil[1], groups=a.get("group", 1))
+        expected = [OW] if one_d else [OH, OW]
+        if list(node.shape[1:]) != expected or len(node.shape) != rank + 1:
+            raise NotImplementedError(f"{who}: the window gives {'x'.join(map(str, expected))} outputs, the graph "
+                                      f"{tuple(node.shape)}: an attribute the export does not know changes the geometry")
+        geo = dict(C=C, H=H, W=W, K=node.shape[0], OH=OH, OW=OW, R=kernel[0], S=kernel[1],
+                   stride_h=strides[0], stride_w=strides[1], pad_top=pads[0], pad_left=pads[1],
+                   dil_h=dil[0], dil_w=dil[1], groups=a.get("group", 1))
+        if node.op == "AveragePool":
+            geo["count_weights"] = self.average_pool_weights(node, geo, model_pads)
+        return geo
+
+    def average_pool_weights(self, node, geo, model_pads):
+        """None when every window is divided by its size; else the executor's per-cell weights
+        D / count (BorderWeightedSumKernel, avgpool_border_kernels.cpp): D = lcm(1..R) * lcm(1..S)
+        and the Scaling node after the pool divides by D."""
+        a = node.attributes
+        auto_pad = a.get("auto_pad", "NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else (auto_pad or "NOTSET")
+        include_pad = int(a.get("count_include_pad", 0)) != 0
+        varies = int(a.get("ceil_mode", 0)) != 0 or (
+            not include_pad and (auto_pad in ("SAME_UPPER", "SAME_LOWER") or
+                                 (auto_pad != "VALID" and any(int(p) for p in a.get("pads", [])))))
+        if not varies:
+            return None
+        divisor = 1
+        for k in a.get("kernel_shape", []):
+            divisor *= math.lcm(*range(1, int(k) + 1))
+        if divisor > 1 << 23:
+            raise NotImplementedError(f"export_c: AveragePool '{node.name}': divisor {divisor} has no exact integer form")
+
+        def taps_inside(o, stride, pad, d, taps, size):
+            return sum(0 <= o * stride - pad + t * d < size for t in range(taps))
+
+        g = geo
+        padded_h = g["H"] + model_pads[0] + model_pads[2]
+        padded_w = g["W"] + model_pads[1] + model_pads[3]
+        weights = []
+        for oh in range(g["OH"]):
+            rows = (taps_inside(oh, g["stride_h"], 0, g["dil_h"], g["R"], padded_h) if include_pad
+                    else taps_inside(oh, g["stride_h"], g["pad_top"], g["dil_h"], g["R"], g["H"]))
+            for ow in range(g["OW"]):
+                cols = (taps_inside(ow, g["stride_w"], 0, g["dil_w"], g["S"], padded_w) if include_pad
+                        else taps_inside(ow, g["stride_w"], g["pad_left"], g["dil_w"], g["S"], g["W"]))
+                if rows * cols == 0 or divisor % (rows * cols):
+                    raise NotImplementedError(f"export_c: AveragePool '{node.name}': a window of {rows}x{cols} "
+                                              f"taps does not divide {divisor}")
+                weights.append(divisor // (rows * cols))
+        return weights
 
     def op_affine(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -421,16 +477,17 @@ class _CExporter:
         if x.dtype not in ("s8", "u8") and not (self.wide and x.dtype == "s32"):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads {x.dtype} values, not codes")
         if node.op == "GlobalAveragePool":
-            if len(x.shape) != 3:
+            if len(x.shape) not in (2, 3):
                 raise NotImplementedError(f"export_c: GlobalAveragePool '{node.name}': input of shape "
-                                          f"{tuple(x.shape)} per sample: only (N, C, H, W) is exported")
+                                          f"{tuple(x.shape)} per sample: only (N, C, L) and (N, C, H, W) are exported")
             y = self.new_tensor(node, self.acc)
-            C, H, W = x.shape
-            self.emit(node, f"apl_global_sumpool({C}, {H * W}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
+            C, HW = x.shape[0], int(np.prod(x.shape[1:]))
+            self.emit(node, f"apl_global_sumpool({C}, {HW}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
                             f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
             return
         geo = self.window(node, x.shape)
         geo["groups"] = 1
+        weights = geo.pop("count_weights", None)
         gname = self.geometry(f"geo{idx}", **geo)
         if node.op == "MaxPool":
             y = self.new_tensor(node, x.dtype)
@@ -439,6 +496,10 @@ class _CExporter:
             y = self.new_tensor(node, self.acc)
             self.emit(node, f"apl_sumpool({gname}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
                             f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+            if weights is not None:  # a divisor per output cell: sums times D / count
+                wn = self.add_weights(f"aw{idx}", "int32_t", np.array(weights, np.int64))
+                self.emit(node, f"apl_weigh({geo['C']}, {len(weights)}, {self.name}_{wn}, {self._ptr_token(y)}, "
+                                f"{_APL_TYPE[y.dtype]});")
 
     def broadcast_strides(self, node, x):
         """Element strides of operand x over node's output axes, 0 where it broadcasts (numpy
