@@ -711,7 +711,7 @@ class FakeNode:
 @pytest.mark.parametrize("op, attributes, message", [
     ("LRN", {}, "op LRN"),
     ("ReduceMax", {"axes": [1]}, "op ReduceMax"),
-    ("ConvTranspose", {}, "op ConvTranspose"),
+    ("ConvTranspose", {"kernel_shape": [2, 2], "some_future_flag": 1}, "attribute 'some_future_flag'"),
     ("Transpose", {"perm": [0, 2, 3, 1], "some_future_flag": 1}, "attribute 'some_future_flag'"),
     ("Resize", {"mode": "nearest", "antialias": 1}, "attribute 'antialias'"),
     ("Conv", {"output_padding": [1, 1]}, "attribute 'output_padding'"),

@@ -225,3 +225,62 @@ def test_1d_windows_bit_exact(config, tmp_path):
 def test_ceil_mode_and_excluded_pads_bit_exact(config, tmp_path):
     check_bit_exact(_windows_2d_net(), (3, 11, 14), config, tmp_path,
                     ["maxpool_ceil", "avg_ceil", "avg_exclude", "avg_ceil_include", "avg_same"])
+
+
+# ---- 5. ConvTranspose ------------------------------------------------------------------------------
+
+def _conv_transpose(rng, name, src, dst, c_in, c_out, k, group=1, **attrs):
+    window = [k, k] if isinstance(k, int) else list(k)
+    inits = [_init(rng, f"{name}.w", (c_in, c_out // group, *window), 0.4), _init(rng, f"{name}.b", (c_out,), 0.1)]
+    return helper.make_node("ConvTranspose", [src, f"{name}.w", f"{name}.b"], [dst], name=name, group=group,
+                            **attrs), inits
+
+
+def _conv_transpose_net():
+    """Strides with asymmetric pads and output_padding, groups with dilations, output_shape."""
+    rng = _rng("convtranspose")
+    layers = [_conv(rng, "conv1", "x", "c1", 3, 4, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              _conv_transpose(rng, "up1", "r1", "u1", 4, 6, 3, strides=[2, 2], pads=[1, 0, 1, 2],
+                              output_padding=[1, 1]),
+              helper.make_node("Relu", ["u1"], ["r2"], name="relu2"),
+              _conv_transpose(rng, "up2", "r2", "u2", 6, 4, (3, 2), group=2, strides=[2, 1], dilations=[1, 2]),
+              _conv_transpose(rng, "up3", "u2", "u3", 4, 4, 3, strides=[2, 2], output_shape=[40, 27]),
+              _conv(rng, "head", "u3", "y", 4, 3)]
+    return _model(layers, (3, 5, 6))
+
+
+def _conv_transpose_1d_net():
+    rng = _rng("convtranspose1d")
+    layers = [(helper.make_node("Conv", ["x", "c1.w", "c1.b"], ["c1"], pads=[1, 1], name="conv1"),
+               [_init(rng, "c1.w", (4, 3, 3)), _init(rng, "c1.b", (4,), 0.1)]),
+              helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+              _conv_transpose(rng, "up", "r1", "u", 4, 5, (4,), strides=[2], pads=[1, 1]),
+              helper.make_node("Relu", ["u"], ["y"], name="relu2")]
+    return _model(layers, (3, 9))
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", OP_CONFIGS)
+def test_conv_transpose_bit_exact(config, tmp_path):
+    g = check_bit_exact(_conv_transpose_net(), (3, 5, 6), config, tmp_path, ["up1", "up2", "up3"])
+    assert list(g.node("up3").shape) == [4, 40, 27]
+
+
+@needs_gcc
+@pytest.mark.parametrize("config", OP_CONFIGS)
+def test_conv_transpose_1d_bit_exact(config, tmp_path):
+    check_bit_exact(_conv_transpose_1d_net(), (3, 9), config, tmp_path, ["up"])
+
+
+# ---- the ops together, as the models that need them use them ---------------------------------------
+
+@needs_gcc
+@pytest.mark.parametrize("config", ["8bit-tensor", "4bit-channel", "12bit-signs-shift"])
+@pytest.mark.parametrize("net", ["kws_1d", "unet"])
+def test_models_of_the_new_ops_bit_exact(net, config, tmp_path):
+    """A keyword-spotting 1-D net (ceil_mode MaxPool, depthwise 1-D Conv) and a small U-Net
+    (ConvTranspose, nearest Resize, broadcast-free Add, Concat) of tests/test_ops_movement.py."""
+    from test_ops_movement import _keyword_spotting_net, _unet
+    model = _keyword_spotting_net() if net == "kws_1d" else _unet()
+    in_shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:])
+    check_bit_exact(model, in_shape, config, tmp_path, [])

@@ -85,6 +85,10 @@ void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t
 void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,
                      const void* x, void* y);
 void apl_copy(int32_t bytes, const void* x, void* y);
+/* ConvTranspose's input spread out: y (C, H, W) zero, y[c, off_h + h * st_h, off_w + w * st_w] =
+   x[c, h, w] where inside (elements of `elem` bytes). */
+void apl_spread(int32_t C, int32_t in_h, int32_t in_w, int32_t H, int32_t W, int32_t off_h, int32_t off_w,
+                int32_t st_h, int32_t st_w, int32_t elem, const void* x, void* y);
 /* Numpy broadcasting over an output of `rank` (<= APL_MAX_RANK) axes `dims`: element strides of a
    and b per axis (0: broadcast). op: 0 add, 1 sub, 2 mul, 3 y = b (a unused); each result exact in
    int64, stored in the accumulator type yt modulo its width. a may be y (Sum accumulates in place). */
@@ -405,6 +409,25 @@ void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t
     for (h = 0; h < H; ++h)
       for (i = 0; i < W * elem; ++i)
         dst[((c * OH + h + top) * OW + left) * elem + i] = src[(c * H + h) * W * elem + i];
+}
+
+void apl_spread(int32_t C, int32_t in_h, int32_t in_w, int32_t H, int32_t W, int32_t off_h, int32_t off_w,
+                int32_t st_h, int32_t st_w, int32_t elem, const void* x, void* y) {
+  const uint8_t* src = (const uint8_t*)x;
+  uint8_t* dst = (uint8_t*)y;
+  int32_t i, c, h, w, k;
+  for (i = 0; i < C * H * W * elem; ++i) dst[i] = 0;
+  for (c = 0; c < C; ++c)
+    for (h = 0; h < in_h; ++h) {
+      int32_t oh = off_h + h * st_h;
+      if (oh < 0 || oh >= H) continue;
+      for (w = 0; w < in_w; ++w) {
+        int32_t ow = off_w + w * st_w;
+        if (ow < 0 || ow >= W) continue;
+        for (k = 0; k < elem; ++k)
+          dst[((c * H + oh) * W + ow) * elem + k] = src[((c * in_h + h) * in_w + w) * elem + k];
+      }
+    }
 }
 
 void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,

@@ -61,6 +61,7 @@ _WINDOW = {"kernel_shape", "strides", "pads", "dilations", "auto_pad"}
 _KNOWN_ATTRIBUTES = {
     "Input": {"shape"}, "Scaling": set(),
     "Conv": _WINDOW | {"group"},
+    "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
     "MaxPool": _WINDOW | {"ceil_mode", "storage_order"},
     "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
     "GlobalAveragePool": set(),
@@ -412,6 +413,8 @@ class _CExporter:
                              f"{np.dtype(wt).name}/{np.dtype(bt).name}")
         if node.op == "Conv":
             geo = self.window(node, x.shape, w.shape)
+        elif node.op == "ConvTranspose":
+            geo, x = self.spread_out(node, idx, x, w.shape)
         else:
             geo = dict(C=int(np.prod(x.shape)), H=1, W=1, K=w.shape[0], OH=1, OW=1, R=1, S=1)
             if w.shape[1] != geo["C"]:
@@ -436,6 +439,64 @@ class _CExporter:
         fn = "apl_conv_u8" if x.dtype == "u8" else "apl_conv_s8"
         self.emit(node, f"{fn}({gname}, {self.typed(x, True)}, {self.name}_{wn}, {self.name}_{bn}, "
                         f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]}, {rq});")
+
+    def spread_out(self, node, idx, x, weight_shape):
+        """ConvTranspose as the executor runs it (conv_transpose_op_kernels.cpp): the input codes
+        spread by the strides into a zero plane (apl_spread, a buffer of this step only), then a
+        stride-1 Conv with the weights the importer holds flipped. Returns the Conv's geometry and
+        the spread tensor; the geometry follows conv_transpose_geometry (shapes.cpp)."""
+        a = node.attributes
+        who = f"export_c: ConvTranspose '{node.name}'"
+        if len(x.shape) not in (2, 3):
+            raise NotImplementedError(f"{who}: input of shape {tuple(x.shape)} per sample: only 1-D and 2-D are exported")
+        one_d = len(x.shape) == 2
+        rank = 1 if one_d else 2
+
+        def as_2d(v, fill):
+            v = [int(e) for e in v]
+            return [fill] + v if one_d and len(v) == 1 else v
+
+        kernel = as_2d(weight_shape[2:], 1)
+        strides = as_2d(a.get("strides", [1] * rank), 1)
+        dil = as_2d(a.get("dilations", [1] * rank), 1)
+        out_pad = as_2d(a.get("output_padding", [0] * rank), 0)
+        pads = [int(p) for p in a.get("pads", [0] * 2 * rank)]
+        if one_d and len(pads) == 2:
+            pads = [0, pads[0], 0, pads[1]]
+        auto_pad = _text(a.get("auto_pad"), "NOTSET")
+        if auto_pad == "VALID":
+            pads = [0, 0, 0, 0]
+        elif auto_pad != "NOTSET":
+            raise NotImplementedError(f"{who}: auto_pad '{auto_pad}' is not exported")
+        if len(kernel) != 2 or len(strides) != 2 or len(dil) != 2 or len(out_pad) != 2 or len(pads) != 4:
+            raise NotImplementedError(f"{who}: strides {strides}, dilations {dil}, pads {pads}: not a 1-D or 2-D window")
+        C = x.shape[0]
+        size = [1 if one_d else x.shape[1], x.shape[-1]]
+        full = [strides[i] * (size[i] - 1) + dil[i] * (kernel[i] - 1) + 1 + out_pad[i] for i in range(2)]
+        if "output_shape" in a:  # pads follow from the requested size (ONNX's rule)
+            target = [int(v) for v in a["output_shape"]]
+            if len(target) == rank + 2:
+                target = target[2:]
+            target = [full[0]] + target if one_d and len(target) == 1 else target
+            for i in range(2):
+                total = full[i] - target[i]
+                pads[i], pads[i + 2] = total - total // 2, total // 2
+        out_h, out_w = full[0] - pads[0] - pads[2], full[1] - pads[1] - pads[3]
+        if list(node.shape) != ([weight_shape[0], out_w] if one_d else [weight_shape[0], out_h, out_w]):
+            raise NotImplementedError(f"{who}: the export computes {out_h}x{out_w} outputs, the graph "
+                                      f"{tuple(node.shape)}: an attribute the export does not know changes the geometry")
+        H, W = out_h + dil[0] * (kernel[0] - 1), out_w + dil[1] * (kernel[1] - 1)
+        off_h, off_w = dil[0] * (kernel[0] - 1) - pads[0], dil[1] * (kernel[1] - 1) - pads[1]
+        spread = Tensor(node.name + ".spread", x.dtype, [C, H, W], nbytes=C * H * W * _SIZE[x.dtype])
+        b = Buffer(len(self.buffers), spread.nbytes, self.step[node.name], self.step[node.name])
+        self.buffers.append(b)
+        spread.buffer = b
+        b.tensors.append(spread)
+        self.emit(node, f"apl_spread({C}, {size[0]}, {size[1]}, {H}, {W}, {off_h}, {off_w}, {strides[0]}, "
+                        f"{strides[1]}, {_SIZE[x.dtype]}, {self._ptr_token(x)}, {self._ptr_token(spread)});")
+        geo = dict(C=C, H=H, W=W, K=weight_shape[0], OH=out_h, OW=out_w, R=kernel[0], S=kernel[1],
+                   dil_h=dil[0], dil_w=dil[1], groups=int(a.get("group", 1)))
+        return geo, spread
 
     def op_scaling(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -711,7 +772,7 @@ class _CExporter:
                 self.op_float(node, idx)  # check() refused it unless allow_float
             elif node.quant["island"]:
                 self.op_lookup(node, idx)
-            elif _OPS[op]["affine"] and op in ("Conv", "Gemm"):
+            elif _OPS[op]["affine"] and op in ("Conv", "Gemm", "ConvTranspose"):
                 self.op_affine(node, idx)
             elif op == "Scaling":
                 self.op_scaling(node, idx)
