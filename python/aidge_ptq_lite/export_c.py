@@ -23,8 +23,12 @@ Files written (all at the top of the directory, so ``gcc DIR/*.c -lm`` builds th
 The integer semantics are those of the executor (cpp/src/runtime/int_op_kernels.cpp): a Conv/Gemm
 followed by its only consumer, a Scaling node, runs as one kernel writing codes; a Scaling node at
 the dequantization point hands the int32 accumulator to the output; ReLU, MaxPool, Pad and views
-keep codes; average pools, Add, Sub and Mul produce int32 sums that the next Scaling node
-requantizes; Concat copies codes; an element-wise float island is its lookup table. Above 8 bits
+keep codes; average pools, Add, Sub, Mul and Sum produce int32 sums that the next Scaling node
+requantizes (numpy broadcasting between activations, e.g. a squeeze-excite gate; an AveragePool
+whose count varies per cell weighs each sum by D / count as avgpool_border_kernels.cpp); PRelu
+keeps codes (negative side times the channel's slope, one rounding); Concat, Transpose, Slice and
+a nearest Resize copy codes; ConvTranspose is a Conv over its input spread by the strides; 1-D
+windows (N, C, L) run as 2-D ones of height 1; an element-wise float island is its lookup table. Above 8 bits
 (9..16) codes and weights are int32, accumulators int64 and no Scaling node is fused (as in the
 executor); the requantization product is exact in 128 bits, computed from two 64-bit words
 (``apl_requant_wide``).
