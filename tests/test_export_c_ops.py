@@ -284,3 +284,12 @@ def test_models_of_the_new_ops_bit_exact(net, config, tmp_path):
     model = _keyword_spotting_net() if net == "kws_1d" else _unet()
     in_shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:])
     check_bit_exact(model, in_shape, config, tmp_path, [])
+
+
+def test_every_op_with_an_integer_kernel_is_written_by_the_c_export():
+    """Issue 18: an op the integer runtime executes in integers is never refused by name."""
+    import importlib
+    export_c = importlib.import_module("aidge_ptq_lite.export_c")
+    registry = apl._core.op_registry()
+    missing = sorted(op for op, row in registry.items() if row["integer_kernel"] and op not in export_c._KNOWN_ATTRIBUTES)
+    assert not missing, f"ops with an integer kernel the C export refuses: {missing}"
