@@ -146,10 +146,12 @@ int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t h
   return (int32_t)v;
 }
 
+/* [signed64] */
 /* The two's complement uint64 word of an int64 value, back (no implementation-defined casts). */
 static int64_t apl_signed64(uint64_t u) {
   return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
 }
+/* [/signed64] */
 
 /* [wide] */
 int32_t apl_requant_wide(int64_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
@@ -378,6 +380,7 @@ void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, in
   }
 }
 
+/* [weigh] */
 void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt) {
   int32_t p, i;
   for (p = 0; p < planes; ++p)
@@ -389,6 +392,7 @@ void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt)
         ((int32_t*)y)[k] = (int32_t)((uint32_t)((int32_t*)y)[k] * (uint32_t)w[i]);
     }
 }
+/* [/weigh] */
 
 void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt) {
   int32_t i;
@@ -411,6 +415,7 @@ void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t
         dst[((c * OH + h + top) * OW + left) * elem + i] = src[(c * H + h) * W * elem + i];
 }
 
+/* [spread] */
 void apl_spread(int32_t C, int32_t in_h, int32_t in_w, int32_t H, int32_t W, int32_t off_h, int32_t off_w,
                 int32_t st_h, int32_t st_w, int32_t elem, const void* x, void* y) {
   const uint8_t* src = (const uint8_t*)x;
@@ -429,6 +434,7 @@ void apl_spread(int32_t C, int32_t in_h, int32_t in_w, int32_t H, int32_t W, int
       }
     }
 }
+/* [/spread] */
 
 void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,
                      const void* x, void* y) {
@@ -447,6 +453,7 @@ void apl_copy(int32_t bytes, const void* x, void* y) {
   for (i = 0; i < bytes; ++i) dst[i] = src[i];
 }
 
+/* [broadcast] */
 /* Any storage or accumulator type, widened exactly. */
 static int64_t apl_load_any(const void* p, int t, int32_t i) {
   return t == APL_S64 ? ((const int64_t*)p)[i] : (int64_t)apl_load(p, t, i);
@@ -469,7 +476,9 @@ void apl_broadcast(int op, int32_t rank, const int32_t* dims, const int32_t* as,
     }
   }
 }
+/* [/broadcast] */
 
+/* [prelu] */
 void apl_prelu(int32_t channels, int32_t inner, const void* x, void* y, int t, const int32_t* m,
                const uint8_t* s, const uint8_t* neg, int32_t per_channel) {
   int32_t c, i;
@@ -486,7 +495,9 @@ void apl_prelu(int32_t channels, int32_t inner, const void* x, void* y, int t, c
     }
   }
 }
+/* [/prelu] */
 
+/* [gather] */
 void apl_gather(int32_t rank, const int32_t* dims, const int32_t* offs, int32_t elem, const void* x, void* y) {
   const uint8_t* src = (const uint8_t*)x;
   uint8_t* dst = (uint8_t*)y;
@@ -505,6 +516,7 @@ void apl_gather(int32_t rank, const int32_t* dims, const int32_t* offs, int32_t 
     }
   }
 }
+/* [/gather] */
 """
 
 # Written only when export_c(..., allow_float=True) exports a float op (a float island without a
@@ -586,12 +598,19 @@ void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y) {
 """
 
 
-def kernels_c(sections=("wide", "lookup")):
-    """KERNELS_C keeping only the optional sections (``"wide"``: above 8 bits, ``"lookup"``:
-    float-island tables) a network calls: a firmware linked without --gc-sections then carries
-    no dead kernel, and no static helper is left unused (-Werror)."""
+# Optional sections of KERNELS_C: "wide" (above 8 bits), "lookup" (float-island tables), and one
+# per kernel named for it (apl_<name>), plus "signed64", the helper that "wide" and "weigh" share.
+SECTIONS = ("wide", "lookup", "broadcast", "prelu", "gather", "weigh", "spread", "signed64")
+
+
+def kernels_c(sections=SECTIONS):
+    """KERNELS_C keeping only the optional sections a network calls: a firmware linked without
+    --gc-sections then carries no dead kernel, and no static helper is left unused (-Werror)."""
+    sections = set(sections)
+    if sections & {"wide", "weigh"}:
+        sections.add("signed64")
     text = KERNELS_C
-    for name in ("wide", "lookup"):
+    for name in SECTIONS:
         block = re.compile(r"/\* \[" + name + r"\] \*/\n(.*?)/\* \[/" + name + r"\] \*/\n", re.S)
         text = block.sub((lambda m: m.group(1)) if name in sections else (lambda m: ""), text)
     return text

@@ -908,6 +908,7 @@ void {N}_run(const {N}_input_t* input, {params}) {{
         sections = {"wide"} if self.wide else set()
         if any(n.quant["island"] and len(n.quant["lut"]) for n in self.nodes):
             sections.add("lookup")
+        sections |= {k for k in ("broadcast", "prelu", "gather", "weigh", "spread") if f"apl_{k}(" in body}
         files["apl_kernels.c"] = _c_kernels.kernels_c(sections)
         if self.uses_float:
             files["apl_float_kernels.h"] = _c_kernels.FLOAT_KERNELS_H
