@@ -613,4 +613,4 @@ def kernels_c(sections=SECTIONS):
     for name in SECTIONS:
         block = re.compile(r"/\* \[" + name + r"\] \*/\n(.*?)/\* \[/" + name + r"\] \*/\n", re.S)
         text = block.sub((lambda m: m.group(1)) if name in sections else (lambda m: ""), text)
-    return text
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"  # no blank runs where sections were
