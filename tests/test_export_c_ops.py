@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import aidge_ptq_lite as apl
 
-from test_export_c import CONFIGS, compile_export, needs_gcc
+from test_export_c import ARM_GCC, CONFIGS, GCC_FLAGS, QEMU_ARM, compile_export, needs_gcc, skip_without_arm
 
 # 8 bits, 4 bits with unsigned codes (the uint8 kernels), 12 bits (int32 codes, int64 accumulators)
 OP_CONFIGS = ["8bit-tensor", "4bit-signs-shift", "12bit-signs-shift"]
@@ -50,20 +50,28 @@ def _model(layers, in_shape):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _run_export(g, x, tmp_path):
-    """Export, compile (gcc -std=c99 -O2 -Wall -Wextra -Werror -pedantic), run; the raw outputs."""
+def _run_export(g, x, tmp_path, arm=False):
+    """Export, compile (gcc -std=c99 -O2 -Wall -Wextra -Werror -pedantic; arm: static for 32-bit
+    ARM, run under qemu-arm), run; the raw outputs."""
     d = str(tmp_path / "c")
     info = apl.export_c(g, d)
-    binary = compile_export(d)
+    if arm:
+        binary = os.path.join(d, "net_arm")
+        sources = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
+        r = subprocess.run([ARM_GCC, *GCC_FLAGS, "-static", "-o", binary, *sources, "-lm"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[:4000]
+        run = [QEMU_ARM, binary]
+    else:
+        run = [compile_export(d)]
     inp, out = str(tmp_path / "in.f32"), str(tmp_path / "out.bin")
     x.astype("<f4").tofile(inp)
-    subprocess.run([binary, inp, out], check=True, timeout=120)
+    subprocess.run([*run, inp, out], check=True, timeout=120)
     ref = g.forward(x, dequantize=False)
     assert info["output_dtype"] == ref.dtype.name
     return np.fromfile(out, dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape), ref
 
 
-def check_bit_exact(model, in_shape, config, tmp_path, integer_nodes, samples=16):
+def check_bit_exact(model, in_shape, config, tmp_path, integer_nodes, samples=16, arm=False):
     """Quantize `model` at `config`, check `integer_nodes` run in integers (no island, not kept
     float), and compare every raw output of the C network with our integer forward."""
     rng = _rng(config + model.graph.name)
@@ -74,7 +82,7 @@ def check_bit_exact(model, in_shape, config, tmp_path, integer_nodes, samples=16
         q = by_name[name].quant
         assert not q["island"] and not q["kept_float"], f"{name} does not run in integers"
     x = (rng.standard_normal((samples, *in_shape)) * 1.5).astype(np.float32)
-    got, ref = _run_export(g, x, tmp_path)
+    got, ref = _run_export(g, x, tmp_path, arm)
     assert np.array_equal(got, ref), f"{int(np.sum(got != ref))} of {ref.size} raw outputs differ"
     return g
 
@@ -293,3 +301,17 @@ def test_every_op_with_an_integer_kernel_is_written_by_the_c_export():
     registry = apl._core.op_registry()
     missing = sorted(op for op, row in registry.items() if row["integer_kernel"] and op not in export_c._KNOWN_ATTRIBUTES)
     assert not missing, f"ops with an integer kernel the C export refuses: {missing}"
+
+
+NETS = {"broadcast": (_broadcast_net, (4, 6, 5)), "prelu": (_prelu_net, (3, 5, 6)),
+        "movement": (_movement_net, (3, 5, 7)), "windows_1d": (_windows_1d_net, (2, 23)),
+        "windows_2d": (_windows_2d_net, (3, 11, 14)), "conv_transpose": (_conv_transpose_net, (3, 5, 6))}
+
+
+@pytest.mark.parametrize("config", ["8bit-tensor", "12bit-signs-shift"])
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_bit_exact_on_32bit_arm(net, config, tmp_path):
+    """The new kernels on a 32-bit target (arm-linux-gnueabihf-gcc, qemu-arm): same raw outputs."""
+    skip_without_arm()
+    make, in_shape = NETS[net]
+    check_bit_exact(make(), in_shape, config, tmp_path, [], samples=8, arm=True)
