@@ -713,7 +713,7 @@ class FakeNode:
     ("ReduceMax", {"axes": [1]}, "op ReduceMax"),
     ("ConvTranspose", {"kernel_shape": [2, 2], "some_future_flag": 1}, "attribute 'some_future_flag'"),
     ("Transpose", {"perm": [0, 2, 3, 1], "some_future_flag": 1}, "attribute 'some_future_flag'"),
-    ("Resize", {"mode": "nearest", "antialias": 1}, "attribute 'antialias'"),
+    ("Resize", {"mode": "nearest", "some_future_flag": 1}, "attribute 'some_future_flag'"),
     ("Conv", {"output_padding": [1, 1]}, "attribute 'output_padding'"),
     ("MaxPool", {"kernel_shape": [2, 2], "some_future_flag": 1}, "attribute 'some_future_flag'"),
 ])

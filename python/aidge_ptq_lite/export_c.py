@@ -75,7 +75,8 @@ _KNOWN_ATTRIBUTES = {
     # data movement of codes (apl_gather); Resize: its float island (linear) is refused as a float op
     "Transpose": {"perm"}, "Slice": {"starts", "ends", "axes", "steps"},
     "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "scales", "sizes", "roi",
-               "cubic_coeff_a", "exclude_outside", "extrapolation_value"},
+               "cubic_coeff_a", "exclude_outside", "extrapolation_value",
+               "antialias", "keep_aspect_ratio_policy"},  # the importer refuses their other values
     "Pad": {"pads", "value", "mode"}, "Concat": {"axis"},
     # views: the same bytes under another per-sample shape (NCHW is contiguous)
     "Flatten": {"axis"}, "Reshape": {"shape", "allowzero"}, "Identity": set(),
