@@ -11,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import aidge_ptq_lite as apl
 
-from test_export_c import ARM_GCC, CONFIGS, GCC_FLAGS, QEMU_ARM, compile_export, needs_gcc, skip_without_arm
+from test_export_c import (ARM_GCC, CONFIGS, GCC_FLAGS, QEMU_ARM, check_plan, compile_export, needs_gcc,
+                           skip_without_arm)
 
 # 8 bits, 4 bits with unsigned codes (the uint8 kernels), 12 bits (int32 codes, int64 accumulators)
 OP_CONFIGS = ["8bit-tensor", "4bit-signs-shift", "12bit-signs-shift"]
@@ -68,6 +69,8 @@ def _run_export(g, x, tmp_path, arm=False):
     subprocess.run([*run, inp, out], check=True, timeout=120)
     ref = g.forward(x, dequantize=False)
     assert info["output_dtype"] == ref.dtype.name
+    # the arena plan: no two live buffers share a byte, each value live from producer to readers
+    check_plan({"graph": g, "info": info})
     return np.fromfile(out, dtype=ref.dtype.newbyteorder("<")).reshape(ref.shape), ref
 
 
