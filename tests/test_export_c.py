@@ -709,12 +709,11 @@ class FakeNode:
 
 
 @pytest.mark.parametrize("op, attributes, message", [
-    ("Transpose", {"perm": [0, 2, 3, 1]}, "op Transpose"),
-    ("Slice", {}, "op Slice"),
-    ("Resize", {"mode": "nearest"}, "op Resize"),
-    ("ConvTranspose", {}, "op ConvTranspose"),
-    ("Sum", {}, "op Sum"),
-    ("PRelu", {}, "op PRelu"),
+    ("LRN", {}, "op LRN"),
+    ("ReduceMax", {"axes": [1]}, "op ReduceMax"),
+    ("ConvTranspose", {"kernel_shape": [2, 2], "some_future_flag": 1}, "attribute 'some_future_flag'"),
+    ("Transpose", {"perm": [0, 2, 3, 1], "some_future_flag": 1}, "attribute 'some_future_flag'"),
+    ("Resize", {"mode": "nearest", "some_future_flag": 1}, "attribute 'some_future_flag'"),
     ("Conv", {"output_padding": [1, 1]}, "attribute 'output_padding'"),
     ("MaxPool", {"kernel_shape": [2, 2], "some_future_flag": 1}, "attribute 'some_future_flag'"),
 ])
@@ -725,12 +724,12 @@ def test_unknown_ops_and_attributes_are_refused_by_name(op, attributes, message)
 
 
 @pytest.mark.parametrize("op, attributes, x_shape, shape, message", [
-    ("MaxPool", {"kernel_shape": [2, 2], "ceil_mode": 1}, [4, 5, 5], [4, 3, 3], "ceil_mode"),
-    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 0}, [4, 5, 5], [4, 5, 5],
-     "count_include_pad=0"),
-    ("AveragePool", {"kernel_shape": [3, 3], "auto_pad": "SAME_UPPER"}, [4, 5, 5], [4, 5, 5], "count_include_pad=0"),
-    ("MaxPool", {"kernel_shape": [3]}, [4, 9], [4, 7], "only 2-D"),
-    ("MaxPool", {"kernel_shape": [2, 2], "dilations": [2]}, [4, 5, 5], [4, 3, 3], "only 2-D"),
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}, [4, 5, 5], [4, 2, 2], "window gives 3x3"),
+    ("AveragePool", {"kernel_shape": [40, 2], "pads": [1, 1, 1, 1], "count_include_pad": 0}, [4, 40, 5],
+     [4, 3, 6], "no exact integer form"),
+    ("MaxPool", {"kernel_shape": [2, 2, 2]}, [4, 5, 5, 5], [4, 4, 4, 4], "only 1-D and 2-D"),
+    ("MaxPool", {"kernel_shape": [3]}, [4, 5, 5], [4, 3, 3], "only 1-D and 2-D"),
+    ("MaxPool", {"kernel_shape": [2, 2], "dilations": [2]}, [4, 5, 5], [4, 3, 3], "only 1-D and 2-D"),
     ("MaxPool", {"kernel_shape": [2, 2], "auto_pad": "SAME_SIDEWAYS"}, [4, 5, 5], [4, 5, 5], "SAME_SIDEWAYS"),
     ("MaxPool", {"kernel_shape": [2, 2]}, [4, 5, 5], [4, 3, 3], "window gives 4x4"),  # a geometry it misreads
 ])

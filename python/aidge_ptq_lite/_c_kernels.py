@@ -74,6 +74,9 @@ void apl_maxpool(const apl_geom_t* g, const void* x, void* y, int t);
 /* Window sums into the accumulator type yt (APL_S32, or APL_S64 above 8 bits), modulo its width. */
 void apl_sumpool(const apl_geom_t* g, const void* x, int t, void* y, int yt);
 void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, int yt);
+/* y[p * plane + i] *= w[i] for p < planes, modulo the accumulator's width (yt): an AveragePool
+   whose divisor varies per output cell (ceil_mode=1, count_include_pad=0 with pads). */
+void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt);
 /* op: 0 add, 1 sub, 2 mul; result of accumulator type yt. */
 void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt);
 void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t OH, int32_t OW,
@@ -82,6 +85,22 @@ void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t
 void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,
                      const void* x, void* y);
 void apl_copy(int32_t bytes, const void* x, void* y);
+/* ConvTranspose's input spread out: y (C, H, W) zero, y[c, off_h + h * st_h, off_w + w * st_w] =
+   x[c, h, w] where inside (elements of `elem` bytes). */
+void apl_spread(int32_t C, int32_t in_h, int32_t in_w, int32_t H, int32_t W, int32_t off_h, int32_t off_w,
+                int32_t st_h, int32_t st_w, int32_t elem, const void* x, void* y);
+/* Numpy broadcasting over an output of `rank` (<= APL_MAX_RANK) axes `dims`: element strides of a
+   and b per axis (0: broadcast). op: 0 add, 1 sub, 2 mul, 3 y = b (a unused); each result exact in
+   int64, stored in the accumulator type yt modulo its width. a may be y (Sum accumulates in place). */
+#define APL_MAX_RANK 8
+void apl_broadcast(int op, int32_t rank, const int32_t* dims, const int32_t* as, const int32_t* bs,
+                   const void* a, int at, const void* b, int bt, void* y, int yt);
+/* PRelu: negative codes times the channel's m / 2^s (one rounding), negated if neg[c]. */
+void apl_prelu(int32_t channels, int32_t inner, const void* x, void* y, int t, const int32_t* m,
+               const uint8_t* s, const uint8_t* neg, int32_t per_channel);
+/* y[i0, i1, ...] = x[off_0[i0] + off_1[i1] + ...] over `rank` axes `dims` (elements of `elem`
+   bytes): Transpose, Slice and nearest Resize; offs holds the axes' tables one after another. */
+void apl_gather(int32_t rank, const int32_t* dims, const int32_t* offs, int32_t elem, const void* x, void* y);
 
 #endif /* APL_KERNELS_H */
 """
@@ -127,12 +146,14 @@ int32_t apl_requant_one(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t h
   return (int32_t)v;
 }
 
-/* [wide] */
+/* [signed64] */
 /* The two's complement uint64 word of an int64 value, back (no implementation-defined casts). */
 static int64_t apl_signed64(uint64_t u) {
   return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
 }
+/* [/signed64] */
 
+/* [wide] */
 int32_t apl_requant_wide(int64_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
   /* |acc| * m as a 128-bit magnitude (hi:lo words), from 32-bit halves of |acc| (m < 2^31). */
   int neg = acc < 0;
@@ -359,6 +380,20 @@ void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, in
   }
 }
 
+/* [weigh] */
+void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt) {
+  int32_t p, i;
+  for (p = 0; p < planes; ++p)
+    for (i = 0; i < plane; ++i) {
+      int32_t k = p * plane + i;
+      if (yt == APL_S64) /* modulo 2^64, as the executor's int64 product */
+        ((int64_t*)y)[k] = apl_signed64((uint64_t)((int64_t*)y)[k] * (uint64_t)(int64_t)w[i]);
+      else
+        ((int32_t*)y)[k] = (int32_t)((uint32_t)((int32_t*)y)[k] * (uint32_t)w[i]);
+    }
+}
+/* [/weigh] */
+
 void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt) {
   int32_t i;
   for (i = 0; i < n; ++i) {
@@ -380,6 +415,27 @@ void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t
         dst[((c * OH + h + top) * OW + left) * elem + i] = src[(c * H + h) * W * elem + i];
 }
 
+/* [spread] */
+void apl_spread(int32_t C, int32_t in_h, int32_t in_w, int32_t H, int32_t W, int32_t off_h, int32_t off_w,
+                int32_t st_h, int32_t st_w, int32_t elem, const void* x, void* y) {
+  const uint8_t* src = (const uint8_t*)x;
+  uint8_t* dst = (uint8_t*)y;
+  int32_t i, c, h, w, k;
+  for (i = 0; i < C * H * W * elem; ++i) dst[i] = 0;
+  for (c = 0; c < C; ++c)
+    for (h = 0; h < in_h; ++h) {
+      int32_t oh = off_h + h * st_h;
+      if (oh < 0 || oh >= H) continue;
+      for (w = 0; w < in_w; ++w) {
+        int32_t ow = off_w + w * st_w;
+        if (ow < 0 || ow >= W) continue;
+        for (k = 0; k < elem; ++k)
+          dst[((c * H + oh) * W + ow) * elem + k] = src[((c * in_h + h) * in_w + w) * elem + k];
+      }
+    }
+}
+/* [/spread] */
+
 void apl_concat_part(int32_t outer, int32_t bytes, int32_t offset, int32_t out_bytes,
                      const void* x, void* y) {
   const uint8_t* src = (const uint8_t*)x;
@@ -396,6 +452,71 @@ void apl_copy(int32_t bytes, const void* x, void* y) {
   if (src == dst) return;
   for (i = 0; i < bytes; ++i) dst[i] = src[i];
 }
+
+/* [broadcast] */
+/* Any storage or accumulator type, widened exactly. */
+static int64_t apl_load_any(const void* p, int t, int32_t i) {
+  return t == APL_S64 ? ((const int64_t*)p)[i] : (int64_t)apl_load(p, t, i);
+}
+
+void apl_broadcast(int op, int32_t rank, const int32_t* dims, const int32_t* as, const int32_t* bs,
+                   const void* a, int at, const void* b, int bt, void* y, int yt) {
+  int32_t idx[APL_MAX_RANK] = {0}, n = 1, i, d, ai = 0, bi = 0;
+  for (d = 0; d < rank; ++d) n *= dims[d];
+  for (i = 0; i < n; ++i) {
+    int64_t p = op == 3 ? 0 : apl_load_any(a, at, ai), q = apl_load_any(b, bt, bi);
+    apl_store_acc(y, yt, i, op == 0 ? p + q : op == 1 ? p - q : op == 2 ? p * q : q);
+    for (d = rank - 1; d >= 0; --d) { /* odometer over the output index */
+      ai += as[d];
+      bi += bs[d];
+      if (++idx[d] < dims[d]) break;
+      ai -= as[d] * dims[d];
+      bi -= bs[d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+/* [/broadcast] */
+
+/* [prelu] */
+void apl_prelu(int32_t channels, int32_t inner, const void* x, void* y, int t, const int32_t* m,
+               const uint8_t* s, const uint8_t* neg, int32_t per_channel) {
+  int32_t c, i;
+  for (c = 0; c < channels; ++c) {
+    int32_t j = per_channel ? c : 0;
+    for (i = c * inner; i < (c + 1) * inner; ++i) {
+      int64_t v = apl_load(x, t, i);
+      if (v < 0) {
+        v = v * m[j];
+        if (s[j] > 0) v = apl_floor_shift(v + ((int64_t)1 << (s[j] - 1)), s[j]);
+        if (neg[j]) v = -v;
+      }
+      apl_store(y, t, i, apl_type_clamp(v, t));
+    }
+  }
+}
+/* [/prelu] */
+
+/* [gather] */
+void apl_gather(int32_t rank, const int32_t* dims, const int32_t* offs, int32_t elem, const void* x, void* y) {
+  const uint8_t* src = (const uint8_t*)x;
+  uint8_t* dst = (uint8_t*)y;
+  int32_t idx[APL_MAX_RANK] = {0}, base[APL_MAX_RANK] = {0}, n = 1, i, d, k;
+  for (d = 0; d < rank; ++d) {
+    if (d > 0) base[d] = base[d - 1] + dims[d - 1];
+    n *= dims[d];
+  }
+  for (i = 0; i < n; ++i) {
+    int32_t at = 0;
+    for (d = 0; d < rank; ++d) at += offs[base[d] + idx[d]];
+    for (k = 0; k < elem; ++k) dst[i * elem + k] = src[at * elem + k];
+    for (d = rank - 1; d >= 0; --d) {
+      if (++idx[d] < dims[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+/* [/gather] */
 """
 
 # Written only when export_c(..., allow_float=True) exports a float op (a float island without a
@@ -477,12 +598,19 @@ void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y) {
 """
 
 
-def kernels_c(sections=("wide", "lookup")):
-    """KERNELS_C keeping only the optional sections (``"wide"``: above 8 bits, ``"lookup"``:
-    float-island tables) a network calls: a firmware linked without --gc-sections then carries
-    no dead kernel, and no static helper is left unused (-Werror)."""
+# Optional sections of KERNELS_C: "wide" (above 8 bits), "lookup" (float-island tables), and one
+# per kernel named for it (apl_<name>), plus "signed64", the helper that "wide" and "weigh" share.
+SECTIONS = ("wide", "lookup", "broadcast", "prelu", "gather", "weigh", "spread", "signed64")
+
+
+def kernels_c(sections=SECTIONS):
+    """KERNELS_C keeping only the optional sections a network calls: a firmware linked without
+    --gc-sections then carries no dead kernel, and no static helper is left unused (-Werror)."""
+    sections = set(sections)
+    if sections & {"wide", "weigh"}:
+        sections.add("signed64")
     text = KERNELS_C
-    for name in ("wide", "lookup"):
+    for name in SECTIONS:
         block = re.compile(r"/\* \[" + name + r"\] \*/\n(.*?)/\* \[/" + name + r"\] \*/\n", re.S)
         text = block.sub((lambda m: m.group(1)) if name in sections else (lambda m: ""), text)
-    return text
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"  # no blank runs where sections were

@@ -23,8 +23,12 @@ Files written (all at the top of the directory, so ``gcc DIR/*.c -lm`` builds th
 The integer semantics are those of the executor (cpp/src/runtime/int_op_kernels.cpp): a Conv/Gemm
 followed by its only consumer, a Scaling node, runs as one kernel writing codes; a Scaling node at
 the dequantization point hands the int32 accumulator to the output; ReLU, MaxPool, Pad and views
-keep codes; average pools, Add, Sub and Mul produce int32 sums that the next Scaling node
-requantizes; Concat copies codes; an element-wise float island is its lookup table. Above 8 bits
+keep codes; average pools, Add, Sub, Mul and Sum produce int32 sums that the next Scaling node
+requantizes (numpy broadcasting between activations, e.g. a squeeze-excite gate; an AveragePool
+whose count varies per cell weighs each sum by D / count as avgpool_border_kernels.cpp); PRelu
+keeps codes (negative side times the channel's slope, one rounding); Concat, Transpose, Slice and
+a nearest Resize copy codes; ConvTranspose is a Conv over its input spread by the strides; 1-D
+windows (N, C, L) run as 2-D ones of height 1; an element-wise float island is its lookup table. Above 8 bits
 (9..16) codes and weights are int32, accumulators int64 and no Scaling node is fused (as in the
 executor); the requantization product is exact in 128 bits, computed from two 64-bit words
 (``apl_requant_wide``).
@@ -61,12 +65,18 @@ _WINDOW = {"kernel_shape", "strides", "pads", "dilations", "auto_pad"}
 _KNOWN_ATTRIBUTES = {
     "Input": {"shape"}, "Scaling": set(),
     "Conv": _WINDOW | {"group"},
+    "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
     "MaxPool": _WINDOW | {"ceil_mode", "storage_order"},
     "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
     "GlobalAveragePool": set(),
     "Gemm": {"alpha", "beta", "transA", "transB"},  # folded into the params at import
     "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"},
-    "Add": set(), "Sub": set(), "Mul": set(),
+    "Add": set(), "Sub": set(), "Mul": set(), "Sum": set(), "PRelu": set(),
+    # data movement of codes (apl_gather); Resize: its float island (linear) is refused as a float op
+    "Transpose": {"perm"}, "Slice": {"starts", "ends", "axes", "steps"},
+    "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "scales", "sizes", "roi",
+               "cubic_coeff_a", "exclude_outside", "extrapolation_value",
+               "antialias", "keep_aspect_ratio_policy"},  # the importer refuses their other values
     "Pad": {"pads", "value", "mode"}, "Concat": {"axis"},
     # views: the same bytes under another per-sample shape (NCHW is contiguous)
     "Flatten": {"axis"}, "Reshape": {"shape", "allowzero"}, "Identity": set(),
@@ -79,6 +89,8 @@ _KNOWN_ATTRIBUTES = {
     "Reciprocal": set(),
 }
 _VIEW_OPS = ("Flatten", "Reshape", "Identity", "Dropout", "Squeeze", "Unsqueeze")
+# copies into a new buffer, element by element (the registry calls them views of the codes)
+_GATHER_OPS = ("Transpose", "Slice", "Resize")
 _C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "int64_t": 8}
 _INPLACE_OPS = {"Relu", "LeakyRelu", "Clip", "Scaling"}
 
@@ -200,7 +212,7 @@ class _CExporter:
     def aliases_input(self, node):
         """True when the node's output is its input's storage (views, pass-through Scaling)."""
         if _OPS[node.op]["view"]:
-            return True
+            return node.op not in _GATHER_OPS
         if node.op == "Scaling":
             producer = self.by_name[node.inputs[0]]
             return bool(node.quant["dequantize_point"]) or self.fused_scaling(producer) is node
@@ -297,25 +309,30 @@ class _CExporter:
     # ---- ops ---------------------------------------------------------------------------------
 
     def window(self, node, x_shape, weight_shape=None):
-        """The 2-D window of a Conv / pool, auto_pad resolved as the importer's shape inference
-        does (cpp/src/ops/shapes.cpp); refuses what the C kernels do not implement, naming it."""
+        """The window of a Conv / pool as the importer's window_geometry (cpp/src/ops/shapes.cpp):
+        1-D windows on (N, C, L) as 2-D ones of height 1, auto_pad resolved, ceil_mode=1 as extra
+        end padding; refuses what the C kernels do not implement, naming it."""
         a = node.attributes
         who = f"export_c: {node.op} '{node.name}'"
         auto_pad = a.get("auto_pad", "NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else (auto_pad or "NOTSET")
-        if len(x_shape) != 3:
-            raise NotImplementedError(f"{who}: input of shape {tuple(x_shape)} per sample: only 2-D windows "
-                                      "(N, C, H, W) are exported")
+        if len(x_shape) not in (2, 3):
+            raise NotImplementedError(f"{who}: input of shape {tuple(x_shape)} per sample: only 1-D and 2-D "
+                                      "windows ((N, C, L), (N, C, H, W)) are exported")
+        one_d = len(x_shape) == 2
+        rank = 1 if one_d else 2
         kernel = list(weight_shape[2:]) if weight_shape is not None else list(a.get("kernel_shape", []))
-        strides = list(a.get("strides", [1, 1]))
-        dil = list(a.get("dilations", [1, 1]))
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        if len(kernel) != 2 or len(strides) != 2 or len(dil) != 2 or len(pads) != 4:
+        strides = list(a.get("strides", [1] * rank))
+        dil = list(a.get("dilations", [1] * rank))
+        pads = list(a.get("pads", [0] * 2 * rank))
+        if len(kernel) != rank or len(strides) != rank or len(dil) != rank or len(pads) != 2 * rank:
             raise NotImplementedError(f"{who}: kernel_shape {kernel}, strides {strides}, dilations {dil}, "
-                                      f"pads {pads}: only 2-D windows are exported")
-        if int(a.get("ceil_mode", 0)) != 0:
-            raise NotImplementedError(f"{who}: ceil_mode=1 is not exported")
-        C, H, W = x_shape
+                                      f"pads {pads}: only 1-D and 2-D windows are exported")
+        if one_d:  # as the importer: height 1
+            kernel, strides, dil, pads = [1] + kernel, [1] + strides, [1] + dil, [0, pads[0], 0, pads[1]]
+            C, H, W = x_shape[0], 1, x_shape[1]
+        else:
+            C, H, W = x_shape
         extent = [dil[i] * (kernel[i] - 1) + 1 for i in range(2)]
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             for i, size in enumerate((H, W)):
@@ -327,17 +344,68 @@ class _CExporter:
             pads = [0, 0, 0, 0]
         elif auto_pad != "NOTSET":
             raise NotImplementedError(f"{who}: auto_pad '{auto_pad}' is not exported")
-        if node.op == "AveragePool" and int(a.get("count_include_pad", 0)) == 0 and any(pads):
-            raise NotImplementedError(f"{who}: count_include_pad=0 with padding (a divisor per output cell) "
-                                      "is not exported")
+        model_pads = list(pads)
+        if int(a.get("ceil_mode", 0)) != 0:
+            # the output length rounded up, no last window starting in the end padding: the
+            # missing cells are extra end padding (counted neither as input nor as padding)
+            for i, size in enumerate((H, W)):
+                span = size + pads[i] + pads[i + 2] - extent[i]
+                if span < 0:
+                    continue
+                out = (span + strides[i] - 1) // strides[i] + 1
+                if (out - 1) * strides[i] >= size + pads[i]:
+                    out -= 1
+                pads[i + 2] += max(0, (out - 1) * strides[i] + extent[i] - (size + pads[i] + pads[i + 2]))
         OH = (H + pads[0] + pads[2] - extent[0]) // strides[0] + 1
         OW = (W + pads[1] + pads[3] - extent[1]) // strides[1] + 1
-        if [OH, OW] != list(node.shape[1:3]) or len(node.shape) != 3:
-            raise NotImplementedError(f"{who}: the window gives {OH}x{OW} outputs, the graph {tuple(node.shape)}: "
-                                      "an attribute the export does not know changes the geometry")
-        return dict(C=C, H=H, W=W, K=node.shape[0], OH=OH, OW=OW, R=kernel[0], S=kernel[1],
-                    stride_h=strides[0], stride_w=strides[1], pad_top=pads[0], pad_left=pads[1],
-                    dil_h=dil[0], dil_w=dil[1], groups=a.get("group", 1))
+        expected = [OW] if one_d else [OH, OW]
+        if list(node.shape[1:]) != expected or len(node.shape) != rank + 1:
+            raise NotImplementedError(f"{who}: the window gives {'x'.join(map(str, expected))} outputs, the graph "
+                                      f"{tuple(node.shape)}: an attribute the export does not know changes the geometry")
+        geo = dict(C=C, H=H, W=W, K=node.shape[0], OH=OH, OW=OW, R=kernel[0], S=kernel[1],
+                   stride_h=strides[0], stride_w=strides[1], pad_top=pads[0], pad_left=pads[1],
+                   dil_h=dil[0], dil_w=dil[1], groups=a.get("group", 1))
+        if node.op == "AveragePool":
+            geo["count_weights"] = self.average_pool_weights(node, geo, model_pads)
+        return geo
+
+    def average_pool_weights(self, node, geo, model_pads):
+        """None when every window is divided by its size; else the executor's per-cell weights
+        D / count (BorderWeightedSumKernel, avgpool_border_kernels.cpp): D = lcm(1..R) * lcm(1..S)
+        and the Scaling node after the pool divides by D."""
+        a = node.attributes
+        auto_pad = a.get("auto_pad", "NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else (auto_pad or "NOTSET")
+        include_pad = int(a.get("count_include_pad", 0)) != 0
+        varies = int(a.get("ceil_mode", 0)) != 0 or (
+            not include_pad and (auto_pad in ("SAME_UPPER", "SAME_LOWER") or
+                                 (auto_pad != "VALID" and any(int(p) for p in a.get("pads", [])))))
+        if not varies:
+            return None
+        divisor = 1
+        for k in a.get("kernel_shape", []):
+            divisor *= math.lcm(*range(1, int(k) + 1))
+        if divisor > 1 << 23:
+            raise NotImplementedError(f"export_c: AveragePool '{node.name}': divisor {divisor} has no exact integer form")
+
+        def taps_inside(o, stride, pad, d, taps, size):
+            return sum(0 <= o * stride - pad + t * d < size for t in range(taps))
+
+        g = geo
+        padded_h = g["H"] + model_pads[0] + model_pads[2]
+        padded_w = g["W"] + model_pads[1] + model_pads[3]
+        weights = []
+        for oh in range(g["OH"]):
+            rows = (taps_inside(oh, g["stride_h"], 0, g["dil_h"], g["R"], padded_h) if include_pad
+                    else taps_inside(oh, g["stride_h"], g["pad_top"], g["dil_h"], g["R"], g["H"]))
+            for ow in range(g["OW"]):
+                cols = (taps_inside(ow, g["stride_w"], 0, g["dil_w"], g["S"], padded_w) if include_pad
+                        else taps_inside(ow, g["stride_w"], g["pad_left"], g["dil_w"], g["S"], g["W"]))
+                if rows * cols == 0 or divisor % (rows * cols):
+                    raise NotImplementedError(f"export_c: AveragePool '{node.name}': a window of {rows}x{cols} "
+                                              f"taps does not divide {divisor}")
+                weights.append(divisor // (rows * cols))
+        return weights
 
     def op_affine(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -350,6 +418,8 @@ class _CExporter:
                              f"{np.dtype(wt).name}/{np.dtype(bt).name}")
         if node.op == "Conv":
             geo = self.window(node, x.shape, w.shape)
+        elif node.op == "ConvTranspose":
+            geo, x = self.spread_out(node, idx, x, w.shape)
         else:
             geo = dict(C=int(np.prod(x.shape)), H=1, W=1, K=w.shape[0], OH=1, OW=1, R=1, S=1)
             if w.shape[1] != geo["C"]:
@@ -374,6 +444,64 @@ class _CExporter:
         fn = "apl_conv_u8" if x.dtype == "u8" else "apl_conv_s8"
         self.emit(node, f"{fn}({gname}, {self.typed(x, True)}, {self.name}_{wn}, {self.name}_{bn}, "
                         f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]}, {rq});")
+
+    def spread_out(self, node, idx, x, weight_shape):
+        """ConvTranspose as the executor runs it (conv_transpose_op_kernels.cpp): the input codes
+        spread by the strides into a zero plane (apl_spread, a buffer of this step only), then a
+        stride-1 Conv with the weights the importer holds flipped. Returns the Conv's geometry and
+        the spread tensor; the geometry follows conv_transpose_geometry (shapes.cpp)."""
+        a = node.attributes
+        who = f"export_c: ConvTranspose '{node.name}'"
+        if len(x.shape) not in (2, 3):
+            raise NotImplementedError(f"{who}: input of shape {tuple(x.shape)} per sample: only 1-D and 2-D are exported")
+        one_d = len(x.shape) == 2
+        rank = 1 if one_d else 2
+
+        def as_2d(v, fill):
+            v = [int(e) for e in v]
+            return [fill] + v if one_d and len(v) == 1 else v
+
+        kernel = as_2d(weight_shape[2:], 1)
+        strides = as_2d(a.get("strides", [1] * rank), 1)
+        dil = as_2d(a.get("dilations", [1] * rank), 1)
+        out_pad = as_2d(a.get("output_padding", [0] * rank), 0)
+        pads = [int(p) for p in a.get("pads", [0] * 2 * rank)]
+        if one_d and len(pads) == 2:
+            pads = [0, pads[0], 0, pads[1]]
+        auto_pad = _text(a.get("auto_pad"), "NOTSET")
+        if auto_pad == "VALID":
+            pads = [0, 0, 0, 0]
+        elif auto_pad != "NOTSET":
+            raise NotImplementedError(f"{who}: auto_pad '{auto_pad}' is not exported")
+        if len(kernel) != 2 or len(strides) != 2 or len(dil) != 2 or len(out_pad) != 2 or len(pads) != 4:
+            raise NotImplementedError(f"{who}: strides {strides}, dilations {dil}, pads {pads}: not a 1-D or 2-D window")
+        C = x.shape[0]
+        size = [1 if one_d else x.shape[1], x.shape[-1]]
+        full = [strides[i] * (size[i] - 1) + dil[i] * (kernel[i] - 1) + 1 + out_pad[i] for i in range(2)]
+        if "output_shape" in a:  # pads follow from the requested size (ONNX's rule)
+            target = [int(v) for v in a["output_shape"]]
+            if len(target) == rank + 2:
+                target = target[2:]
+            target = [full[0]] + target if one_d and len(target) == 1 else target
+            for i in range(2):
+                total = full[i] - target[i]
+                pads[i], pads[i + 2] = total - total // 2, total // 2
+        out_h, out_w = full[0] - pads[0] - pads[2], full[1] - pads[1] - pads[3]
+        if list(node.shape) != ([weight_shape[0], out_w] if one_d else [weight_shape[0], out_h, out_w]):
+            raise NotImplementedError(f"{who}: the export computes {out_h}x{out_w} outputs, the graph "
+                                      f"{tuple(node.shape)}: an attribute the export does not know changes the geometry")
+        H, W = out_h + dil[0] * (kernel[0] - 1), out_w + dil[1] * (kernel[1] - 1)
+        off_h, off_w = dil[0] * (kernel[0] - 1) - pads[0], dil[1] * (kernel[1] - 1) - pads[1]
+        spread = Tensor(node.name + ".spread", x.dtype, [C, H, W], nbytes=C * H * W * _SIZE[x.dtype])
+        b = Buffer(len(self.buffers), spread.nbytes, self.step[node.name], self.step[node.name])
+        self.buffers.append(b)
+        spread.buffer = b
+        b.tensors.append(spread)
+        self.emit(node, f"apl_spread({C}, {size[0]}, {size[1]}, {H}, {W}, {off_h}, {off_w}, {strides[0]}, "
+                        f"{strides[1]}, {_SIZE[x.dtype]}, {self._ptr_token(x)}, {self._ptr_token(spread)});")
+        geo = dict(C=C, H=H, W=W, K=weight_shape[0], OH=out_h, OW=out_w, R=kernel[0], S=kernel[1],
+                   dil_h=dil[0], dil_w=dil[1], groups=int(a.get("group", 1)))
+        return geo, spread
 
     def op_scaling(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -415,16 +543,17 @@ class _CExporter:
         if x.dtype not in ("s8", "u8") and not (self.wide and x.dtype == "s32"):
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads {x.dtype} values, not codes")
         if node.op == "GlobalAveragePool":
-            if len(x.shape) != 3:
+            if len(x.shape) not in (2, 3):
                 raise NotImplementedError(f"export_c: GlobalAveragePool '{node.name}': input of shape "
-                                          f"{tuple(x.shape)} per sample: only (N, C, H, W) is exported")
+                                          f"{tuple(x.shape)} per sample: only (N, C, L) and (N, C, H, W) are exported")
             y = self.new_tensor(node, self.acc)
-            C, H, W = x.shape
-            self.emit(node, f"apl_global_sumpool({C}, {H * W}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
+            C, HW = x.shape[0], int(np.prod(x.shape[1:]))
+            self.emit(node, f"apl_global_sumpool({C}, {HW}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
                             f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
             return
         geo = self.window(node, x.shape)
         geo["groups"] = 1
+        weights = geo.pop("count_weights", None)
         gname = self.geometry(f"geo{idx}", **geo)
         if node.op == "MaxPool":
             y = self.new_tensor(node, x.dtype)
@@ -433,17 +562,85 @@ class _CExporter:
             y = self.new_tensor(node, self.acc)
             self.emit(node, f"apl_sumpool({gname}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, "
                             f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+            if weights is not None:  # a divisor per output cell: sums times D / count
+                wn = self.add_weights(f"aw{idx}", "int32_t", np.array(weights, np.int64))
+                self.emit(node, f"apl_weigh({geo['C']}, {len(weights)}, {self.name}_{wn}, {self._ptr_token(y)}, "
+                                f"{_APL_TYPE[y.dtype]});")
+
+    def broadcast_strides(self, node, x):
+        """Element strides of operand x over node's output axes, 0 where it broadcasts (numpy
+        rules, as cpp/src/kernels/broadcast_plan.hpp; the batch axis is never broadcast)."""
+        out = list(node.shape)
+        if len(x.shape) != len(out):
+            raise NotImplementedError(f"export_c: {node.op} '{node.name}': operand '{x.node}' of shape "
+                                      f"{tuple(x.shape)} per sample has another rank than the output "
+                                      f"{tuple(out)}: only operands of the output's rank are exported")
+        strides, step = [0] * len(out), 1
+        for d in reversed(range(len(out))):
+            if x.shape[d] == out[d]:
+                strides[d] = step
+            elif x.shape[d] != 1:
+                raise ValueError(f"export_c: {node.op} '{node.name}': operand '{x.node}' of shape "
+                                 f"{tuple(x.shape)} does not broadcast to {tuple(out)}")
+            step *= x.shape[d]
+        return strides
+
+    def broadcast_args(self, node, idx, part, a_strides, b_strides):
+        """The geometry statics of one apl_broadcast call: dims and both operands' strides."""
+        dims = list(node.shape) or [1]
+        a_strides, b_strides = a_strides or [0], b_strides or [0]
+        name = f"bc{idx}_{part}"
+        for suffix, vals in (("d", dims), ("a", a_strides), ("b", b_strides)):
+            self.statics.append(f"static const int32_t {name}{suffix}[{len(vals)}] = {{{', '.join(map(str, vals))}}};")
+        return f"{len(dims)}, {name}d, {name}a, {name}b"
 
     def op_binary(self, node, idx):
         if len(node.inputs) != 2 or node.params:
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' with a constant operand is not supported")
         a, b = (self.tensors[i] for i in node.inputs)
-        if a.shape != list(node.shape) or b.shape != list(node.shape):
-            raise NotImplementedError(f"export_c: {node.op} '{node.name}': broadcasting is not supported")
         y = self.new_tensor(node, self.acc)
         op = {"Add": 0, "Sub": 1, "Mul": 2}[node.op]
-        self.emit(node, f"apl_binary({op}, {int(np.prod(node.shape))}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
+        if a.shape == list(node.shape) and b.shape == list(node.shape):
+            self.emit(node, f"apl_binary({op}, {int(np.prod(node.shape))}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
+                            f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+            return
+        geo = self.broadcast_args(node, idx, 0, self.broadcast_strides(node, a), self.broadcast_strides(node, b))
+        self.emit(node, f"apl_broadcast({op}, {geo}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
                         f"{self._ptr_token(b)}, {_APL_TYPE[b.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+
+    def op_sum(self, node, idx):
+        """n-ary Sum: the accumulator is the first input (broadcast), then each other input added in
+        place, every step narrowed to the accumulator's width as the executor (IntSumKernel)."""
+        xs = [self.tensors[i] for i in node.inputs]
+        if node.params:
+            raise NotImplementedError(f"export_c: Sum '{node.name}' with a constant operand is not supported")
+        y = self.new_tensor(node, self.acc)
+        own = self.broadcast_strides(node, Tensor(node.name, y.dtype, list(node.shape)))
+        for part, x in enumerate(xs):
+            geo = self.broadcast_args(node, idx, part, own, self.broadcast_strides(node, x))
+            self.emit(node, f"apl_broadcast({3 if part == 0 else 0}, {geo}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]}, "
+                            f"{self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, {self._ptr_token(y)}, {_APL_TYPE[y.dtype]});")
+
+    def op_prelu(self, node, idx):
+        """Codes kept on the positive side, the negative side times the channel's (or the one)
+        slope with one rounding: the executor's IntPReluKernel."""
+        x = self.tensors[node.inputs[0]]
+        if x.dtype not in ("s8", "u8", "s32"):
+            raise NotImplementedError(f"export_c: PRelu '{node.name}' reads {x.dtype} values, not codes")
+        slope = np.asarray(node.params[0], np.float32).ravel()
+        channels = node.shape[0] if len(node.shape) > 0 else 1
+        if slope.size not in (1, channels):
+            raise NotImplementedError(f"export_c: PRelu '{node.name}': {slope.size} slopes for {channels} channels "
+                                      "(only one per channel or a scalar has an integer form)")
+        enc = [_encode_multiplier(abs(float(v))) for v in slope]
+        mn = self.add_weights(f"pm{idx}", "int32_t", np.array([m for m, _ in enc], np.int64))
+        sn = self.add_weights(f"ps{idx}", "uint8_t", np.array([s for _, s in enc], np.int64))
+        nn = self.add_weights(f"pn{idx}", "uint8_t", (slope < 0).astype(np.int64))
+        y = self.new_tensor(node, x.dtype, inplace_of=x)
+        inner = int(np.prod(node.shape)) // channels
+        self.emit(node, f"apl_prelu({channels}, {inner}, {self._ptr_token(x)}, {self._ptr_token(y)}, "
+                        f"{_APL_TYPE[x.dtype]}, {self.name}_{mn}, {self.name}_{sn}, {self.name}_{nn}, "
+                        f"{int(slope.size > 1)});")
 
     def op_pad(self, node, idx):
         x = self.tensors[node.inputs[0]]
@@ -533,6 +730,38 @@ class _CExporter:
             inv = 1.0 / float(node.quant["step"])
             self.emit(node, f"apl_float_to_acc({n}, {yf}, {inv.hex()}, {self.typed(y)});")
 
+    def op_gather(self, node, idx):
+        """Transpose, Slice, nearest Resize: codes (or accumulators) copied, never computed; each
+        output axis reads the input at one offset per index (apl_gather), the offsets computed here
+        as the executor's plans (movement_op_kernels.cpp, slice_plan / resize_plan of shapes.cpp)."""
+        x = self.tensors[node.inputs[0]]
+        ins, out = list(x.shape), list(node.shape)
+        who = f"export_c: {node.op} '{node.name}'"
+        st = [int(np.prod(ins[d + 1:])) for d in range(len(ins))]  # contiguous element strides
+        if node.op == "Transpose":
+            perm = [int(p) for p in node.attributes.get("perm", [])] or list(reversed(range(len(ins) + 1)))
+            if perm[0] != 0:
+                raise NotImplementedError(f"{who}: perm {perm} moves the batch axis (only per-sample axes are exported)")
+            tables = [[i * st[p - 1] for i in range(out[j])] for j, p in enumerate(perm[1:])]
+        elif node.op == "Slice":
+            tables = [[i * st[d] for i in range(ins[d])] for d in range(len(ins))]
+            for d, (start, step, count) in _slice_axes(node, ins).items():
+                tables[d] = [(start + i * step) * st[d] for i in range(count)]
+        else:
+            tables = [[i * st[0] for i in range(ins[0])]]
+            tables += [[i * st[d] for i in idx_d] for d, idx_d in enumerate(_resize_nearest_indices(node, ins), 1)]
+        if [len(t) for t in tables] != out:
+            raise NotImplementedError(f"{who}: the export computes {[len(t) for t in tables]} outputs per axis, the "
+                                      f"graph {tuple(out)}: an attribute the export does not know changes the geometry")
+        if len(out) > 8:
+            raise NotImplementedError(f"{who}: rank {len(out) + 1}: the C export gathers at most 8 axes per sample")
+        y = self.new_tensor(node, x.dtype)
+        dims, offs = out or [1], [v for t in tables for v in t] or [0]
+        self.statics.append(f"static const int32_t gd{idx}[{len(dims)}] = {{{', '.join(map(str, dims))}}};")
+        on = self.add_weights(f"go{idx}", "int32_t", np.array(offs, np.int64))
+        self.emit(node, f"apl_gather({len(dims)}, gd{idx}, {self.name}_{on}, {_SIZE[x.dtype]}, "
+                        f"{self._ptr_token(x)}, {self._ptr_token(y)});")
+
     # ---- driver ------------------------------------------------------------------------------
 
     def build(self):
@@ -548,7 +777,7 @@ class _CExporter:
                 self.op_float(node, idx)  # check() refused it unless allow_float
             elif node.quant["island"]:
                 self.op_lookup(node, idx)
-            elif _OPS[op]["affine"] and op in ("Conv", "Gemm"):
+            elif _OPS[op]["affine"] and op in ("Conv", "Gemm", "ConvTranspose"):
                 self.op_affine(node, idx)
             elif op == "Scaling":
                 self.op_scaling(node, idx)
@@ -558,6 +787,12 @@ class _CExporter:
                 self.op_pool(node, idx)
             elif op in ("Add", "Sub", "Mul"):
                 self.op_binary(node, idx)
+            elif op == "Sum":
+                self.op_sum(node, idx)
+            elif op == "PRelu":
+                self.op_prelu(node, idx)
+            elif op in _GATHER_OPS:
+                self.op_gather(node, idx)
             elif op == "Pad":
                 self.op_pad(node, idx)
             elif op == "Concat":
@@ -674,6 +909,7 @@ void {N}_run(const {N}_input_t* input, {params}) {{
         sections = {"wide"} if self.wide else set()
         if any(n.quant["island"] and len(n.quant["lut"]) for n in self.nodes):
             sections.add("lookup")
+        sections |= {k for k in ("broadcast", "prelu", "gather", "weigh", "spread") if f"apl_{k}(" in body}
         files["apl_kernels.c"] = _c_kernels.kernels_c(sections)
         if self.uses_float:
             files["apl_float_kernels.h"] = _c_kernels.FLOAT_KERNELS_H
@@ -844,6 +1080,92 @@ def check_node_supported(node):
     if unknown:
         raise NotImplementedError(f"export_c: {node.op} '{node.name}': attribute '{unknown[0]}' is not "
                                   "supported by the C export")
+
+
+def _text(v, default):
+    if v is None:
+        return default
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _slice_axes(node, ins):
+    """{per-sample axis: (start, step, count)} of a Slice, ONNX clamping as slice_plan (shapes.cpp)."""
+    a = node.attributes
+    starts, ends = [int(v) for v in a["starts"]], [int(v) for v in a["ends"]]
+    axes = [int(v) for v in a.get("axes", range(len(starts)))]
+    steps = [int(v) for v in a.get("steps", [1] * len(starts))]
+    plan = {}
+    for s0, e0, axis, step in zip(starts, ends, axes, steps):
+        axis = axis + len(ins) + 1 if axis < 0 else axis
+        if axis == 0:
+            continue  # the whole batch (the importer refused any other slice of it)
+        dim = ins[axis - 1]
+        start = s0 + dim if s0 < 0 else s0
+        end = e0 + dim if e0 < 0 else e0
+        if step > 0:
+            start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+            count = (end - start - 1) // step + 1 if end > start else 0
+        else:
+            start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+            count = (start - end - 1) // -step + 1 if start > end else 0
+        plan[axis - 1] = (start, step, count)
+    return plan
+
+
+def _round_half_away(v: float) -> int:
+    """std::round: halves away from zero (v is a float32 value, exact in a double)."""
+    r = math.floor(abs(v))
+    if abs(v) - r >= 0.5:
+        r += 1
+    return int(r) if v >= 0 else -int(r)
+
+
+def _resize_nearest_indices(node, ins):
+    """Input index of each output index, per spatial axis (ins[1:]) of a nearest Resize, in float32
+    as the executor's ResizeKernel (original_coordinate, nearest_index of movement_op_kernels.cpp)."""
+    a, f32 = node.attributes, np.float32
+    who = f"export_c: Resize '{node.name}'"
+    if _text(a.get("mode"), "nearest") != "nearest":
+        raise NotImplementedError(f"{who}: only the nearest mode keeps codes")
+    ctm = _text(a.get("coordinate_transformation_mode"), "half_pixel")
+    nearest = _text(a.get("nearest_mode"), "round_prefer_floor")
+    if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric") or \
+            nearest not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
+        raise NotImplementedError(f"{who}: coordinate_transformation_mode '{ctm}', nearest_mode '{nearest}'")
+    scales = [f32(v) for v in a.get("scales", [])]
+    sizes = [int(v) for v in a.get("sizes", [])]
+    tables = []
+    for d in range(1, len(ins)):
+        in_len = ins[d]
+        if scales:
+            scale = scales[d + 1]
+            out_len = int(math.floor(float(in_len) * float(scale)))
+        else:
+            out_len = sizes[d + 1]
+            scale = f32(out_len) / f32(in_len)
+        idx = []
+        for o in range(out_len):
+            xf = f32(o)
+            if ctm == "asymmetric":
+                x = xf / scale
+            elif ctm == "align_corners":
+                x = f32(0) if out_len == 1 else xf * f32(in_len - 1) / f32(out_len - 1)
+            elif ctm == "pytorch_half_pixel" and out_len == 1:
+                x = f32(0)
+            else:
+                x = (xf + f32(0.5)) / scale - f32(0.5)
+            x = f32(x)
+            if nearest == "floor":
+                v = math.floor(float(x))
+            elif nearest == "ceil":
+                v = math.ceil(float(x))
+            elif nearest == "round_prefer_floor" and x == f32(f32(math.trunc(float(x))) + f32(0.5)):
+                v = math.floor(float(x))
+            else:
+                v = _round_half_away(float(x))
+            idx.append(min(max(int(v), 0), in_len - 1))
+        tables.append(idx)
+    return tables
 
 
 def _c_float(v) -> str:
