@@ -43,12 +43,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _c_kernels, _core
+from .export import _write_atomically
 
 _OPS = _core.op_registry()
 _ALIGN = 4
@@ -1220,28 +1220,8 @@ def _read_manifest(directory):
     return {n for n in names if os.path.basename(n) == n and n not in (".", "..")}
 
 
-def _write_atomic(path, text):
-    """Write text to path through a temporary file in the same directory and a rename: a reader
-    (or an interrupted export) sees the old file or the new one, never half of one."""
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".apl_tmp_", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: give the usual mode of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _write_atomically_text(path, text):
+    _write_atomically(text.encode("ascii"), path)
 
 
 def check_export_directory(directory, names=()):
@@ -1333,19 +1313,19 @@ def export_c(graph: _core.Graph, directory, name: str = "network", verbose: bool
     previous = _prepare_directory(directory, list(files) + [MANIFEST])
     # The manifest first lists both exports' files, so an interrupted export leaves a directory
     # that the next export still recognises; the final manifest lists this export's files only.
-    _write_atomic(os.path.join(directory, MANIFEST),
+    _write_atomically_text(os.path.join(directory, MANIFEST),
                   "\n".join([_MANIFEST_HEAD, *sorted(previous | set(files))]) + "\n")
     paths = []
     for fname, text in files.items():
         path = os.path.join(directory, fname)
-        _write_atomic(path, text)
+        _write_atomically_text(path, text)
         paths.append(path)
     for stale in sorted(previous - set(files) - {MANIFEST}):
         try:
             os.unlink(os.path.join(directory, stale))  # e.g. apl_float_kernels.c of a float export
         except FileNotFoundError:
             pass
-    _write_atomic(os.path.join(directory, MANIFEST), "\n".join([_MANIFEST_HEAD, *sorted(files)]) + "\n")
+    _write_atomically_text(os.path.join(directory, MANIFEST), "\n".join([_MANIFEST_HEAD, *sorted(files)]) + "\n")
     info = {
         "weights_bytes": ex.weights_bytes,
         "arena_bytes": ex.plan.arena_bytes,

@@ -130,29 +130,6 @@ class IntPReluKernel : public NodeKernel {
   std::vector<bool> negate_;
 };
 
-// A function of the middle axis of an (outer, axis, inner) view: LogSoftmax, LRN.
-class AxisKernel : public NodeKernel {
- public:
-  using Fn = std::function<void(int64_t, int64_t, int64_t, const float*, float*)>;
-  AxisKernel(const Node& n, int64_t axis, Fn f) : NodeKernel(n), f_(std::move(f)) {
-    const int64_t rank = static_cast<int64_t>(n.shape.size()) + 1;
-    axis_ = axis < 0 ? axis + rank : axis;
-  }
-  Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y = make_output(*in[0]);
-    const Shape& s = y.shape();
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < axis_; ++d) outer *= s[d];
-    for (size_t d = axis_ + 1; d < s.size(); ++d) inner *= s[d];
-    f_(outer, s[axis_], inner, in[0]->data<float>(), y.data<float>());
-    return y;
-  }
-
- private:
-  int64_t axis_;
-  Fn f_;
-};
-
 class ReduceKernel : public NodeKernel {
  public:
   ReduceKernel(const Graph& g, const Node& n, ReduceOp op)

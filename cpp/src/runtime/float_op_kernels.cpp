@@ -120,27 +120,6 @@ class BatchNormKernel : public NodeKernel {
   float eps_;
 };
 
-class SoftmaxKernel : public NodeKernel {
- public:
-  SoftmaxKernel(const Graph&, const Node& n) : NodeKernel(n) {
-    const int64_t rank = static_cast<int64_t>(n.shape.size()) + 1;
-    axis_ = n.attr_int("axis", -1);
-    if (axis_ < 0) axis_ += rank;
-  }
-  Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y = make_output(*in[0]);
-    const Shape& s = y.shape();
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < axis_; ++d) outer *= s[d];
-    for (size_t d = axis_ + 1; d < s.size(); ++d) inner *= s[d];
-    softmax_f32(outer, s[axis_], inner, in[0]->data<float>(), y.data<float>());
-    return y;
-  }
-
- private:
-  int64_t axis_;
-};
-
 BinaryOp binary_op(const Node& n) {
   switch (n.kind) {
     case OpKind::Add: return BinaryOp::Add;
@@ -286,7 +265,7 @@ std::unique_ptr<OpKernel> clip(const Graph&, const Node& n) {
   const float lo = n.attr_float("min", -3.4028235e38f), hi = n.attr_float("max", 3.4028235e38f);
   return std::make_unique<PointwiseKernel>(n, [lo, hi](int64_t k, const float* x, float* y) { clip_f32(k, lo, hi, x, y); });
 }
-std::unique_ptr<OpKernel> softmax(const Graph& g, const Node& n) { return std::make_unique<SoftmaxKernel>(g, n); }
+std::unique_ptr<OpKernel> softmax(const Graph&, const Node& n) { return std::make_unique<AxisKernel>(n, n.attr_int("axis", -1), softmax_f32); }
 std::unique_ptr<OpKernel> binary(const Graph& g, const Node& n) { return std::make_unique<BinaryKernel>(g, n); }
 std::unique_ptr<OpKernel> concat(const Graph& g, const Node& n) { return std::make_unique<ConcatKernel>(g, n); }
 std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_unique<PadKernel>(g, n); }

@@ -42,6 +42,29 @@ class PointwiseKernel : public NodeKernel {
   Fn f_;
 };
 
+// A function of the middle axis of an (outer, axis, inner) view: Softmax, LogSoftmax, LRN.
+class AxisKernel : public NodeKernel {
+ public:
+  using Fn = std::function<void(int64_t, int64_t, int64_t, const float*, float*)>;
+  AxisKernel(const Node& n, int64_t axis, Fn f) : NodeKernel(n), f_(std::move(f)) {
+    const int64_t rank = static_cast<int64_t>(n.shape.size()) + 1;
+    axis_ = axis < 0 ? axis + rank : axis;
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    Tensor y = make_output(*in[0]);
+    const Shape& s = y.shape();
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis_; ++d) outer *= s[d];
+    for (size_t d = axis_ + 1; d < s.size(); ++d) inner *= s[d];
+    f_(outer, s[axis_], inner, in[0]->data<float>(), y.data<float>());
+    return y;
+  }
+
+ private:
+  int64_t axis_;
+  Fn f_;
+};
+
 // Channels (axis 1) and the size of everything after them, for per-channel factors.
 inline void channel_layout(const Tensor& t, int64_t& channels, int64_t& inner) {
   channels = t.ndim() > 1 ? t.dim(1) : 1;
