@@ -117,3 +117,32 @@ def test_export_c_misuse_is_refused_before_the_evaluation(tmp_path, args, messag
 def test_allow_float_needs_export_c():
     proc = run_cli("--model", "lenet", "--allow-float")
     assert proc.returncode == 2 and "--export-c" in proc.stderr
+
+
+def _symbolic_hw_classifier(path):
+    """Conv -> GlobalAveragePool -> Flatten on (batch, 1, height, width): H and W left symbolic."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.3, (10, 1, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1] * 4),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["y"], name="flat")]
+    graph = helper.make_graph(nodes, "symbolic_hw",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_input_shape_option_for_models_with_symbolic_dims(tmp_path):
+    model = tmp_path / "symbolic.onnx"
+    _symbolic_hw_classifier(model)
+    small = ("--onnx", str(model), "--eval-samples", "64", "--calib-samples", "32")
+    proc = run_cli(*small)  # the images' shape is taken, and said
+    assert proc.returncode == 0, proc.stderr
+    assert "symbolic" in proc.stderr and "1,28,28" in proc.stderr
+    proc = run_cli(*small, "--input-shape", "1,28,28")
+    assert proc.returncode == 0 and "symbolic" not in proc.stderr, proc.stderr
+    proc = run_cli(*small, "--input-shape", "3,28,28")  # contradicts the model's 1 channel
+    assert proc.returncode == 2 and "dimension 1" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli(*small, "--input-shape", "1,x")
+    assert proc.returncode == 2 and "1,28,28" in proc.stderr

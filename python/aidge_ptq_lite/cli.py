@@ -51,6 +51,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _input_shape(text: str) -> tuple:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(","))
+    except ValueError:
+        dims = ()
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected positive dims such as 1,28,28, got {text}")
+    return dims
+
+
 def _nb_bits(text: str) -> int:
     try:
         value = int(text)
@@ -113,6 +123,18 @@ def validate_args(parser: argparse.ArgumentParser, args, source: str) -> None:
             parser.error(str(exc))
 
 
+def _load(path, input_shape, data_shape):
+    """load_onnx with --input-shape; a model leaving its dims symbolic gets the data's shape."""
+    try:
+        return load_onnx(path, input_shape=input_shape)
+    except _core.ShapeError as exc:
+        if input_shape is not None or "input_shape" not in str(exc):
+            raise
+    print(f"note         : the model leaves input dims symbolic; using the images' "
+          f"{','.join(map(str, data_shape))} (--input-shape to choose)", file=sys.stderr)
+    return load_onnx(path, input_shape=data_shape)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aidge_ptq.py",
@@ -121,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", choices=zoo.ZOO_MODELS, default="resnet", help="zoo model (default: resnet)")
     src.add_argument("--onnx", metavar="PATH", help="an ONNX model taking (N, 1, 28, 28) normalized inputs")
+    p.add_argument("--input-shape", type=_input_shape, metavar="C,H,W",
+                   help="the input's dims after the batch, for an --onnx model that leaves them symbolic "
+                        "(default: the images' 1,28,28 when the model does not fix them)")
     p.add_argument("--data", metavar="DIR",
                    help="directory with the Fashion-MNIST idx .gz files (default: Debian's "
                         f"{datasets.FASHION_MNIST_DIR} when installed, else the bundled subset; "
@@ -160,7 +185,7 @@ def main(argv=None) -> int:
     try:
         x_test, y_test = datasets.load_fashion_mnist("test", data_dir=args.data, limit=args.eval_samples)
         x_calib = datasets.load_calibration_set(args.calib_samples, data_dir=args.data)
-        graph = load_onnx(path)
+        graph = _load(path, args.input_shape, x_test.shape[1:])
     except (OSError, ValueError, NotImplementedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
