@@ -6,9 +6,14 @@ For one model of tests/models/realworld (same data and settings as realworld_rep
    the float model's tensor), with onnxruntime's float min / max and zero point;
 2. with --ablation, onnxruntime's output SQNR when the activations of one producing op type are
    made symmetric (scale max |x| / 127, zero point 128, the other activations as onnxruntime chose),
-   and when all but that type are: which of onnxruntime's asymmetric zero points buy its SQNR.
+   and when all but that type are: which of onnxruntime's asymmetric zero points buy its SQNR;
+3. with --zero-points, an estimate of what zero points would give OUR network: our QDQ export run
+   by onnxruntime (graph optimizations off: the QDQ arithmetic as written), with the per-tensor
+   activations after chosen op types given asymmetric u8 grids from their calibration min / max
+   (scale (max - min) / 255, zero point round(-min / scale)), as onnxruntime's MinMax does.
 
 Usage: python benchmarks/realworld_tensor_report.py MODEL [--mode per_tensor|channel_wise] [--ablation]
+                                                       [--zero-points]
 """
 from __future__ import annotations
 
@@ -54,6 +59,55 @@ def symmetrized(model: onnx.ModelProto, pick) -> onnx.ModelProto:
     return model
 
 
+def with_zero_points(model: onnx.ModelProto, ranges: dict, pick) -> onnx.ModelProto:
+    """A copy whose per-tensor activations picked by pick(op_type) and not non-negative get a
+    u8 grid over their (min, max) in `ranges` (QuantizeLinear input name -> (min, max))."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {i.name: i for i in model.graph.initializer}
+    done = set()
+    for q, op in activation_quantizers(model):
+        lo, hi = min(ranges[q.input[0]][0], 0.0), max(ranges[q.input[0]][1], 0.0)
+        if not pick(op) or lo >= 0 or q.input[1] in done or numpy_helper.to_array(inits[q.input[1]]).size != 1:
+            continue
+        scale = (hi - lo) / 255
+        inits[q.input[1]].CopyFrom(numpy_helper.from_array(np.array(scale, np.float32), q.input[1]))
+        inits[q.input[2]].CopyFrom(numpy_helper.from_array(np.array(int(np.clip(round(-lo / scale), 0, 255)), np.uint8),
+                                                           q.input[2]))
+        done.add(q.input[1])
+    return model
+
+
+def run_unoptimized(model: onnx.ModelProto, x: np.ndarray, outputs=None):
+    """onnxruntime without graph optimizations (no QLinear fusions: each QDQ pair as written)."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return sess.run(outputs or [sess.get_outputs()[0].name], {sess.get_inputs()[0].name: x})
+
+
+def zero_point_estimates(name: str, mode: str) -> None:
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ours.onnx")
+        apl.export_onnx(rc.quantized(name, mode), path)
+        ours = onnx.load(path)
+    probe = onnx.ModelProto.FromString(ours.SerializeToString())
+    names = [q.input[0] for q, _ in activation_quantizers(ours)]
+    for n in names:
+        probe.graph.output.append(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None))
+    ranges = {n: (float(v.min()), float(v.max())) for n, v in zip(names, run_unoptimized(probe, rc.calibration(name), names))}
+    ref, x = rc.float_reference(name), rc.evaluation(name)
+
+    def sqnr(pick):
+        return rc.sqnr_db(ref, run_unoptimized(with_zero_points(ours, ranges, pick), x)[0])
+    nearly_non_negative = ("Mul", "HardSwish")  # HardSwish, x * Sigmoid(x), gated (SE) outputs
+    print(f"\nour QDQ export, zero points added (dB): none {sqnr(lambda op: False):.2f}, after Mul and HardSwish "
+          f"{sqnr(lambda op: op in nearly_non_negative):.2f}, + GlobalAveragePool "
+          f"{sqnr(lambda op: op in nearly_non_negative + ('GlobalAveragePool',)):.2f}, everywhere {sqnr(lambda op: True):.2f}"
+          f"; onnxruntime's own {rc.ort_quantized_sqnr(name, mode):.2f}")
+
+
 def onnxruntime_tensor_sqnr(name: str, mode: str) -> dict:
     """ONNX node name -> (SQNR dB, float min, float max, zero point) of onnxruntime's QDQ
     activation at that node's output."""
@@ -85,6 +139,7 @@ def main():
     parser.add_argument("model", choices=list(rc.MODELS))
     parser.add_argument("--mode", choices=list(rc.MODES), default="per_tensor")
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--zero-points", action="store_true")
     args = parser.parse_args()
     name, mode = args.model, args.mode
     if rc.MODELS[name]["fixed_batch"]:
@@ -113,6 +168,9 @@ def main():
         for kind in kinds:
             print(f"  after {kind:18s} only {sqnr(symmetrized(qdq, lambda op: op == kind)):6.2f}   "
                   f"all but {sqnr(symmetrized(qdq, lambda op: op != kind)):6.2f}")
+
+    if args.zero_points:
+        zero_point_estimates(name, mode)
 
 
 if __name__ == "__main__":
