@@ -55,7 +55,7 @@ void quantize_from_calibration(Graph& g, const RangeCollector& calibration, cons
     auto mean = means.find(n.inputs[0]);
     n.quant.input_mean = mean != means.end() ? mean->second : std::vector<float>{};
   }
-  if (o.optimize_signs && !o.no_quant) choose_zero_points(g, ranges, o.nb_bits, o.verbose);
+  if (o.optimize_signs && o.zero_points && !o.no_quant) choose_zero_points(g, ranges, o.nb_bits, o.verbose);
   normalize_activations(g, ranges, o.verbose);
   if (o.single_shift) apply_single_shift(g, o.nb_bits, o.optimize_signs);
   quantize_normalized(g, o.spec(), o.no_quant, o.optimize_signs);
