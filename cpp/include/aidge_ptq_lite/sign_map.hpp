@@ -23,7 +23,7 @@ namespace apl {
 std::map<std::string, std::pair<bool, bool>> compute_sign_map(const Graph& g, bool verbose = false);
 
 // Zero points (after calibration, with optimize_signs, at 8 bits and below): a signed Scaling node
-// whose calibration min m is negative but small (-m <= range / 2: HardSwish, x * Sigmoid(x), a
+// whose calibration min m is negative but small (-m <= range / 4: HardSwish, x * Sigmoid(x), a
 // squeeze-excite product) gets unsigned codes with zero point z = ceil((2^n - 1) (-m) / (range - m)):
 // step range / (2^n - 1 - z) instead of range / (2^(n-1) - 1), about one bit more. Only where
 // every reader of its codes (through reshapes) takes zero points out exactly: Conv/Gemm (bias and
