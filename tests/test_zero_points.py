@@ -159,3 +159,50 @@ def test_c_export_bit_exact_on_32bit_arm(data, tmp_path):
     g = quantized(data)
     got, ref = _run_export(g, data[1][:8], tmp_path, arm=True)
     assert np.array_equal(got, ref), f"{int(np.sum(got != ref))} of {ref.size} raw outputs differ"
+
+
+def producers_model(kind):
+    """A nearly non-negative tensor made by a Concat of two HardSwish branches (its Scaling node
+    passes their codes at factor 1) or by a ConvTranspose with a positive bias (its offset goes into
+    that kernel's bias), read by a padded Conv."""
+    rng = np.random.default_rng(11)
+    inits = [_weights(rng, "wa", (4, 3, 3, 3), 0.5), _weights(rng, "ba", (4,), 0.3),
+             _weights(rng, "wb", (4, 3, 3, 3), 0.2), _weights(rng, "bb", (4,), 0.3),
+             _weights(rng, "wc", (6, 8, 3, 3), 0.3), _weights(rng, "bc", (6,), 0.1)]
+    if kind == "concat":
+        nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+                 helper.make_node("HardSwish", ["a"], ["ha"], name="hswish_a"),
+                 helper.make_node("Conv", ["x", "wb", "bb"], ["b"], name="conv_b", pads=[1, 1, 1, 1]),
+                 helper.make_node("HardSwish", ["b"], ["hb"], name="hswish_b"),
+                 helper.make_node("Concat", ["ha", "hb"], ["t"], name="join", axis=1)]
+    else:
+        inits += [_weights(rng, "wt", (3, 8, 2, 2), 0.2),
+                  numpy_helper.from_array(np.full(8, 1.5, np.float32), "bt")]
+        nodes = [helper.make_node("ConvTranspose", ["x", "wt", "bt"], ["t"], name="join", strides=[2, 2])]
+    nodes.append(helper.make_node("Conv", ["t", "wc", "bc"], ["y"], name="reader", pads=[1, 1, 1, 1]))
+    graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@needs_gcc
+@pytest.mark.parametrize("kind", ["concat", "conv_transpose"])
+def test_other_producers_of_zero_point_codes(data, kind, tmp_path):
+    """After a ConvTranspose the zero point is chosen and the integer output beats symmetric codes
+    against float; after a Concat none is (a zero point would round its inputs' codes a second
+    time: measured 31.0 dB against 31.8 without); the C export stays bit-exact."""
+    ref = apl.load_onnx(producers_model(kind)).forward(data[1])
+    results = {}
+    for zero_points in (True, False):
+        g = apl.load_onnx(producers_model(kind))
+        apl.quantize_network(g, data[0], nb_bits=8, optimize_signs=True, zero_points=zero_points)
+        results[zero_points] = g
+    q = {n.name: n.quant for n in results[True].nodes()}
+    if kind == "concat":
+        assert q["join_scaling"]["zero_point"] == 0
+    else:
+        assert q["join_scaling"]["zero_point"] > 0, "no zero point chosen"
+        assert len(q["reader"]["border_offset"])
+        assert sqnr_db(ref, results[True].forward(data[1])) > sqnr_db(ref, results[False].forward(data[1]))
+    got, want = _run_export(results[True], data[1][:8], tmp_path)
+    assert np.array_equal(got, want), f"{int(np.sum(got != want))} of {want.size} raw outputs differ"

@@ -536,10 +536,15 @@ class _CExporter:
         producer = self.by_name[node.inputs[0]]
         offset = node.quant["acc_offset"] if not _OPS[producer.op]["affine"] else []  # else in the bias
         if len(offset):
-            if x.dtype != "s32" or self.g.consumers(producer.name) != [node.name] or node.quant["dequantize_point"]:
-                raise NotImplementedError(f"export_c: Scaling '{node.name}': a zero point offset on {x.dtype} values "
-                                          "read elsewhere too, or at a dequantization point, is not exported")
-            self.add_offsets(node, idx, "ao", offset, int(np.prod(node.shape)), x)
+            if node.quant["dequantize_point"]:
+                raise NotImplementedError(f"export_c: Scaling '{node.name}': a zero point offset at a dequantization "
+                                          "point after a non-affine node is not exported")
+            count = int(np.prod(node.shape))
+            if x.dtype != "s32" or self.g.consumers(producer.name) != [node.name]:  # codes, or read elsewhere
+                acc = self.scratch(node, "acc", "s32", node.shape)
+                self.emit(node, f"apl_unzero({count}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, 0, {self.typed(acc)});")
+                x = acc
+            self.add_offsets(node, idx, "ao", offset, count, x)
         if self.aliases_input(node):
             self.alias(node, x)
             return

@@ -28,7 +28,8 @@ std::map<std::string, std::pair<bool, bool>> compute_sign_map(const Graph& g, bo
 // step range / (2^n - 1 - z) instead of range / (2^(n-1) - 1), about one bit more. Only where
 // every reader of its codes (through reshapes) takes zero points out exactly: Conv/Gemm (bias and
 // border offsets), GlobalAveragePool (its Scaling node's offset), Mul of two activations, an
-// element-wise lookup table; not joins, clamps, pads or graph outputs. Sets quant.is_unsigned and
+// element-wise lookup table; not joins, clamps, pads or graph outputs; not after a channel-stacking
+// Concat (its inputs pass at factor 1, a zero point would round them again). Sets quant.is_unsigned and
 // quant.zero_point; `ranges` are the (clipped) ranges normalize_activations will use.
 // The zero point of the codes `name` carries: that of the node which set them (up through
 // code-keeping ops such as reshapes); 0 for symmetric codes.

@@ -43,6 +43,15 @@ RequantParams requant_params(const Graph& g, const Node& scaling) {
   return rq;
 }
 
+std::vector<int32_t> bias_with_offsets(const Graph& g, const Node& affine) {
+  const Tensor& b = affine.params[1];
+  std::vector<int32_t> bias(b.data<int32_t>(), b.data<int32_t>() + b.numel());
+  const std::vector<int32_t>& offset = g.node(g.consumers(affine.name).at(0)).quant.requant.acc_offset;
+  for (size_t k = 0; k < bias.size() && !offset.empty(); ++k)
+    bias[k] = static_cast<int32_t>(int64_t(bias[k]) + offset[offset.size() == 1 ? 0 : k]);
+  return bias;
+}
+
 namespace {
 
 Conv2dShape affine_geometry(const Graph& g, const Node& n) {
@@ -64,13 +73,8 @@ class IntAffineKernel : public NodeKernel {
       return;
     }
     const bool x_unsigned = code_dtype(g, g.node(n.inputs[0])) == DType::U8;
-    // Zero points: the Scaling node's accumulator offset goes into the bias.
-    std::vector<int32_t> bias(n.params[1].data<int32_t>(), n.params[1].data<int32_t>() + n.params[1].numel());
-    const std::vector<int32_t>& offset = g.node(g.consumers(n.name).at(0)).quant.requant.acc_offset;
-    for (size_t k = 0; k < bias.size() && !offset.empty(); ++k)
-      bias[k] = static_cast<int32_t>(int64_t(bias[k]) + offset[offset.size() == 1 ? 0 : k]);
     border_ = n.quant.border_offset;
-    conv_ = std::make_unique<ConvInt8>(shape_, n.params[0].data<int8_t>(), bias.data(), x_unsigned);
+    conv_ = std::make_unique<ConvInt8>(shape_, n.params[0].data<int8_t>(), bias_with_offsets(g, n).data(), x_unsigned);
     if (const Node* s = fused_scaling(g, n)) {
       fused_ = true;
       requant_ = requant_params(g, *s);
