@@ -218,14 +218,15 @@ def test_no_quant_matches_float(net, channel_wise, optimize_signs, single_shift)
 
 
 def _check_codes_in_range(g, x, nb_bits):
-    """Every Scaling node's dequantized output is a whole number of steps inside its clamp."""
+    """Every Scaling node's dequantized output is a whole number of steps inside its clamp (the
+    codes are value / step + zero point)."""
     scalers = [n for n in g.nodes() if n.op == "Scaling" and not n.quant["dequantize_point"]]
     if not scalers:
         return
     values = g.intermediate_outputs(x, [n.name for n in scalers])
     for n in scalers:
         q = n.quant
-        codes = values[n.name].astype(np.float64) / q["step"]
+        codes = values[n.name].astype(np.float64) / q["step"] + q["zero_point"]
         assert np.all(np.abs(codes - np.round(codes)) <= 1e-3 * np.maximum(1.0, np.abs(codes))), n.name
         codes = np.round(codes)
         assert q["lo"] <= codes.min() and codes.max() <= q["hi"], (n.name, q["lo"], q["hi"])

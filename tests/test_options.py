@@ -20,7 +20,7 @@ def test_keyword_construction_defaults_and_copies():
     o = apl.QuantizeOptions(nb_bits=4, clipping_mode="mse", channel_wise=True)
     assert (o.nb_bits, o.clipping_mode, o.channel_wise, o.single_shift) == (4, "MSE", True, False)
     assert apl.QuantizeOptions().to_dict() == dict(
-        nb_bits=8, clipping_mode="MAX", cross_layer_equalization=False, optimize_signs=False,
+        nb_bits=8, clipping_mode="MAX", cross_layer_equalization=False, optimize_signs=False, zero_points=True,
         single_shift=False, no_quant=False, channel_wise=False, verbose=False, histogram_bins=2048)
     changed = o.replace(nb_bits=6)
     assert changed.nb_bits == 6 and o.nb_bits == 4 and changed.channel_wise

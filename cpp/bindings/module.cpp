@@ -197,6 +197,12 @@ PYBIND11_MODULE(_core, m) {
             d["step"] = n.quant.step;
             d["unsigned"] = n.quant.is_unsigned;
             d["lo"] = n.quant.lo;
+            d["zero_point"] = n.quant.zero_point;
+            d["min_value"] = n.quant.min_value;
+            const std::vector<int32_t>& off = n.quant.requant.acc_offset;
+            d["acc_offset"] = py::array_t<int32_t>(static_cast<py::ssize_t>(off.size()), off.data());
+            const std::vector<int32_t>& border = n.quant.border_offset;
+            d["border_offset"] = py::array_t<int32_t>(static_cast<py::ssize_t>(border.size()), border.data());
             d["hi"] = n.quant.hi;
             d["weight_range"] = n.quant.weight_range;
             py::list mult;
@@ -214,11 +220,15 @@ PYBIND11_MODULE(_core, m) {
           }, R"pbdoc(
 Quantization state (dict): ``max_abs`` (largest |x| in calibration; largest x for a Scaling node feeding only ReLUs), ``range`` (float value of
 the largest code: max_abs clipped, then raised by max arbitration), ``step`` (float value
-of one code), ``unsigned``, clamp ``lo``/``hi``, ``weight_range`` (affine nodes: max |W| per
+of one code), ``unsigned``, clamp ``lo``/``hi``, ``zero_point`` (the code of 0: a real value is
+(code - zero_point) * step), ``min_value`` (Scaling nodes: min x in calibration), ``weight_range`` (affine nodes: max |W| per
 channel), and for Scaling nodes their requantization record: ``factor`` (float32 array: real
 factor per channel from accumulator codes to output codes, or to float values at a
 dequantization point), ``multiplier`` (its encoding: list of (m, shift), factor m / 2^shift),
-``single_shift`` and ``dequantize_point``; ``kept_float`` (runs in float after the output
+``single_shift``, ``dequantize_point`` and ``acc_offset`` (int32 array, empty or one per channel:
+added to the accumulator before rescaling, for zero points; after a Conv/Gemm it is part of the
+layer's bias); affine nodes: ``border_offset`` (int32 array, empty or (K, OH, OW) flattened: added
+to the accumulator of a padded Conv whose input has a zero point); ``kept_float`` (runs in float after the output
 dequantization); ``island`` (a float island: float op on dequantized inputs, output in units of
 ``step``, requantized by the Scaling node after it) with, for an element-wise island, ``lut``
 (int32 array: its output for each input code from ``lut_first_code`` up; empty otherwise).

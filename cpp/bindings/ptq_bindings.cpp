@@ -30,6 +30,9 @@ const OptionField kOptionFields[] = {
      &QuantizeOptions::cross_layer_equalization},
     {"optimize_signs", FieldType::Bool, "Unsigned codes where activations are provably non-negative.",
      &QuantizeOptions::optimize_signs},
+    {"zero_points", FieldType::Bool,
+     "With optimize_signs, also unsigned codes with a zero point for nearly non-negative activations (default on).",
+     &QuantizeOptions::zero_points},
     {"single_shift", FieldType::Bool, "Power-of-two rescaling, compensated in the weights.", &QuantizeOptions::single_shift},
     {"no_quant", FieldType::Bool, "The whole pipeline without rounding (debugging): outputs equal the float ones.",
      &QuantizeOptions::no_quant},
@@ -135,7 +138,7 @@ void bind_options(py::module_& m) {
   auto cls = py::class_<QuantizeOptions>(m, "QuantizeOptions", R"pbdoc(
 The options of ``quantize_network``, by keyword: ``QuantizeOptions(nb_bits=4, clipping_mode="MSE",
 channel_wise=True)``. A wrong type, a value out of its domain or an unknown field raises
-``OptionError`` (a TypeError and a ValueError) naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs,
+``OptionError`` (a TypeError and a ValueError) naming the field. Fields: nb_bits, clipping_mode, cross_layer_equalization, optimize_signs, zero_points,
 single_shift, no_quant, channel_wise, verbose, histogram_bins.
 )pbdoc");
   cls.def(py::init([](const py::kwargs& kwargs) { return with_fields(QuantizeOptions{}, kwargs); }),

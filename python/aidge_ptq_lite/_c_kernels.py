@@ -77,6 +77,9 @@ void apl_global_sumpool(int32_t C, int32_t HW, const void* x, int t, void* y, in
 /* y[p * plane + i] *= w[i] for p < planes, modulo the accumulator's width (yt): an AveragePool
    whose divisor varies per output cell (ceil_mode=1, count_include_pad=0 with pads). */
 void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt);
+/* Zero points: y[c * inner + i] += off[c] (int32 accumulators, modulo 2^32); y[i] = x[i] - z. */
+void apl_offset(int32_t channels, int32_t inner, const int32_t* off, int32_t* y);
+void apl_unzero(int32_t n, const void* x, int xt, int32_t z, int32_t* y);
 /* op: 0 add, 1 sub, 2 mul; result of accumulator type yt. */
 void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt);
 void apl_pad(int32_t C, int32_t H, int32_t W, int32_t top, int32_t left, int32_t OH, int32_t OW,
@@ -394,6 +397,21 @@ void apl_weigh(int32_t planes, int32_t plane, const int32_t* w, void* y, int yt)
 }
 /* [/weigh] */
 
+/* [offset] */
+void apl_offset(int32_t channels, int32_t inner, const int32_t* off, int32_t* y) {
+  int32_t c, i;
+  for (c = 0; c < channels; ++c)
+    for (i = 0; i < inner; ++i) y[c * inner + i] = (int32_t)((uint32_t)y[c * inner + i] + (uint32_t)off[c]);
+}
+/* [/offset] */
+
+/* [unzero] */
+void apl_unzero(int32_t n, const void* x, int xt, int32_t z, int32_t* y) {
+  int32_t i;
+  for (i = 0; i < n; ++i) y[i] = (int32_t)(apl_load(x, xt, i) - z);
+}
+/* [/unzero] */
+
 void apl_binary(int op, int32_t n, const void* a, int at, const void* b, int bt, void* y, int yt) {
   int32_t i;
   for (i = 0; i < n; ++i) {
@@ -600,7 +618,7 @@ void apl_float_to_acc(int32_t n, const float* x, double inv_step, int32_t* y) {
 
 # Optional sections of KERNELS_C: "wide" (above 8 bits), "lookup" (float-island tables), and one
 # per kernel named for it (apl_<name>), plus "signed64", the helper that "wide" and "weigh" share.
-SECTIONS = ("wide", "lookup", "broadcast", "prelu", "gather", "weigh", "spread", "signed64")
+SECTIONS = ("wide", "lookup", "broadcast", "prelu", "gather", "weigh", "spread", "offset", "unzero", "signed64")
 
 
 def kernels_c(sections=SECTIONS):

@@ -1,8 +1,8 @@
 """export_onnx: the quantized network as an ONNX QDQ model that onnxruntime runs.
 
 Layout: each quantized activation (the input and every Scaling node) becomes a
-QuantizeLinear/DequantizeLinear pair with the activation's step as scale and a zero point of 0
-(int8, or uint8 for unsigned codes); Conv/Gemm weights are int8 initializers behind a per-channel
+QuantizeLinear/DequantizeLinear pair with the activation's step as scale and its zero point (0,
+or the code of 0 of a nearly non-negative tensor: int8, or uint8 for unsigned codes); Conv/Gemm weights are int8 initializers behind a per-channel
 DequantizeLinear, biases int32 initializers at scale (input step x weight scale). The weight
 scale folds the requantization multiplier in, so QuantizeLinear after the layer computes the same
 codes as our requantizer (up to ties: ONNX rounds half to even, we round half up). Below 8 bits a
@@ -65,15 +65,15 @@ class _Exporter:
 
     def quantize_dequantize(self, source: str, node) -> str:
         q = node.quant
-        zero = np.array(0, np.uint8 if q["unsigned"] else np.int8)
+        zero = np.array(q["zero_point"], np.uint8 if q["unsigned"] else np.int8)
         scale = self.const(f"{node.name}.step", np.array(q["step"], np.float32))
         zp = self.const(f"{node.name}.zero_point", zero)
         codes = self.add("QuantizeLinear", [source, scale, zp], f"{node.name}.codes")
         out = self.add("DequantizeLinear", [codes, scale, zp], f"{node.name}.dequantized")
         full_range = (-128, 127) if not q["unsigned"] else (0, 255)
         if self.nb_bits < 8 and (q["lo"], q["hi"]) != full_range:
-            lo = self.const(f"{node.name}.lo", np.array(q["lo"] * q["step"], np.float32))
-            hi = self.const(f"{node.name}.hi", np.array(q["hi"] * q["step"], np.float32))
+            lo = self.const(f"{node.name}.lo", np.array((q["lo"] - q["zero_point"]) * q["step"], np.float32))
+            hi = self.const(f"{node.name}.hi", np.array((q["hi"] - q["zero_point"]) * q["step"], np.float32))
             out = self.add("Clip", [out, lo, hi], f"{node.name}.clipped")
         return out
 

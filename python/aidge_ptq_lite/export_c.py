@@ -199,7 +199,8 @@ class _CExporter:
         return "u8" if node.quant["unsigned"] and self.options.get("optimize_signs") else "s8"
 
     def fused_scaling(self, node):
-        if not _OPS[node.op]["affine"] or self.wide:  # as the executor: no fused stage above 8 bits
+        # as the executor: no fused stage above 8 bits, nor where border offsets come between
+        if not _OPS[node.op]["affine"] or self.wide or len(node.quant["border_offset"]):
             return None
         users = self.g.consumers(node.name)
         if len(users) != 1:
@@ -301,6 +302,28 @@ class _CExporter:
         self.statics.append(f"static const apl_rq_t {cname} = {{{mn}, {self.name}_{sn}, "
                             f"{int(per_channel)}, {lo}, {hi}}};")
         return f"&{cname}"
+
+    def zero_point_of(self, name):
+        """The zero point of the codes a node carries: that of the node above its reshapes."""
+        node = self.by_name[name]
+        while _OPS[node.op]["view"] and node.inputs:
+            node = self.by_name[node.inputs[0]]
+        return int(node.quant["zero_point"])
+
+    def scratch(self, node, part, dtype, shape):
+        """A buffer of this step only."""
+        t = Tensor(f"{node.name}.{part}", dtype, list(shape), nbytes=int(np.prod(shape)) * _SIZE[dtype])
+        b = Buffer(len(self.buffers), t.nbytes, self.step[node.name], self.step[node.name])
+        self.buffers.append(b)
+        t.buffer = b
+        b.tensors.append(t)
+        return t
+
+    def add_offsets(self, node, idx, part, offsets, count, y):
+        """y (int32, `count` values) += offsets, one per channel of equal blocks (or one)."""
+        offsets = np.asarray(offsets, np.int64).ravel()
+        on = self.add_weights(f"{part}{idx}", "int32_t", offsets)
+        self.emit(node, f"apl_offset({offsets.size}, {count // offsets.size}, {self.name}_{on}, {self.typed(y)});")
 
     def emit(self, node, stmt):
         self.body.append(f"  /* {node.op} {node.name} */")
@@ -433,7 +456,9 @@ class _CExporter:
                             f"{self.typed(y)});")
             return
         wn = self.add_weights(f"w{idx}", "int8_t", w)
-        bn = self.add_weights(f"b{idx}", "int32_t", b)
+        # zero points: the Scaling node's accumulator offset is part of the bias (as the executor)
+        offset = np.asarray(self.by_name[self.g.consumers(node.name)[0]].quant["acc_offset"], np.int64)
+        bn = self.add_weights(f"b{idx}", "int32_t", b.astype(np.int64) + offset if offset.size else b)
         s = self.fused_scaling(node)
         if s is not None:
             y = self.new_tensor(node, self.code_type(s))
@@ -444,6 +469,9 @@ class _CExporter:
         fn = "apl_conv_u8" if x.dtype == "u8" else "apl_conv_s8"
         self.emit(node, f"{fn}({gname}, {self.typed(x, True)}, {self.name}_{wn}, {self.name}_{bn}, "
                         f"{self._ptr_token(y)}, {_APL_TYPE[y.dtype]}, {rq});")
+        border = node.quant["border_offset"]
+        if len(border):  # the padding taps' share of the input's zero point
+            self.add_offsets(node, idx, "bo", border, len(border), y)
 
     def spread_out(self, node, idx, x, weight_shape):
         """ConvTranspose as the executor runs it (conv_transpose_op_kernels.cpp): the input codes
@@ -505,6 +533,18 @@ class _CExporter:
 
     def op_scaling(self, node, idx):
         x = self.tensors[node.inputs[0]]
+        producer = self.by_name[node.inputs[0]]
+        offset = node.quant["acc_offset"] if not _OPS[producer.op]["affine"] else []  # else in the bias
+        if len(offset):
+            if node.quant["dequantize_point"]:
+                raise NotImplementedError(f"export_c: Scaling '{node.name}': a zero point offset at a dequantization "
+                                          "point after a non-affine node is not exported")
+            count = int(np.prod(node.shape))
+            if x.dtype != "s32" or self.g.consumers(producer.name) != [node.name]:  # codes, or read elsewhere
+                acc = self.scratch(node, "acc", "s32", node.shape)
+                self.emit(node, f"apl_unzero({count}, {self._ptr_token(x)}, {_APL_TYPE[x.dtype]}, 0, {self.typed(acc)});")
+                x = acc
+            self.add_offsets(node, idx, "ao", offset, count, x)
         if self.aliases_input(node):
             self.alias(node, x)
             return
@@ -598,7 +638,16 @@ class _CExporter:
         if len(node.inputs) != 2 or node.params:
             raise NotImplementedError(f"export_c: {node.op} '{node.name}' with a constant operand is not supported")
         a, b = (self.tensors[i] for i in node.inputs)
+        zero = [self.zero_point_of(i) for i in node.inputs]
         y = self.new_tensor(node, self.acc)
+        if any(zero):  # a product of codes with zero points: of (code - z), in int32 (as the executor)
+            operands = []
+            for k, (t, z) in enumerate(zip((a, b), zero)):
+                u = self.scratch(node, f"operand{k}", "s32", t.shape)
+                self.emit(node, f"apl_unzero({int(np.prod(t.shape))}, {self._ptr_token(t)}, {_APL_TYPE[t.dtype]}, {z}, "
+                                f"{self.typed(u)});")
+                operands.append(u)
+            a, b = operands
         op = {"Add": 0, "Sub": 1, "Mul": 2}[node.op]
         if a.shape == list(node.shape) and b.shape == list(node.shape):
             self.emit(node, f"apl_binary({op}, {int(np.prod(node.shape))}, {self._ptr_token(a)}, {_APL_TYPE[a.dtype]}, "
@@ -703,6 +752,9 @@ class _CExporter:
             if x.buffer is not y.buffer:
                 self.emit(node, f"apl_copy({n * 4}, {self._ptr_token(x)}, {self._ptr_token(y)});")
         else:
+            if self.zero_point_of(producer.name):
+                raise NotImplementedError(f"export_c: {node.op} '{node.name}' reads codes with a zero point: "
+                                          "not written as C float code")
             if producer.quant["dequantize_point"]:
                 f = np.asarray(producer.quant["factor"], np.float32).ravel()
             else:
@@ -909,7 +961,8 @@ void {N}_run(const {N}_input_t* input, {params}) {{
         sections = {"wide"} if self.wide else set()
         if any(n.quant["island"] and len(n.quant["lut"]) for n in self.nodes):
             sections.add("lookup")
-        sections |= {k for k in ("broadcast", "prelu", "gather", "weigh", "spread") if f"apl_{k}(" in body}
+        sections |= {k for k in ("broadcast", "prelu", "gather", "weigh", "spread", "offset", "unzero")
+                     if f"apl_{k}(" in body}
         files["apl_kernels.c"] = _c_kernels.kernels_c(sections)
         if self.uses_float:
             files["apl_float_kernels.h"] = _c_kernels.FLOAT_KERNELS_H

@@ -164,6 +164,9 @@ def quantize_network(graph: _core.Graph, calibration_set: CalibrationSet = None,
             clipping_mode: "MAX", "MSE", "AA" or "KL" (or ``Clipping``).
             cross_layer_equalization: balance weight ranges of consecutive layers first.
             optimize_signs: unsigned codes where activations are provably non-negative.
+            zero_points: with optimize_signs (default on), also unsigned codes with a zero point
+                for nearly non-negative activations (HardSwish, x * Sigmoid(x), gated products)
+                whose readers take it out exactly (Conv/Gemm, GlobalAveragePool, Mul, tables).
             single_shift: power-of-two rescaling, compensated in the weights.
             no_quant: the whole pipeline without rounding (debugging): outputs equal the float ones.
             channel_wise: per-output-channel weight scales.

@@ -81,6 +81,8 @@ class RangeCollector {
   // the batch or an activation holds NaN or Inf.
   void update(const Tensor& batch);
   const RangeMap& ranges() const { return ranges_; }
+  // Min x where each range is measured (choose_zero_points: nearly non-negative tensors).
+  const RangeMap& mins() const { return mins_; }
   const std::map<std::string, Histogram>& histograms() const { return histograms_; }
   int64_t samples() const { return samples_; }
   // Per channel (axis 1) mean of the input of each affine layer, by the name of the node giving it.
@@ -90,7 +92,7 @@ class RangeCollector {
   std::shared_ptr<const Executor> executor_;
   // Observed node -> the Scaling (or Input) node whose range / histogram it gives.
   std::map<std::string, std::string> range_at_, histogram_at_;
-  RangeMap ranges_;
+  RangeMap ranges_, mins_;
   std::map<std::string, Histogram> histograms_;
   std::map<std::string, std::vector<double>> channel_sums_;  // nodes feeding an affine layer
   std::map<std::string, int64_t> channel_counts_;            // values summed per channel

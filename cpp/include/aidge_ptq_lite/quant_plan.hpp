@@ -26,11 +26,17 @@ struct Requantization {
   std::vector<FixedPointMultiplier> multiplier;  // the factors' encoding (cast_to_integer)
   bool single_shift = false;      // factors are powers of two: pure rounding shifts
   bool dequantize_point = false;  // hands its accumulator to the graph outputs, dequantized
+  // Added to the accumulator before rescaling, per output channel (or one): the node's own
+  // zero point (round(zero_point / factor)) and the zero point of the producer's input taken
+  // out (-z_in * sum(W) after a Conv/Gemm, -z_in * window after a summing pool). After a
+  // Conv/Gemm the executor folds it into the layer's bias. Empty: none.
+  std::vector<int32_t> acc_offset;
 };
 
 struct NodeQuant {
   // calibration and parameters
   float max_abs = 0.f;              // max |x| seen in calibration (max x before ReLUs only)
+  float min_value = 0.f;            // Scaling nodes: min x seen in calibration, where max_abs is
   std::vector<float> weight_range;  // affine nodes: max |W| per output channel (or 1 value)
   // Affine nodes: mean of each input channel over the calibration set (float network), by which
   // quantize_normalized corrects the bias for the mean error of the rounded weights.
@@ -39,6 +45,10 @@ struct NodeQuant {
   float range = 0.f;                // S: the float value mapped to the largest code of the output
                                     // (max_abs, clipped, then raised by max arbitration)
   bool is_unsigned = false;         // output codes in [0, 2^n - 1] (sign optimisation)
+  // Code of the real value 0 (choose_zero_points): a nearly non-negative Scaling output (HardSwish,
+  // x * Sigmoid(x), a gated product) keeps its few negative values on unsigned codes below it.
+  // Real value of code c: (c - zero_point) * step.
+  int32_t zero_point = 0;
   // output codes
   double step = 1.0;                // real value of one unit of the output integer (S / Q)
   int32_t lo = 0, hi = 0;           // clamp of the output codes
@@ -50,6 +60,10 @@ struct NodeQuant {
   bool island = false;
   std::vector<int32_t> lut;
   int32_t lut_first_code = 0;
+  // A padded Conv whose input has a zero point: per (output channel, output row, column), what
+  // the padding taps would have added had they held the zero point's code (z_in * their weights);
+  // the executor adds it to the accumulator (the kernel pads with code 0). Empty: none.
+  std::vector<int32_t> border_offset;
   // requantization (Scaling nodes)
   Requantization requant;
 };

@@ -12,6 +12,7 @@ struct QuantizeOptions {
   std::string clipping_mode = "MAX";      // "MAX", "MSE", "AA" or "KL"
   bool cross_layer_equalization = false;  // CLE before normalization
   bool optimize_signs = false;            // unsigned codes where the sign map allows
+  bool zero_points = true;                // with optimize_signs: nearly non-negative ones too (choose_zero_points)
   bool single_shift = false;              // power-of-two rescaling, compensated in the weights
   bool no_quant = false;                  // the whole pipeline without rounding (debugging)
   bool channel_wise = false;              // one weight scale per output channel

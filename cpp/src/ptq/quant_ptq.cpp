@@ -49,10 +49,13 @@ void quantize_from_calibration(Graph& g, const RangeCollector& calibration, cons
   for (Node& n : g.mutable_nodes()) {
     auto it = calibration.ranges().find(n.name);
     if (it != calibration.ranges().end()) n.quant.max_abs = it->second;
+    auto low = calibration.mins().find(n.name);
+    if (low != calibration.mins().end()) n.quant.min_value = low->second;
     if (!n.traits().affine) continue;
     auto mean = means.find(n.inputs[0]);
     n.quant.input_mean = mean != means.end() ? mean->second : std::vector<float>{};
   }
+  if (o.optimize_signs && o.zero_points && !o.no_quant) choose_zero_points(g, ranges, o.nb_bits, o.verbose);
   normalize_activations(g, ranges, o.verbose);
   if (o.single_shift) apply_single_shift(g, o.nb_bits, o.optimize_signs);
   quantize_normalized(g, o.spec(), o.no_quant, o.optimize_signs);

@@ -74,7 +74,8 @@ std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::s
 }
 
 double code_max(const Node& n, const QuantSpec& spec, bool optimize_signs) {
-  return spec.code_max(optimize_signs && n.quant.is_unsigned);
+  // Codes from the real value 0 up to the range: above the zero point.
+  return spec.code_max(optimize_signs && n.quant.is_unsigned) - n.quant.zero_point;
 }
 
 void quantize_normalized_network(Graph& g, int nb_bits, bool no_quant, bool optimize_signs) {

@@ -53,7 +53,7 @@ std::map<std::string, std::vector<float>> RangeCollector::channel_means() const 
 }
 
 void RangeCollector::update(const Tensor& batch) {
-  RangeMap batch_ranges;
+  RangeMap batch_ranges, batch_mins;
   executor_->run(batch, [&](const Node& n, const Tensor& out) {
     const auto sums = channel_sums_.find(n.name);
     if (sums != channel_sums_.end() && out.dtype() == DType::F32 && out.ndim() >= 2) {
@@ -83,9 +83,16 @@ void RangeCollector::update(const Tensor& batch) {
     if (!std::isfinite(m))
       throw ValueError(n.is(OpKind::Input) ? std::string("calibration data contains NaN or Inf")
                                        : "calibration produced NaN or Inf at " + n.label() + " (non-finite weights?)");
-    if (range_of != range_at_.end()) batch_ranges[range_of->second] = m;
+    if (range_of == range_at_.end()) return;
+    batch_ranges[range_of->second] = m;
+    const float* p = out.data<float>();
+    batch_mins[range_of->second] = out.numel() ? *std::min_element(p, p + out.numel()) : 0.f;
   });
   for (const auto& [name, m] : batch_ranges) ranges_[name] = std::max(ranges_[name], m);
+  for (const auto& [name, m] : batch_mins) {
+    const auto it = mins_.find(name);
+    mins_[name] = it == mins_.end() ? m : std::min(it->second, m);
+  }
   samples_ += batch.dim(0);
 }
 

@@ -67,7 +67,7 @@ class ConvTransposeIntKernel : public NodeKernel {
     const Node& producer = g.node(n.inputs[0]);
     const bool x_unsigned =
         g.quant_config().spec().code_dtype(producer.quant.is_unsigned && g.quant_config().optimize_signs) == DType::U8;
-    conv_ = std::make_unique<ConvInt8>(t_.conv, n.params[0].data<int8_t>(), n.params[1].data<int32_t>(), x_unsigned);
+    conv_ = std::make_unique<ConvInt8>(t_.conv, n.params[0].data<int8_t>(), bias_with_offsets(g, n).data(), x_unsigned);
     if (const Node* s = fused_scaling(g, n)) {
       fused_ = true;
       requant_ = requant_params(g, *s);

@@ -6,6 +6,7 @@
 #include "../ops/op_parts.hpp"
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/op_geometry.hpp"
+#include "aidge_ptq_lite/sign_map.hpp"
 #include "kernel_util.hpp"
 
 namespace apl {
@@ -23,9 +24,10 @@ DType acc_dtype(const Graph& g) { return g.quant_config().spec().acc_dtype(); }
 
 }  // namespace
 
-// The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel.
+// The Scaling node that follows a Conv/Gemm, when the two run as one fused kernel (not when
+// border offsets go into the accumulator between them).
 const Node* fused_scaling(const Graph& g, const Node& affine) {
-  if (!affine.traits().affine || wide(g)) return nullptr;
+  if (!affine.traits().affine || wide(g) || !affine.quant.border_offset.empty()) return nullptr;
   const auto users = g.consumers(affine.name);
   if (users.size() != 1) return nullptr;
   const Node& s = g.node(users[0]);
@@ -39,6 +41,15 @@ RequantParams requant_params(const Graph& g, const Node& scaling) {
   rq.hi = scaling.quant.hi;
   rq.out_unsigned = code_dtype(g, scaling) == DType::U8;
   return rq;
+}
+
+std::vector<int32_t> bias_with_offsets(const Graph& g, const Node& affine) {
+  const Tensor& b = affine.params[1];
+  std::vector<int32_t> bias(b.data<int32_t>(), b.data<int32_t>() + b.numel());
+  const std::vector<int32_t>& offset = g.node(g.consumers(affine.name).at(0)).quant.requant.acc_offset;
+  for (size_t k = 0; k < bias.size() && !offset.empty(); ++k)
+    bias[k] = static_cast<int32_t>(int64_t(bias[k]) + offset[offset.size() == 1 ? 0 : k]);
+  return bias;
 }
 
 namespace {
@@ -62,7 +73,8 @@ class IntAffineKernel : public NodeKernel {
       return;
     }
     const bool x_unsigned = code_dtype(g, g.node(n.inputs[0])) == DType::U8;
-    conv_ = std::make_unique<ConvInt8>(shape_, n.params[0].data<int8_t>(), n.params[1].data<int32_t>(), x_unsigned);
+    border_ = n.quant.border_offset;
+    conv_ = std::make_unique<ConvInt8>(shape_, n.params[0].data<int8_t>(), bias_with_offsets(g, n).data(), x_unsigned);
     if (const Node* s = fused_scaling(g, n)) {
       fused_ = true;
       requant_ = requant_params(g, *s);
@@ -84,12 +96,15 @@ class IntAffineKernel : public NodeKernel {
     }
     Tensor acc = make_output(x, DType::I32);
     conv_->run(N, x.raw(), acc.data<int32_t>());
+    const int64_t per_sample = static_cast<int64_t>(border_.size());
+    for (int64_t i = 0; per_sample && i < acc.numel(); ++i) acc.data<int32_t>()[i] += border_[static_cast<size_t>(i % per_sample)];
     return acc;
   }
 
  private:
   Conv2dShape shape_;
   std::unique_ptr<ConvInt8> conv_;
+  std::vector<int32_t> border_;  // NodeQuant::border_offset, one sample's accumulator
   Tensor weights_, bias_;  // wide only
   bool fused_ = false;
   RequantParams requant_;
@@ -100,15 +115,27 @@ class IntScalingKernel : public NodeKernel {
   IntScalingKernel(const Graph& g, const Node& n)
       : NodeKernel(n), wide_(wide(g)), requant_(requant_params(g, n)) {
     const Node& producer = g.node(n.inputs[0]);
-    pass_through_ = n.quant.requant.dequantize_point || fused_scaling(g, producer) == &n;
+    pass_through_ = fused_scaling(g, producer) == &n;
+    dequantize_point_ = n.quant.requant.dequantize_point;
+    if (!producer.traits().affine) offset_ = n.quant.requant.acc_offset;  // a Conv/Gemm has it in its bias
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
-    if (pass_through_) return *in[0];
+    if (pass_through_ || (dequantize_point_ && offset_.empty())) return *in[0];
     // Joins that copy codes (Concat) hand over n-bit codes rather than an accumulator.
     const DType acc_type = wide_ ? DType::I64 : DType::I32;
-    const Tensor acc = in[0]->dtype() == acc_type ? *in[0] : in[0]->astype(acc_type);
+    Tensor acc = in[0]->dtype() == acc_type ? *in[0] : in[0]->astype(acc_type);
     int64_t channels, inner;
     channel_layout(acc, channels, inner);
+    if (!offset_.empty()) {  // zero points (never wide)
+      acc = acc.clone();
+      int32_t* a = acc.data<int32_t>();
+      for (int64_t b = 0; b < acc.dim(0); ++b)
+        for (int64_t c = 0; c < channels; ++c) {
+          const int32_t o = offset_[offset_.size() == 1 ? 0 : static_cast<size_t>(c)];
+          for (int64_t i = 0; i < inner; ++i) a[(b * channels + c) * inner + i] += o;
+        }
+      if (dequantize_point_) return acc;
+    }
     if (wide_) {
       Tensor y = make_output(acc, DType::I32);
       requantize_wide_reference(acc.dim(0), channels, inner, acc.data<int64_t>(), requant_.scale,
@@ -121,8 +148,9 @@ class IntScalingKernel : public NodeKernel {
   }
 
  private:
-  bool wide_, pass_through_ = false;
+  bool wide_, pass_through_ = false, dequantize_point_ = false;
   RequantParams requant_;
+  std::vector<int32_t> offset_;
 };
 
 // Calls f with a typed null pointer for the storage type of an integer code tensor.
@@ -242,8 +270,15 @@ class IntBinaryKernel : public NodeKernel {
     if (n.inputs.size() != 2)
       throw UnsupportedError(n.label() + ": a constant operand has no integer form (prepare_network folds "
                              "per-channel ones; others run as a float island)");
+    for (int i = 0; i < 2; ++i) zero_[i] = zero_point_of(g, n.inputs[i]);
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
+    if (zero_[0] || zero_[1]) {  // a product of codes with zero points: of (code - z), in int32
+      const Tensor a = without_zero_point(*in[0], zero_[0]), b = without_zero_point(*in[1], zero_[1]);
+      Tensor y = make_output(a, acc_);
+      apply<int32_t, int32_t, int32_t>(a, b, y);
+      return y;
+    }
     const Tensor &a = *in[0], &b = *in[1];
     Tensor y = make_output(a, acc_);
     if (acc_ == DType::I64) {
@@ -259,6 +294,11 @@ class IntBinaryKernel : public NodeKernel {
   }
 
  private:
+  static Tensor without_zero_point(const Tensor& x, int32_t z) {
+    Tensor y = x.astype(DType::I32);
+    for (int64_t i = 0; z && i < y.numel(); ++i) y.data<int32_t>()[i] -= z;
+    return y;
+  }
   template <class A, class B, class Acc> void apply(const Tensor& a, const Tensor& b, Tensor& y) const {
     if (a.shape() == y.shape() && b.shape() == y.shape())
       binary_int<A, B, Acc>(op_, y.numel(), a.data<A>(), b.data<B>(), y.data<Acc>());
@@ -267,6 +307,7 @@ class IntBinaryKernel : public NodeKernel {
   }
   IntBinaryOp op_;
   DType acc_;
+  int32_t zero_[2] = {0, 0};  // zero points of the operands' codes (Mul only: joins have none)
 };
 
 class IntPadKernel : public NodeKernel {
@@ -323,8 +364,8 @@ Tensor dequantize_output(const Node& n, const Tensor& t) {
   const float* x = codes.data<float>();
   float* out = y.data<float>();
   if (!n.quant.requant.dequantize_point) {
-    const float step = static_cast<float>(n.quant.step);
-    for (int64_t i = 0; i < y.numel(); ++i) out[i] = x[i] * step;
+    const float step = static_cast<float>(n.quant.step), zero = static_cast<float>(n.quant.zero_point);
+    for (int64_t i = 0; i < y.numel(); ++i) out[i] = (x[i] - zero) * step;
     return y;
   }
   int64_t channels, inner;

@@ -97,7 +97,7 @@ std::vector<int32_t> island_lookup_table(const Graph& g, const Node& island) {
   shape.insert(shape.end(), producer.shape.begin(), producer.shape.end());
   Tensor x(DType::F32, shape);  // zero-filled past the last code
   for (int64_t i = 0; i < count; ++i)
-    x.data<float>()[i] = static_cast<float>(static_cast<double>(first + i) * producer.quant.step);
+    x.data<float>()[i] = static_cast<float>(static_cast<double>(first + i - producer.quant.zero_point) * producer.quant.step);
   const SimdLevelScope scalar(SimdLevel::Scalar);
   const Tensor y = make_float_kernel(g, island)->run({&x});
   std::vector<int32_t> lut(static_cast<size_t>(count));

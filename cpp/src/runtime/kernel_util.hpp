@@ -75,5 +75,7 @@ inline void channel_layout(const Tensor& t, int64_t& channels, int64_t& inner) {
 // node's kernel (null: none; that Scaling node then passes its input through), and its record.
 const Node* fused_scaling(const Graph& g, const Node& affine);
 kernels::RequantParams requant_params(const Graph& g, const Node& scaling);
+// An 8-bit Conv/Gemm's int32 bias plus its Scaling node's accumulator offset (zero points).
+std::vector<int32_t> bias_with_offsets(const Graph& g, const Node& affine);
 
 }  // namespace apl

@@ -135,10 +135,9 @@ def our_forward(g: apl.Graph, name: str, x: np.ndarray) -> np.ndarray:
     return batched(g.forward, x, MODELS[name]["fixed_batch"])
 
 
-def ort_quantized_output(name: str, mode: str) -> np.ndarray:
+def ort_qdq_model(name: str, mode: str) -> onnx.ModelProto:
     """onnxruntime's own PTQ on the float file: quant_pre_process, then quantize_static (QDQ,
-    U8 activations, S8 weights, MinMax, per channel or not) on our calibration set; its output on
-    the evaluation set."""
+    U8 activations, S8 weights, MinMax, per channel or not) on our calibration set."""
     def run():
         from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                               quant_pre_process, quantize_static)
@@ -168,8 +167,15 @@ def ort_quantized_output(name: str, mode: str) -> np.ndarray:
             quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, per_channel=MODES[mode],
                             calibrate_method=CalibrationMethod.MinMax)
-            return batched(lambda b: ort_forward(out, b), evaluation(name), MODELS[name]["fixed_batch"])
-    return _memo(("ort_quantized", name, mode), run)
+            return onnx.load(out)
+    return _memo(("ort_qdq", name, mode), run)
+
+
+def ort_quantized_output(name: str, mode: str) -> np.ndarray:
+    """onnxruntime's QDQ U8S8 model (ort_qdq_model) on the evaluation set."""
+    return _memo(("ort_quantized", name, mode),
+                 lambda: batched(lambda b: ort_forward(ort_qdq_model(name, mode), b), evaluation(name),
+                                 MODELS[name]["fixed_batch"]))
 
 
 def without_initializer_inputs(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -202,6 +202,7 @@ APL_INT_BROADCAST(int8_t, uint8_t, int32_t)
 APL_INT_BROADCAST(uint8_t, int8_t, int32_t)
 APL_INT_BROADCAST(uint8_t, uint8_t, int32_t)
 APL_INT_BROADCAST(int32_t, int32_t, int64_t)
+APL_INT_BROADCAST(int32_t, int32_t, int32_t)   // Mul of codes with zero points taken out
 APL_INT_BROADCAST(int32_t, int8_t, int32_t)   // Sum: accumulator + codes
 APL_INT_BROADCAST(int32_t, uint8_t, int32_t)
 APL_INT_BROADCAST(int64_t, int32_t, int64_t)
