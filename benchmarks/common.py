@@ -86,12 +86,14 @@ def ort_quantize_static(path: str, calib: np.ndarray, out: str, activation_unsig
     return out
 
 
-def resnet18_path() -> str:
-    """The ImageNet-shape ResNet-18 (zoo.make_resnet18, seed 0), built once into the temp dir."""
+def resnet18_path(batch_norm: bool = True) -> str:
+    """The ImageNet-shape ResNet-18 (zoo.make_resnet18, seed 0), built once into the temp dir.
+    batch_norm=False folds BatchNormalization into the convs, as torch.onnx.export writes it."""
     from aidge_ptq_lite import zoo
-    path = os.path.join(tempfile.gettempdir(), "apl_resnet18.onnx")
+    name = "apl_resnet18.onnx" if batch_norm else "apl_resnet18_folded.onnx"
+    path = os.path.join(tempfile.gettempdir(), name)
     if not os.path.exists(path):
-        zoo.make_resnet18(path, seed=0)
+        zoo.make_resnet18(path, seed=0, batch_norm=batch_norm)
     return path
 
 
