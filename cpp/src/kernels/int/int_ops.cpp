@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
@@ -78,7 +79,7 @@ void relu_int(int64_t n, const T* x, T* y) {
 // Separable, as max is: per output row the maxima of its valid input rows (whole-row loops the
 // compiler vectorises), then the maxima over the valid column taps of each output column. Rows
 // first: the strided column pass then runs on OH rows instead of H (ResNet-18's 3x3/2 pool:
-// half the scalar work). Columns whose taps are all inside take a loop without bounds.
+// half the scalar work).
 template <class T>
 void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
   check_pool_shape(s, "maxpool2d_int");
@@ -88,6 +89,13 @@ void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
     valid_taps(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W, &col_lo[ow], &col_hi[ow]);
   for (int64_t oh = 0; oh < OH; ++oh)
     valid_taps(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H, &row_lo[oh], &row_hi[oh]);
+  // The output columns whose taps are all inside: one contiguous run [interior_lo, interior_hi).
+  int64_t interior_lo = 0, interior_hi = 0;
+  for (int64_t ow = 0; ow < OW; ++ow)
+    if (col_lo[ow] == 0 && col_hi[ow] == s.S) {
+      if (interior_hi == interior_lo) interior_lo = ow;
+      interior_hi = ow + 1;
+    }
   const bool parallel = N * s.C * OH * OW >= (1 << 14);
   std::vector<T> scratch((parallel ? omp_get_max_threads() : 1) * s.W);
 #pragma omp parallel for schedule(static) if (parallel)
@@ -106,19 +114,32 @@ void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
         const T* in = plane + (ih0 + r * s.dil_h) * s.W;
         for (int64_t iw = 0; iw < s.W; ++iw) col_max[iw] = std::max(col_max[iw], in[iw]);
       }
+      // Interior columns (every tap inside): tap-outer loops over a run of columns, the stride
+      // a constant for 1 and 2 so that the compiler vectorises them; the border columns bounded.
+      const int64_t a = interior_lo, b = interior_hi;
+      if (a < b) {
+        const T* base = col_max + a * s.stride_w - s.pad_left;
+        auto taps = [&](auto stride) {
+          for (int64_t ow = 0; ow < b - a; ++ow) out[a + ow] = base[ow * stride];
+          for (int64_t sx = 1; sx < s.S; ++sx) {
+            const T* tap = base + sx * s.dil_w;
+            for (int64_t ow = 0; ow < b - a; ++ow) out[a + ow] = std::max(out[a + ow], tap[ow * stride]);
+          }
+        };
+        if (s.stride_w == 1) taps(std::integral_constant<int64_t, 1>());
+        else if (s.stride_w == 2) taps(std::integral_constant<int64_t, 2>());
+        else taps(s.stride_w);
+      }
       for (int64_t ow = 0; ow < OW; ++ow) {
-        const T* window = col_max + ow * s.stride_w - s.pad_left;
+        if (ow >= a && ow < b) continue;
         if (col_lo[ow] >= col_hi[ow]) {
           out[ow] = T(0);
-        } else if (col_lo[ow] == 0 && col_hi[ow] == s.S) {
-          T m = window[0];
-          for (int64_t sx = 1; sx < s.S; ++sx) m = std::max(m, window[sx * s.dil_w]);
-          out[ow] = m;
-        } else {
-          T m = window[col_lo[ow] * s.dil_w];
-          for (int64_t sx = col_lo[ow] + 1; sx < col_hi[ow]; ++sx) m = std::max(m, window[sx * s.dil_w]);
-          out[ow] = m;
+          continue;
         }
+        const T* window = col_max + ow * s.stride_w - s.pad_left;
+        T m = window[col_lo[ow] * s.dil_w];
+        for (int64_t sx = col_lo[ow] + 1; sx < col_hi[ow]; ++sx) m = std::max(m, window[sx * s.dil_w]);
+        out[ow] = m;
       }
     }
   }
