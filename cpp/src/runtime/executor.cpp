@@ -1,6 +1,9 @@
 #include "aidge_ptq_lite/executor.hpp"
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 
 namespace apl {
@@ -16,6 +19,34 @@ void check_finite_params(const Node& n) {
       if (!std::isfinite(p.data<float>()[k]))
         throw ValueError(n.label() + ": parameter " + std::to_string(i) + " holds NaN or Inf");
   }
+}
+
+// APL_PROFILE=1: each run prints its per-node wall time and a per-op total to stderr (opt-in,
+// read once; off, a run takes no clock readings).
+bool profiling_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("APL_PROFILE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
+void print_profile(const std::vector<const Node*>& nodes, const std::vector<double>& ms, int64_t batch) {
+  std::map<std::string, std::pair<double, int>> per_op;
+  double total = 0;
+  std::fprintf(stderr, "APL_PROFILE batch %lld\n%-44s %10s\n", static_cast<long long>(batch), "node", "ms");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::fprintf(stderr, "%-44s %10.3f\n", nodes[i]->label().c_str(), ms[i]);
+    auto& [t, count] = per_op[nodes[i]->op()];
+    t += ms[i];
+    ++count;
+    total += ms[i];
+  }
+  std::fprintf(stderr, "%-20s %6s %10s %6s\n", "op", "nodes", "ms", "%");
+  for (const auto& [op, tc] : per_op)
+    std::fprintf(stderr, "%-20s %6d %10.3f %6.1f\n", op.c_str(), tc.second, tc.first,
+                 total > 0 ? 100 * tc.first / total : 0.0);
+  std::fprintf(stderr, "%-20s %6zu %10.3f\n", "total", nodes.size(), total);
 }
 
 }  // namespace
@@ -66,8 +97,11 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
 
   std::vector<Tensor> values(steps_.size());
   std::vector<const Tensor*> args;
+  const bool profile = profiling_enabled();
+  std::vector<double> step_ms(profile ? steps_.size() : 0);
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = steps_[i];
+    const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     if (!s.kernel) {
       values[i] = graph_->is_quantized() ? quantize_input(*s.node, graph_->quant_config(), x) : x;
     } else {
@@ -75,9 +109,16 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
       for (size_t in : s.inputs) args.push_back(&values[in]);
       values[i] = s.kernel->run(args);
     }
+    if (profile)
+      step_ms[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (observer) observer(*s.node, values[i]);
     for (size_t in : s.inputs)
       if (last_use_[in] == i) values[in] = Tensor();
+  }
+  if (profile) {
+    std::vector<const Node*> nodes;
+    for (const Step& s : steps_) nodes.push_back(s.node);
+    print_profile(nodes, step_ms, x.dim(0));
   }
   std::vector<Tensor> outs;
   for (size_t o : output_steps_) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
@@ -75,9 +76,10 @@ void relu_int(int64_t n, const T* x, T* y) {
 
 // Padding cells are ignored (as ONNX MaxPool's -inf padding); a window made only of padding
 // (possible with large pads) yields 0, the value of the padding in the integer network.
-// Separable, as max is: every input row's maxima over the valid column taps of each output
-// column, then per output row the maxima of its valid rows of those (whole-row loops the
-// compiler vectorises; no bounds test per tap).
+// Separable, as max is: per output row the maxima of its valid input rows (whole-row loops the
+// compiler vectorises), then the maxima over the valid column taps of each output column. Rows
+// first: the strided column pass then runs on OH rows instead of H (ResNet-18's 3x3/2 pool:
+// half the scalar work).
 template <class T>
 void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
   check_pool_shape(s, "maxpool2d_int");
@@ -87,22 +89,19 @@ void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
     valid_taps(ow, s.stride_w, s.pad_left, s.dil_w, s.S, s.W, &col_lo[ow], &col_hi[ow]);
   for (int64_t oh = 0; oh < OH; ++oh)
     valid_taps(oh, s.stride_h, s.pad_top, s.dil_h, s.R, s.H, &row_lo[oh], &row_hi[oh]);
+  // The output columns whose taps are all inside: one contiguous run [interior_lo, interior_hi).
+  int64_t interior_lo = 0, interior_hi = 0;
+  for (int64_t ow = 0; ow < OW; ++ow)
+    if (col_lo[ow] == 0 && col_hi[ow] == s.S) {
+      if (interior_hi == interior_lo) interior_lo = ow;
+      interior_hi = ow + 1;
+    }
   const bool parallel = N * s.C * OH * OW >= (1 << 14);
-  std::vector<T> scratch((parallel ? omp_get_max_threads() : 1) * s.H * OW);
+  std::vector<T> scratch((parallel ? omp_get_max_threads() : 1) * s.W);
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t nc = 0; nc < N * s.C; ++nc) {
-    T* row_max = scratch.data() + omp_get_thread_num() * s.H * OW;
+    T* col_max = scratch.data() + omp_get_thread_num() * s.W;
     const T* plane = x + nc * s.H * s.W;
-    for (int64_t ih = 0; ih < s.H; ++ih) {
-      const T* in = plane + ih * s.W;
-      T* out = row_max + ih * OW;
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const T* window = in + ow * s.stride_w - s.pad_left;
-        T m = std::numeric_limits<T>::lowest();
-        for (int64_t sx = col_lo[ow]; sx < col_hi[ow]; ++sx) m = std::max(m, window[sx * s.dil_w]);
-        out[ow] = m;
-      }
-    }
     for (int64_t oh = 0; oh < OH; ++oh) {
       T* out = y + (nc * OH + oh) * OW;
       if (row_lo[oh] >= row_hi[oh]) {
@@ -110,13 +109,38 @@ void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
         continue;
       }
       const int64_t ih0 = oh * s.stride_h - s.pad_top;
-      std::copy_n(row_max + (ih0 + row_lo[oh] * s.dil_h) * OW, OW, out);
+      std::copy_n(plane + (ih0 + row_lo[oh] * s.dil_h) * s.W, s.W, col_max);
       for (int64_t r = row_lo[oh] + 1; r < row_hi[oh]; ++r) {
-        const T* in = row_max + (ih0 + r * s.dil_h) * OW;
-        for (int64_t ow = 0; ow < OW; ++ow) out[ow] = std::max(out[ow], in[ow]);
+        const T* in = plane + (ih0 + r * s.dil_h) * s.W;
+        for (int64_t iw = 0; iw < s.W; ++iw) col_max[iw] = std::max(col_max[iw], in[iw]);
       }
-      for (int64_t ow = 0; ow < OW; ++ow)
-        if (col_lo[ow] >= col_hi[ow]) out[ow] = T(0);
+      // Interior columns (every tap inside): tap-outer loops over a run of columns, the stride
+      // a constant for 1 and 2 so that the compiler vectorises them; the border columns bounded.
+      const int64_t a = interior_lo, b = interior_hi;
+      if (a < b) {
+        const T* base = col_max + a * s.stride_w - s.pad_left;
+        auto taps = [&](auto stride) {
+          for (int64_t ow = 0; ow < b - a; ++ow) out[a + ow] = base[ow * stride];
+          for (int64_t sx = 1; sx < s.S; ++sx) {
+            const T* tap = base + sx * s.dil_w;
+            for (int64_t ow = 0; ow < b - a; ++ow) out[a + ow] = std::max(out[a + ow], tap[ow * stride]);
+          }
+        };
+        if (s.stride_w == 1) taps(std::integral_constant<int64_t, 1>());
+        else if (s.stride_w == 2) taps(std::integral_constant<int64_t, 2>());
+        else taps(s.stride_w);
+      }
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        if (ow >= a && ow < b) continue;
+        if (col_lo[ow] >= col_hi[ow]) {
+          out[ow] = T(0);
+          continue;
+        }
+        const T* window = col_max + ow * s.stride_w - s.pad_left;
+        T m = window[col_lo[ow] * s.dil_w];
+        for (int64_t sx = col_lo[ow] + 1; sx < col_hi[ow]; ++sx) m = std::max(m, window[sx * s.dil_w]);
+        out[ow] = m;
+      }
     }
   }
 }
