@@ -508,3 +508,14 @@ def test_if_on_data_is_refused_naming_node_and_condition():
         apl.load_onnx(_model(nodes, [_const("zero", 0.0)]))
     text = str(err.value)
     assert "If (node 'data_if')" in text and "'positive'" in text and "input data" in text, text
+
+
+@pytest.mark.parametrize("inputs", [["x", "k1"], ["k1", "x", "k2"], ["x", "k1", "r", "k2"]],
+                         ids=["one_constant", "two_constants", "two_data_two_constants"])
+def test_sum_with_constant_inputs(inputs):
+    """Sum joins activations; its constants become one Add operand (onnxruntime on the original)."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Sum", inputs, ["y"], name="sum")]
+    model = _model(nodes, [_const("k1", RNG.standard_normal((3, 1, 1))), _const("k2", RNG.standard_normal((1, 6)))])
+    g = _agrees(model)
+    assert g.node("sum").op == "Add"

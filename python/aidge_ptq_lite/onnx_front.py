@@ -58,6 +58,8 @@ def normalize(model: onnx.ModelProto, input_shape: Optional[Sequence[int]] = Non
       batch, or is the batch (a Reshape then copies it: 0 / -1);
     - a Reshape to a literal batch of 1 keeps the batch instead (old zoo models);
     - Split with constant sizes becomes Slices when the registry has Slice and no Split;
+    - a Sum with constant inputs becomes the Sum of its data inputs plus one Add of the
+      constants' sum (Sum joins activations; a constant is an Add operand);
     - nodes that feed no graph output are removed.
 
     Raises:
@@ -90,6 +92,7 @@ def normalize(model: onnx.ModelProto, input_shape: Optional[Sequence[int]] = Non
         if not _fold_constants(m):
             break
     _split_to_slices(m)
+    _sum_constants_to_add(m)
     _remove_dead_nodes(m.graph)
     _remove_unused_initializers(m.graph)
     return m
@@ -792,6 +795,41 @@ def _branch_nodes(node: onnx.NodeProto, branch: onnx.GraphProto, graph: onnx.Gra
 
 def _registry_ops() -> dict:
     return _core.op_registry()
+
+
+# ---- Sum with constants ----------------------------------------------------------------------------
+
+def _sum_constants_to_add(m: onnx.ModelProto) -> None:
+    graph = m.graph
+    constants = {t.name: t for t in graph.initializer}
+    taken = _all_names(graph)
+    nodes, changed = [], False
+    for node in graph.node:
+        given = [i for i in node.input if i]
+        known = [i for i in given if i in constants]
+        data = [i for i in given if i not in constants]
+        if node.op_type != "Sum" or node.domain not in _STANDARD_DOMAINS or not known or not data:
+            nodes.append(node)  # all constant: folded already (or the builder names it)
+            continue
+        try:
+            total = numpy_helper.to_array(constants[known[0]])
+            for name in known[1:]:
+                total = total + numpy_helper.to_array(constants[name])
+        except Exception:
+            nodes.append(node)
+            continue
+        base = node.name or node.output[0]
+        k = _fresh_name(f"{base}_constants", taken)
+        graph.initializer.append(numpy_helper.from_array(np.asarray(total), k))
+        src = data[0]
+        if len(data) > 1:
+            src = _fresh_name(f"{base}_data", taken)
+            nodes.append(helper.make_node("Sum", data, [src], name=_fresh_name(f"{base}_data_sum", taken)))
+        nodes.append(helper.make_node("Add", [src, k], list(node.output), name=node.name))
+        changed = True
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
 
 
 # ---- Split ---------------------------------------------------------------------------------------

@@ -406,6 +406,10 @@ class _GraphBuilder:
                 attrs["const_index"] = idx
             elif tensor in self.producer:
                 data.append(self.producer[tensor])
+            elif tensor in self.constants:
+                raise ValueError(f"{label}: input {idx} ('{tensor}') is a constant, and {op} takes "
+                                 "only activations there: compute it into the model's constants "
+                                 "(or feed it from a node) before loading")
             else:
                 raise ValueError(f"{op} '{node.name}': input '{tensor}' is neither produced by a "
                                  "node nor an initializer (missing initializer?)")
