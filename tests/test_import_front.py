@@ -413,3 +413,109 @@ def test_legacy_broadcast_of_opset_6_is_refused_naming_the_op():
                    [_const("b", [1.0, 2.0, 3.0])], in_shape=("N", 3, 4, 4), opset=6)
     with pytest.raises(NotImplementedError, match="opset 6.*Add \\(node 'legacy_add'\\).*Re-export"):
         apl.load_onnx(model)
+
+
+# ---- If with a constant condition (torch's LRN: rank tests of a view whose rank is known) ----------
+
+def _branch(name, nodes, outputs, inits=()):
+    return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+                                               for o in outputs], list(inits))
+
+
+def _rank_test_if(then_branch, else_branch, name="rank_if", output="y"):
+    """cond = (Shape(x)[1] == 3), which shape inference makes constant: as torch writes it."""
+    return [helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+            helper.make_node("Gather", ["shape", "one"], ["channels"], name="gather", axis=0),
+            helper.make_node("Equal", ["channels", "three"], ["cond"], name="equal"),
+            helper.make_node("If", ["cond"], [output], name=name, then_branch=then_branch,
+                             else_branch=else_branch)]
+
+
+_RANK_TEST_INITS = [_const("one", 1, np.int64), _const("three", 3, np.int64)]
+
+
+@pytest.mark.parametrize("channels", [3, 4], ids=["then", "else"])
+def test_if_on_a_constant_condition_takes_its_branch(channels):
+    """The taken branch's nodes, initializers and Constant nodes join the graph; the other
+    branch (a different op) must not be the one that runs."""
+    then_branch = _branch("then", [
+        helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(np.array(2.0, np.float32))),
+        helper.make_node("Mul", ["x", "k"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "bias"], ["then_out"])], ["then_out"],
+        [_const("bias", RNG.standard_normal((channels, 1, 1)))])
+    else_branch = _branch("else", [helper.make_node("Relu", ["x"], ["else_out"])], ["else_out"])
+    nodes = _rank_test_if(then_branch, else_branch, output="t") + \
+        [helper.make_node("Conv", ["t", "w"], ["y"], name="conv")]
+    model = _model(nodes, _RANK_TEST_INITS + [_weights("w", 2, channels, 1, 1)],
+                   in_shape=("N", channels, 5, 5))
+    g = _agrees(model, shape=(channels, 5, 5))
+    assert not any(n.op == "If" for n in g.nodes())
+    assert any(n.op == "Relu" for n in g.nodes()) == (channels != 3)
+
+
+def test_if_branches_get_names_scoped_by_the_if():
+    """A branch's node and value names are prefixed by the If's name, so two inlined copies of
+    one pattern (torch's LRN in two layers) never collide."""
+    def lrn_like(tag, src, dst):
+        then_branch = _branch(f"then{tag}", [helper.make_node("Relu", [src], ["out"], name="inner")], ["out"])
+        else_branch = _branch(f"else{tag}", [helper.make_node("Identity", [src], ["out2"], name="inner")], ["out2"])
+        return [helper.make_node("Shape", [src], [f"s{tag}"], name=f"shape{tag}"),
+                helper.make_node("Gather", [f"s{tag}", "one"], [f"c{tag}"], name=f"gather{tag}", axis=0),
+                helper.make_node("Equal", [f"c{tag}", "three"], [f"cond{tag}"], name=f"equal{tag}"),
+                helper.make_node("If", [f"cond{tag}"], [dst], name=f"if{tag}", then_branch=then_branch,
+                                 else_branch=else_branch)]
+    nodes = lrn_like("1", "x", "a") + [helper.make_node("Neg", ["a"], ["b"], name="neg")] + lrn_like("2", "b", "y")
+    g = _agrees(_model(nodes, _RANK_TEST_INITS), shape=(3, 6, 6))
+    relus = sorted(n.name for n in g.nodes() if n.op == "Relu")
+    assert relus == ["if1/inner", "if2/inner"], relus
+
+
+def test_if_branch_that_passes_an_outer_value_through():
+    """A branch that returns an outer value: through Identity (as torch writes it), or directly
+    (valid ONNX that onnxruntime refuses; its oracle is the Identity form)."""
+    def model(then_nodes, then_out):
+        then_branch = _branch("then", then_nodes, [then_out])
+        else_branch = _branch("else", [helper.make_node("Neg", ["r"], ["n"])], ["n"])
+        nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu")] + _rank_test_if(then_branch, else_branch)
+        return _model(nodes, _RANK_TEST_INITS)
+    through_identity = model([helper.make_node("Identity", ["r"], ["i"])], "i")
+    g = _agrees(through_identity)
+    assert [n.op for n in g.nodes()] == ["Input", "Relu"]
+    x = RNG.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    direct = apl.load_onnx(model([], "r"))
+    assert [n.op for n in direct.nodes()] == ["Input", "Relu"]
+    _close(direct.forward(x), _ort(through_identity, x)[0])
+
+
+def test_nested_if_on_constant_conditions():
+    inner = helper.make_node("If", ["cond"], ["inner_out"], name="inner_if",
+                             then_branch=_branch("t2", [helper.make_node("Sigmoid", ["x"], ["s"])], ["s"]),
+                             else_branch=_branch("e2", [helper.make_node("Tanh", ["x"], ["h"])], ["h"]))
+    then_branch = _branch("t1", [inner, helper.make_node("Neg", ["inner_out"], ["neg"])], ["neg"])
+    else_branch = _branch("e1", [helper.make_node("Relu", ["x"], ["rel"])], ["rel"])
+    g = _agrees(_model(_rank_test_if(then_branch, else_branch), _RANK_TEST_INITS))
+    assert sorted(n.op for n in g.nodes()) == ["Input", "Neg", "Sigmoid"]
+
+
+def test_if_on_data_is_refused_naming_node_and_condition():
+    """A condition computed from the input values cannot be decided when loading."""
+    nodes = [helper.make_node("ReduceSum", ["x"], ["total"], name="sum", keepdims=0),
+             helper.make_node("Greater", ["total", "zero"], ["positive"], name="greater"),
+             helper.make_node("If", ["positive"], ["y"], name="data_if",
+                              then_branch=_branch("t", [helper.make_node("Relu", ["x"], ["a"])], ["a"]),
+                              else_branch=_branch("e", [helper.make_node("Neg", ["x"], ["b"])], ["b"]))]
+    with pytest.raises(apl.UnsupportedOpError) as err:
+        apl.load_onnx(_model(nodes, [_const("zero", 0.0)]))
+    text = str(err.value)
+    assert "If (node 'data_if')" in text and "'positive'" in text and "input data" in text, text
+
+
+@pytest.mark.parametrize("inputs", [["x", "k1"], ["k1", "x", "k2"], ["x", "k1", "r", "k2"]],
+                         ids=["one_constant", "two_constants", "two_data_two_constants"])
+def test_sum_with_constant_inputs(inputs):
+    """Sum joins activations; its constants become one Add operand (onnxruntime on the original)."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Sum", inputs, ["y"], name="sum")]
+    model = _model(nodes, [_const("k1", RNG.standard_normal((3, 1, 1))), _const("k2", RNG.standard_normal((1, 6)))])
+    g = _agrees(model)
+    assert g.node("sum").op == "Add"

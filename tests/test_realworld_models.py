@@ -33,8 +33,6 @@ SLOW_STAGES = ("quantize_channel_wise", "export_channel_wise")
 
 # Every stage of these models fails with their load error.
 LOAD_FAILURES = {
-    'alexnet_lrn':
-        "UnsupportedOpError: unsupported ops If (2 nodes: '/features/features.2/If', '/features/features.6/If')",
 }
 
 # Models that load but fail a later stage.

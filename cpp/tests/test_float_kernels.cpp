@@ -502,27 +502,6 @@ TEST(FloatKernelsElementwise, BinaryRejectsIncompatibleShapes) {
 
 // ---- Layout -------------------------------------------------------------------------------------
 
-TEST(FloatKernelsLayout, Pad2d) {
-  struct Case {
-    int64_t top, left, bottom, right;
-  };
-  const int64_t NC = 3, H = 4, W = 5;
-  const auto x = random_floats(NC * H * W, 500);
-  for (const Case& p : {Case{1, 2, 0, 3}, Case{0, 0, 0, 0}, Case{2, 1, 2, 1}, Case{-1, 0, 1, -2}}) {
-    const int64_t OH = H + p.top + p.bottom, OW = W + p.left + p.right;
-    std::vector<float> y(NC * OH * OW), expected(NC * OH * OW);
-    for (int64_t c = 0; c < NC; ++c)
-      for (int64_t i = 0; i < OH; ++i)
-        for (int64_t j = 0; j < OW; ++j) {
-          const int64_t si = i - p.top, sj = j - p.left;
-          const bool inside = si >= 0 && si < H && sj >= 0 && sj < W;
-          expected[(c * OH + i) * OW + j] = inside ? x[(c * H + si) * W + sj] : 7.5f;
-        }
-    pad2d_f32(NC, H, W, p.top, p.left, p.bottom, p.right, 7.5f, x.data(), y.data());
-    expect_near_all(y, expected, 0.0f);
-  }
-}
-
 TEST(FloatKernelsLayout, ConcatBytes) {
   // Three int8 inputs of shapes (2, a_i, 3) concatenated along the middle axis.
   const int64_t outer = 2, inner = 3, sizes[] = {1, 4, 2};

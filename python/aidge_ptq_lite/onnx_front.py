@@ -50,12 +50,16 @@ def normalize(model: onnx.ModelProto, input_shape: Optional[Sequence[int]] = Non
       brought to 17 where the converter can;
     - the data input gets a symbolic batch and static other dims (from ``input_shape`` when the
       model leaves them symbolic), then onnx shape inference runs;
+    - an If whose condition is constant once folded is replaced by the nodes of the branch it
+      takes (names scoped by the If's name); an If on data is left for the builder to refuse;
     - Identity and inference Dropout are removed; every node whose inputs are all constant is
       evaluated with onnx's reference evaluator and becomes an initializer; shape arithmetic
       from ``Shape`` is evaluated at two batch sizes and folded where it does not depend on the
       batch, or is the batch (a Reshape then copies it: 0 / -1);
     - a Reshape to a literal batch of 1 keeps the batch instead (old zoo models);
     - Split with constant sizes becomes Slices when the registry has Slice and no Split;
+    - a Sum with constant inputs becomes the Sum of its data inputs plus one Add of the
+      constants' sum (Sum joins activations; a constant is an Add operand);
     - nodes that feed no graph output are removed.
 
     Raises:
@@ -82,9 +86,13 @@ def normalize(model: onnx.ModelProto, input_shape: Optional[Sequence[int]] = Non
         m = _infer_shapes(m)
         if _keep_batch_in_reshapes(m):
             continue
+        if _inline_constant_ifs(m):
+            _remove_identities(m.graph)  # a branch often passes a value through Identity
+            continue
         if not _fold_constants(m):
             break
     _split_to_slices(m)
+    _sum_constants_to_add(m)
     _remove_dead_nodes(m.graph)
     _remove_unused_initializers(m.graph)
     return m
@@ -628,7 +636,8 @@ def _fold_constants(m: onnx.ModelProto) -> bool:
 
 def _keep_batch_in_reshapes(m: onnx.ModelProto) -> bool:
     """A Reshape to a literal batch of 1 (a model exported at batch 1) of a tensor whose batch is
-    symbolic copies the batch instead, so that any batch runs."""
+    symbolic copies the batch instead, so that any batch runs; a target (-1, d1, ...) whose -1 is
+    the batch copies it too (0), so that the shapes after it keep the batch's name."""
     graph = m.graph
     shapes = _shapes(graph)
     batch_param = _batch_param(graph)
@@ -646,11 +655,15 @@ def _keep_batch_in_reshapes(m: onnx.ModelProto) -> bool:
             target = numpy_helper.to_array(constants[node.input[1]])
         except Exception:
             continue
-        if target.ndim != 1 or target.size == 0 or target.dtype.kind not in "iu" or target[0] != 1:
+        if target.ndim != 1 or target.size == 0 or target.dtype.kind not in "iu":
             continue
         allowzero = any(a.name == "allowzero" and a.i for a in node.attribute)
         new = target.astype(np.int64).copy()
-        if not allowzero:
+        if new[0] == -1 and not allowzero and _infers_the_batch(new, data_dims):
+            new[0] = 0  # same result, and shape inference keeps the batch's name after it
+        elif new[0] != 1:
+            continue
+        elif not allowzero:
             new[0] = 0
         elif not (new == -1).any():
             new[0] = -1
@@ -665,8 +678,158 @@ def _keep_batch_in_reshapes(m: onnx.ModelProto) -> bool:
     return changed
 
 
+def _infers_the_batch(target: np.ndarray, data_dims) -> bool:
+    """Whether the -1 leading ``target`` stands for the batch: the other entries are literal and
+    hold exactly the static per-sample size of the data."""
+    rest = data_dims[1:]
+    return bool((target[1:] > 0).all()) and all(isinstance(d, int) for d in rest) and \
+        int(np.prod(target[1:])) == int(np.prod(rest))
+
+
+# ---- If with a constant condition ------------------------------------------------------------
+
+def _subgraphs(node: onnx.NodeProto):
+    for a in node.attribute:
+        if a.HasField("g"):
+            yield a.g
+        yield from a.graphs
+
+
+def _names_in_subgraphs(graph: onnx.GraphProto) -> set:
+    """Every name a nested subgraph defines (fresh names must not collide with them either)."""
+    names = set()
+    for node in graph.node:
+        for sub in _subgraphs(node):
+            names |= _all_names(sub) | _names_in_subgraphs(sub)
+    return names
+
+
+def _rename_in_subgraph(graph: onnx.GraphProto, rename: Dict[str, str]) -> None:
+    """References of a nested subgraph to renamed outer values (ONNX forbids a subgraph to
+    shadow an outer name, so every match is such a reference)."""
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+        for sub in _subgraphs(node):
+            _rename_in_subgraph(sub, rename)
+    for out in graph.output:
+        out.name = rename.get(out.name, out.name)
+
+
+def _constant_condition(node: onnx.NodeProto, constants) -> Optional[bool]:
+    if not node.input or node.input[0] not in constants:
+        return None
+    try:
+        value = numpy_helper.to_array(constants[node.input[0]])
+    except Exception:
+        return None
+    return bool(value.reshape(-1)[0]) if value.size == 1 else None
+
+
+def _inline_constant_ifs(m: onnx.ModelProto) -> bool:
+    """An If whose condition is a constant (torch writes rank tests of a tensor whose rank is
+    known, e.g. in LRN) becomes the nodes of the branch it takes: the branch's values and nodes
+    get names scoped by the If's name, its outputs become the If's outputs."""
+    graph = m.graph
+    constants = {t.name: t for t in graph.initializer}
+    taken = None
+    nodes, changed = [], False
+    for node in graph.node:
+        taken_branch = None
+        if node.op_type == "If" and node.domain in _STANDARD_DOMAINS:
+            condition = _constant_condition(node, constants)
+            attrs = {a.name: a.g for a in node.attribute if a.HasField("g")}
+            if condition is not None:
+                taken_branch = attrs.get("then_branch" if condition else "else_branch")
+        if taken_branch is None or taken_branch.sparse_initializer or \
+                len(taken_branch.output) != len(node.output):
+            nodes.append(node)  # the builder refuses an If on data, naming it
+            continue
+        if taken is None:
+            taken = _all_names(graph) | _names_in_subgraphs(graph)
+        nodes.extend(_branch_nodes(node, taken_branch, graph, taken))
+        changed = True
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return changed
+
+
+def _branch_nodes(node: onnx.NodeProto, branch: onnx.GraphProto, graph: onnx.GraphProto,
+                  taken: set) -> List[onnx.NodeProto]:
+    """The nodes of ``branch`` renamed into the outer graph (its initializers moved there), so
+    that they compute the outputs of the If ``node``."""
+    scope = node.name or node.output[0]
+    produced = {o for n in branch.node for o in n.output if o}
+    rename: Dict[str, str] = {}
+    copies = []  # (branch output, If output) the branch passes through (outer value, constant)
+    for out, target in zip(branch.output, node.output):
+        if out.name in produced and out.name not in rename and target:
+            rename[out.name] = target
+        elif target:
+            copies.append((out.name, target))
+    for local in sorted(produced - set(rename)) + [t.name for t in branch.initializer]:
+        rename.setdefault(local, _fresh_name(f"{scope}/{local.lstrip('/')}", taken))
+    for t in branch.initializer:
+        moved = onnx.TensorProto()
+        moved.CopyFrom(t)
+        moved.name = rename[t.name]
+        graph.initializer.append(moved)
+    spliced = []
+    for inner in branch.node:
+        new = onnx.NodeProto()
+        new.CopyFrom(inner)
+        new.name = _fresh_name(f"{scope}/{(inner.name or inner.op_type).lstrip('/')}", taken)
+        for i, name in enumerate(new.input):
+            new.input[i] = rename.get(name, name)
+        for i, name in enumerate(new.output):
+            new.output[i] = rename.get(name, name)
+        for sub in _subgraphs(new):
+            _rename_in_subgraph(sub, rename)
+        spliced.append(new)
+    for src, target in copies:
+        spliced.append(helper.make_node("Identity", [rename.get(src, src)], [target],
+                                        name=_fresh_name(f"{scope}/output_{target}", taken)))
+    return spliced
+
+
 def _registry_ops() -> dict:
     return _core.op_registry()
+
+
+# ---- Sum with constants ----------------------------------------------------------------------------
+
+def _sum_constants_to_add(m: onnx.ModelProto) -> None:
+    graph = m.graph
+    constants = {t.name: t for t in graph.initializer}
+    taken = _all_names(graph)
+    nodes, changed = [], False
+    for node in graph.node:
+        given = [i for i in node.input if i]
+        known = [i for i in given if i in constants]
+        data = [i for i in given if i not in constants]
+        if node.op_type != "Sum" or node.domain not in _STANDARD_DOMAINS or not known or not data:
+            nodes.append(node)  # all constant: folded already (or the builder names it)
+            continue
+        try:
+            total = numpy_helper.to_array(constants[known[0]])
+            for name in known[1:]:
+                total = total + numpy_helper.to_array(constants[name])
+        except Exception:
+            nodes.append(node)
+            continue
+        base = node.name or node.output[0]
+        k = _fresh_name(f"{base}_constants", taken)
+        graph.initializer.append(numpy_helper.from_array(np.asarray(total), k))
+        src = data[0]
+        if len(data) > 1:
+            src = _fresh_name(f"{base}_data", taken)
+            nodes.append(helper.make_node("Sum", data, [src], name=_fresh_name(f"{base}_data_sum", taken)))
+        nodes.append(helper.make_node("Add", [src, k], list(node.output), name=node.name))
+        changed = True
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
 
 
 # ---- Split ---------------------------------------------------------------------------------------

@@ -324,9 +324,16 @@ class _GraphBuilder:
                       "the batch in another way than a Reshape target, or when the shape they read "
                       "is not static (give load_onnx input_shape=...). ") \
             if any(op in ("Shape", "Size") for op, _ in missing) else ""
+        # An If left by the front: its condition is not a constant once everything foldable is.
+        conditions = [f"'{n.input[0]}'" for n in self.graph.node
+                      if n.op_type == "If" and n.domain in ("", "ai.onnx") and n.input][:3]
+        if_hint = (f"An If is inlined when its condition is constant; here the condition "
+                   f"({', '.join(conditions)}) is computed from the input data, which a static "
+                   "network cannot follow: export the model with the branch it should take "
+                   "(e.g. torch.jit.trace, or the condition fixed in the code). ") if conditions else ""
         raise _core.UnsupportedOpError(
             f"unsupported op{'s' if len(parts) > 1 else ''} {'; '.join(parts)}. "
-            + ("Only the standard ONNX domain is supported. " if domains else "") + shape_hint
+            + ("Only the standard ONNX domain is supported. " if domains else "") + shape_hint + if_hint
             + "Replace these ops in the model before loading, or add them to the op registry "
             "(README, 'Adding an op'); supported ops: " + ", ".join(sorted(supported)))
 
@@ -399,6 +406,10 @@ class _GraphBuilder:
                 attrs["const_index"] = idx
             elif tensor in self.producer:
                 data.append(self.producer[tensor])
+            elif tensor in self.constants:
+                raise ValueError(f"{label}: input {idx} ('{tensor}') is a constant, and {op} takes "
+                                 "only activations there: compute it into the model's constants "
+                                 "(or feed it from a node) before loading")
             else:
                 raise ValueError(f"{op} '{node.name}': input '{tensor}' is neither produced by a "
                                  "node nor an initializer (missing initializer?)")

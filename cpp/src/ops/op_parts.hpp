@@ -59,14 +59,14 @@ int64_t average_pool_divisor(const Node& node);
 
 namespace float_kernels {
 KernelFn conv, maxpool, avgpool, global_avgpool, dense, batchnorm, leaky_relu, clip, softmax,
-    binary, concat, pad, scaling, view,
-    transpose, slice, resize, conv_transpose,  // data movement and geometry
+    binary, concat, scaling, view,
+    transpose, slice, pad, resize, conv_transpose,  // data movement and geometry
     pointwise;  // runs the row's pointwise_f32
 }  // namespace float_kernels
 
 namespace integer_kernels {
-KernelFn affine, scaling, relu, piecewise, maxpool, avgpool, global_avgpool, binary, pad,
-    conv_transpose,  // data movement and geometry (Transpose, Slice, Resize use the float one)
+KernelFn affine, scaling, relu, piecewise, maxpool, avgpool, global_avgpool, binary,
+    conv_transpose,  // data movement and geometry (Transpose, Slice, Pad, Resize use the float one)
     avgpool_any_divisor;  // avgpool, with per-cell weights where the count varies
 }  // namespace integer_kernels
 

@@ -158,7 +158,7 @@ std::vector<OpTraits> make_rows() {
                      .unsigned_if_input().zero_clamp(clip_min_non_negative).kernels(fk::clip, ik::piecewise));
   rows.push_back(Row(K::Pad, "Pad", shapes::pad).attributes_from({{1, "pads"}, {2, "value"}}).codes_kept()
                      .homogeneous_if(pads_with_zero).unsigned_if_input(pads_with_non_negative)
-                     .blocked(blocked_pad).kernels(fk::pad, ik::pad));
+                     .blocked(blocked_pad).kernels(fk::pad, fk::pad));
   // Data movement: any dtype, codes unchanged.
   rows.push_back(Row(K::Flatten, "Flatten", shapes::flatten).is_view().homogeneous_if(always)
                      .unsigned_if_input().kernels(fk::view, fk::view));

@@ -84,8 +84,13 @@ int64_t normalise_axis(const Node& n, int64_t axis, int64_t rank) {
 }
 
 Shape infer_window(const Node& n, const std::vector<Shape>& in) {
+  if (in[0].size() == 4 && !n.traits().affine) {  // 3-D pool: (N, C, D, H, W)
+    const auto passes = pool_passes(n, in[0]);
+    return {in[0][0], passes[1].OH(), passes[0].OH(), passes[0].OW()};
+  }
   if (in[0].size() != 3 && in[0].size() != 2)
-    shape_fail(n, "expects a 4-D input (N, C, H, W) or a 3-D one (N, C, L), got (N, " +
+    shape_fail(n, std::string("expects a 4-D input (N, C, H, W) or a 3-D one (N, C, L)") +
+                      (n.traits().affine ? "" : " or a 5-D one (N, C, D, H, W)") + ", got (N, " +
                       shape_str(in[0]).substr(1));
   const kernels::Conv2dShape g = window_geometry(n, in[0]);  // validates the window
   if (g.OH() <= 0 || g.OW() <= 0)
@@ -228,6 +233,35 @@ kernels::Conv2dShape window_geometry(const Node& n, const Shape& in) {
   return g;
 }
 
+std::vector<kernels::Pool2dShape> pool_passes(const Node& n, const Shape& in) {
+  if (in.size() != 4) return {window_geometry(n, in)};
+  require_ints(n, {"kernel_shape", "strides", "dilations", "pads"});
+  if (!n.attrs.count("kernel_shape")) shape_fail(n, "kernel_shape is required");
+  const auto kernel = n.attr_ints("kernel_shape");
+  const auto strides = n.attr_ints("strides", {1, 1, 1}), dilations = n.attr_ints("dilations", {1, 1, 1});
+  const auto pads = n.attr_ints("pads", {0, 0, 0, 0, 0, 0});
+  if (kernel.size() != 3 || strides.size() != 3 || dilations.size() != 3 || pads.size() != 6)
+    shape_fail(n, "kernel_shape " + ints_str(kernel) + ", strides, dilations and pads must describe the 3 "
+                  "spatial axes of a 5-D input");
+  // Each pass is the node with the window of its axes (auto_pad and ceil_mode act per axis).
+  const auto pass = [&](std::vector<int64_t> k, std::vector<int64_t> st, std::vector<int64_t> dil,
+                        std::vector<int64_t> p, const Shape& plane) {
+    Node axes = n;
+    axes.set_attr("kernel_shape", std::move(k));
+    axes.set_attr("strides", std::move(st));
+    axes.set_attr("dilations", std::move(dil));
+    axes.set_attr("pads", std::move(p));
+    return window_geometry(axes, plane);
+  };
+  const std::string who = n.label();
+  const kernels::Pool2dShape hw = pass({kernel[1], kernel[2]}, {strides[1], strides[2]},
+                                       {dilations[1], dilations[2]}, {pads[1], pads[2], pads[4], pads[5]},
+                                       {checked_mul(in[0], in[1], who + ": depth planes"), in[2], in[3]});
+  const kernels::Pool2dShape depth = pass({kernel[0], 1}, {strides[0], 1}, {dilations[0], 1},
+                                          {pads[0], 0, pads[3], 0}, {in[0], in[1], hw.OH() * hw.OW()});
+  return {hw, depth};
+}
+
 namespace shapes {
 
 Shape window(const Node& n, const std::vector<Shape>& in) { return infer_window(n, in); }
@@ -252,8 +286,10 @@ Shape batchnorm(const Node& n, const std::vector<Shape>& in) {
 }
 
 Shape global_pool(const Node& n, const std::vector<Shape>& in) {
-  if (in[0].size() != 3 && in[0].size() != 2) shape_fail(n, "expects a 4-D input (N, C, H, W) or a 3-D one (N, C, L)");
-  return in[0].size() == 2 ? Shape{in[0][0], 1} : Shape{in[0][0], 1, 1};
+  if (in[0].size() < 2) shape_fail(n, "expects a 4-D input (N, C, H, W), a 3-D one (N, C, L) or a 5-D one (N, C, D, H, W)");
+  Shape out(in[0].size(), 1);
+  out[0] = in[0][0];
+  return out;
 }
 
 Shape gemm(const Node& n, const std::vector<Shape>& in) {
@@ -351,13 +387,10 @@ Shape pad(const Node& n, const std::vector<Shape>& in) {
   require_ints(n, {"pads"});
   const auto pads = n.attr_ints("pads");
   const size_t r = in[0].size() + 1;
-  if (r != 4) throw UnsupportedError(n.label() + ": only 4-D (N, C, H, W) inputs can be padded");
   if (pads.size() != 2 * r) shape_fail(n, "pads must have " + std::to_string(2 * r) + " values");
-  for (size_t d = 0; d + 2 < r; ++d)
-    if (pads[d] != 0 || pads[d + r] != 0)
-      throw UnsupportedError(n.label() + ": only the last two axes can be padded");
+  if (pads[0] != 0 || pads[r] != 0) throw UnsupportedError(n.label() + ": padding the batch axis");
   Shape out = in[0];
-  for (size_t d = r - 2; d < r; ++d) {
+  for (size_t d = 1; d < r; ++d) {
     if (pads[d] < 0 || pads[d + r] < 0) throw UnsupportedError(n.label() + ": negative pads");
     const std::string what = n.label() + ": padded size of axis " + std::to_string(d);
     out[d - 1] = checked_add(checked_add(out[d - 1], pads[d], what), pads[d + r], what);

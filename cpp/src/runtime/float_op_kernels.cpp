@@ -33,19 +33,27 @@ class ConvKernel : public NodeKernel {
 class PoolKernel : public NodeKernel {
  public:
   PoolKernel(const Graph& g, const Node& n, bool max)
-      : NodeKernel(n), shape_(window_geometry(n, g.node(n.inputs[0]).shape)),
+      : NodeKernel(n), passes_(pool_passes(n, g.node(n.inputs[0]).shape)),
         max_(max), include_pad_(n.attr_int("count_include_pad", 0) != 0) {}
   Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y = make_output(*in[0]);
-    if (max_)
-      maxpool2d_f32(shape_, in[0]->dim(0), in[0]->data<float>(), y.data<float>());
-    else
-      avgpool2d_f32(shape_, include_pad_, in[0]->dim(0), in[0]->data<float>(), y.data<float>());
+    const int64_t N = in[0]->dim(0);
+    Tensor y = make_output(*in[0]), between;  // between the two passes of a 3-D window
+    const float* src = in[0]->data<float>();
+    for (const Pool2dShape& s : passes_) {
+      const bool last = &s == &passes_.back();
+      if (!last) between = Tensor::uninitialized(DType::F32, {N, s.C, s.OH(), s.OW()});
+      float* dst = last ? y.data<float>() : between.data<float>();
+      if (max_)
+        maxpool2d_f32(s, N, src, dst);
+      else
+        avgpool2d_f32(s, include_pad_, N, src, dst);
+      src = dst;
+    }
     return y;
   }
 
  private:
-  Pool2dShape shape_;
+  std::vector<Pool2dShape> passes_;  // at most two
   bool max_, include_pad_;
 };
 
@@ -180,23 +188,6 @@ class ConcatKernel : public NodeKernel {
   int64_t axis_;
 };
 
-class PadKernel : public NodeKernel {
- public:
-  PadKernel(const Graph&, const Node& n)
-      : NodeKernel(n), pads_(n.attr_ints("pads")), value_(n.attr_float("value", 0.f)) {}
-  Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y = make_output(*in[0]);
-    const Tensor& x = *in[0];
-    pad2d_f32(x.dim(0) * x.dim(1), x.dim(2), x.dim(3), pads_[2], pads_[3], pads_[6], pads_[7],
-              value_, x.data<float>(), y.data<float>());
-    return y;
-  }
-
- private:
-  std::vector<int64_t> pads_;
-  float value_;
-};
-
 // Scaling: y = x * factor[channel], the float network's factor, or in a quantized no_quant
 // network its requantization factor. A dequantization point passes its accumulator through
 // (the executor applies its factors to the graph outputs).
@@ -268,7 +259,6 @@ std::unique_ptr<OpKernel> clip(const Graph&, const Node& n) {
 std::unique_ptr<OpKernel> softmax(const Graph&, const Node& n) { return std::make_unique<AxisKernel>(n, n.attr_int("axis", -1), softmax_f32); }
 std::unique_ptr<OpKernel> binary(const Graph& g, const Node& n) { return std::make_unique<BinaryKernel>(g, n); }
 std::unique_ptr<OpKernel> concat(const Graph& g, const Node& n) { return std::make_unique<ConcatKernel>(g, n); }
-std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_unique<PadKernel>(g, n); }
 std::unique_ptr<OpKernel> scaling(const Graph& g, const Node& n) { return std::make_unique<ScalingKernel>(g, n); }
 std::unique_ptr<OpKernel> view(const Graph&, const Node& n) { return std::make_unique<ViewKernel>(n); }
 

@@ -216,13 +216,13 @@ class IntPiecewiseKernel : public NodeKernel {
 };
 
 // MaxPool keeps its input's codes; average pools sum their window (the Scaling node after them
-// divides by it).
+// divides by it). A 3-D window runs as two 2-D passes (pool_passes), sums of sums in Acc.
 class IntPoolKernel : public NodeKernel {
  public:
   enum class Mode { Max, WindowSum, GlobalSum };
   IntPoolKernel(const Graph& g, const Node& n, Mode mode) : NodeKernel(n), mode_(mode), acc_(acc_dtype(g)) {
     const Shape& in = g.node(n.inputs[0]).shape;
-    if (mode_ != Mode::GlobalSum) shape_ = window_geometry(n, in);
+    if (mode_ != Mode::GlobalSum) passes_ = pool_passes(n, in);
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
     const Tensor& x = *in[0];
@@ -231,7 +231,10 @@ class IntPoolKernel : public NodeKernel {
       Tensor y = make_output(x, x.dtype());
       with_code_type(x.dtype(), [&](auto* tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
-        maxpool2d_int<T>(shape_, N, x.data<T>(), y.data<T>());
+        if (passes_.size() == 1) return maxpool2d_int<T>(passes_[0], N, x.data<T>(), y.data<T>());
+        Tensor between = first_pass_output(N, x.dtype());
+        maxpool2d_int<T>(passes_[0], N, x.data<T>(), between.data<T>());
+        maxpool2d_int<T>(passes_[1], N, between.data<T>(), y.data<T>());
       });
       return y;
     }
@@ -245,15 +248,22 @@ class IntPoolKernel : public NodeKernel {
   }
 
  private:
+  Tensor first_pass_output(int64_t N, DType dtype) const {
+    const Pool2dShape& s = passes_[0];
+    return Tensor::uninitialized(dtype, {N, s.C, s.OH(), s.OW()});
+  }
   template <class T, class Acc> void sum(const Tensor& x, Tensor& y) const {
+    const int64_t N = x.dim(0);
     if (mode_ == Mode::GlobalSum)
-      global_sumpool_int<T, Acc>(x.dim(0), x.dim(1), x.numel() / (x.dim(0) * x.dim(1)), x.data<T>(), y.data<Acc>());
-    else
-      sumpool2d_int<T, Acc>(shape_, x.dim(0), x.data<T>(), y.data<Acc>());
+      return global_sumpool_int<T, Acc>(N, x.dim(1), x.numel() / (N * x.dim(1)), x.data<T>(), y.data<Acc>());
+    if (passes_.size() == 1) return sumpool2d_int<T, Acc>(passes_[0], N, x.data<T>(), y.data<Acc>());
+    Tensor between = first_pass_output(N, acc_);
+    sumpool2d_int<T, Acc>(passes_[0], N, x.data<T>(), between.data<Acc>());
+    sumpool2d_int<Acc, Acc>(passes_[1], N, between.data<Acc>(), y.data<Acc>());
   }
   Mode mode_;
   DType acc_;
-  Pool2dShape shape_;
+  std::vector<Pool2dShape> passes_;  // at most two
 };
 
 // Add / Sub / Mul of two activations, numpy broadcasting between them (the squeeze-excite gate
@@ -308,27 +318,6 @@ class IntBinaryKernel : public NodeKernel {
   IntBinaryOp op_;
   DType acc_;
   int32_t zero_[2] = {0, 0};  // zero points of the operands' codes (Mul only: joins have none)
-};
-
-class IntPadKernel : public NodeKernel {
- public:
-  IntPadKernel(const Graph&, const Node& n) : NodeKernel(n), pads_(n.attr_ints("pads")) {}
-  Tensor run(const std::vector<const Tensor*>& in) const override {
-    const Tensor& x = *in[0];
-    Tensor y(x.dtype(), batched(x.dim(0), out_shape_));  // zero-initialised: the padding code is 0
-    const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
-    const int64_t OH = y.dim(2), OW = y.dim(3), elem = static_cast<int64_t>(dtype_size(x.dtype()));
-    const auto* src = static_cast<const uint8_t*>(x.raw());
-    auto* dst = static_cast<uint8_t*>(y.raw());
-    for (int64_t p = 0; p < NC; ++p)
-      for (int64_t h = 0; h < H; ++h)
-        std::copy_n(src + ((p * H + h) * W) * elem, W * elem,
-                    dst + ((p * OH + h + pads_[2]) * OW + pads_[3]) * elem);
-    return y;
-  }
-
- private:
-  std::vector<int64_t> pads_;
 };
 
 // A float op on dequantized inputs: the float tail (final Softmax), and inside float islands.
@@ -420,7 +409,6 @@ std::unique_ptr<OpKernel> global_avgpool(const Graph& g, const Node& n) {
   return std::make_unique<IntPoolKernel>(g, n, IntPoolKernel::Mode::GlobalSum);
 }
 std::unique_ptr<OpKernel> binary(const Graph& g, const Node& n) { return std::make_unique<IntBinaryKernel>(g, n); }
-std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_unique<IntPadKernel>(g, n); }
 
 }  // namespace integer_kernels
 

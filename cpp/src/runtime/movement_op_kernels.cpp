@@ -1,4 +1,4 @@
-// Data-movement kernels: Transpose, Slice and Resize. Each moves elements of any dtype (float
+// Data-movement kernels: Transpose, Slice, Pad and Resize. Each moves elements of any dtype (float
 // values, or integer codes that keep their scale), so one kernel serves the float and the
 // integer network; only Resize's linear mode computes, in float (an island when quantized).
 // No SIMD variants: these are copies, bounded by memory, not by arithmetic.
@@ -89,6 +89,50 @@ class GatherKernel : public NodeKernel {
  private:
   std::vector<int64_t> stride_;
   int64_t base_ = 0, sample_ = 1;
+};
+
+// Pad: the output filled with the pad value (the float network's `value`; code 0 in the integer
+// network, where only zero padding runs), then every innermost row of the input copied to its
+// place: an odometer over the other axes, the batch included.
+class PadKernel : public NodeKernel {
+ public:
+  PadKernel(const Graph& g, const Node& n) : NodeKernel(n), in_shape_(g.node(n.inputs[0]).shape),
+                                             value_(n.attr_float("value", 0.f)) {
+    const std::vector<int64_t> pads = n.attr_ints("pads");
+    const size_t rank = in_shape_.size() + 1;
+    const std::vector<int64_t> st = contiguous_strides(batched(1, out_shape_));
+    for (size_t d = 1; d < rank; ++d) offset_ += pads[d] * st[d];
+  }
+  Tensor run(const std::vector<const Tensor*>& in) const override {
+    const Tensor& x = *in[0];
+    Tensor y = make_output(x, x.dtype());
+    if (x.dtype() == DType::F32) std::fill_n(y.data<float>(), y.numel(), value_);
+    else std::memset(y.raw(), 0, y.numel() * dtype_size(x.dtype()));
+    const Shape dims = batched(x.dim(0), in_shape_);
+    const std::vector<int64_t> out_stride = contiguous_strides(y.shape());
+    const size_t r = dims.size(), elem = dtype_size(x.dtype());
+    const size_t row_bytes = static_cast<size_t>(dims[r - 1]) * elem;
+    const int64_t rows = x.numel() / dims[r - 1];
+    const auto* src = static_cast<const uint8_t*>(x.raw());
+    auto* dst = static_cast<uint8_t*>(y.raw());
+    std::vector<int64_t> index(r, 0);
+    int64_t at = offset_;  // element offset of the current row in y
+    for (int64_t row = 0; row < rows; ++row) {
+      std::memcpy(dst + at * elem, src + row * row_bytes, row_bytes);
+      for (size_t d = r - 1; d-- > 0;) {  // next row: the odometer over the outer axes
+        at += out_stride[d];
+        if (++index[d] < dims[d]) break;
+        at -= out_stride[d] * dims[d];
+        index[d] = 0;
+      }
+    }
+    return y;
+  }
+
+ private:
+  Shape in_shape_;
+  float value_;
+  int64_t offset_ = 0;  // of the first input element in a sample of y
 };
 
 // Resize, axis by axis (nearest and linear interpolation are separable): per spatial axis, the
@@ -195,6 +239,7 @@ namespace float_kernels {
 std::unique_ptr<OpKernel> transpose(const Graph& g, const Node& n) { return std::make_unique<GatherKernel>(g, n); }
 std::unique_ptr<OpKernel> slice(const Graph& g, const Node& n) { return std::make_unique<GatherKernel>(g, n); }
 std::unique_ptr<OpKernel> resize(const Graph& g, const Node& n) { return std::make_unique<ResizeKernel>(g, n); }
+std::unique_ptr<OpKernel> pad(const Graph& g, const Node& n) { return std::make_unique<PadKernel>(g, n); }
 
 }  // namespace float_kernels
 }  // namespace apl

@@ -60,10 +60,6 @@ enum class BinaryOp { Add, Sub, Mul };
 void binary_f32(BinaryOp op, const Shape& a_shape, const float* a, const Shape& b_shape,
                 const float* b, const Shape& out_shape, float* y);
 
-// Constant zero-or-value padding of the last two axes of a (N*C, H, W) view.
-void pad2d_f32(int64_t NC, int64_t H, int64_t W, int64_t top, int64_t left, int64_t bottom,
-               int64_t right, float value, const float* x, float* y);
-
 // Concatenation along an axis of (outer, size_i, inner) views; any element type.
 void concat_bytes(int64_t outer, int64_t inner_bytes, const int64_t* sizes, const void* const* inputs,
                   int n_inputs, void* y);

@@ -28,15 +28,6 @@ void detail::copy_padded_rows(const float* plane, int64_t H, int64_t W, int64_t 
   }
 }
 
-void pad2d_f32(int64_t NC, int64_t H, int64_t W, int64_t top, int64_t left, int64_t bottom,
-               int64_t right, float value, const float* x, float* y) {
-  const int64_t out_h = H + top + bottom, out_w = W + left + right;
-#pragma omp parallel for schedule(static) if (NC * out_h * out_w > (1 << 16))
-  for (int64_t p = 0; p < NC; ++p)
-    detail::copy_padded_rows(x + p * H * W, H, W, -top, out_h, left, right, value,
-                             y + p * out_h * out_w);
-}
-
 void concat_bytes(int64_t outer, int64_t inner_bytes, const int64_t* sizes,
                   const void* const* inputs, int n_inputs, void* y) {
   auto* out = static_cast<unsigned char*>(y);

@@ -207,6 +207,8 @@ APL_INT_STORAGE_OPS(int8_t)
 APL_INT_STORAGE_OPS(uint8_t)
 APL_INT_STORAGE_OPS(int32_t)
 #undef APL_INT_STORAGE_OPS
+// The second pass of a 3-D window sums the first one's wide sums.
+template void sumpool2d_int<int64_t, int64_t>(const Pool2dShape&, int64_t, const int64_t*, int64_t*);
 
 #define APL_INT_BINARY(A, B)                                                                 \
   template void binary_int<A, B, int32_t>(IntBinaryOp, int64_t, const A*, const B*, int32_t*); \
