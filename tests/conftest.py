@@ -21,6 +21,26 @@ def relative_error(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(y - ref)) / max(np.max(np.abs(ref)), 1e-12))
 
 
+def one_input_model(nodes, inits, in_shape, opset=17):
+    """A model of `nodes` reading input x of shape (N, *in_shape) and writing output y."""
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def int64_initializer(name, values):
+    from onnx import numpy_helper
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def sqnr_db(y: np.ndarray, ref: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio of y against ref, dB (inf when equal)."""
+    noise = np.sum((y - ref).astype(np.float64) ** 2)
+    return np.inf if noise == 0 else 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / noise)
+
+
 SIMD_LEVELS = ["scalar", "avx2", "avx512", "amx"]
 
 

@@ -8,37 +8,27 @@ import subprocess
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 import aidge_ptq_lite as apl
 
-from conftest import ort_forward, relative_error, assert_same_integers_at_every_level
-
-RNG = np.random.default_rng(15)
+from conftest import (assert_same_integers_at_every_level, int64_initializer as _ints, ort_forward,
+                      one_input_model, relative_error, sqnr_db as _sqnr)
 
 
 def _model(nodes, inits, in_shape, opset=17):
-    g = helper.make_graph(
-        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    return one_input_model(nodes, inits, in_shape, opset)
+
+
+RNG = np.random.default_rng(15)
 
 
 def _init(name, shape, scale=0.5):
     return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
 
 
-def _ints(name, values):
-    return numpy_helper.from_array(np.array(values, np.int64), name)
-
-
 def _floats(name, values):
     return numpy_helper.from_array(np.array(values, np.float32), name)
-
-
-def _sqnr(y, ref):
-    noise = np.sum((y - ref).astype(np.float64) ** 2)
-    return np.inf if noise == 0 else 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / noise)
 
 
 # ---- one op on the input: (name, node, initializers, input shape per sample) ----------------------
