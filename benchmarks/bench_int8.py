@@ -22,20 +22,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from common import interleaved_medians, ort_quantize_static, ort_session, rng_images  # noqa: E402
+from common import (interleaved_medians, ort_quantize_static, ort_session, resnet18_path,  # noqa: E402
+                    rng_images)
 
 import aidge_ptq_lite as apl  # noqa: E402
 from aidge_ptq_lite import datasets, zoo  # noqa: E402
 
 common.SETTLE_SECONDS = 0.3
-
-
-def resnet18_folded_path() -> str:
-    """ResNet-18 with BatchNormalization folded into the convs, as torch.onnx.export writes it."""
-    path = os.path.join(tempfile.gettempdir(), "apl_resnet18_folded.onnx")
-    if not os.path.exists(path):
-        zoo.make_resnet18(path, seed=0, batch_norm=False)
-    return path
 
 
 def ort_u8s8(path: str, calib: np.ndarray, pre_process: bool) -> str:
@@ -50,7 +43,7 @@ def ort_u8s8(path: str, calib: np.ndarray, pre_process: bool) -> str:
 
 
 def cases(quick: bool):
-    r18 = resnet18_folded_path()
+    r18 = resnet18_path(batch_norm=False)
     r18_calib = rng_images(64, (3, 224, 224), seed=1)
     fm_calib = datasets.load_calibration_set(256)
     fm_x = datasets.load_fashion_mnist("test", limit=64)[0]
