@@ -96,8 +96,9 @@ class IntAffineKernel : public NodeKernel {
     }
     Tensor acc = make_output(x, DType::I32);
     conv_->run(N, x.raw(), acc.data<int32_t>());
-    const int64_t per_sample = static_cast<int64_t>(border_.size());
-    for (int64_t i = 0; per_sample && i < acc.numel(); ++i) acc.data<int32_t>()[i] += border_[static_cast<size_t>(i % per_sample)];
+    int32_t* a = acc.data<int32_t>();
+    for (int64_t b = 0; !border_.empty() && b < N; ++b, a += border_.size())
+      for (size_t i = 0; i < border_.size(); ++i) a[i] += border_[i];
     return acc;
   }
 
@@ -123,11 +124,11 @@ class IntScalingKernel : public NodeKernel {
     if (pass_through_ || (dequantize_point_ && offset_.empty())) return *in[0];
     // Joins that copy codes (Concat) hand over n-bit codes rather than an accumulator.
     const DType acc_type = wide_ ? DType::I64 : DType::I32;
-    Tensor acc = in[0]->dtype() == acc_type ? *in[0] : in[0]->astype(acc_type);
+    // Adding offsets writes the accumulator: a copy, unless astype already made one.
+    Tensor acc = in[0]->dtype() != acc_type ? in[0]->astype(acc_type) : offset_.empty() ? *in[0] : in[0]->clone();
     int64_t channels, inner;
     channel_layout(acc, channels, inner);
     if (!offset_.empty()) {  // zero points (never wide)
-      acc = acc.clone();
       int32_t* a = acc.data<int32_t>();
       for (int64_t b = 0; b < acc.dim(0); ++b)
         for (int64_t c = 0; c < channels; ++c) {
