@@ -8,7 +8,7 @@ import pytest
 import aidge_ptq_lite as apl
 from aidge_ptq_lite import datasets, zoo
 
-from conftest import ort_forward
+from conftest import one_input_model, ort_forward, sqnr_db
 
 
 @pytest.fixture(scope="module", params=["bundled", pytest.param("full", marks=pytest.mark.slow)])
@@ -59,3 +59,38 @@ def test_export_refuses_float_and_no_quant_graphs(tmp_path):
     with pytest.raises(ValueError, match="no_quant"):
         apl.export_onnx(g, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _conv_activation_conv(activation: str):
+    """Conv -> LeakyRelu (alpha 0.2) or PRelu (one slope per channel) -> Conv, random weights."""
+    from onnx import helper, numpy_helper
+    rng = np.random.default_rng(3)
+
+    def init(name, *shape, scale=0.3):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    slope = numpy_helper.from_array(rng.uniform(0.05, 0.4, (8, 1, 1)).astype(np.float32), "slope")
+    act = (helper.make_node("PRelu", ["a", "slope"], ["h"]) if activation == "PRelu"
+           else helper.make_node("LeakyRelu", ["a"], ["h"], alpha=0.2))
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]), act,
+             helper.make_node("Conv", ["h", "w2", "b2"], ["y"], pads=[1, 1, 1, 1])]
+    inits = [init("w1", 8, 3, 3, 3), init("b1", 8, scale=0.1), slope, init("w2", 4, 8, 3, 3), init("b2", 4, scale=0.1)]
+    return one_input_model(nodes, inits, [3, 12, 12])
+
+
+@pytest.mark.parametrize("optimize_signs", [False, True], ids=["signed", "signs"])
+@pytest.mark.parametrize("nb_bits", [8, 4])
+@pytest.mark.parametrize("activation", ["LeakyRelu", "PRelu"])
+def test_export_rounds_after_leaky_activations_as_the_integer_kernel(activation, nb_bits, optimize_signs, tmp_path):
+    """The integer LeakyRelu / PRelu round alpha x code on the input's grid; the exported model
+    must round there too (without it about 97% of the outputs differ). Allowed: the spread of a
+    rare tie of a Conv's requantization (ONNX rounds half to even, we half up)."""
+    rng = np.random.default_rng(4)
+    g = apl.load_onnx(_conv_activation_conv(activation))
+    apl.quantize_network(g, rng.standard_normal((64, 3, 12, 12)).astype(np.float32), nb_bits=nb_bits,
+                         optimize_signs=optimize_signs)
+    apl.export_onnx(g, tmp_path / "m.onnx")
+    x = rng.standard_normal((16, 3, 12, 12)).astype(np.float32)
+    ours, theirs = g.forward(x), ort_forward(str(tmp_path / "m.onnx"), x)
+    differ = np.mean(np.abs(theirs - ours) > 1e-4 * np.abs(ours).max())
+    assert differ < 0.01, f"{differ:.1%} of the outputs differ ({sqnr_db(theirs, ours):.1f} dB)"

@@ -141,6 +141,7 @@ py::dict op_registry_dict() {
     row["join"] = t.join;
     row["needs_scaling"] = t.needs_scaling;
     row["keeps_codes"] = t.keeps_codes;
+    row["rounds_codes"] = t.rounds_codes;
     row["view"] = t.view;
     row["transposed_weights"] = t.transposed_weights;
     row["float_only"] = t.float_only;
@@ -377,7 +378,7 @@ The op registry as the importer and exporter read it: dict ONNX op type -> dict 
 row (cpp/src/ops/registry.cpp): ``domain``, ``min_inputs``/``max_inputs`` (-1: any),
 ``param_inputs`` (ONNX input indices moved into params), ``attribute_inputs`` (index -> attribute
 name), ``constant_operand``, ``activation_attributes`` (attributes in activation units),
-``export_rule`` and the roles (``affine``, ``join``, ``needs_scaling``, ``keeps_codes``, ``view``,
+``export_rule`` and the roles (``affine``, ``join``, ``needs_scaling``, ``keeps_codes``, ``rounds_codes``, ``view``,
 ``float_only``, ``elementwise``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
 )pbdoc");
   m.def("simd_level", []() { return simd_level_name(active_simd_level()); },

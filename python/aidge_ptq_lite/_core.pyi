@@ -662,7 +662,7 @@ def op_registry() -> dict:
     row (cpp/src/ops/registry.cpp): ``domain``, ``min_inputs``/``max_inputs`` (-1: any),
     ``param_inputs`` (ONNX input indices moved into params), ``attribute_inputs`` (index -> attribute
     name), ``constant_operand``, ``activation_attributes`` (attributes in activation units),
-    ``export_rule`` and the roles (``affine``, ``join``, ``needs_scaling``, ``keeps_codes``, ``view``,
+    ``export_rule`` and the roles (``affine``, ``join``, ``needs_scaling``, ``keeps_codes``, ``rounds_codes``, ``view``,
     ``float_tail``, ``integer_kernel``). Includes the library's own "Input" and "Scaling".
     """
 def prepare_network(graph: Graph) -> None:

@@ -8,7 +8,9 @@ scale folds the requantization multiplier in, so QuantizeLinear after the layer 
 codes as our requantizer (up to ties: ONNX rounds half to even, we round half up). Below 8 bits a
 Clip after DequantizeLinear keeps the codes in the n-bit range. Other ops run in float on
 dequantized values, which is exact for ReLU, max pooling, padding and reshapes, and is what a
-float island does (its Scaling node's QuantizeLinear follows).
+float island does (its Scaling node's QuantizeLinear follows); after ops whose integer kernel
+rounds on its input's grid (LeakyRelu, PRelu: registry row ``rounds_codes``) a QDQ pair at the
+input's step rounds the same way (up to ties).
 """
 from __future__ import annotations
 
@@ -185,7 +187,10 @@ class _Exporter:
                 source = self.tensor[node.inputs[0]]
                 self.tensor[node.name] = source if node.quant["dequantize_point"] else self.quantize_dequantize(source, node)
             elif rule == "float_op":
-                self.tensor[node.name] = self.float_op(node)
+                out = self.float_op(node)
+                if _OPS[node.op]["rounds_codes"] and not node.quant["island"]:
+                    out = self.quantize_dequantize(out, node)  # the kernel's rounding to codes
+                self.tensor[node.name] = out
             else:
                 raise ValueError(f"{node.op} '{node.name}' cannot be exported (prepare_network removes it)")
         outputs = []

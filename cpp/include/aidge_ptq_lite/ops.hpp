@@ -105,6 +105,9 @@ struct OpTraits {
   bool multiplies_scales = false;  // output scale = product of the input scales (Mul)
   bool needs_scaling = false;      // output is an accumulator: a Scaling node follows it
   bool keeps_codes = false;        // output codes are input codes at the same scale
+  // Keeps the scale but rounds on its grid (LeakyRelu's alpha x code): a QDQ export rounds the
+  // float op's output back to the input's codes, as the integer kernel does.
+  bool rounds_codes = false;
   bool view = false;               // moves data only, any dtype (Flatten, Reshape, ...)
   bool removed_by_prepare = false; // the identity at inference (Identity, Dropout)
   bool folds_into_affine = false;  // per-channel affine folded into the Conv/Gemm before it

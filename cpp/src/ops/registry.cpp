@@ -91,6 +91,7 @@ struct Row : OpTraits {
   Row&& scaled() && { needs_scaling = true; return std::move(*this); }
   Row&& product_of_scales() && { multiplies_scales = needs_scaling = true; return std::move(*this); }
   Row&& codes_kept() && { keeps_codes = true; return std::move(*this); }
+  Row&& codes_rounded() && { keeps_codes = rounds_codes = true; return std::move(*this); }
   Row&& is_view() && { view = keeps_codes = true; return std::move(*this); }
   Row&& removed() && { removed_by_prepare = true; export_rule = ExportRule::None; return std::move(*this); }
   Row&& weights_transposed() && { transposed_weights = true; return std::move(*this); }
@@ -151,7 +152,7 @@ std::vector<OpTraits> make_rows() {
   // Activations that keep their input's codes.
   rows.push_back(Row(K::Relu, "Relu", shapes::same).codes_kept().homogeneous_if(always).unsigned_if_input()
                      .zero_clamp().measured(MeasuredThrough::AnyUsers).pointwise(kernels::relu_f32, ik::relu));
-  rows.push_back(Row(K::LeakyRelu, "LeakyRelu", shapes::same).codes_kept().homogeneous_if(always)
+  rows.push_back(Row(K::LeakyRelu, "LeakyRelu", shapes::same).codes_rounded().homogeneous_if(always)
                      .unsigned_if_input().blocked(blocked_steep_leaky_relu).kernels(fk::leaky_relu, ik::piecewise));
   rows.push_back(Row(K::Clip, "Clip", shapes::same).attributes_from({{1, "min"}, {2, "max"}})
                      .activation_attrs({{"min", -3.4028235e38f, true}, {"max", 3.4028235e38f, false}}).codes_kept()
@@ -199,7 +200,7 @@ std::vector<OpTraits> make_rows() {
   rows.push_back(Row(K::Sum, "Sum", shapes::variadic).inputs(1, -1).is_join().unsigned_if_all_inputs()
                      .kernels(fk::sum, ik::sum));
   // Codes kept on the positive side, the negative side times a per-channel or scalar slope.
-  rows.push_back(Row(K::PRelu, "PRelu", shapes::prelu).params_from({1}).codes_kept().homogeneous_if(always)
+  rows.push_back(Row(K::PRelu, "PRelu", shapes::prelu).params_from({1}).codes_rounded().homogeneous_if(always)
                      .unsigned_if_input().blocked(blocked_prelu).kernels(fk::prelu, ik::prelu));
   // Element-wise without an integer form: lookup-table islands inside the network.
   rows.push_back(Row(K::HardSigmoid, "HardSigmoid", shapes::same).no_integer_form().is_elementwise()
