@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <map>
 
+#include "../kernels/thread_placement.hpp"
+
 namespace apl {
 
 namespace {
@@ -94,6 +96,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
                      shape_str(x.shape()));
   if (x.dim(0) == 0) throw ShapeError("input '" + input_name_ + "' has an empty batch (N = 0)");
   const SimdLevelScope scope(level_);
+  const kernels::ThreadPlacement placement;
 
   std::vector<Tensor> values(steps_.size());
   std::vector<const Tensor*> args;
