@@ -124,3 +124,79 @@ def test_maxpool_window_with_a_nan_gives_nan():
     expected = x.reshape(2, 1, 2, 2, 2, 2).max(axis=(3, 5))
     np.testing.assert_array_equal(apl.load_onnx(model).forward(x), expected)
     assert np.isnan(expected).sum() == 3
+
+
+# ---- clamps fused into their producer's output pass (Executor::fuse_clamps) -------------------
+
+def _fusion_model():
+    """Conv -> Relu and Conv -> Clip (fused); Add -> Relu (fused); a Conv read by two nodes and a
+    Conv that is also a graph output, each followed by a Relu (not fused)."""
+    c = 4
+    w = lambda name: _init(name, (c, c, 3, 3))  # noqa: E731
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["k1"]),
+        helper.make_node("Add", ["k1", "r0"], ["s"]),
+        helper.make_node("Relu", ["s"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]),  # two readers
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Add", ["r2", "c2"], ["s2"]),
+        helper.make_node("Conv", ["s2", "w3"], ["c3"], pads=[1, 1, 1, 1]),  # also an output
+        helper.make_node("Relu", ["c3"], ["y"]),
+    ]
+    inits = [w("w0"), _init("b0", (c,)), w("w1"), _init("b1", (c,)), w("w2"), w("w3"),
+             numpy_helper.from_array(np.array(-0.3, np.float32), "lo"),
+             numpy_helper.from_array(np.array(0.7, np.float32), "hi")]
+    g = helper.make_graph(nodes, "fusion", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 9, 9])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", c, 9, 9]),
+                           helper.make_tensor_value_info("c3", TensorProto.FLOAT, ["N", c, 9, 9])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _fused_and_unfused(g, x):
+    """forward (no observer: clamps fused) and the same outputs through intermediate_outputs (an
+    observer: every node runs its own kernel)."""
+    fused = g.forward(x)
+    fused = fused if isinstance(fused, list) else [fused]
+    observed = g.intermediate_outputs(x, g.outputs)
+    return fused, [observed[o] for o in g.outputs]
+
+
+def test_fused_clamps_give_the_unfused_values_bit_for_bit():
+    model = _fusion_model()
+    x = RNG.standard_normal((3, 4, 9, 9)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan  # NaN stays NaN through a fused Relu, as through the Relu kernel
+    x[1, 2, 4, 4] = -0.0
+    g = apl.load_onnx(model)
+    fused, unfused = _fused_and_unfused(g, x)
+    for a, b in zip(fused, unfused):
+        np.testing.assert_array_equal(a, b)  # NaN where NaN, same bits elsewhere
+    assert np.isnan(fused[0]).any()
+    clean = np.nan_to_num(x, nan=0.0)
+    assert relative_error(g.forward(clean)[0], ort_forward(model, clean)) <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+def test_zoo_forward_fused_equals_unfused(name, test_images):
+    g = apl.load_onnx(zoo.model_path(name))
+    fused, unfused = _fused_and_unfused(g, test_images[0][:64])
+    np.testing.assert_array_equal(fused[0], unfused[0])
+
+
+def test_profile_shows_which_clamps_ran_fused(tmp_path):
+    import os
+    import subprocess
+    import sys
+    path = tmp_path / "fusion.onnx"
+    onnx.save(_fusion_model(), path)
+    script = ("import sys, numpy as np, aidge_ptq_lite as apl\n"
+              "g = apl.load_onnx(sys.argv[1])\n"
+              "g.forward(np.ones((2, 4, 9, 9), np.float32))\n")
+    err = subprocess.run([sys.executable, "-c", script, str(path)], env=dict(os.environ, APL_PROFILE="1"),
+                         capture_output=True, text=True, check=True).stderr
+    rows = {line.split("'")[1]: line.split()[-1] for line in err.splitlines() if line.count("'") == 2}
+    # r0, k1 and r1 (after a Conv, a Conv and an Add) fused; r2 (Conv read twice) and y (after a
+    # Conv that is a graph output) not.
+    assert [n for n, v in rows.items() if v == "fused"] == ["r0", "k1", "r1"], err

@@ -204,6 +204,12 @@ void check_conv(const Conv2dShape& s, int64_t N, bool with_bias, uint32_t seed) 
     std::fill(out.begin(), out.end(), 0.0f);  // a second run reuses the per-thread scratch
     conv.run(N, x.data(), out.data());
     expect_close(out, expected);
+    // The clamp of the output pass (a fused Relu / Clip) is the clamp of each unclamped value.
+    for (const Clamp clamp : {Clamp{0.0f}, Clamp{-0.25f, 0.5f}}) {
+      std::vector<float> clamped(y_size, std::numeric_limits<float>::quiet_NaN());
+      conv.run(N, x.data(), clamped.data(), clamp);
+      for (size_t i = 0; i < y_size; ++i) ASSERT_EQ(clamped[i], clamp(out[i])) << "at " << i;
+    }
   });
 }
 
@@ -477,6 +483,10 @@ TEST(FloatKernelsElementwise, BinaryBroadcasting) {
                         {{2, 3, 4, 5}, {2, 3, 4, 5}, {2, 3, 4, 5}},
                         {{1, 3, 1, 5}, {2, 1, 4, 1}, {2, 3, 4, 5}},
                         {{64, 64, 8, 8}, {1, 64, 1, 1}, {64, 64, 8, 8}},
+                        // rows longer than a piece (same shapes collapse to one row)
+                        {{5, 20000}, {5, 20000}, {5, 20000}},
+                        {{4, 33000}, {33000}, {4, 33000}},
+                        {{70001}, {1}, {70001}},
                         {{1}, {1}, {1}}};
   test::KernelSettingsGuard guard;
   uint32_t seed = 430;
@@ -489,7 +499,11 @@ TEST(FloatKernelsElementwise, BinaryBroadcasting) {
         const auto b = random_floats(shape_numel(c.b), seed++);
         std::vector<float> y(shape_numel(c.out));
         binary_f32(op, c.a, a.data(), c.b, b.data(), c.out, y.data());
-        expect_near_all(y, naive_binary(op, c.a, a, c.b, b, c.out), 0.0f);
+        const std::vector<float> expected = naive_binary(op, c.a, a, c.b, b, c.out);
+        expect_near_all(y, expected, 0.0f);
+        const Clamp relu{0.0f};  // a fused Relu: the clamp of each value
+        binary_f32(op, c.a, a.data(), c.b, b.data(), c.out, y.data(), relu);
+        for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], relu(expected[i])) << "at " << i;
       }
 }
 

@@ -18,6 +18,12 @@ class OpKernel {
   virtual ~OpKernel() = default;
   // inputs: one tensor per data input, batch first. Returns the output, batch first.
   virtual Tensor run(const std::vector<const Tensor*>& inputs) const = 0;
+  // Fusion of the clamp (Relu, Clip: OpTraits::clamp_bounds) that alone reads this node's
+  // output, for runs that observe no intermediate value: fuse_clamp, at plan time, returns
+  // whether this kernel can apply it in its output pass; run_clamped then returns run's output
+  // with the clamp applied, bit for bit what the clamp's own kernel would give.
+  virtual bool fuse_clamp(float /*lo*/, float /*hi*/) { return false; }
+  virtual Tensor run_clamped(const std::vector<const Tensor*>& inputs) const { return run(inputs); }
 };
 
 // Called with every node's output during a run (calibration hooks). Must be thread-compatible
@@ -57,10 +63,12 @@ class Executor {
                           bool dequantize = true) const;
 
  private:
+  void fuse_clamps(const Graph& graph);
   struct Step {
     const Node* node;
     std::unique_ptr<OpKernel> kernel;
     std::vector<size_t> inputs;  // step indices
+    size_t clamp_step = 0;       // non-zero: the clamp step this kernel can run fused (run_clamped)
   };
   std::vector<Step> steps_;
   std::vector<size_t> last_use_;     // per step: the last step reading its output

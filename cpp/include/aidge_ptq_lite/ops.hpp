@@ -133,6 +133,9 @@ struct OpTraits {
 
   // ---- kernels ----
   KernelFactory float_kernel = nullptr;
+  // The float op is a clamp to [lo, hi] (Relu, Clip): the float executor may apply it in the
+  // output pass of the node before it (OpKernel::fuse_clamp).
+  std::pair<float, float> (*clamp_bounds)(const Node& node) = nullptr;
   void (*pointwise_f32)(int64_t n, const float* x, float* y) = nullptr;  // attribute-free element-wise ops
   KernelFactory integer_kernel = nullptr;  // null: a float_only op, or removed before quantizing
 };

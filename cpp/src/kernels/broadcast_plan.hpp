@@ -67,8 +67,13 @@ void broadcast_apply(const BroadcastPlan& p, const A* a, const B* b, Y* y, Op op
   const int64_t inner = p.dims[last], a_step = p.a_stride[last], b_step = p.b_stride[last];
   int64_t rows = 1;
   for (size_t axis = 0; axis < last; ++axis) rows *= p.dims[axis];
-#pragma omp parallel for schedule(static) if (rows * inner > parallel_elements && rows > 1)
-  for (int64_t row = 0; row < rows; ++row) {
+  // Long rows (same-shape operands collapse to one) are cut into pieces, so threads share them.
+  constexpr int64_t kPiece = int64_t{1} << 14;
+  const int64_t pieces = inner > kPiece ? (inner + kPiece - 1) / kPiece : 1;
+#pragma omp parallel for schedule(static) if (rows * inner > parallel_elements && rows * pieces > 1)
+  for (int64_t item = 0; item < rows * pieces; ++item) {
+    const int64_t row = item / pieces, begin = item % pieces * kPiece;
+    const int64_t end = pieces == 1 ? inner : std::min(inner, begin + kPiece);
     int64_t a_off = 0, b_off = 0, rest = row;
     for (size_t axis = last; axis-- > 0;) {
       const int64_t i = rest % p.dims[axis];
@@ -81,13 +86,13 @@ void broadcast_apply(const BroadcastPlan& p, const A* a, const B* b, Y* y, Op op
     Y* out = y + row * inner;
     // Separate loops per broadcast pattern so that each one vectorises.
     if (a_step && b_step)
-      for (int64_t i = 0; i < inner; ++i) out[i] = op(ar[i], br[i]);
+      for (int64_t i = begin; i < end; ++i) out[i] = op(ar[i], br[i]);
     else if (a_step)
-      for (int64_t i = 0; i < inner; ++i) out[i] = op(ar[i], br[0]);
+      for (int64_t i = begin; i < end; ++i) out[i] = op(ar[i], br[0]);
     else if (b_step)
-      for (int64_t i = 0; i < inner; ++i) out[i] = op(ar[0], br[i]);
+      for (int64_t i = begin; i < end; ++i) out[i] = op(ar[0], br[i]);
     else
-      std::fill_n(out, inner, op(ar[0], br[0]));
+      std::fill(out + begin, out + end, op(ar[0], br[0]));
   }
 }
 

@@ -2,6 +2,7 @@
 // functions the row names (README, "Adding an op"); nothing else asks for the op by name.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <array>
 
 #include "aidge_ptq_lite/graph.hpp"
@@ -66,6 +67,12 @@ std::string blocked_prelu(const Node& n) {
   return per_channel ? "" : "slope varies along other axes than the channels";
 }
 
+// Relu and Clip as clamps of the float executor's fusion (Clip's defaults: its float kernel's).
+std::pair<float, float> relu_bounds(const Node&) { return {0.f, std::numeric_limits<float>::infinity()}; }
+std::pair<float, float> clip_bounds(const Node& n) {
+  return {n.attr_float("min", -3.4028235e38f), n.attr_float("max", 3.4028235e38f)};
+}
+
 // A row under construction: chained setters keep each row one readable statement.
 struct Row : OpTraits {
   Row(OpKind k, const char* onnx_name, ShapeFn shape) {
@@ -106,6 +113,7 @@ struct Row : OpTraits {
   Row&& measured(MeasuredThrough m) && { measured_through = m; return std::move(*this); }
   Row&& sums_window(int64_t (*w)(const Graph&, const Node&)) && { summed_window = w; return std::move(*this); }
   Row&& blocked(std::string (*b)(const Node&)) && { quantization_blocker = b; return std::move(*this); }
+  Row&& clamps(std::pair<float, float> (*bounds)(const Node&)) && { clamp_bounds = bounds; return std::move(*this); }
   Row&& kernels(KernelFactory f, KernelFactory i) && { float_kernel = f; integer_kernel = i; return std::move(*this); }
   Row&& pointwise(void (*f)(int64_t, const float*, float*), KernelFactory i) && {
     pointwise_f32 = f;
@@ -151,12 +159,14 @@ std::vector<OpTraits> make_rows() {
                      .kernels(fk::global_avgpool, ik::global_avgpool));
   // Activations that keep their input's codes.
   rows.push_back(Row(K::Relu, "Relu", shapes::same).codes_kept().homogeneous_if(always).unsigned_if_input()
-                     .zero_clamp().measured(MeasuredThrough::AnyUsers).pointwise(kernels::relu_f32, ik::relu));
+                     .zero_clamp().measured(MeasuredThrough::AnyUsers).clamps(relu_bounds)
+                     .pointwise(kernels::relu_f32, ik::relu));
   rows.push_back(Row(K::LeakyRelu, "LeakyRelu", shapes::same).codes_rounded().homogeneous_if(always)
                      .unsigned_if_input().blocked(blocked_steep_leaky_relu).kernels(fk::leaky_relu, ik::piecewise));
   rows.push_back(Row(K::Clip, "Clip", shapes::same).attributes_from({{1, "min"}, {2, "max"}})
                      .activation_attrs({{"min", -3.4028235e38f, true}, {"max", 3.4028235e38f, false}}).codes_kept()
-                     .unsigned_if_input().zero_clamp(clip_min_non_negative).kernels(fk::clip, ik::piecewise));
+                     .unsigned_if_input().zero_clamp(clip_min_non_negative).clamps(clip_bounds)
+                     .kernels(fk::clip, ik::piecewise));
   rows.push_back(Row(K::Pad, "Pad", shapes::pad).attributes_from({{1, "pads"}, {2, "value"}}).codes_kept()
                      .homogeneous_if(pads_with_zero).unsigned_if_input(pads_with_non_negative)
                      .blocked(blocked_pad).kernels(fk::pad, fk::pad));

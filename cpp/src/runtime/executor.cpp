@@ -33,12 +33,17 @@ bool profiling_enabled() {
   return on;
 }
 
-void print_profile(const std::vector<const Node*>& nodes, const std::vector<double>& ms, int64_t batch) {
+// fused[i]: the node ran inside another's kernel (a clamp in its producer's output pass).
+void print_profile(const std::vector<const Node*>& nodes, const std::vector<double>& ms,
+                   const std::vector<bool>& fused, int64_t batch) {
   std::map<std::string, std::pair<double, int>> per_op;
   double total = 0;
   std::fprintf(stderr, "APL_PROFILE batch %lld\n%-44s %10s\n", static_cast<long long>(batch), "node", "ms");
   for (size_t i = 0; i < nodes.size(); ++i) {
-    std::fprintf(stderr, "%-44s %10.3f\n", nodes[i]->label().c_str(), ms[i]);
+    if (fused[i])
+      std::fprintf(stderr, "%-44s %10s\n", nodes[i]->label().c_str(), "fused");
+    else
+      std::fprintf(stderr, "%-44s %10.3f\n", nodes[i]->label().c_str(), ms[i]);
     auto& [t, count] = per_op[nodes[i]->op()];
     t += ms[i];
     ++count;
@@ -52,6 +57,26 @@ void print_profile(const std::vector<const Node*>& nodes, const std::vector<doub
 }
 
 }  // namespace
+
+// A clamp whose input only it reads, a node that is no graph output, and a kernel that can apply
+// the clamp in its output pass: that step may run both (runs without an observer only). Float
+// networks only: the integer kernels already fuse their requantization and clamps.
+void Executor::fuse_clamps(const Graph& graph) {
+  if (graph.is_quantized()) return;
+  std::map<std::string, size_t> step_of;
+  for (size_t i = 0; i < steps_.size(); ++i) step_of[steps_[i].node->name] = i;
+  for (size_t j = 0; j < steps_.size(); ++j) {
+    const Node& clamp = *steps_[j].node;
+    const auto bounds = clamp.traits().clamp_bounds;
+    if (!bounds || steps_[j].inputs.size() != 1) continue;
+    Step& producer = steps_[steps_[j].inputs[0]];
+    const Node& p = *producer.node;
+    if (!producer.kernel || producer.clamp_step || graph.is_output(p.name) || graph.consumers(p.name).size() != 1)
+      continue;
+    const auto [lo, hi] = bounds(clamp);
+    if (producer.kernel->fuse_clamp(lo, hi)) producer.clamp_step = j;
+  }
+}
 
 // Declared with the Graph (graph.hpp); defined here so that the IR does not depend on the runtime.
 std::vector<Tensor> Graph::forward(const Tensor& x, bool dequantize) const {
@@ -74,6 +99,7 @@ Executor::Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions&
     step_of[n.name] = steps_.size();
     steps_.push_back(std::move(step));
   }
+  fuse_clamps(graph);
   last_use_.assign(steps_.size(), 0);
   for (size_t i = 0; i < steps_.size(); ++i)
     for (size_t in : steps_[i].inputs) last_use_[in] = i;
@@ -99,6 +125,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
   const kernels::ThreadPlacement placement;
 
   std::vector<Tensor> values(steps_.size());
+  std::vector<bool> done(steps_.size(), false);  // clamp steps run fused with their producer
   std::vector<const Tensor*> args;
   const bool profile = profiling_enabled();
   std::vector<double> step_ms(profile ? steps_.size() : 0);
@@ -107,10 +134,15 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
     const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     if (!s.kernel) {
       values[i] = graph_->is_quantized() ? quantize_input(*s.node, graph_->quant_config(), x) : x;
-    } else {
+    } else if (!done[i]) {
       args.clear();
       for (size_t in : s.inputs) args.push_back(&values[in]);
-      values[i] = s.kernel->run(args);
+      if (s.clamp_step && !observer) {
+        values[s.clamp_step] = s.kernel->run_clamped(args);
+        done[s.clamp_step] = true;
+      } else {
+        values[i] = s.kernel->run(args);
+      }
     }
     if (profile)
       step_ms[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -121,7 +153,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
   if (profile) {
     std::vector<const Node*> nodes;
     for (const Step& s : steps_) nodes.push_back(s.node);
-    print_profile(nodes, step_ms, x.dim(0));
+    print_profile(nodes, step_ms, done, x.dim(0));
   }
   std::vector<Tensor> outs;
   for (size_t o : output_steps_) {

@@ -20,14 +20,21 @@ class ConvKernel : public NodeKernel {
       : NodeKernel(n),
         conv_(window_geometry(n, g.node(n.inputs[0]).shape), n.params[0].data<float>(),
               n.params.size() > 1 ? n.params[1].data<float>() : nullptr) {}
-  Tensor run(const std::vector<const Tensor*>& in) const override {
-    Tensor y = make_output(*in[0]);
-    conv_.run(in[0]->dim(0), in[0]->data<float>(), y.data<float>());
-    return y;
+  Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
+  bool fuse_clamp(float lo, float hi) override {
+    clamp_ = {lo, hi};
+    return true;
   }
+  Tensor run_clamped(const std::vector<const Tensor*>& in) const override { return run_with(in, clamp_); }
 
  private:
+  Tensor run_with(const std::vector<const Tensor*>& in, Clamp clamp) const {
+    Tensor y = make_output(*in[0]);
+    conv_.run(in[0]->dim(0), in[0]->data<float>(), y.data<float>(), clamp);
+    return y;
+  }
   ConvF32 conv_;
+  Clamp clamp_;
 };
 
 class PoolKernel : public NodeKernel {
@@ -146,17 +153,24 @@ class BinaryKernel : public NodeKernel {
       const_index_ = static_cast<int>(n.attr_int("const_index", 1));
     }
   }
-  Tensor run(const std::vector<const Tensor*>& in) const override {
+  Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
+  bool fuse_clamp(float lo, float hi) override {
+    clamp_ = {lo, hi};
+    return true;
+  }
+  Tensor run_clamped(const std::vector<const Tensor*>& in) const override { return run_with(in, clamp_); }
+
+ private:
+  Tensor run_with(const std::vector<const Tensor*>& in, Clamp clamp) const {
     const Tensor* a = in[0];
     const Tensor* b = in.size() > 1 ? in[1] : &constant_;
     if (in.size() == 1 && const_index_ == 0) std::swap(a, b);
     Tensor y = make_output(*in[0]);
     binary_f32(op_, a->shape(), a->data<float>(), b->shape(), b->data<float>(), y.shape(),
-               y.data<float>());
+               y.data<float>(), clamp);
     return y;
   }
-
- private:
+  Clamp clamp_;
   BinaryOp op_;
   Tensor constant_;
   int const_index_ = 1;

@@ -1,13 +1,26 @@
 // Float32 kernels (NCHW, batched) used by the float executor and by calibration.
 // Kernels with SIMD variants keep a plain scalar *_reference beside them; tests hold them close.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 
 #include "aidge_ptq_lite/kernels/conv_shape.hpp"
 #include "aidge_ptq_lite/tensor.hpp"
 
 namespace apl::kernels {
+
+// y = min(max(y, lo), hi): a Relu (lo 0) or Clip applied in the output pass of the kernel before
+// it, as the float executor fuses them. NaN stays NaN, as in relu_f32 and clip_f32.
+struct Clamp {
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  bool identity() const { return lo == -std::numeric_limits<float>::infinity() && hi == std::numeric_limits<float>::infinity(); }
+  float operator()(float v) const { return std::min(std::max(v, lo), hi); }
+  void apply(int64_t n, float* y) const {
+    for (int64_t i = 0; i < n; ++i) y[i] = (*this)(y[i]);
+  }
+};
 
 // ---- GEMM: row-major C(M x N) = alpha * op(A) * op(B) + beta * C -------------------------------
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -25,8 +38,8 @@ class ConvF32 {
   ~ConvF32();
   ConvF32(const ConvF32&) = delete;
   ConvF32& operator=(const ConvF32&) = delete;
-  // x: (N, C, H, W) -> y: (N, K, OH, OW)
-  void run(int64_t N, const float* x, float* y) const;
+  // x: (N, C, H, W) -> y: (N, K, OH, OW), clamped in the output pass.
+  void run(int64_t N, const float* x, float* y, Clamp clamp = {}) const;
   const Conv2dShape& shape() const;
 
  private:
@@ -56,9 +69,9 @@ void tanh_f32(int64_t n, const float* x, float* y);
 void softmax_f32(int64_t outer, int64_t axis_len, int64_t inner, const float* x, float* y);
 
 enum class BinaryOp { Add, Sub, Mul };
-// Numpy broadcasting; a_shape and b_shape are right-aligned against out_shape.
+// Numpy broadcasting; a_shape and b_shape are right-aligned against out_shape. Clamped as it goes.
 void binary_f32(BinaryOp op, const Shape& a_shape, const float* a, const Shape& b_shape,
-                const float* b, const Shape& out_shape, float* y);
+                const float* b, const Shape& out_shape, float* y, Clamp clamp = {});
 
 // Concatenation along an axis of (outer, size_i, inner) views; any element type.
 void concat_bytes(int64_t outer, int64_t inner_bytes, const int64_t* sizes, const void* const* inputs,

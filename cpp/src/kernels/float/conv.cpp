@@ -128,10 +128,10 @@ struct ConvF32::Impl {
   std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
   std::vector<float> bias;                       // K values, zeros when the model has none
 
-  void run_depthwise(int64_t N, const float* x, float* y) const;
+  void run_depthwise(int64_t N, const float* x, float* y, Clamp clamp) const;
   bool prefers_im2col(int64_t N) const;
-  void run_im2col(int64_t N, const float* x, float* y) const;
-  void run_implicit(int64_t N, const float* x, float* y) const;
+  void run_im2col(int64_t N, const float* x, float* y, Clamp clamp) const;
+  void run_implicit(int64_t N, const float* x, float* y, Clamp clamp) const;
 };
 
 ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bias)
@@ -158,17 +158,17 @@ ConvF32::~ConvF32() = default;
 
 const Conv2dShape& ConvF32::shape() const { return impl_->shape; }
 
-void ConvF32::run(int64_t N, const float* x, float* y) const {
+void ConvF32::run(int64_t N, const float* x, float* y, Clamp clamp) const {
   if (N <= 0) return;
   if (impl_->depthwise)
-    impl_->run_depthwise(N, x, y);
+    impl_->run_depthwise(N, x, y, clamp);
   else if (impl_->prefers_im2col(N))
-    impl_->run_im2col(N, x, y);
+    impl_->run_im2col(N, x, y, clamp);
   else
-    impl_->run_implicit(N, x, y);
+    impl_->run_implicit(N, x, y, clamp);
 }
 
-void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
+void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, Clamp clamp) const {
   const Conv2dShape& s = shape;
   const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
   const int64_t padded_w = s.W + s.pad_left + s.pad_right;
@@ -182,6 +182,7 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y) const {
                      s.pad_right, 0.0f, padded);
     depthwise(s, padded, padded_w, depthwise_weights.data() + c * taps, bias[c],
               y + plane * out_plane);
+    if (!clamp.identity()) clamp.apply(out_plane, y + plane * out_plane);
   });
   guard.rethrow();
 }
@@ -202,7 +203,7 @@ bool ConvF32::Impl::prefers_im2col(int64_t N) const {
   return im2col > implicit;
 }
 
-void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y) const {
+void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, Clamp clamp) const {
   const Conv2dShape& s = shape;
   const int64_t out_plane = s.OH() * s.OW(), Cg = s.channels_per_group(),
                 Kg = s.outputs_per_group();
@@ -237,15 +238,18 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y) const {
     for (int64_t j = j0; j < j0 + nb;) {
       const int64_t n = j / out_plane, p = j % out_plane;
       const int64_t run = std::min(out_plane - p, j0 + nb - j);
-      for (int64_t k = 0; k < Kg; ++k)
-        std::copy_n(c_block + k * nb + (j - j0), run, y + (n * s.K + g * Kg + k) * out_plane + p);
+      for (int64_t k = 0; k < Kg; ++k) {
+        float* dst = y + (n * s.K + g * Kg + k) * out_plane + p;
+        std::copy_n(c_block + k * nb + (j - j0), run, dst);
+        if (!clamp.identity()) clamp.apply(run, dst);
+      }
       j += run;
     }
   });
   guard.rethrow();
 }
 
-void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
+void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, Clamp clamp) const {
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
   const int64_t sh = s.stride_h, sw = s.stride_w;
@@ -310,10 +314,12 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y) const {
     for (int64_t d = 0; d < a.block_count(); ++d)
       detail::gemm_depth_block(kernel, a, d, band, kernel.nr, tap_offset + a.block_begin(d), cols,
                                c_block, ldc, bias.data() + g * Kg, d > 0);
-    if (direct_output) return;
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t i = 0; i < rows; ++i)
-        std::copy_n(c_block + k * cols + i * phase_w, OW, y_block + k * OH * OW + i * OW);
+    if (!direct_output)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t i = 0; i < rows; ++i)
+          std::copy_n(c_block + k * cols + i * phase_w, OW, y_block + k * OH * OW + i * OW);
+    if (!clamp.identity())  // on this item's outputs, while they are in cache
+      for (int64_t k = 0; k < Kg; ++k) clamp.apply(rows * OW, y_block + k * OH * OW);
   });
   guard.rethrow();
 }

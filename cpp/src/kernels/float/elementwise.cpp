@@ -85,16 +85,17 @@ void softmax_f32(int64_t outer, int64_t axis_len, int64_t inner, const float* x,
 }
 
 void binary_f32(BinaryOp op, const Shape& a_shape, const float* a, const Shape& b_shape,
-                const float* b, const Shape& out_shape, float* y) {
+                const float* b, const Shape& out_shape, float* y, Clamp clamp) {
   if (shape_numel(out_shape) == 0) return;
   const BroadcastPlan plan = plan_broadcast(a_shape, b_shape, out_shape, "binary_f32");
+  // The identity clamp changes no value (NaN included): one loop serves both.
   switch (op) {
     case BinaryOp::Add:
-      return broadcast_apply(plan, a, b, y, [](float u, float v) { return u + v; });
+      return broadcast_apply(plan, a, b, y, [clamp](float u, float v) { return clamp(u + v); });
     case BinaryOp::Sub:
-      return broadcast_apply(plan, a, b, y, [](float u, float v) { return u - v; });
+      return broadcast_apply(plan, a, b, y, [clamp](float u, float v) { return clamp(u - v); });
     case BinaryOp::Mul:
-      return broadcast_apply(plan, a, b, y, [](float u, float v) { return u * v; });
+      return broadcast_apply(plan, a, b, y, [clamp](float u, float v) { return clamp(u * v); });
   }
 }
 
