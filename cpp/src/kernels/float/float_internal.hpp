@@ -92,9 +92,11 @@ class PackedA {
 // [j, j + NR) starts at b + j / NR * b_panel_stride, its row k at b_row_offset[k] from there, and
 // it must be readable over NR columns even past cols. Packed panels (b_panel_stride = kb * NR)
 // keep a micro-panel within a few pages; an image band (b_panel_stride = NR) needs no copy.
+// Only rows [first_row, end_row) when given (first_row a multiple of MR; end_row -1: all).
 void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
                       int64_t b_panel_stride, const int64_t* b_row_offset, int64_t cols, float* c,
-                      int64_t ldc, const float* row_init, bool accumulate);
+                      int64_t ldc, const float* row_init, bool accumulate, int64_t first_row = 0,
+                      int64_t end_row = -1);
 
 // Row k of a depth block of kb rows, `cols` floats, into NR-column packed micro-panels (see
 // gemm_depth_block); columns past cols, up to the last panel's end, are zeroed.

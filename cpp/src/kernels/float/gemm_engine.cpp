@@ -93,12 +93,13 @@ constexpr int64_t kRowBlock = 240;
 
 void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
                       int64_t b_panel_stride, const int64_t* b_row_offset, int64_t cols, float* c,
-                      int64_t ldc, const float* row_init, bool accumulate) {
+                      int64_t ldc, const float* row_init, bool accumulate, int64_t first_row,
+                      int64_t end_row) {
   const int mr = kernel.mr, nr = kernel.nr;
-  const int64_t kb = a.block_size(block), rows = a.rows();
+  const int64_t kb = a.block_size(block), rows = end_row < 0 ? a.rows() : std::min(end_row, a.rows());
   const int64_t row_block = std::max<int64_t>(mr, kRowBlock / mr * mr);
   alignas(64) float tile[kMaxTileFloats];
-  for (int64_t i0 = 0; i0 < rows; i0 += row_block) {
+  for (int64_t i0 = first_row; i0 < rows; i0 += row_block) {
     const int64_t i1 = std::min(rows, i0 + row_block);
     for (int64_t j = 0; j < cols; j += nr) {
       const int64_t n = std::min<int64_t>(nr, cols - j);
