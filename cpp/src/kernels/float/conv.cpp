@@ -66,6 +66,43 @@ void fill_phase_rows(const Conv2dShape& s, const float* channel, int64_t a, int6
   }
 }
 
+// The phase planes of a zero-padded input (see the file comment): the phases some tap reads,
+// each in its slot, their width, and how far past an output a tap reaches.
+struct PhaseLayout {
+  int64_t width, extra_rows, extra_cols, slots = 0;
+  std::vector<int64_t> slot_of;  // per phase a * stride_w + b: its slot, -1 when no tap reads it
+
+  explicit PhaseLayout(const Conv2dShape& s)
+      : width((s.W + s.pad_left + s.pad_right + s.stride_w - 1) / s.stride_w),
+        extra_rows((s.R - 1) * s.dil_h / s.stride_h),
+        extra_cols((s.S - 1) * s.dil_w / s.stride_w),
+        slot_of(s.stride_h * s.stride_w, -1) {
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t col = 0; col < s.S; ++col) {
+        int64_t& slot = slot_of[(r * s.dil_h % s.stride_h) * s.stride_w + col * s.dil_w % s.stride_w];
+        if (slot < 0) slot = slots++;
+      }
+  }
+  // Phase rows [first_row, first_row + n_rows) of one input channel, slot by slot from `planes`
+  // (plane_stride floats apart; the floats past the rows are zeroed).
+  void fill(const Conv2dShape& s, const float* channel, int64_t first_row, int64_t n_rows,
+            int64_t plane_stride, float* planes) const {
+    for (int64_t phase = 0; phase < s.stride_h * s.stride_w; ++phase) {
+      if (slot_of[phase] < 0) continue;
+      float* plane = planes + slot_of[phase] * plane_stride;
+      fill_phase_rows(s, channel, phase / s.stride_w, phase % s.stride_w, first_row, n_rows,
+                      width, plane);
+      std::fill(plane + n_rows * width, plane + plane_stride, 0.0f);
+    }
+  }
+  // Where tap (r, col) reads, from its channel's first plane.
+  int64_t tap_offset(const Conv2dShape& s, int64_t r, int64_t col, int64_t plane_stride) const {
+    const int64_t dy = r * s.dil_h, dx = col * s.dil_w;
+    const int64_t slot = slot_of[(dy % s.stride_h) * s.stride_w + dx % s.stride_w];
+    return slot * plane_stride + dy / s.stride_h * width + dx / s.stride_w;
+  }
+};
+
 // Rows [k0, k0 + kb) of the im2col matrix of one group (rows: taps (c, r, s); columns: output
 // positions (sample, oh, ow) of every sample), restricted to columns [j0, j0 + nb), packed into
 // micro-panels of nr columns. Samples are sample_stride floats apart; row is a scratch row.
@@ -123,7 +160,7 @@ void check_shape(const Conv2dShape& s) {
 struct ConvF32::Impl {
   Conv2dShape shape;
   detail::MicroKernel kernel{};
-  detail::DepthwisePlaneFn depthwise = nullptr;  // set on the depthwise path only
+  detail::DepthwiseFlatFn depthwise = nullptr;  // set on the depthwise path only
   std::vector<detail::PackedA> group_weights;    // GEMM paths: one (K/g x C/g*R*S) per group
   std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
   std::vector<float> bias;                       // K values, zeros when the model has none
@@ -144,7 +181,7 @@ ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bi
   const SimdLevel level = active_simd_level();
   const int64_t taps = shape.channels_per_group() * shape.R * shape.S;
   if (shape.is_depthwise()) {
-    m.depthwise = detail::depthwise_plane_for(level);
+    m.depthwise = detail::depthwise_flat_for(level);
     m.depthwise_weights.assign(weights, weights + shape.K * taps);
     return;
   }
@@ -170,19 +207,32 @@ void ConvF32::run(int64_t N, const float* x, float* y, Clamp clamp) const {
 
 void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, Clamp clamp) const {
   const Conv2dShape& s = shape;
-  const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
-  const int64_t padded_w = s.W + s.pad_left + s.pad_right;
-  const int64_t taps = s.R * s.S, out_plane = s.OH() * s.OW();
+  const PhaseLayout phases(s);
+  const int64_t OH = s.OH(), OW = s.OW(), taps = s.R * s.S, out_plane = OH * OW;
+  const int64_t band_rows = OH + phases.extra_rows, flat = OH * phases.width;
+  const int64_t plane_stride = detail::scratch_stride(band_rows * phases.width);
+  // The last tap reads a block past the flat outputs; zeros keep those junk columns finite.
+  const int64_t band_size =
+      std::max(phases.slots * plane_stride, (phases.slots - 1) * plane_stride +
+                                                phases.extra_rows * phases.width +
+                                                phases.extra_cols + round_up(flat, detail::kDepthwiseBlock));
+  std::vector<int64_t> tap_offset;
+  for (int64_t r = 0; r < s.R; ++r)
+    for (int64_t col = 0; col < s.S; ++col) tap_offset.push_back(phases.tap_offset(s, r, col, plane_stride));
+  // Planes are small (7x7: 49 outputs): hand them out a few thousand outputs at a time.
+  const int chunk = static_cast<int>(std::max<int64_t>(1, 4096 / out_plane));
   ParallelGuard guard;  // thread_scratch allocates
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic, chunk)
   for (int64_t plane = 0; plane < N * s.C; ++plane) guard.run([&] {
     const int64_t c = plane % s.C;
-    float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
-    detail::copy_padded_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left,
-                     s.pad_right, 0.0f, padded);
-    depthwise(s, padded, padded_w, depthwise_weights.data() + c * taps, bias[c],
-              y + plane * out_plane);
-    if (!clamp.identity()) clamp.apply(out_plane, y + plane * out_plane);
+    float* band = detail::thread_scratch(detail::Scratch::Plane, band_size);
+    float* out = detail::thread_scratch(detail::Scratch::C, round_up(flat, detail::kDepthwiseBlock));
+    phases.fill(s, x + plane * s.H * s.W, 0, band_rows, plane_stride, band);
+    std::fill(band + phases.slots * plane_stride, band + band_size, 0.0f);
+    depthwise(taps, tap_offset.data(), band, depthwise_weights.data() + c * taps, bias[c], flat, out);
+    float* y_plane = y + plane * out_plane;
+    for (int64_t oh = 0; oh < OH; ++oh) std::copy_n(out + oh * phases.width, OW, y_plane + oh * OW);
+    if (!clamp.identity()) clamp.apply(out_plane, y_plane);
   });
   guard.rethrow();
 }
@@ -252,18 +302,8 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, Clamp clamp)
 void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, Clamp clamp) const {
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
-  const int64_t sh = s.stride_h, sw = s.stride_w;
-  const int64_t phase_w = (s.W + s.pad_left + s.pad_right + sw - 1) / sw;
-  const int64_t extra_rows = (s.R - 1) * s.dil_h / sh;   // phase rows beyond the output rows
-  const int64_t extra_cols = (s.S - 1) * s.dil_w / sw;
-  // Only the phases some tap reads are stored, each in its slot.
-  std::vector<int64_t> phase_slot(sh * sw, -1);
-  int64_t slots = 0;
-  for (int64_t r = 0; r < s.R; ++r)
-    for (int64_t col = 0; col < s.S; ++col) {
-      int64_t& slot = phase_slot[(r * s.dil_h % sh) * sw + col * s.dil_w % sw];
-      if (slot < 0) slot = slots++;
-    }
+  const PhaseLayout phases(s);
+  const int64_t phase_w = phases.width, extra_rows = phases.extra_rows, slots = phases.slots;
   const int64_t jobs = N * s.groups;
   // Fewer images (x groups) than threads: the threads share the output channels rather than the
   // image's rows, whose split leaves part-empty micro-tiles (one 7x7 image: 51% of the computed
@@ -290,29 +330,20 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, Clamp clam
     // of the last micro-tile read up to `reach` floats past a plane start: zeros keep them finite.
     const int64_t plane_stride = detail::scratch_stride(band_rows * phase_w);
     const int64_t planes = Cg * slots;
-    const int64_t reach = extra_rows * phase_w + extra_cols + round_up(cols, kernel.nr);
+    const int64_t reach = extra_rows * phase_w + phases.extra_cols + round_up(cols, kernel.nr);
     const int64_t band_size = (planes - 1) * plane_stride + std::max(plane_stride, reach);
     float* band = detail::thread_scratch(detail::Scratch::B, band_size);
     const float* x_group = x + (n * s.C + g * Cg) * s.H * s.W;
     for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t phase = 0; phase < sh * sw; ++phase) {
-        if (phase_slot[phase] < 0) continue;
-        float* plane = band + (c * slots + phase_slot[phase]) * plane_stride;
-        fill_phase_rows(s, x_group + c * s.H * s.W, phase / sw, phase % sw, oh0, band_rows,
-                        phase_w, plane);
-        std::fill(plane + band_rows * phase_w, plane + plane_stride, 0.0f);
-      }
+      phases.fill(s, x_group + c * s.H * s.W, oh0, band_rows, plane_stride, band + c * slots * plane_stride);
     std::fill(band + planes * plane_stride, band + band_size, 0.0f);
 
     const int64_t taps = Cg * s.R * s.S;
     int64_t* tap_offset = detail::thread_offsets(taps);
     for (int64_t c = 0, t = 0; c < Cg; ++c)
       for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t col = 0; col < s.S; ++col) {
-          const int64_t dy = r * s.dil_h, dx = col * s.dil_w;
-          const int64_t slot = phase_slot[(dy % sh) * sw + dx % sw];
-          tap_offset[t++] = (c * slots + slot) * plane_stride + dy / sh * phase_w + dx / sw;
-        }
+        for (int64_t col = 0; col < s.S; ++col)
+          tap_offset[t++] = c * slots * plane_stride + phases.tap_offset(s, r, col, plane_stride);
 
     float* y_block = y + ((n * s.K + g * Kg) * OH + oh0) * OW;
     float* c_block =

@@ -112,16 +112,19 @@ inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 inline int64_t scratch_stride(int64_t n) { return n % 1024 == 0 ? n + 16 : n; }
 
 // ---- Depthwise convolution ----------------------------------------------------------------------
-// One output plane (OH x OW) of a depthwise convolution from its zero-padded input plane
-// (rows of padded_w floats), R x S weights w and a bias.
-using DepthwisePlaneFn = void (*)(const Conv2dShape& s, const float* padded, int64_t padded_w,
-                                  const float* w, float bias, float* y);
-DepthwisePlaneFn depthwise_plane_for(SimdLevel level);
-void depthwise_plane_scalar(const Conv2dShape& s, const float* padded, int64_t padded_w,
-                            const float* w, float bias, float* y);
-void depthwise_plane_avx2(const Conv2dShape& s, const float* padded, int64_t padded_w,
-                          const float* w, float bias, float* y);
-void depthwise_plane_avx512(const Conv2dShape& s, const float* padded, int64_t padded_w,
-                            const float* w, float bias, float* y);
+// One output plane of a depthwise convolution computed on the phase width (conv.cpp): tap t
+// reads the phase planes `band` at tap_offset[t], so each tap is one flat run over the n outputs
+// (out[p] = bias + sum over t of w[t] * band[tap_offset[t] + p], taps in order). band and out
+// must be readable / writable up to kDepthwiseBlock floats past n.
+constexpr int64_t kDepthwiseBlock = 64;
+using DepthwiseFlatFn = void (*)(int64_t taps, const int64_t* tap_offset, const float* band,
+                                 const float* w, float bias, int64_t n, float* out);
+DepthwiseFlatFn depthwise_flat_for(SimdLevel level);
+void depthwise_flat_scalar(int64_t taps, const int64_t* tap_offset, const float* band,
+                           const float* w, float bias, int64_t n, float* out);
+void depthwise_flat_avx2(int64_t taps, const int64_t* tap_offset, const float* band,
+                         const float* w, float bias, int64_t n, float* out);
+void depthwise_flat_avx512(int64_t taps, const int64_t* tap_offset, const float* band,
+                           const float* w, float bias, int64_t n, float* out);
 
 }  // namespace apl::kernels::detail
