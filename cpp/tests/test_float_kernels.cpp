@@ -276,6 +276,8 @@ TEST(FloatKernelsConv, DepthwiseConvolutions) {
   check_conv(conv_shape(4, 9, 9, 4, 3, 3, 3, 0, 1, 4), 2, true, 63);
   check_conv(with_pads(conv_shape(6, 10, 9, 6, 3, 3, 2, 0, 1, 6), 0, 1, 2, 0), 2, true, 64);
   check_conv(conv_shape(3, 7, 7, 3, 7, 7, 1, 3, 1, 3), 2, true, 65);
+  check_conv(with_strides(conv_shape(6, 13, 14, 6, 3, 3, 1, 1, 1, 6), 2, 1), 2, true, 66);
+  check_conv(with_strides(conv_shape(4, 41, 37, 4, 3, 3, 1, 1, 1, 4), 1, 2), 2, true, 67);  // many blocks
 }
 
 TEST(FloatKernelsConv, RandomShapes) {
