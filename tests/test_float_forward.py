@@ -129,24 +129,27 @@ def test_maxpool_window_with_a_nan_gives_nan():
 # ---- clamps fused into their producer's output pass (Executor::fuse_clamps) -------------------
 
 def _fusion_model():
-    """Conv -> Relu and Conv -> Clip (fused); Add -> Relu (fused); a Conv read by two nodes and a
-    Conv that is also a graph output, each followed by a Relu (not fused)."""
+    """Fused into their producer: Conv -> Relu (r0), Conv -> Clip (k1), Add -> Relu (r1), Conv ->
+    Add of an earlier tensor -> Relu (s5, r5), an Add whose other operand is computed later
+    (s6, into c7). Not fused: an Add of a constant (s7), a Conv read by two nodes and a Conv
+    that is also a graph output, each followed by a Relu."""
     c = 4
     w = lambda name: _init(name, (c, c, 3, 3))  # noqa: E731
+    conv = lambda x, wt, y, *b: helper.make_node("Conv", [x, wt, *b], [y], pads=[1, 1, 1, 1])  # noqa: E731
     nodes = [
-        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c0"], ["r0"]),
-        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
-        helper.make_node("Clip", ["c1", "lo", "hi"], ["k1"]),
-        helper.make_node("Add", ["k1", "r0"], ["s"]),
-        helper.make_node("Relu", ["s"], ["r1"]),
-        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]),  # two readers
-        helper.make_node("Relu", ["c2"], ["r2"]),
+        conv("x", "w0", "c0", "b0"), helper.make_node("Relu", ["c0"], ["r0"]),
+        conv("r0", "w1", "c1", "b1"), helper.make_node("Clip", ["c1", "lo", "hi"], ["k1"]),
+        helper.make_node("Add", ["k1", "r0"], ["s"]), helper.make_node("Relu", ["s"], ["r1"]),
+        conv("r1", "w5", "c5"), helper.make_node("Add", ["r1", "c5"], ["s5"]), helper.make_node("Relu", ["s5"], ["r5"]),
+        conv("r5", "w6", "c6"), conv("r5", "w7", "c7"), helper.make_node("Add", ["c6", "c7"], ["s6"]),
+        helper.make_node("Add", ["s6", "bias"], ["s7"]),
+        conv("s7", "w2", "c2"), helper.make_node("Relu", ["c2"], ["r2"]),  # c2: two readers
         helper.make_node("Add", ["r2", "c2"], ["s2"]),
-        helper.make_node("Conv", ["s2", "w3"], ["c3"], pads=[1, 1, 1, 1]),  # also an output
+        conv("s2", "w3", "c3"),  # also an output
         helper.make_node("Relu", ["c3"], ["y"]),
     ]
-    inits = [w("w0"), _init("b0", (c,)), w("w1"), _init("b1", (c,)), w("w2"), w("w3"),
+    inits = [w("w0"), _init("b0", (c,)), w("w1"), _init("b1", (c,)), w("w2"), w("w3"), w("w5"), w("w6"), w("w7"),
+             _init("bias", (c, 1, 1)),
              numpy_helper.from_array(np.array(-0.3, np.float32), "lo"),
              numpy_helper.from_array(np.array(0.7, np.float32), "hi")]
     g = helper.make_graph(nodes, "fusion", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 9, 9])],
@@ -197,6 +200,4 @@ def test_profile_shows_which_clamps_ran_fused(tmp_path):
     err = subprocess.run([sys.executable, "-c", script, str(path)], env=dict(os.environ, APL_PROFILE="1"),
                          capture_output=True, text=True, check=True).stderr
     rows = {line.split("'")[1]: line.split()[-1] for line in err.splitlines() if line.count("'") == 2}
-    # r0, k1 and r1 (after a Conv, a Conv and an Add) fused; r2 (Conv read twice) and y (after a
-    # Conv that is a graph output) not.
-    assert [n for n, v in rows.items() if v == "fused"] == ["r0", "k1", "r1"], err
+    assert [n for n, v in rows.items() if v == "fused"] == ["r0", "k1", "r1", "s5", "r5", "s6"], err

@@ -204,12 +204,15 @@ void check_conv(const Conv2dShape& s, int64_t N, bool with_bias, uint32_t seed) 
     std::fill(out.begin(), out.end(), 0.0f);  // a second run reuses the per-thread scratch
     conv.run(N, x.data(), out.data());
     expect_close(out, expected);
-    // The clamp of the output pass (a fused Relu / Clip) is the clamp of each unclamped value.
-    for (const Clamp clamp : {Clamp{0.0f}, Clamp{-0.25f, 0.5f}}) {
-      std::vector<float> clamped(y_size, std::numeric_limits<float>::quiet_NaN());
-      conv.run(N, x.data(), clamped.data(), clamp);
-      for (size_t i = 0; i < y_size; ++i) ASSERT_EQ(clamped[i], clamp(out[i])) << "at " << i;
-    }
+    // The output pass (a fused Relu / Clip, a fused residual Add) gives the separate ops' values.
+    const auto residual = random_floats(y_size, seed + 3);
+    for (const Clamp clamp : {Clamp{}, Clamp{0.0f}, Clamp{-0.25f, 0.5f}})
+      for (const float* r : {static_cast<const float*>(nullptr), residual.data()}) {
+        std::vector<float> fused(y_size, std::numeric_limits<float>::quiet_NaN());
+        conv.run(N, x.data(), fused.data(), Epilogue{r, clamp});
+        for (size_t i = 0; i < y_size; ++i)
+          ASSERT_EQ(fused[i], clamp(r ? out[i] + r[i] : out[i])) << "at " << i;
+      }
   });
 }
 

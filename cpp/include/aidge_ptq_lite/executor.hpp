@@ -18,12 +18,15 @@ class OpKernel {
   virtual ~OpKernel() = default;
   // inputs: one tensor per data input, batch first. Returns the output, batch first.
   virtual Tensor run(const std::vector<const Tensor*>& inputs) const = 0;
-  // Fusion of the clamp (Relu, Clip: OpTraits::clamp_bounds) that alone reads this node's
-  // output, for runs that observe no intermediate value: fuse_clamp, at plan time, returns
-  // whether this kernel can apply it in its output pass; run_clamped then returns run's output
-  // with the clamp applied, bit for bit what the clamp's own kernel would give.
-  virtual bool fuse_clamp(float /*lo*/, float /*hi*/) { return false; }
-  virtual Tensor run_clamped(const std::vector<const Tensor*>& inputs) const { return run(inputs); }
+  // Output-pass fusion, for runs that observe no intermediate value (Executor::plan_fusion): the
+  // Add that alone reads this node's output, adding its other operand (a tensor of the output's
+  // shape, computed before), and / or the clamp after (Relu, Clip: OpTraits::clamp_bounds).
+  // fuse_epilogue, at plan time, returns whether this kernel can apply them in its output pass;
+  // run_fused then returns what the separate kernels would give, bit for bit.
+  virtual bool fuse_epilogue(bool /*residual*/, float /*lo*/, float /*hi*/) { return false; }
+  virtual Tensor run_fused(const std::vector<const Tensor*>& inputs, const Tensor* /*residual*/) const {
+    return run(inputs);
+  }
 };
 
 // Called with every node's output during a run (calibration hooks). Must be thread-compatible
@@ -63,12 +66,15 @@ class Executor {
                           bool dequantize = true) const;
 
  private:
-  void fuse_clamps(const Graph& graph);
+  void plan_fusion(const Graph& graph);
   struct Step {
     const Node* node;
     std::unique_ptr<OpKernel> kernel;
     std::vector<size_t> inputs;  // step indices
-    size_t clamp_step = 0;       // non-zero: the clamp step this kernel can run fused (run_clamped)
+    // Steps this kernel can run fused (run_fused: the last one's output), and the residual's.
+    std::vector<size_t> fused_steps;
+    size_t residual_step = 0;
+    bool has_residual = false;
   };
   std::vector<Step> steps_;
   std::vector<size_t> last_use_;     // per step: the last step reading its output

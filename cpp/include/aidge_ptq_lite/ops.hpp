@@ -133,9 +133,11 @@ struct OpTraits {
 
   // ---- kernels ----
   KernelFactory float_kernel = nullptr;
-  // The float op is a clamp to [lo, hi] (Relu, Clip): the float executor may apply it in the
-  // output pass of the node before it (OpKernel::fuse_clamp).
+  // The float op is a clamp to [lo, hi] (Relu, Clip), or y = a + b of two tensors of one shape
+  // (Add): the float executor may apply it in the output pass of the node before it
+  // (OpKernel::fuse_epilogue).
   std::pair<float, float> (*clamp_bounds)(const Node& node) = nullptr;
+  bool adds_operands = false;
   void (*pointwise_f32)(int64_t n, const float* x, float* y) = nullptr;  // attribute-free element-wise ops
   KernelFactory integer_kernel = nullptr;  // null: a float_only op, or removed before quantizing
 };

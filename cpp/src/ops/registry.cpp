@@ -114,6 +114,7 @@ struct Row : OpTraits {
   Row&& sums_window(int64_t (*w)(const Graph&, const Node&)) && { summed_window = w; return std::move(*this); }
   Row&& blocked(std::string (*b)(const Node&)) && { quantization_blocker = b; return std::move(*this); }
   Row&& clamps(std::pair<float, float> (*bounds)(const Node&)) && { clamp_bounds = bounds; return std::move(*this); }
+  Row&& sums_operands() && { adds_operands = true; return std::move(*this); }
   Row&& kernels(KernelFactory f, KernelFactory i) && { float_kernel = f; integer_kernel = i; return std::move(*this); }
   Row&& pointwise(void (*f)(int64_t, const float*, float*), KernelFactory i) && {
     pointwise_f32 = f;
@@ -141,7 +142,8 @@ std::vector<OpTraits> make_rows() {
                      .folded().blocked(blocked_batchnorm).kernels(fk::batchnorm, nullptr));
   // Joins and element-wise binaries: a Scaling node renormalizes their accumulator.
   rows.push_back(Row(K::Add, "Add", shapes::binary).inputs(2, 2).with_constant_operand().is_join()
-                     .unsigned_if_all_inputs().blocked(blocked_by_constant_operand).kernels(fk::binary, ik::binary));
+                     .unsigned_if_all_inputs().blocked(blocked_by_constant_operand).sums_operands()
+                     .kernels(fk::binary, ik::binary));
   rows.push_back(Row(K::Sub, "Sub", shapes::binary).inputs(2, 2).with_constant_operand().is_join()
                      .blocked(blocked_by_constant_operand).kernels(fk::binary, ik::binary));
   rows.push_back(Row(K::Mul, "Mul", shapes::binary).inputs(2, 2).with_constant_operand().product_of_scales()

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
+#include <tuple>
 
 #include "../kernels/thread_placement.hpp"
 
@@ -33,7 +35,7 @@ bool profiling_enabled() {
   return on;
 }
 
-// fused[i]: the node ran inside another's kernel (a clamp in its producer's output pass).
+// fused[i]: the node ran inside another's kernel (in its producer's output pass).
 void print_profile(const std::vector<const Node*>& nodes, const std::vector<double>& ms,
                    const std::vector<bool>& fused, int64_t batch) {
   std::map<std::string, std::pair<double, int>> per_op;
@@ -58,23 +60,47 @@ void print_profile(const std::vector<const Node*>& nodes, const std::vector<doub
 
 }  // namespace
 
-// A clamp whose input only it reads, a node that is no graph output, and a kernel that can apply
-// the clamp in its output pass: that step may run both (runs without an observer only). Float
-// networks only: the integer kernels already fuse their requantization and clamps.
-void Executor::fuse_clamps(const Graph& graph) {
+// Output-pass fusion (float networks, runs without an observer): when only an Add reads a node's
+// output and the Add's other operand, of the same shape, is computed before that node, and / or
+// only a clamp (Relu, Clip) reads what comes out, the node's kernel may run them (fuse_epilogue).
+// The integer kernels already fuse their requantization and clamps.
+void Executor::plan_fusion(const Graph& graph) {
   if (graph.is_quantized()) return;
   std::map<std::string, size_t> step_of;
   for (size_t i = 0; i < steps_.size(); ++i) step_of[steps_[i].node->name] = i;
-  for (size_t j = 0; j < steps_.size(); ++j) {
-    const Node& clamp = *steps_[j].node;
-    const auto bounds = clamp.traits().clamp_bounds;
-    if (!bounds || steps_[j].inputs.size() != 1) continue;
-    Step& producer = steps_[steps_[j].inputs[0]];
-    const Node& p = *producer.node;
-    if (!producer.kernel || producer.clamp_step || graph.is_output(p.name) || graph.consumers(p.name).size() != 1)
-      continue;
-    const auto [lo, hi] = bounds(clamp);
-    if (producer.kernel->fuse_clamp(lo, hi)) producer.clamp_step = j;
+  // The step that alone reads step i's output; 0 (the Input step, which reads nothing): none.
+  auto sole_reader = [&](size_t i) -> size_t {
+    const std::string& name = steps_[i].node->name;
+    const auto readers = graph.consumers(name);
+    return graph.is_output(name) || readers.size() != 1 ? 0 : step_of.at(readers[0]);
+  };
+  std::vector<bool> fused(steps_.size(), false);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& producer = steps_[i];
+    if (!producer.kernel || fused[i]) continue;
+    std::vector<size_t> chain;
+    size_t last = i, residual = 0;
+    if (const size_t add = sole_reader(i); add && steps_[add].node->traits().adds_operands &&
+                                           steps_[add].inputs.size() == 2) {
+      const std::vector<size_t>& operands = steps_[add].inputs;
+      residual = operands[0] == i ? operands[1] : operands[0];
+      const Shape& shape = producer.node->shape;
+      if (residual < i && steps_[residual].node->shape == shape && steps_[add].node->shape == shape) {
+        chain.push_back(add);
+        last = add;
+      }
+    }
+    float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+    if (const size_t clamp = sole_reader(last); clamp && steps_[clamp].node->traits().clamp_bounds) {
+      std::tie(lo, hi) = steps_[clamp].node->traits().clamp_bounds(*steps_[clamp].node);
+      chain.push_back(clamp);
+    }
+    const bool has_residual = last != i;
+    if (chain.empty() || !producer.kernel->fuse_epilogue(has_residual, lo, hi)) continue;
+    producer.fused_steps = chain;
+    producer.residual_step = residual;
+    producer.has_residual = has_residual;
+    for (size_t f : chain) fused[f] = true;
   }
 }
 
@@ -99,7 +125,7 @@ Executor::Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions&
     step_of[n.name] = steps_.size();
     steps_.push_back(std::move(step));
   }
-  fuse_clamps(graph);
+  plan_fusion(graph);
   last_use_.assign(steps_.size(), 0);
   for (size_t i = 0; i < steps_.size(); ++i)
     for (size_t in : steps_[i].inputs) last_use_[in] = i;
@@ -125,7 +151,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
   const kernels::ThreadPlacement placement;
 
   std::vector<Tensor> values(steps_.size());
-  std::vector<bool> done(steps_.size(), false);  // clamp steps run fused with their producer
+  std::vector<bool> done(steps_.size(), false);  // steps run fused with their producer
   std::vector<const Tensor*> args;
   const bool profile = profiling_enabled();
   std::vector<double> step_ms(profile ? steps_.size() : 0);
@@ -137,9 +163,10 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
     } else if (!done[i]) {
       args.clear();
       for (size_t in : s.inputs) args.push_back(&values[in]);
-      if (s.clamp_step && !observer) {
-        values[s.clamp_step] = s.kernel->run_clamped(args);
-        done[s.clamp_step] = true;
+      if (!s.fused_steps.empty() && !observer) {
+        values[s.fused_steps.back()] =
+            s.kernel->run_fused(args, s.has_residual ? &values[s.residual_step] : nullptr);
+        for (size_t f : s.fused_steps) done[f] = true;
       } else {
         values[i] = s.kernel->run(args);
       }

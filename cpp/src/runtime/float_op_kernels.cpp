@@ -21,16 +21,18 @@ class ConvKernel : public NodeKernel {
         conv_(window_geometry(n, g.node(n.inputs[0]).shape), n.params[0].data<float>(),
               n.params.size() > 1 ? n.params[1].data<float>() : nullptr) {}
   Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
-  bool fuse_clamp(float lo, float hi) override {
+  bool fuse_epilogue(bool, float lo, float hi) override {
     clamp_ = {lo, hi};
     return true;
   }
-  Tensor run_clamped(const std::vector<const Tensor*>& in) const override { return run_with(in, clamp_); }
+  Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor* residual) const override {
+    return run_with(in, {residual ? residual->data<float>() : nullptr, clamp_});
+  }
 
  private:
-  Tensor run_with(const std::vector<const Tensor*>& in, Clamp clamp) const {
+  Tensor run_with(const std::vector<const Tensor*>& in, const Epilogue& epilogue) const {
     Tensor y = make_output(*in[0]);
-    conv_.run(in[0]->dim(0), in[0]->data<float>(), y.data<float>(), clamp);
+    conv_.run(in[0]->dim(0), in[0]->data<float>(), y.data<float>(), epilogue);
     return y;
   }
   ConvF32 conv_;
@@ -154,11 +156,11 @@ class BinaryKernel : public NodeKernel {
     }
   }
   Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
-  bool fuse_clamp(float lo, float hi) override {
+  bool fuse_epilogue(bool residual, float lo, float hi) override {
     clamp_ = {lo, hi};
-    return true;
+    return !residual;
   }
-  Tensor run_clamped(const std::vector<const Tensor*>& in) const override { return run_with(in, clamp_); }
+  Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor*) const override { return run_with(in, clamp_); }
 
  private:
   Tensor run_with(const std::vector<const Tensor*>& in, Clamp clamp) const {

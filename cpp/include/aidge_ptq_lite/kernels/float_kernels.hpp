@@ -17,8 +17,21 @@ struct Clamp {
   float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
   bool identity() const { return lo == -std::numeric_limits<float>::infinity() && hi == std::numeric_limits<float>::infinity(); }
   float operator()(float v) const { return std::min(std::max(v, lo), hi); }
-  void apply(int64_t n, float* y) const {
-    for (int64_t i = 0; i < n; ++i) y[i] = (*this)(y[i]);
+};
+
+// A convolution's output pass: y = clamp(y + residual), the residual (when given) a tensor of
+// y's shape (a residual Add fused with its producer). Same values as the separate kernels: the
+// sum is complete before the residual is added.
+struct Epilogue {
+  const float* residual = nullptr;
+  Clamp clamp;
+  bool identity() const { return !residual && clamp.identity(); }
+  // The n outputs at y, `at` floats into the output tensor.
+  void apply(int64_t n, float* y, int64_t at) const {
+    if (residual)
+      for (int64_t i = 0; i < n; ++i) y[i] = clamp(y[i] + residual[at + i]);
+    else
+      for (int64_t i = 0; i < n; ++i) y[i] = clamp(y[i]);
   }
 };
 
@@ -38,8 +51,8 @@ class ConvF32 {
   ~ConvF32();
   ConvF32(const ConvF32&) = delete;
   ConvF32& operator=(const ConvF32&) = delete;
-  // x: (N, C, H, W) -> y: (N, K, OH, OW), clamped in the output pass.
-  void run(int64_t N, const float* x, float* y, Clamp clamp = {}) const;
+  // x: (N, C, H, W) -> y: (N, K, OH, OW), the epilogue applied in the output pass.
+  void run(int64_t N, const float* x, float* y, const Epilogue& epilogue = {}) const;
   const Conv2dShape& shape() const;
 
  private:

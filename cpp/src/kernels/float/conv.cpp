@@ -165,10 +165,10 @@ struct ConvF32::Impl {
   std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
   std::vector<float> bias;                       // K values, zeros when the model has none
 
-  void run_depthwise(int64_t N, const float* x, float* y, Clamp clamp) const;
+  void run_depthwise(int64_t N, const float* x, float* y, const Epilogue& epilogue) const;
   bool prefers_im2col(int64_t N) const;
-  void run_im2col(int64_t N, const float* x, float* y, Clamp clamp) const;
-  void run_implicit(int64_t N, const float* x, float* y, Clamp clamp) const;
+  void run_im2col(int64_t N, const float* x, float* y, const Epilogue& epilogue) const;
+  void run_implicit(int64_t N, const float* x, float* y, const Epilogue& epilogue) const;
 };
 
 ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bias)
@@ -195,17 +195,17 @@ ConvF32::~ConvF32() = default;
 
 const Conv2dShape& ConvF32::shape() const { return impl_->shape; }
 
-void ConvF32::run(int64_t N, const float* x, float* y, Clamp clamp) const {
+void ConvF32::run(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   if (N <= 0) return;
   if (impl_->depthwise)
-    impl_->run_depthwise(N, x, y, clamp);
+    impl_->run_depthwise(N, x, y, epilogue);
   else if (impl_->prefers_im2col(N))
-    impl_->run_im2col(N, x, y, clamp);
+    impl_->run_im2col(N, x, y, epilogue);
   else
-    impl_->run_implicit(N, x, y, clamp);
+    impl_->run_implicit(N, x, y, epilogue);
 }
 
-void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, Clamp clamp) const {
+void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
   const PhaseLayout phases(s);
   const int64_t OH = s.OH(), OW = s.OW(), taps = s.R * s.S, out_plane = OH * OW;
@@ -232,7 +232,7 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, Clamp cla
     depthwise(taps, tap_offset.data(), band, depthwise_weights.data() + c * taps, bias[c], flat, out);
     float* y_plane = y + plane * out_plane;
     for (int64_t oh = 0; oh < OH; ++oh) std::copy_n(out + oh * phases.width, OW, y_plane + oh * OW);
-    if (!clamp.identity()) clamp.apply(out_plane, y_plane);
+    if (!epilogue.identity()) epilogue.apply(out_plane, y_plane, plane * out_plane);
   });
   guard.rethrow();
 }
@@ -253,7 +253,7 @@ bool ConvF32::Impl::prefers_im2col(int64_t N) const {
   return im2col > implicit;
 }
 
-void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, Clamp clamp) const {
+void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
   const int64_t out_plane = s.OH() * s.OW(), Cg = s.channels_per_group(),
                 Kg = s.outputs_per_group();
@@ -291,7 +291,7 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, Clamp clamp)
       for (int64_t k = 0; k < Kg; ++k) {
         float* dst = y + (n * s.K + g * Kg + k) * out_plane + p;
         std::copy_n(c_block + k * nb + (j - j0), run, dst);
-        if (!clamp.identity()) clamp.apply(run, dst);
+        if (!epilogue.identity()) epilogue.apply(run, dst, dst - y);
       }
       j += run;
     }
@@ -299,7 +299,7 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, Clamp clamp)
   guard.rethrow();
 }
 
-void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, Clamp clamp) const {
+void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
   const PhaseLayout phases(s);
@@ -357,8 +357,11 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, Clamp clam
       for (int64_t k = k0; k < k1; ++k)
         for (int64_t i = 0; i < rows; ++i)
           std::copy_n(c_block + k * cols + i * phase_w, OW, y_block + k * OH * OW + i * OW);
-    if (!clamp.identity())  // on this item's outputs, while they are in cache
-      for (int64_t k = k0; k < k1; ++k) clamp.apply(rows * OW, y_block + k * OH * OW);
+    if (!epilogue.identity())  // on this item's outputs, while they are in cache
+      for (int64_t k = k0; k < k1; ++k) {
+        float* out = y_block + k * OH * OW;
+        epilogue.apply(rows * OW, out, out - y);
+      }
   });
   guard.rethrow();
 }
