@@ -41,13 +41,13 @@ void copy_padded_rows(const float* plane, int64_t H, int64_t W, int64_t first_ro
                       int64_t pad_left, int64_t pad_right, float value, float* dst);
 
 // ---- Micro-kernels ------------------------------------------------------------------------------
-// One full MR x NR tile of C from kc steps:
+// One MR x NR tile of C from kc steps, of which columns j < n (1 <= n <= NR) are read and written:
 //   c[i][j] = (accumulate ? c[i][j] : (row_init ? row_init[i] : 0)) + sum_k a[k*MR + i] * b_k[j]
 // where a is a packed micro-panel (k-major, MR floats per step) and b_k = b + b_row_offset[k]
 // points at NR readable floats. Row offsets let B be a packed matrix or rows of an image.
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b,
                                const int64_t* b_row_offset, float* c, int64_t ldc,
-                               const float* row_init, bool accumulate);
+                               const float* row_init, bool accumulate, int64_t n);
 struct MicroKernel {
   int mr;
   int nr;
@@ -59,9 +59,9 @@ constexpr int kAvx2Rows = 6, kAvx2Cols = 16;
 constexpr int kAvx512Rows = 8, kAvx512Cols = 32;
 constexpr int kMaxTileFloats = 8 * 32;
 void micro_kernel_avx2(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                       float* c, int64_t ldc, const float* row_init, bool accumulate);
+                       float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
 void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                         float* c, int64_t ldc, const float* row_init, bool accumulate);
+                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
 
 // ---- Packed A and the block driver --------------------------------------------------------------
 // The depth (k) axis is cut into near-equal blocks of at most kMaxDepthBlock so that a B

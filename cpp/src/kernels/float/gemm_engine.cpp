@@ -32,18 +32,18 @@ namespace {
 // Plain C++ tile; the compiler vectorises it for the baseline ISA.
 constexpr int kScalarRows = 4, kScalarCols = 8;
 void micro_kernel_scalar(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                         float* c, int64_t ldc, const float* row_init, bool accumulate) {
+                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n) {
   float acc[kScalarRows][kScalarCols];
   for (int i = 0; i < kScalarRows; ++i)
     for (int j = 0; j < kScalarCols; ++j)
-      acc[i][j] = accumulate ? c[i * ldc + j] : (row_init ? row_init[i] : 0.0f);
+      acc[i][j] = accumulate && j < n ? c[i * ldc + j] : (row_init ? row_init[i] : 0.0f);
   for (int64_t k = 0; k < kc; ++k, a += kScalarRows) {
     const float* bk = b + b_row_offset[k];
     for (int i = 0; i < kScalarRows; ++i)
       for (int j = 0; j < kScalarCols; ++j) acc[i][j] += a[i] * bk[j];
   }
   for (int i = 0; i < kScalarRows; ++i)
-    for (int j = 0; j < kScalarCols; ++j) c[i * ldc + j] = acc[i][j];
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = acc[i][j];
 }
 
 }  // namespace
@@ -109,12 +109,12 @@ void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block
         const float* a_panel = a.panel(block, i / mr);
         const float* init = row_init ? row_init + i : nullptr;
         float* c_tile = c + i * ldc + j;
-        if (m == mr && n == nr) {
-          kernel.fn(kb, a_panel, b_panel, b_row_offset, c_tile, ldc, init, accumulate);
+        if (m == mr) {  // the kernel masks the columns past n
+          kernel.fn(kb, a_panel, b_panel, b_row_offset, c_tile, ldc, init, accumulate, n);
           continue;
         }
-        // Edge tile: compute a full tile aside, then merge the part inside C.
-        kernel.fn(kb, a_panel, b_panel, b_row_offset, tile, nr, nullptr, false);
+        // Rows past the matrix: compute a full tile aside, then merge the part inside C.
+        kernel.fn(kb, a_panel, b_panel, b_row_offset, tile, nr, nullptr, false, nr);
         for (int64_t ii = 0; ii < m; ++ii)
           for (int64_t jj = 0; jj < n; ++jj) {
             float& dst = c_tile[ii * ldc + jj];

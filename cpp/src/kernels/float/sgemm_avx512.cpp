@@ -1,5 +1,6 @@
 // AVX-512 GEMM micro-kernel: an 8 x 32 tile (16 zmm accumulators); per depth step two loads of B
-// and eight broadcasts of A feed 16 FMAs, so the loop is bound by the two FMA ports.
+// and eight broadcasts of A feed 16 FMAs, so the loop is bound by the two FMA ports. A tile of
+// fewer columns reads and writes C under masks.
 #include <immintrin.h>
 
 #include "float_internal.hpp"
@@ -7,13 +8,15 @@
 namespace apl::kernels::detail {
 
 void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                         float* c, int64_t ldc, const float* row_init, bool accumulate) {
+                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n) {
   constexpr int MR = kAvx512Rows;
+  const __mmask16 lo_mask = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 hi_mask = n >= 32 ? 0xFFFF : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
   __m512 lo[MR], hi[MR];
   for (int i = 0; i < MR; ++i) {
     if (accumulate) {
-      lo[i] = _mm512_loadu_ps(c + i * ldc);
-      hi[i] = _mm512_loadu_ps(c + i * ldc + 16);
+      lo[i] = _mm512_maskz_loadu_ps(lo_mask, c + i * ldc);
+      hi[i] = _mm512_maskz_loadu_ps(hi_mask, c + i * ldc + 16);
     } else {
       lo[i] = hi[i] = row_init ? _mm512_set1_ps(row_init[i]) : _mm512_setzero_ps();
     }
@@ -29,8 +32,8 @@ void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64
     }
   }
   for (int i = 0; i < MR; ++i) {
-    _mm512_storeu_ps(c + i * ldc, lo[i]);
-    _mm512_storeu_ps(c + i * ldc + 16, hi[i]);
+    _mm512_mask_storeu_ps(c + i * ldc, lo_mask, lo[i]);
+    _mm512_mask_storeu_ps(c + i * ldc + 16, hi_mask, hi[i]);
   }
 }
 
