@@ -314,8 +314,13 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
   const int64_t block_rows = units_per_block(OH, std::max<int64_t>(1, kBlockColumns / phase_w),
                                              jobs * channel_chunks);
   const int64_t row_blocks = (OH + block_rows - 1) / block_rows;
-  // When the phase width is the output width, C is y itself.
+  // When the phase width is the output width, C is y itself; a 1x1 convolution with stride 1 and
+  // no padding reads its input as it is (each channel's rows are a B row: no band copy), unless
+  // the last micro-tile would read past the end of x.
   const bool direct_output = phase_w == OW;
+  const bool pointwise = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+                         s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+  const int64_t x_size = N * s.C * s.H * s.W;
 
   ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
@@ -328,15 +333,22 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
 
     // The band: for each channel of the group and phase slot, band_rows phase rows. Junk columns
     // of the last micro-tile read up to `reach` floats past a plane start: zeros keep them finite.
-    const int64_t plane_stride = detail::scratch_stride(band_rows * phase_w);
-    const int64_t planes = Cg * slots;
-    const int64_t reach = extra_rows * phase_w + phases.extra_cols + round_up(cols, kernel.nr);
-    const int64_t band_size = (planes - 1) * plane_stride + std::max(plane_stride, reach);
-    float* band = detail::thread_scratch(detail::Scratch::B, band_size);
     const float* x_group = x + (n * s.C + g * Cg) * s.H * s.W;
-    for (int64_t c = 0; c < Cg; ++c)
-      phases.fill(s, x_group + c * s.H * s.W, oh0, band_rows, plane_stride, band + c * slots * plane_stride);
-    std::fill(band + planes * plane_stride, band + band_size, 0.0f);
+    const float* band = x_group + oh0 * s.W;
+    int64_t plane_stride = s.H * s.W;
+    const bool direct_input =
+        pointwise && (band - x) + (Cg - 1) * plane_stride + round_up(cols, kernel.nr) <= x_size;
+    if (!direct_input) {
+      plane_stride = detail::scratch_stride(band_rows * phase_w);
+      const int64_t planes = Cg * slots;
+      const int64_t reach = extra_rows * phase_w + phases.extra_cols + round_up(cols, kernel.nr);
+      const int64_t band_size = (planes - 1) * plane_stride + std::max(plane_stride, reach);
+      float* filled = detail::thread_scratch(detail::Scratch::B, band_size);
+      for (int64_t c = 0; c < Cg; ++c)
+        phases.fill(s, x_group + c * s.H * s.W, oh0, band_rows, plane_stride, filled + c * slots * plane_stride);
+      std::fill(filled + planes * plane_stride, filled + band_size, 0.0f);
+      band = filled;
+    }
 
     const int64_t taps = Cg * s.R * s.S;
     int64_t* tap_offset = detail::thread_offsets(taps);

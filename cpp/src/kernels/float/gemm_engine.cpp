@@ -114,7 +114,7 @@ void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block
           continue;
         }
         // Rows past the matrix: compute a full tile aside, then merge the part inside C.
-        kernel.fn(kb, a_panel, b_panel, b_row_offset, tile, nr, nullptr, false, nr);
+        kernel.fn(kb, a_panel, b_panel, b_row_offset, tile, nr, nullptr, false, n);
         for (int64_t ii = 0; ii < m; ++ii)
           for (int64_t jj = 0; jj < n; ++jj) {
             float& dst = c_tile[ii * ldc + jj];
