@@ -159,7 +159,7 @@ void check_shape(const Conv2dShape& s) {
 
 struct ConvF32::Impl {
   Conv2dShape shape;
-  detail::MicroKernel kernel{};
+  detail::MicroKernel kernel{}, wide_kernel{};
   detail::DepthwiseFlatFn depthwise = nullptr;  // set on the depthwise path only
   std::vector<detail::PackedA> group_weights;    // GEMM paths: one (K/g x C/g*R*S) per group
   std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
@@ -186,6 +186,7 @@ ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bi
     return;
   }
   m.kernel = detail::micro_kernel_for(level);
+  m.wide_kernel = detail::wide_micro_kernel_for(level);
   const int64_t rows = shape.outputs_per_group();
   for (int64_t g = 0; g < shape.groups; ++g)
     m.group_weights.emplace_back(m.kernel.mr, rows, taps, 1.0f, weights + g * rows * taps, taps, 1);
@@ -314,6 +315,8 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
   const int64_t block_rows = units_per_block(OH, std::max<int64_t>(1, kBlockColumns / phase_w),
                                              jobs * channel_chunks);
   const int64_t row_blocks = (OH + block_rows - 1) / block_rows;
+  const detail::MicroKernel& kernel =
+      block_rows * phase_w >= detail::kWideKernelColumns ? wide_kernel : this->kernel;
   // When the phase width is the output width, C is y itself; a 1x1 convolution with stride 1 and
   // no padding reads its input as it is (each channel's rows are a B row: no band copy), unless
   // the last micro-tile would read past the end of x.

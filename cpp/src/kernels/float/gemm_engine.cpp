@@ -58,6 +58,12 @@ MicroKernel micro_kernel_for(SimdLevel level) {
   return {kScalarRows, kScalarCols, micro_kernel_scalar};
 }
 
+MicroKernel wide_micro_kernel_for(SimdLevel level) {
+  if (level == SimdLevel::AVX512 || level == SimdLevel::AMX)
+    return {kAvx512Rows, kAvx512WideCols, micro_kernel_avx512_wide};
+  return micro_kernel_for(level);
+}
+
 PackedA::PackedA(int mr, int64_t rows, int64_t depth, float alpha, const float* a,
                  int64_t row_stride, int64_t col_stride)
     : mr_(mr), rows_(rows), depth_(depth), padded_rows_(round_up(rows, mr)) {
