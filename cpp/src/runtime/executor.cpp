@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "../kernels/thread_placement.hpp"
+#include "kernel_util.hpp"
 
 namespace apl {
 
@@ -60,12 +61,12 @@ void print_profile(const std::vector<const Node*>& nodes, const std::vector<doub
 
 }  // namespace
 
-// Output-pass fusion (float networks, runs without an observer): when only an Add reads a node's
-// output and the Add's other operand, of the same shape, is computed before that node, and / or
-// only a clamp (Relu, Clip) reads what comes out, the node's kernel may run them (fuse_epilogue).
-// The integer kernels already fuse their requantization and clamps.
+// Output-pass fusion (runs without an observer): when only an Add reads a node's output and the
+// Add's other operand, of the same shape, is computed before that node, and / or only a clamp
+// (Relu, Clip) reads what comes out, the node's kernel may run them (fuse_epilogue). In an
+// integer network a Conv/Gemm already runs the Scaling node after it (fused_scaling): what reads
+// that node's output is what reads the kernel's.
 void Executor::plan_fusion(const Graph& graph) {
-  if (graph.is_quantized()) return;
   std::map<std::string, size_t> step_of;
   for (size_t i = 0; i < steps_.size(); ++i) step_of[steps_[i].node->name] = i;
   // The step that alone reads step i's output; 0 (the Input step, which reads nothing): none.
@@ -80,23 +81,30 @@ void Executor::plan_fusion(const Graph& graph) {
     if (!producer.kernel || fused[i]) continue;
     std::vector<size_t> chain;
     size_t last = i, residual = 0;
-    if (const size_t add = sole_reader(i); add && steps_[add].node->traits().adds_operands &&
-                                           steps_[add].inputs.size() == 2) {
+    if (graph.is_quantized())
+      if (const Node* scaling = fused_scaling(graph, *producer.node); scaling && sole_reader(i)) {
+        last = step_of.at(scaling->name);
+        chain.push_back(last);
+      }
+    bool has_residual = false, has_clamp = false;
+    if (const size_t add = sole_reader(last); add && steps_[add].node->traits().adds_operands &&
+                                              steps_[add].inputs.size() == 2) {
       const std::vector<size_t>& operands = steps_[add].inputs;
-      residual = operands[0] == i ? operands[1] : operands[0];
+      residual = operands[0] == last ? operands[1] : operands[0];
       const Shape& shape = producer.node->shape;
       if (residual < i && steps_[residual].node->shape == shape && steps_[add].node->shape == shape) {
         chain.push_back(add);
         last = add;
+        has_residual = true;
       }
     }
     float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
     if (const size_t clamp = sole_reader(last); clamp && steps_[clamp].node->traits().clamp_bounds) {
       std::tie(lo, hi) = steps_[clamp].node->traits().clamp_bounds(*steps_[clamp].node);
       chain.push_back(clamp);
+      has_clamp = true;
     }
-    const bool has_residual = last != i;
-    if (chain.empty() || !producer.kernel->fuse_epilogue(has_residual, lo, hi)) continue;
+    if (!(has_residual || has_clamp) || !producer.kernel->fuse_epilogue(has_residual, lo, hi)) continue;
     producer.fused_steps = chain;
     producer.residual_step = residual;
     producer.has_residual = has_residual;

@@ -2,6 +2,7 @@
 // int8/uint8 codes (int32 above 8 bits), accumulators int32 (int64 above 8 bits).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "../ops/op_parts.hpp"
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
@@ -21,6 +22,9 @@ DType code_dtype(const QuantizeOptions& options, const Node& n) {
 DType code_dtype(const Graph& g, const Node& n) { return code_dtype(g.quant_config(), n); }
 bool wide(const Graph& g) { return g.quant_config().spec().wide(); }
 DType acc_dtype(const Graph& g) { return g.quant_config().spec().acc_dtype(); }
+// The clamp bounds of a Relu (OpTraits::clamp_bounds): the one clamp an integer kernel fuses, as
+// a clamp at code 0 whatever the step.
+bool is_relu(float lo, float hi) { return lo == 0.f && hi == std::numeric_limits<float>::infinity(); }
 
 }  // namespace
 
@@ -89,11 +93,7 @@ class IntAffineKernel : public NodeKernel {
                             acc.data<int64_t>());
       return acc;
     }
-    if (fused_) {
-      Tensor y = make_output(x, requant_.out_unsigned ? DType::U8 : DType::I8);
-      conv_->run_requantized(N, x.raw(), requant_, y.raw());
-      return y;
-    }
+    if (fused_) return requantized(x, requant_);
     Tensor acc = make_output(x, DType::I32);
     conv_->run(N, x.raw(), acc.data<int32_t>());
     int32_t* a = acc.data<int32_t>();
@@ -101,14 +101,30 @@ class IntAffineKernel : public NodeKernel {
       for (size_t i = 0; i < border_.size(); ++i) a[i] += border_[i];
     return acc;
   }
+  // A Relu after the fused Scaling node: max(code, 0) of the clamped codes is the clamp at
+  // max(lo, 0).
+  bool fuse_epilogue(bool residual, float lo, float hi) override {
+    if (!fused_ || residual || !is_relu(lo, hi) || requant_.hi < 0) return false;
+    relu_requant_ = requant_;
+    relu_requant_.lo = std::max(requant_.lo, 0);
+    return true;
+  }
+  Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor*) const override {
+    return requantized(*in[0], relu_requant_);
+  }
 
  private:
+  Tensor requantized(const Tensor& x, const RequantParams& rq) const {
+    Tensor y = make_output(x, rq.out_unsigned ? DType::U8 : DType::I8);
+    conv_->run_requantized(x.dim(0), x.raw(), rq, y.raw());
+    return y;
+  }
   Conv2dShape shape_;
   std::unique_ptr<ConvInt8> conv_;
   std::vector<int32_t> border_;  // NodeQuant::border_offset, one sample's accumulator
   Tensor weights_, bias_;  // wide only
   bool fused_ = false;
-  RequantParams requant_;
+  RequantParams requant_, relu_requant_;
 };
 
 class IntScalingKernel : public NodeKernel {
@@ -120,7 +136,20 @@ class IntScalingKernel : public NodeKernel {
     dequantize_point_ = n.quant.requant.dequantize_point;
     if (!producer.traits().affine) offset_ = n.quant.requant.acc_offset;  // a Conv/Gemm has it in its bias
   }
-  Tensor run(const std::vector<const Tensor*>& in) const override {
+  Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, requant_); }
+  // A Relu after this requantization (as in IntAffineKernel::fuse_epilogue).
+  bool fuse_epilogue(bool residual, float lo, float hi) override {
+    if (pass_through_ || dequantize_point_ || wide_ || residual || !is_relu(lo, hi) || requant_.hi < 0) return false;
+    relu_requant_ = requant_;
+    relu_requant_.lo = std::max(requant_.lo, 0);
+    return true;
+  }
+  Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor*) const override {
+    return run_with(in, relu_requant_);
+  }
+
+ private:
+  Tensor run_with(const std::vector<const Tensor*>& in, const RequantParams& rq) const {
     if (pass_through_ || (dequantize_point_ && offset_.empty())) return *in[0];
     // Joins that copy codes (Concat) hand over n-bit codes rather than an accumulator.
     const DType acc_type = wide_ ? DType::I64 : DType::I32;
@@ -143,14 +172,13 @@ class IntScalingKernel : public NodeKernel {
                                 requant_.lo, requant_.hi, y.data<int32_t>());
       return y;
     }
-    Tensor y = make_output(acc, requant_.out_unsigned ? DType::U8 : DType::I8);
-    requantize_int32(acc.dim(0), channels, inner, acc.data<int32_t>(), requant_, y.raw());
+    Tensor y = make_output(acc, rq.out_unsigned ? DType::U8 : DType::I8);
+    requantize_int32(acc.dim(0), channels, inner, acc.data<int32_t>(), rq, y.raw());
     return y;
   }
 
- private:
   bool wide_, pass_through_ = false, dequantize_point_ = false;
-  RequantParams requant_;
+  RequantParams requant_, relu_requant_;
   std::vector<int32_t> offset_;
 };
 

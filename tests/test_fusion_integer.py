@@ -1,0 +1,50 @@
+"""Output-pass fusion in the integer network (Executor::plan_fusion): a Relu after a requantization
+(a Conv/Gemm's fused Scaling node, or a join's Scaling node) runs as its clamp at code 0. A run
+without an observer (forward) fuses; one with (intermediate_outputs) runs every node's own kernel:
+both give the same integers, at every SIMD level."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import aidge_ptq_lite as apl
+from aidge_ptq_lite import datasets, zoo
+
+from conftest import SIMD_LEVELS
+
+
+def _quantized(name, **options):
+    g = apl.load_onnx(zoo.model_path(name))
+    apl.quantize_network(g, calibration_set=datasets.load_calibration_set(64), **options)
+    return g
+
+
+@pytest.mark.parametrize("name,options", [("resnet", {}), ("resnet", {"optimize_signs": True}),
+                                          ("mobilenet", {}), ("lenet", {"nb_bits": 4})])
+def test_fused_relus_give_the_unfused_integers_at_every_level(name, options, test_images):
+    g = _quantized(name, **options)
+    x = test_images[0][:32]
+    detected = SIMD_LEVELS.index(apl.detected_simd_level())
+    try:
+        for level in SIMD_LEVELS[:detected + 1]:
+            apl.set_simd_level(level)
+            fused = g.forward(x)
+            unfused = g.intermediate_outputs(x, g.outputs)[g.outputs[0]]
+            np.testing.assert_array_equal(fused, unfused, err_msg=f"level {level}")
+    finally:
+        apl.set_simd_level(SIMD_LEVELS[detected])
+
+
+def test_profile_shows_relus_fused_after_requantization():
+    script = ("import numpy as np, aidge_ptq_lite as apl\n"
+              "from aidge_ptq_lite import datasets, zoo\n"
+              "g = apl.load_onnx(zoo.model_path('resnet'))\n"
+              "apl.quantize_network(g, calibration_set=datasets.load_calibration_set(32))\n"
+              "g.forward(datasets.load_fashion_mnist('test', limit=2)[0])\n")
+    err = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, APL_PROFILE="1"),
+                         capture_output=True, text=True, check=True).stderr
+    last_run = err[err.rindex("APL_PROFILE batch"):]  # calibration's runs (observed) come first
+    relu_rows = [line.split()[-1] for line in last_run.splitlines() if line.startswith("Relu '")]
+    assert relu_rows and all(v == "fused" for v in relu_rows), err
