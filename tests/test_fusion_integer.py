@@ -1,5 +1,6 @@
 """Output-pass fusion in the integer network (Executor::plan_fusion): a Relu after a requantization
-(a Conv/Gemm's fused Scaling node, or a join's Scaling node) runs as its clamp at code 0. A run
+(a Conv/Gemm's fused Scaling node, or a join's Scaling node) runs as its clamp at code 0; a
+no_quant network (float kernels, its Scaling nodes' factors) keeps every Scaling node. A run
 without an observer (forward) fuses; one with (intermediate_outputs) runs every node's own kernel:
 both give the same integers, at every SIMD level."""
 import os
@@ -22,7 +23,8 @@ def _quantized(name, **options):
 
 
 @pytest.mark.parametrize("name,options", [("resnet", {}), ("resnet", {"optimize_signs": True}),
-                                          ("mobilenet", {}), ("lenet", {"nb_bits": 4})])
+                                          ("mobilenet", {}), ("lenet", {"nb_bits": 4}),
+                                          ("resnet", {"no_quant": True})])
 def test_fused_relus_give_the_unfused_integers_at_every_level(name, options, test_images):
     g = _quantized(name, **options)
     x = test_images[0][:32]

@@ -204,15 +204,22 @@ void check_conv(const Conv2dShape& s, int64_t N, bool with_bias, uint32_t seed) 
     std::fill(out.begin(), out.end(), 0.0f);  // a second run reuses the per-thread scratch
     conv.run(N, x.data(), out.data());
     expect_close(out, expected);
-    // The output pass (a fused Relu / Clip, a fused residual Add) gives the separate ops' values.
+    // The output pass (a fused Scaling node, residual Add, Relu / Clip) gives the separate ops'
+    // values: y * factor[k], then + residual, then the clamp.
     const auto residual = random_floats(y_size, seed + 3);
+    const auto factor = random_floats(s.K, seed + 4);
+    const int64_t plane = s.OH() * s.OW();
     for (const Clamp clamp : {Clamp{}, Clamp{0.0f}, Clamp{-0.25f, 0.5f}})
-      for (const float* r : {static_cast<const float*>(nullptr), residual.data()}) {
-        std::vector<float> fused(y_size, std::numeric_limits<float>::quiet_NaN());
-        conv.run(N, x.data(), fused.data(), Epilogue{r, clamp});
-        for (size_t i = 0; i < y_size; ++i)
-          ASSERT_EQ(fused[i], clamp(r ? out[i] + r[i] : out[i])) << "at " << i;
-      }
+      for (const float* r : {static_cast<const float*>(nullptr), residual.data()})
+        for (const int64_t factors : {0, 1, static_cast<int>(s.K)}) {
+          std::vector<float> fused(y_size, std::numeric_limits<float>::quiet_NaN());
+          conv.run(N, x.data(), fused.data(), Epilogue{factors ? factor.data() : nullptr, factors, r, clamp});
+          for (size_t i = 0; i < y_size; ++i) {
+            float v = out[i];
+            if (factors) v *= factor[factors == 1 ? 0 : i / plane % s.K];
+            ASSERT_EQ(fused[i], clamp(r ? v + r[i] : v)) << "at " << i;
+          }
+        }
   });
 }
 

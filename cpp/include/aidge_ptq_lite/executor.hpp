@@ -3,6 +3,7 @@
 // the plan immutable). Each node becomes an OpKernel; tensors are freed after their last use.
 #pragma once
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,17 +14,27 @@
 
 namespace apl {
 
+// What the nodes that alone read a kernel's output do, when the kernel may run them in its output
+// pass, in this order: a factor per channel (a float Scaling node: y * factor[c]), the Add of a
+// tensor of the output's shape computed before (a residual), a clamp to [lo, hi] (Relu, Clip).
+struct FusedEpilogue {
+  // The integer Conv/Gemm's own Scaling node (fused_scaling) comes first: the kernel runs it.
+  bool after_own_scaling = false;
+  const Tensor* factor = nullptr;  // one value or one per channel
+  bool residual = false;
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  bool clamps() const { return lo != -std::numeric_limits<float>::infinity() || hi != std::numeric_limits<float>::infinity(); }
+};
+
 class OpKernel {
  public:
   virtual ~OpKernel() = default;
   // inputs: one tensor per data input, batch first. Returns the output, batch first.
   virtual Tensor run(const std::vector<const Tensor*>& inputs) const = 0;
-  // Output-pass fusion, for runs that observe no intermediate value (Executor::plan_fusion): the
-  // Add that alone reads this node's output, adding its other operand (a tensor of the output's
-  // shape, computed before), and / or the clamp after (Relu, Clip: OpTraits::clamp_bounds).
-  // fuse_epilogue, at plan time, returns whether this kernel can apply them in its output pass;
-  // run_fused then returns what the separate kernels would give, bit for bit.
-  virtual bool fuse_epilogue(bool /*residual*/, float /*lo*/, float /*hi*/) { return false; }
+  // Output-pass fusion (Executor::plan_fusion): fuse_epilogue, at plan time, returns whether this
+  // kernel can apply `e` in its output pass; run_fused then returns what the separate kernels
+  // would give, bit for bit (the residual: the Add's other operand).
+  virtual bool fuse_epilogue(const FusedEpilogue& /*e*/) { return false; }
   virtual Tensor run_fused(const std::vector<const Tensor*>& inputs, const Tensor* /*residual*/) const {
     return run(inputs);
   }
@@ -53,6 +64,10 @@ Tensor dequantize_output(const Node& node, const Tensor& t);
 struct ExecutorOptions {
   // SIMD level of every kernel of the plan; default: active_simd_level() when it is built.
   std::optional<SimdLevel> simd_level;
+  // The nodes whose outputs a run's observer reads (calibration). Given, runs with an observer
+  // fuse the other nodes into their producers' output passes as runs without one do; absent, a
+  // run with an observer runs every node's own kernel and hands it every output.
+  std::optional<std::vector<std::string>> observed;
 };
 
 class Executor {
@@ -66,7 +81,7 @@ class Executor {
                           bool dequantize = true) const;
 
  private:
-  void plan_fusion(const Graph& graph);
+  void plan_fusion(const Graph& graph, const std::optional<std::vector<std::string>>& observed);
   struct Step {
     const Node* node;
     std::unique_ptr<OpKernel> kernel;
@@ -75,6 +90,7 @@ class Executor {
     std::vector<size_t> fused_steps;
     size_t residual_step = 0;
     bool has_residual = false;
+    bool fused_when_observed = false;  // no observed node among the producer and fused_steps
   };
   std::vector<Step> steps_;
   std::vector<size_t> last_use_;     // per step: the last step reading its output

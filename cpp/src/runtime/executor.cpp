@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "../kernels/thread_placement.hpp"
@@ -61,14 +62,17 @@ void print_profile(const std::vector<const Node*>& nodes, const std::vector<doub
 
 }  // namespace
 
-// Output-pass fusion (runs without an observer): when only an Add reads a node's output and the
-// Add's other operand, of the same shape, is computed before that node, and / or only a clamp
-// (Relu, Clip) reads what comes out, the node's kernel may run them (fuse_epilogue). In an
-// integer network a Conv/Gemm already runs the Scaling node after it (fused_scaling): what reads
-// that node's output is what reads the kernel's.
-void Executor::plan_fusion(const Graph& graph) {
+// Output-pass fusion: what alone reads a node's output, in this order, may run in the node's
+// kernel (fuse_epilogue): a float Scaling node; an Add whose other operand, of the same shape,
+// is computed before the node; a clamp (Relu, Clip). In an integer network a Conv/Gemm already
+// runs the Scaling node after it (fused_scaling): what reads that node's output is what reads
+// the kernel's. Runs without an observer use every fusion; runs with one, those that hide no
+// observed node (when the observed nodes are given).
+void Executor::plan_fusion(const Graph& graph, const std::optional<std::vector<std::string>>& observed) {
   std::map<std::string, size_t> step_of;
   for (size_t i = 0; i < steps_.size(); ++i) step_of[steps_[i].node->name] = i;
+  const std::set<std::string> watched = observed ? std::set<std::string>(observed->begin(), observed->end())
+                                                 : std::set<std::string>();
   // The step that alone reads step i's output; 0 (the Input step, which reads nothing): none.
   auto sole_reader = [&](size_t i) -> size_t {
     const std::string& name = steps_[i].node->name;
@@ -81,33 +85,41 @@ void Executor::plan_fusion(const Graph& graph) {
     if (!producer.kernel || fused[i]) continue;
     std::vector<size_t> chain;
     size_t last = i, residual = 0;
-    if (graph.is_quantized())
+    FusedEpilogue e;
+    if (graph.is_quantized()) {
       if (const Node* scaling = fused_scaling(graph, *producer.node); scaling && sole_reader(i)) {
+        e.after_own_scaling = true;
         last = step_of.at(scaling->name);
         chain.push_back(last);
       }
-    bool has_residual = false, has_clamp = false;
+    } else if (const size_t scaling = sole_reader(last); scaling && steps_[scaling].node->is(OpKind::Scaling)) {
+      e.factor = &steps_[scaling].node->params.at(0);
+      last = scaling;
+      chain.push_back(last);
+    }
     if (const size_t add = sole_reader(last); add && steps_[add].node->traits().adds_operands &&
                                               steps_[add].inputs.size() == 2) {
       const std::vector<size_t>& operands = steps_[add].inputs;
       residual = operands[0] == last ? operands[1] : operands[0];
       const Shape& shape = producer.node->shape;
       if (residual < i && steps_[residual].node->shape == shape && steps_[add].node->shape == shape) {
-        chain.push_back(add);
+        e.residual = true;
         last = add;
-        has_residual = true;
+        chain.push_back(last);
       }
     }
-    float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
     if (const size_t clamp = sole_reader(last); clamp && steps_[clamp].node->traits().clamp_bounds) {
-      std::tie(lo, hi) = steps_[clamp].node->traits().clamp_bounds(*steps_[clamp].node);
+      std::tie(e.lo, e.hi) = steps_[clamp].node->traits().clamp_bounds(*steps_[clamp].node);
       chain.push_back(clamp);
-      has_clamp = true;
     }
-    if (!(has_residual || has_clamp) || !producer.kernel->fuse_epilogue(has_residual, lo, hi)) continue;
+    if (chain.empty() || (graph.is_quantized() && !e.residual && !e.clamps()) || !producer.kernel->fuse_epilogue(e))
+      continue;
     producer.fused_steps = chain;
     producer.residual_step = residual;
-    producer.has_residual = has_residual;
+    producer.has_residual = e.residual;
+    producer.fused_when_observed = observed && !watched.count(producer.node->name);
+    for (size_t f = 0; f + 1 < chain.size(); ++f)
+      if (watched.count(steps_[chain[f]].node->name)) producer.fused_when_observed = false;
     for (size_t f : chain) fused[f] = true;
   }
 }
@@ -133,7 +145,7 @@ Executor::Executor(std::shared_ptr<const Graph> snapshot, const ExecutorOptions&
     step_of[n.name] = steps_.size();
     steps_.push_back(std::move(step));
   }
-  plan_fusion(graph);
+  plan_fusion(graph, options.observed);
   last_use_.assign(steps_.size(), 0);
   for (size_t i = 0; i < steps_.size(); ++i)
     for (size_t in : steps_[i].inputs) last_use_[in] = i;
@@ -171,7 +183,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
     } else if (!done[i]) {
       args.clear();
       for (size_t in : s.inputs) args.push_back(&values[in]);
-      if (!s.fused_steps.empty() && !observer) {
+      if (!s.fused_steps.empty() && (!observer || s.fused_when_observed)) {
         values[s.fused_steps.back()] =
             s.kernel->run_fused(args, s.has_residual ? &values[s.residual_step] : nullptr);
         for (size_t f : s.fused_steps) done[f] = true;
@@ -181,7 +193,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
     }
     if (profile)
       step_ms[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (observer) observer(*s.node, values[i]);
+    if (observer && !values[i].empty()) observer(*s.node, values[i]);  // empty: fused away
     for (size_t in : s.inputs)
       if (last_use_[in] == i) values[in] = Tensor();
   }

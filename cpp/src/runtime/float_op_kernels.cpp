@@ -21,12 +21,15 @@ class ConvKernel : public NodeKernel {
         conv_(window_geometry(n, g.node(n.inputs[0]).shape), n.params[0].data<float>(),
               n.params.size() > 1 ? n.params[1].data<float>() : nullptr) {}
   Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
-  bool fuse_epilogue(bool, float lo, float hi) override {
-    clamp_ = {lo, hi};
+  bool fuse_epilogue(const FusedEpilogue& e) override {
+    if (e.after_own_scaling) return false;  // a no_quant network's Scaling node runs on its own
+    if (e.factor) factor_.assign(e.factor->data<float>(), e.factor->data<float>() + e.factor->numel());
+    clamp_ = {e.lo, e.hi};
     return true;
   }
   Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor* residual) const override {
-    return run_with(in, {residual ? residual->data<float>() : nullptr, clamp_});
+    return run_with(in, {factor_.empty() ? nullptr : factor_.data(), static_cast<int64_t>(factor_.size()),
+                         residual ? residual->data<float>() : nullptr, clamp_});
   }
 
  private:
@@ -36,6 +39,7 @@ class ConvKernel : public NodeKernel {
     return y;
   }
   ConvF32 conv_;
+  std::vector<float> factor_;  // of a fused Scaling node
   Clamp clamp_;
 };
 
@@ -156,9 +160,9 @@ class BinaryKernel : public NodeKernel {
     }
   }
   Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
-  bool fuse_epilogue(bool residual, float lo, float hi) override {
-    clamp_ = {lo, hi};
-    return !residual;
+  bool fuse_epilogue(const FusedEpilogue& e) override {
+    clamp_ = {e.lo, e.hi};
+    return !e.after_own_scaling && !e.factor && !e.residual;
   }
   Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor*) const override { return run_with(in, clamp_); }
 
@@ -218,7 +222,15 @@ class ScalingKernel : public NodeKernel {
   ScalingKernel(const Graph& g, const Node& n)
       : NodeKernel(n), factor_(g.is_quantized() ? as_tensor(n.quant.requant.factor) : n.params.at(0)),
         pass_through_(g.is_quantized() && n.quant.requant.dequantize_point) {}
-  Tensor run(const std::vector<const Tensor*>& in) const override {
+  Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
+  bool fuse_epilogue(const FusedEpilogue& e) override {
+    clamp_ = {e.lo, e.hi};
+    return !pass_through_ && !e.after_own_scaling && !e.factor && !e.residual;
+  }
+  Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor*) const override { return run_with(in, clamp_); }
+
+ private:
+  Tensor run_with(const std::vector<const Tensor*>& in, Clamp clamp) const {
     if (pass_through_) return *in[0];
     Tensor y = make_output(*in[0]);
     int64_t channels, inner;
@@ -232,14 +244,14 @@ class ScalingKernel : public NodeKernel {
       for (int64_t c = 0; c < channels; ++c) {
         const float s = f[factor_.numel() == 1 ? 0 : c];
         const int64_t base = (n * channels + c) * inner;
-        for (int64_t i = 0; i < inner; ++i) out[base + i] = x[base + i] * s;
+        for (int64_t i = 0; i < inner; ++i) out[base + i] = clamp(x[base + i] * s);
       }
     return y;
   }
 
- private:
   Tensor factor_;
   bool pass_through_;
+  Clamp clamp_;
 };
 
 // Identity, Dropout, Flatten, Reshape: a view of the same storage.

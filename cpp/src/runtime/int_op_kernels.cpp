@@ -22,9 +22,11 @@ DType code_dtype(const QuantizeOptions& options, const Node& n) {
 DType code_dtype(const Graph& g, const Node& n) { return code_dtype(g.quant_config(), n); }
 bool wide(const Graph& g) { return g.quant_config().spec().wide(); }
 DType acc_dtype(const Graph& g) { return g.quant_config().spec().acc_dtype(); }
-// The clamp bounds of a Relu (OpTraits::clamp_bounds): the one clamp an integer kernel fuses, as
-// a clamp at code 0 whatever the step.
-bool is_relu(float lo, float hi) { return lo == 0.f && hi == std::numeric_limits<float>::infinity(); }
+// A Relu alone (OpTraits::clamp_bounds): the one epilogue an integer kernel fuses, as a clamp at
+// code 0 whatever the step.
+bool is_relu(const FusedEpilogue& e) {
+  return !e.factor && !e.residual && e.lo == 0.f && e.hi == std::numeric_limits<float>::infinity();
+}
 
 }  // namespace
 
@@ -103,8 +105,8 @@ class IntAffineKernel : public NodeKernel {
   }
   // A Relu after the fused Scaling node: max(code, 0) of the clamped codes is the clamp at
   // max(lo, 0).
-  bool fuse_epilogue(bool residual, float lo, float hi) override {
-    if (!fused_ || residual || !is_relu(lo, hi) || requant_.hi < 0) return false;
+  bool fuse_epilogue(const FusedEpilogue& e) override {
+    if (!fused_ || !e.after_own_scaling || !is_relu(e) || requant_.hi < 0) return false;
     relu_requant_ = requant_;
     relu_requant_.lo = std::max(requant_.lo, 0);
     return true;
@@ -138,8 +140,9 @@ class IntScalingKernel : public NodeKernel {
   }
   Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, requant_); }
   // A Relu after this requantization (as in IntAffineKernel::fuse_epilogue).
-  bool fuse_epilogue(bool residual, float lo, float hi) override {
-    if (pass_through_ || dequantize_point_ || wide_ || residual || !is_relu(lo, hi) || requant_.hi < 0) return false;
+  bool fuse_epilogue(const FusedEpilogue& e) override {
+    if (pass_through_ || dequantize_point_ || wide_ || e.after_own_scaling || !is_relu(e) || requant_.hi < 0)
+      return false;
     relu_requant_ = requant_;
     relu_requant_.lo = std::max(requant_.lo, 0);
     return true;

@@ -19,15 +19,21 @@ struct Clamp {
   float operator()(float v) const { return std::min(std::max(v, lo), hi); }
 };
 
-// A convolution's output pass: y = clamp(y + residual), the residual (when given) a tensor of
-// y's shape (a residual Add fused with its producer). Same values as the separate kernels: the
-// sum is complete before the residual is added.
+// A convolution's output pass: y = clamp(y * factor[k] + residual) for output channel k, the
+// factor (when given) one value or one per channel (a float Scaling node fused with its
+// producer), the residual (when given) a tensor of y's shape (a residual Add). Same values as the
+// separate kernels: the sum is complete before the factor, and the factor before the residual.
 struct Epilogue {
+  const float* factor = nullptr;
+  int64_t factors = 0;  // 1 or the channel count
   const float* residual = nullptr;
   Clamp clamp;
-  bool identity() const { return !residual && clamp.identity(); }
-  // The n outputs at y, `at` floats into the output tensor.
-  void apply(int64_t n, float* y, int64_t at) const {
+  bool identity() const { return !factor && !residual && clamp.identity(); }
+  // The n outputs of channel k at y, `at` floats into the output tensor.
+  void apply(int64_t n, float* y, int64_t at, int64_t k) const {
+    const float f = factor ? factor[factors == 1 ? 0 : k] : 1.0f;
+    if (factor)  // y * 1 would be exact too, but costs a pass of multiplies
+      for (int64_t i = 0; i < n; ++i) y[i] *= f;
     if (residual)
       for (int64_t i = 0; i < n; ++i) y[i] = clamp(y[i] + residual[at + i]);
     else

@@ -233,7 +233,7 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epi
     depthwise(taps, tap_offset.data(), band, depthwise_weights.data() + c * taps, bias[c], flat, out);
     float* y_plane = y + plane * out_plane;
     for (int64_t oh = 0; oh < OH; ++oh) std::copy_n(out + oh * phases.width, OW, y_plane + oh * OW);
-    if (!epilogue.identity()) epilogue.apply(out_plane, y_plane, plane * out_plane);
+    if (!epilogue.identity()) epilogue.apply(out_plane, y_plane, plane * out_plane, c);
   });
   guard.rethrow();
 }
@@ -292,7 +292,7 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, const Epilog
       for (int64_t k = 0; k < Kg; ++k) {
         float* dst = y + (n * s.K + g * Kg + k) * out_plane + p;
         std::copy_n(c_block + k * nb + (j - j0), run, dst);
-        if (!epilogue.identity()) epilogue.apply(run, dst, dst - y);
+        if (!epilogue.identity()) epilogue.apply(run, dst, dst - y, g * Kg + k);
       }
       j += run;
     }
@@ -375,7 +375,7 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
     if (!epilogue.identity())  // on this item's outputs, while they are in cache
       for (int64_t k = k0; k < k1; ++k) {
         float* out = y_block + k * OH * OW;
-        epilogue.apply(rows * OW, out, out - y);
+        epilogue.apply(rows * OW, out, out - y, g * Kg + k);
       }
   });
   guard.rethrow();
