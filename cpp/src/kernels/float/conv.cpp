@@ -71,12 +71,14 @@ void fill_phase_rows(const Conv2dShape& s, const float* channel, int64_t a, int6
 struct PhaseLayout {
   int64_t width, extra_rows, extra_cols, slots = 0;
   std::vector<int64_t> slot_of;  // per phase a * stride_w + b: its slot, -1 when no tap reads it
+  detail::CopyPaddedRowsFn copy_rows;  // the SIMD level's, for stride 1 (one phase: padded rows)
 
-  explicit PhaseLayout(const Conv2dShape& s)
+  PhaseLayout(const Conv2dShape& s, detail::CopyPaddedRowsFn copy_rows)
       : width((s.W + s.pad_left + s.pad_right + s.stride_w - 1) / s.stride_w),
         extra_rows((s.R - 1) * s.dil_h / s.stride_h),
         extra_cols((s.S - 1) * s.dil_w / s.stride_w),
-        slot_of(s.stride_h * s.stride_w, -1) {
+        slot_of(s.stride_h * s.stride_w, -1),
+        copy_rows(copy_rows) {
     for (int64_t r = 0; r < s.R; ++r)
       for (int64_t col = 0; col < s.S; ++col) {
         int64_t& slot = slot_of[(r * s.dil_h % s.stride_h) * s.stride_w + col * s.dil_w % s.stride_w];
@@ -87,6 +89,11 @@ struct PhaseLayout {
   // (plane_stride floats apart; the floats past the rows are zeroed).
   void fill(const Conv2dShape& s, const float* channel, int64_t first_row, int64_t n_rows,
             int64_t plane_stride, float* planes) const {
+    if (s.stride_h == 1 && s.stride_w == 1) {
+      copy_rows(channel, s.H, s.W, first_row - s.pad_top, n_rows, s.pad_left, width - s.W - s.pad_left, 0.0f, planes);
+      std::fill(planes + n_rows * width, planes + plane_stride, 0.0f);
+      return;
+    }
     for (int64_t phase = 0; phase < s.stride_h * s.stride_w; ++phase) {
       if (slot_of[phase] < 0) continue;
       float* plane = planes + slot_of[phase] * plane_stride;
@@ -161,6 +168,7 @@ struct ConvF32::Impl {
   Conv2dShape shape;
   detail::MicroKernel kernel{}, wide_kernel{};
   detail::DepthwiseFlatFn depthwise = nullptr;  // set on the depthwise path only
+  detail::CopyPaddedRowsFn copy_rows = nullptr;
   std::vector<detail::PackedA> group_weights;    // GEMM paths: one (K/g x C/g*R*S) per group
   std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
   std::vector<float> bias;                       // K values, zeros when the model has none
@@ -179,6 +187,7 @@ ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bi
   m.bias.assign(shape.K, 0.0f);
   if (bias) std::copy_n(bias, shape.K, m.bias.begin());
   const SimdLevel level = active_simd_level();
+  m.copy_rows = detail::copy_padded_rows_for(level);
   const int64_t taps = shape.channels_per_group() * shape.R * shape.S;
   if (shape.is_depthwise()) {
     m.depthwise = detail::depthwise_flat_for(level);
@@ -208,7 +217,7 @@ void ConvF32::run(int64_t N, const float* x, float* y, const Epilogue& epilogue)
 
 void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
-  const PhaseLayout phases(s);
+  const PhaseLayout phases(s, copy_rows);
   const int64_t OH = s.OH(), OW = s.OW(), taps = s.R * s.S, out_plane = OH * OW;
   const int64_t band_rows = OH + phases.extra_rows, flat = OH * phases.width;
   const int64_t plane_stride = detail::scratch_stride(band_rows * phases.width);
@@ -232,7 +241,7 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epi
     std::fill(band + phases.slots * plane_stride, band + band_size, 0.0f);
     depthwise(taps, tap_offset.data(), band, depthwise_weights.data() + c * taps, bias[c], flat, out);
     float* y_plane = y + plane * out_plane;
-    for (int64_t oh = 0; oh < OH; ++oh) std::copy_n(out + oh * phases.width, OW, y_plane + oh * OW);
+    copy_rows(out, OH, phases.width, 0, OH, 0, OW - phases.width, 0.0f, y_plane);  // drops the junk columns
     if (!epilogue.identity()) epilogue.apply(out_plane, y_plane, plane * out_plane, c);
   });
   guard.rethrow();
@@ -303,7 +312,7 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, const Epilog
 void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
-  const PhaseLayout phases(s);
+  const PhaseLayout phases(s, copy_rows);
   const int64_t phase_w = phases.width, extra_rows = phases.extra_rows, slots = phases.slots;
   const int64_t jobs = N * s.groups;
   // Fewer images (x groups) than threads: the threads share the output channels rather than the

@@ -1,6 +1,6 @@
 // Depthwise kernel for AVX2: a block of kDepthwiseBlock outputs in 8 ymm accumulators across
-// the taps (one broadcast weight, 8 loads and 8 FMAs per tap). Same sums, in the same order, as
-// depthwise_flat_scalar.
+// the taps (one broadcast weight, 8 loads and 8 FMAs per tap). The terms and their order of
+// depthwise_flat_scalar, each step one fused multiply-add (within float rounding of it).
 #include <immintrin.h>
 
 #include "float_internal.hpp"

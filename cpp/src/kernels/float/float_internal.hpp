@@ -39,6 +39,11 @@ int64_t* thread_offsets(size_t n);
 // `value` on each side (negative pads crop); rows outside the plane are all `value`.
 void copy_padded_rows(const float* plane, int64_t H, int64_t W, int64_t first_row, int64_t n_rows,
                       int64_t pad_left, int64_t pad_right, float value, float* dst);
+void copy_padded_rows_avx512(const float* plane, int64_t H, int64_t W, int64_t first_row,
+                             int64_t n_rows, int64_t pad_left, int64_t pad_right, float value,
+                             float* dst);
+using CopyPaddedRowsFn = decltype(&copy_padded_rows);
+CopyPaddedRowsFn copy_padded_rows_for(SimdLevel level);  // the same rows, by the level's variant
 
 // ---- Micro-kernels ------------------------------------------------------------------------------
 // One MR x NR tile of C from kc steps, of which columns j < n (1 <= n <= NR) are read and written:

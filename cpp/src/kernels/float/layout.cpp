@@ -28,6 +28,10 @@ void detail::copy_padded_rows(const float* plane, int64_t H, int64_t W, int64_t 
   }
 }
 
+detail::CopyPaddedRowsFn detail::copy_padded_rows_for(SimdLevel level) {
+  return level >= SimdLevel::AVX512 ? copy_padded_rows_avx512 : copy_padded_rows;
+}
+
 void concat_bytes(int64_t outer, int64_t inner_bytes, const int64_t* sizes,
                   const void* const* inputs, int n_inputs, void* y) {
   auto* out = static_cast<unsigned char*>(y);

@@ -34,12 +34,13 @@ void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, floa
   const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
   const int64_t padded_w = s.W + s.pad_left + s.pad_right;
   const int64_t OH = s.OH(), OW = s.OW();
+  const detail::CopyPaddedRowsFn copy_rows = detail::copy_padded_rows_for(active_simd_level());
   ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < N * s.C; ++plane) guard.run([&] {
     float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
-    detail::copy_padded_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left,
-                             s.pad_right, pad_value, padded);
+    copy_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left, s.pad_right,
+              pad_value, padded);
     for (int64_t oh = 0; oh < OH; ++oh) {
       float* out = y + (plane * OH + oh) * OW;
       std::fill_n(out, OW, init);
