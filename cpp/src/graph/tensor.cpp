@@ -2,6 +2,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 namespace apl {
@@ -77,6 +80,60 @@ int64_t shape_numel(const Shape& s) { return checked_numel(s, "tensor", kMaxTens
 namespace {
 // Whole cache lines and one more, so SIMD tails may read a full vector past the end safely.
 size_t allocated_bytes(size_t nbytes) { return (nbytes + 64 + 63) / 64 * 64; }
+
+// Freed blocks of 1 MiB and more, kept for the next tensors of about their size (as
+// onnxruntime's CPU arena does). The allocator maps such blocks afresh each time and the kernel
+// zeroes every page on first touch: a ResNet-18 forward at batch 64 allocates ~600 MB of
+// activations. At most kCachedBytes (APL_TENSOR_CACHE_MIB, 0: off) are kept; a block serves a
+// request of at least 4/5 of its size. Never destroyed (tensors may outlive static destructors).
+class BlockCache {
+ public:
+  static BlockCache& instance() {
+    static BlockCache* cache = new BlockCache();
+    return *cache;
+  }
+  static constexpr size_t kMinBytes = size_t(1) << 20;
+
+  void* take(size_t bytes, size_t* block_bytes) {
+    if (bytes >= kMinBytes && limit_ > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const auto it = free_.lower_bound(bytes);
+      if (it != free_.end() && it->first / 5 * 4 <= bytes) {
+        *block_bytes = it->first;
+        void* p = it->second;
+        cached_ -= it->first;
+        free_.erase(it);
+        return p;
+      }
+    }
+    *block_bytes = bytes;
+    return std::aligned_alloc(64, bytes);
+  }
+  void give_back(void* p, size_t bytes) {
+    if (bytes >= kMinBytes && bytes <= limit_) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (cached_ + bytes > limit_ && !free_.empty()) {  // the largest go first
+        const auto largest = std::prev(free_.end());
+        cached_ -= largest->first;
+        std::free(largest->second);
+        free_.erase(largest);
+      }
+      free_.emplace(bytes, p);
+      cached_ += bytes;
+      return;
+    }
+    std::free(p);
+  }
+
+ private:
+  BlockCache() {
+    const char* mib = std::getenv("APL_TENSOR_CACHE_MIB");
+    limit_ = (mib && *mib ? std::strtoull(mib, nullptr, 10) : 1024) << 20;
+  }
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;  // by size
+  size_t cached_ = 0, limit_ = 0;
+};
 }  // namespace
 
 Tensor Tensor::uninitialized(DType dtype, Shape shape) {
@@ -85,10 +142,10 @@ Tensor Tensor::uninitialized(DType dtype, Shape shape) {
   t.numel_ = checked_numel(shape, std::string(dtype_name(dtype)) + " tensor",
                            kMaxTensorBytes / static_cast<int64_t>(dtype_size(dtype)));
   t.shape_ = std::move(shape);
-  const size_t bytes = allocated_bytes(t.nbytes());
-  void* p = std::aligned_alloc(64, bytes);
+  size_t block = 0;
+  void* p = BlockCache::instance().take(allocated_bytes(t.nbytes()), &block);
   if (!p) throw Error("out of memory allocating a tensor of shape " + shape_str(t.shape_));
-  t.storage_ = std::shared_ptr<void>(p, std::free);
+  t.storage_ = std::shared_ptr<void>(p, [block](void* q) { BlockCache::instance().give_back(q, block); });
   return t;
 }
 
