@@ -87,8 +87,16 @@ class RangeCollector {
   int64_t samples() const { return samples_; }
   // Per channel (axis 1) mean of the input of each affine layer, by the name of the node giving it.
   std::map<std::string, std::vector<float>> channel_means() const;
+  // Wall seconds spent in update() so far: the whole executor run (forward plus observation),
+  // and of it the observation of the outputs (channel sums; max / min / histograms). The stage
+  // profile (APL_PTQ_STAGES=1, quantize_network) prints them.
+  struct Times {
+    double run = 0, channel_sums = 0, ranges = 0;
+  };
+  const Times& times() const { return times_; }
 
  private:
+  Times times_;
   std::shared_ptr<const Executor> executor_;
   // Observed node -> the Scaling (or Input) node whose range / histogram it gives.
   std::map<std::string, std::string> range_at_, histogram_at_;

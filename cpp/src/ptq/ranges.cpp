@@ -1,6 +1,7 @@
 // compute_ranges: the range of every Input and Scaling node over the calibration set, one batch
 // at a time (see ptq.hpp).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "aidge_ptq_lite/executor.hpp"
@@ -52,9 +53,17 @@ std::map<std::string, std::vector<float>> RangeCollector::channel_means() const 
   return means;
 }
 
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
 void RangeCollector::update(const Tensor& batch) {
   RangeMap batch_ranges, batch_mins;
+  const auto run_start = std::chrono::steady_clock::now();
   executor_->run(batch, [&](const Node& n, const Tensor& out) {
+    const auto sums_start = std::chrono::steady_clock::now();
     const auto sums = channel_sums_.find(n.name);
     if (sums != channel_sums_.end() && out.dtype() == DType::F32 && out.ndim() >= 2) {
       const int64_t N = out.dim(0), C = out.dim(1), inner = out.numel() / std::max<int64_t>(N * C, 1);
@@ -69,6 +78,13 @@ void RangeCollector::update(const Tensor& batch) {
         }
       channel_counts_[n.name] += N * inner;
     }
+    const auto ranges_start = std::chrono::steady_clock::now();
+    times_.channel_sums += std::chrono::duration<double>(ranges_start - sums_start).count();
+    struct AddTime {
+      double& total;
+      std::chrono::steady_clock::time_point t0;
+      ~AddTime() { total += seconds_since(t0); }
+    } add_time{times_.ranges, ranges_start};
     // A NaN anywhere reaches a Scaling node, and the ReLU and MaxPool after it keep NaN.
     const auto range_of = range_at_.find(n.name);
     const auto histogram_of = histogram_at_.find(n.name);
@@ -88,6 +104,7 @@ void RangeCollector::update(const Tensor& batch) {
     const float* p = out.data<float>();
     batch_mins[range_of->second] = out.numel() ? *std::min_element(p, p + out.numel()) : 0.f;
   });
+  times_.run += seconds_since(run_start);
   for (const auto& [name, m] : batch_ranges) ranges_[name] = std::max(ranges_[name], m);
   for (const auto& [name, m] : batch_mins) {
     const auto it = mins_.find(name);
