@@ -57,7 +57,47 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// out[r] = the sum of row r (`inner` values) of p, in double, added in index order: the exact
+// operations of the plain loop `s = 0; for i: s += p[r * inner + i]` (channel_row_sums_reference),
+// so the sums, the channel means and the corrected biases stay bit-identical. The plain loop is
+// bound by the latency of its one chain of additions; here each step advances the chains of
+// kChains rows at once (independent, so they overlap), and threads take blocks of rows.
+constexpr int64_t kChains = 8;
+constexpr int64_t kParallelValues = int64_t(1) << 18;
+
+void channel_row_sums(const float* p, int64_t rows, int64_t inner, double* out) {
+  const int64_t groups = (rows + kChains - 1) / kChains;
+#pragma omp parallel for schedule(static) if (rows * inner >= kParallelValues && groups > 1)
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const int64_t r0 = gi * kChains;
+    if (r0 + kChains <= rows) {
+      double s[kChains] = {};
+      const float* row = p + r0 * inner;
+      for (int64_t i = 0; i < inner; ++i) {
+#pragma GCC unroll 8
+        for (int64_t k = 0; k < kChains; ++k) s[k] += row[k * inner + i];
+      }
+      for (int64_t k = 0; k < kChains; ++k) out[r0 + k] = s[k];
+    } else {
+      for (int64_t r = r0; r < rows; ++r) {
+        double s = 0.0;
+        for (int64_t i = 0; i < inner; ++i) s += p[r * inner + i];
+        out[r] = s;
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void channel_row_sums_reference(const float* p, int64_t rows, int64_t inner, double* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0.0;
+    for (int64_t i = 0; i < inner; ++i) s += p[r * inner + i];
+    out[r] = s;
+  }
+}
 
 void RangeCollector::update(const Tensor& batch) {
   RangeMap batch_ranges, batch_mins;
@@ -69,13 +109,11 @@ void RangeCollector::update(const Tensor& batch) {
       const int64_t N = out.dim(0), C = out.dim(1), inner = out.numel() / std::max<int64_t>(N * C, 1);
       std::vector<double>& acc = sums->second;
       acc.resize(static_cast<size_t>(C), 0.0);
-      const float* p = out.data<float>();
+      row_sums_.resize(static_cast<size_t>(N * C));
+      channel_row_sums(out.data<float>(), N * C, inner, row_sums_.data());
+      // Added into the channels' totals in the order of the plain loop: sample by sample.
       for (int64_t b = 0; b < N; ++b)
-        for (int64_t c = 0; c < C; ++c) {
-          double s = 0.0;
-          for (int64_t i = 0; i < inner; ++i) s += p[(b * C + c) * inner + i];
-          acc[static_cast<size_t>(c)] += s;
-        }
+        for (int64_t c = 0; c < C; ++c) acc[static_cast<size_t>(c)] += row_sums_[static_cast<size_t>(b * C + c)];
       channel_counts_[n.name] += N * inner;
     }
     const auto ranges_start = std::chrono::steady_clock::now();
@@ -89,11 +127,18 @@ void RangeCollector::update(const Tensor& batch) {
     const auto range_of = range_at_.find(n.name);
     const auto histogram_of = histogram_at_.find(n.name);
     if ((range_of == range_at_.end() && histogram_of == histogram_at_.end()) || out.dtype() != DType::F32) return;
-    // A histogram finds max |x| while binning: where both are taken, the values are read once.
-    float m = NAN;
+    // A histogram finds max |x| while binning: where both are taken, the values are read once
+    // (and once more for the min where a range is measured too). Without a histogram, max |x|
+    // and the min are found in one pass.
+    float m = NAN, low = 0.f;
+    const float* p = out.data<float>();
     try {
-      m = histogram_of != histogram_at_.end() ? histograms_.at(histogram_of->second).add(out.data<float>(), out.numel())
-                                              : kernels::max_abs_f32(out.data<float>(), out.numel());
+      if (histogram_of != histogram_at_.end()) {
+        m = histograms_.at(histogram_of->second).add(p, out.numel());
+        if (range_of != range_at_.end() && std::isfinite(m)) kernels::max_abs_min_f32(p, out.numel(), &low);
+      } else {
+        m = kernels::max_abs_min_f32(p, out.numel(), &low);
+      }
     } catch (const ValueError&) {  // the histogram's NaN/Inf error, reworded below with the node
     }
     if (!std::isfinite(m))
@@ -101,8 +146,7 @@ void RangeCollector::update(const Tensor& batch) {
                                        : "calibration produced NaN or Inf at " + n.label() + " (non-finite weights?)");
     if (range_of == range_at_.end()) return;
     batch_ranges[range_of->second] = m;
-    const float* p = out.data<float>();
-    batch_mins[range_of->second] = out.numel() ? *std::min_element(p, p + out.numel()) : 0.f;
+    batch_mins[range_of->second] = low;  // std::min_element's, 0 when empty (max_abs_min_f32)
   });
   times_.run += seconds_since(run_start);
   for (const auto& [name, m] : batch_ranges) ranges_[name] = std::max(ranges_[name], m);

@@ -1,0 +1,167 @@
+"""The fast calibration paths (issue 17) give exactly what the plain loops gave.
+
+RangeCollector takes, per batch, max |x| and the min in one SIMD pass (max_abs_min_f32, threaded)
+and the per-channel sums of every affine layer's input with several addition chains at once
+(threaded). The oracles here are NumPy computations of the old definitions, on the float
+network's intermediate outputs, batch by batch as the collector sees them:
+- the min is std::min_element's: the smallest value, and when that is a zero, the first zero
+  with its sign (-0 and +0 compare equal); across batches the earlier one stays unless a later
+  one is smaller;
+- each channel sum is the double sum of each sample's row in index order (np.cumsum is
+  sequential), added into the channel's total sample by sample, then divided by the count.
+Every comparison is bitwise (float32 bytes, so the sign of a zero counts).
+"""
+import numpy as np
+import pytest
+
+import aidge_ptq_lite as apl
+from aidge_ptq_lite import _core, datasets, zoo
+from aidge_ptq_lite.ptq import iter_batches
+
+LEVELS = ("scalar", "avx2", "avx512")
+
+
+def _bits(v) -> bytes:
+    return np.float32(v).tobytes()
+
+
+def _first_min(x: np.ndarray) -> np.float32:
+    flat = x.ravel()
+    v = flat.min()
+    if v == 0:
+        v = flat[np.flatnonzero(flat == 0)[0]]
+    return np.float32(v)
+
+
+def _prepared(model: str, **options):
+    g = apl.load_onnx(zoo.model_path(model))
+    _core._prepare_for_calibration(g, _core.QuantizeOptions(**options))
+    return g
+
+
+def _levels():
+    order = ["scalar", "avx2", "avx512", "amx"]
+    top = order.index(apl.detected_simd_level())
+    return [lv for lv in LEVELS if order.index(lv) <= top]
+
+
+@pytest.fixture(scope="module")
+def calib():
+    # 130 images: two batches of 64 and one of 2; at 64 the larger tensors take the threaded paths.
+    return datasets.load_calibration_set(130)
+
+
+def _oracle(g, calib):
+    """(max |x| and first-min per observed node, channel means per affine input) from NumPy."""
+    affine_inputs = sorted({n.inputs[0] for n in g.nodes() if n.op in ("Conv", "Gemm")})
+    names = sorted({n.name for n in g.nodes()})
+    stats, acc, count = {}, {}, {}
+    for batch in iter_batches(calib):
+        outs = g.intermediate_outputs(batch, names)
+        for name, x in outs.items():
+            m, low = np.float32(np.abs(x).max()), _first_min(x)
+            if name not in stats:
+                stats[name] = (m, low)
+            else:
+                pm, plow = stats[name]
+                stats[name] = (max(pm, m), low if low < plow else plow)
+        for name in affine_inputs:
+            x = outs[name]
+            n, c = x.shape[0], x.shape[1]
+            rows = x.reshape(n, c, -1).astype(np.float64)
+            sums = np.cumsum(rows, axis=2)[:, :, -1]  # sequential, in index order
+            a = acc.setdefault(name, np.zeros(c))
+            for b in range(n):
+                a += sums[b]
+            count[name] = count.get(name, 0) + rows.shape[0] * rows.shape[2]
+    means = {name: (acc[name] / float(count[name])).astype(np.float32) for name in acc}
+    return stats, means
+
+
+def _chain(g, name):
+    """The node and the single-consumer chain below it: where its range may be measured."""
+    chain = [name]
+    while len(chain) < 6:
+        users = g.consumers(chain[-1])
+        if not users:
+            break
+        chain.append(users[0])
+    return chain
+
+
+@pytest.mark.parametrize("model", ["resnet", "mobilenet", "branchnet", "lenet"])
+@pytest.mark.parametrize("clipping_mode", ["MAX", "MSE", "KL"])
+def test_ranges_mins_and_channel_means_match_numpy(model, clipping_mode, calib):
+    g = _prepared(model, clipping_mode=clipping_mode)
+    previous = apl.simd_level()
+    try:
+        for level in _levels():
+            apl.set_simd_level(level)  # the float kernels too: the oracle runs at the same level
+            stats, means = _oracle(g, calib)
+            rc = _core.RangeCollector(g, _core.QuantizeOptions(clipping_mode=clipping_mode))
+            for batch in iter_batches(calib):
+                rc.update(batch)
+            ranges, mins = dict(rc.ranges), dict(rc._mins)
+            assert ranges.keys() == mins.keys() and ranges
+            for name, r in ranges.items():
+                # Measured at the node or down its ReLU / MaxPool chain: exactly one candidate's
+                # (max, min) pair, bit for bit.
+                candidates = [(stats[c][0], stats[c][1]) for c in _chain(g, name) if c in stats]
+                assert any(_bits(r) == _bits(m) and _bits(mins[name]) == _bits(low) for m, low in candidates), (
+                    level, name, r, mins[name], candidates)
+            got = rc._channel_means
+            assert got.keys() == means.keys(), level
+            for name, mean in means.items():
+                assert np.asarray(got[name], dtype=np.float32).tobytes() == mean.tobytes(), (level, name)
+    finally:
+        apl.set_simd_level(previous)
+
+
+@pytest.mark.parametrize("first_zero", [-0.0, 0.0])
+def test_min_is_the_first_zero_with_its_sign(first_zero):
+    """All values >= 0: the min is the first zero, its sign kept, also when it lies in the second
+    thread's half of a large batch and the other sign comes later."""
+    g = _prepared("resnet")
+    shape = (512, *calib_shape())
+    x = np.full(shape, 0.5, dtype=np.float32)
+    flat = x.reshape(-1)
+    assert flat.size >= 4 * 65536  # the threaded path
+    other = np.float32(0.0) if np.signbit(first_zero) else np.float32(-0.0)
+    # The first zero in the first thread's blocks; zeros of the other sign after it in the same
+    # SIMD lane (16 and 32 values on), in an earlier lane and in the other thread's blocks.
+    flat[100_003] = first_zero
+    for i in (100_019, 100_035, 100_017, 300_001):
+        flat[i] = other
+    flat[7] = 2.0
+    previous = apl.simd_level()
+    try:
+        for level in _levels():
+            apl.set_simd_level(level)
+            rc = _core.RangeCollector(g, _core.QuantizeOptions())
+            rc.update(x)
+            name = g.nodes()[0].name
+            assert _bits(rc._mins[name]) == _bits(np.float32(first_zero)), level
+            assert rc.ranges[name] == 2.0
+            # A negative value after the zeros is the min, whatever the zeros' signs.
+            y = x.copy()
+            y.reshape(-1)[400_000] = -0.25
+            rc = _core.RangeCollector(g, _core.QuantizeOptions())
+            rc.update(y)
+            assert rc._mins[name] == -0.25, level
+    finally:
+        apl.set_simd_level(previous)
+
+
+def calib_shape():
+    return datasets.load_calibration_set(1).shape[1:]
+
+
+def test_non_finite_still_refused():
+    g = _prepared("resnet")
+    x = datasets.load_calibration_set(64).copy()
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y.reshape(-1)[12345] = bad
+        rc = _core.RangeCollector(g, _core.QuantizeOptions())
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            rc.update(y)
