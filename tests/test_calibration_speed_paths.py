@@ -165,3 +165,33 @@ def test_non_finite_still_refused():
         rc = _core.RangeCollector(g, _core.QuantizeOptions())
         with pytest.raises(ValueError, match="NaN or Inf"):
             rc.update(y)
+
+
+@pytest.mark.parametrize("model", ["resnet", "mobilenet", "lenet"])
+@pytest.mark.parametrize("nb_bits,channel_wise", [(8, False), (4, True)])
+def test_weight_codes_are_nearbyint_of_the_normalized_weights(model, nb_bits, channel_wise, calib):
+    """The inline round-half-to-even of quantize_normalized / cast_to_integer against NumPy's rint
+    (ties to even, -0 kept) of the normalized weights times 2^(n-1) - 1, and the normalization
+    (max |W| per tensor or channel through the SIMD max) against NumPy's division."""
+    g = apl.load_onnx(zoo.model_path(model))
+    prepared = g.clone()
+    _core._prepare_for_calibration(prepared, _core.QuantizeOptions(nb_bits=nb_bits, channel_wise=channel_wise))
+    apl.quantize_network(g, calibration_set=calib[:64], nb_bits=nb_bits, channel_wise=channel_wise)
+    q = 2 ** (nb_bits - 1) - 1
+    raw = {n.name: n for n in apl.load_onnx(zoo.model_path(model)).nodes()}
+    checked = 0
+    for n in prepared.nodes():
+        if n.op not in ("Conv", "Gemm"):
+            continue
+        normalized = np.asarray(n.params[0], dtype=np.float32)
+        codes = np.asarray(g.node(n.name).params[0])
+        expected = np.rint(normalized.astype(np.float64) * q)
+        assert np.array_equal(codes.astype(np.float64), expected), n.name
+        if n.name in raw and raw[n.name].op == n.op and np.asarray(raw[n.name].params[0]).shape == normalized.shape:
+            w = np.asarray(raw[n.name].params[0], dtype=np.float32)
+            axes = tuple(range(1, w.ndim)) if channel_wise or w[0].size == 1 else None
+            r = np.abs(w).max(axis=axes, keepdims=axes is not None).astype(np.float32)
+            r = np.where(r == 0, np.float32(1), r)
+            assert (w / r).astype(np.float32).tobytes() == normalized.tobytes(), n.name
+            checked += 1
+    assert checked > 0

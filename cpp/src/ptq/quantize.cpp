@@ -17,16 +17,19 @@ constexpr int kBiasCorrectionMinBits = 8;  // see the affine case below
 
 void scale_tensor(Tensor& t, double f, bool round) {
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    const double v = p[i] * f;
-    p[i] = static_cast<float>(round ? std::nearbyint(v) : v);
+  const int64_t n = t.numel();
+  if (round) {
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(round_to_integer(p[i] * f));
+  } else {
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(p[i] * f);
   }
 }
 
 // factors * f, each product rounded to float once.
 std::vector<float> scaled_factors(const Tensor& factors, double f) {
   std::vector<float> out(static_cast<size_t>(factors.numel()));
-  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(factors.data<float>()[i] * f);
+  const float* p = factors.data<float>();
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(p[i] * f);
   return out;
 }
 
@@ -51,9 +54,15 @@ void correct_bias(Node& n, const Tensor& exact_weights, double q_weight, double 
   for (int64_t k = 0; k < K; ++k) {
     const int64_t first_channel = (k / (K / groups)) * cin_group;
     double shift = 0.0;
-    for (int64_t i = 0; i < per_k; ++i)
-      shift += (static_cast<double>(rounded[k * per_k + i]) - exact[k * per_k + i] * q_weight) *
-               mean[static_cast<size_t>(first_channel + i / window)];
+    // Weight i = j * window + t reads channel j: the same terms in the same order as a loop over
+    // i with mean[first_channel + i / window], without a division per weight.
+    const float* r = rounded + k * per_k;
+    const float* e = exact + k * per_k;
+    for (int64_t j = 0; j < cin_group; ++j) {
+      const double m = mean[static_cast<size_t>(first_channel + j)];
+      for (int64_t t = 0; t < window; ++t)
+        shift += (static_cast<double>(r[j * window + t]) - e[j * window + t] * q_weight) * m;
+    }
     bias[k] = static_cast<float>(bias[k] - shift * to_bias);
   }
 }
