@@ -195,3 +195,38 @@ def test_weight_codes_are_nearbyint_of_the_normalized_weights(model, nb_bits, ch
             assert (w / r).astype(np.float32).tobytes() == normalized.tobytes(), n.name
             checked += 1
     assert checked > 0
+
+
+@pytest.mark.parametrize("nb_bits,no_quant,expected", [(8, False, True), (12, False, True), (4, False, False),
+                                                        (8, True, False)])
+def test_channel_sums_only_where_bias_correction_reads_them(nb_bits, no_quant, expected, calib):
+    """quantize_network's collector sums the affine inputs per channel only when the biases will
+    be corrected (rounding, 8 bits and more); the explicit constructor keeps them."""
+    g = _prepared("resnet", nb_bits=nb_bits, no_quant=no_quant)
+    rc = _core.RangeCollector(g, _core.QuantizeOptions(nb_bits=nb_bits, no_quant=no_quant))
+    rc.update(calib[:64])
+    assert bool(rc._channel_means) == expected
+    rc = _core.RangeCollector(g, 0, "MSE")
+    rc.update(calib[:64])
+    assert rc._channel_means
+
+
+@pytest.mark.parametrize("clipping_mode", ["MSE", "AA", "KL"])
+def test_adjust_ranges_threaded_equals_one_node_at_a_time(clipping_mode, calib):
+    """adjust_ranges runs the nodes' searches on the threads: the result equals each node's own
+    search (compute_me_clipping / compute_kl_clipping) applied in turn."""
+    g = _prepared("resnet", clipping_mode=clipping_mode)
+    rc = _core.RangeCollector(g, _core.QuantizeOptions(clipping_mode=clipping_mode))
+    for batch in iter_batches(calib):
+        rc.update(batch)
+    ranges, histograms = dict(rc.ranges), dict(rc.histograms)
+    adjusted = _core.adjust_ranges(g, clipping_mode, ranges, histograms, 8, False)
+    expected = dict(ranges)
+    for name, h in histograms.items():
+        if h.total == 0 or ranges[name] == 0:
+            continue
+        clip = (_core.compute_kl_clipping(h, 8, False) if clipping_mode == "KL"
+                else _core.compute_me_clipping(h, 8, 2 if clipping_mode == "MSE" else 1, False))
+        expected[name] = min(ranges[name], clip)
+    assert {k: _bits(v) for k, v in adjusted.items()} == {k: _bits(v) for k, v in expected.items()}
+    assert any(adjusted[k] < ranges[k] for k in histograms)

@@ -71,16 +71,25 @@ RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = 
 // the consumed values, like the max; KL gets |x| of the Scaling node's own output, since
 // TensorRT's KL search compares distributions and on the positive part alone it clipped far too
 // hard (8 bits: -1 point on lenet, -0.3 to -3 on branchnet).
+// Whether quantize_normalized corrects biases with the calibration means of the affine layers'
+// inputs (quantize.cpp): when rounding, at 8 bits and above.
+bool bias_correction_applies(int nb_bits, bool no_quant);
+
 // The sum of each row of `inner` values (rows * inner floats), in double, added in index order:
 // the plain loop that RangeCollector's channel sums reproduce, faster (the oracle of its tests).
 void channel_row_sums_reference(const float* p, int64_t rows, int64_t inner, double* out);
 
 class RangeCollector {
  public:
-  explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0, const std::string& clipping_mode = "MSE");
-  // The collector quantize_network runs: histograms for the clipping mode (none for MAX).
+  // channel_means: also sum each affine layer's input per channel (channel_means(), for bias
+  // correction).
+  explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0, const std::string& clipping_mode = "MSE",
+                          bool channel_means = true);
+  // The collector quantize_network runs: histograms for the clipping mode (none for MAX), channel
+  // sums only where bias correction will read them (bias_correction_applies).
   RangeCollector(const Graph& g, const QuantizeOptions& options)
-      : RangeCollector(g, options.calibration_histogram_bins(), options.clipping_mode) {}
+      : RangeCollector(g, options.calibration_histogram_bins(), options.clipping_mode,
+                       bias_correction_applies(options.nb_bits, options.no_quant)) {}
   // Runs one float batch through the graph as it was when the collector was made; ValueError if
   // the batch or an activation holds NaN or Inf.
   void update(const Tensor& batch);

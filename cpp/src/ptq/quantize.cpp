@@ -69,6 +69,8 @@ void correct_bias(Node& n, const Tensor& exact_weights, double q_weight, double 
 
 }  // namespace
 
+bool bias_correction_applies(int nb_bits, bool no_quant) { return !no_quant && nb_bits >= kBiasCorrectionMinBits; }
+
 std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::string>& kept_float) {
   const auto is_float = [&](const std::string& name) {
     return std::find(kept_float.begin(), kept_float.end(), name) != kept_float.end();
@@ -115,13 +117,15 @@ void quantize_normalized(Graph& g, const QuantSpec& spec, bool no_quant, bool op
     if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) {
       q[n.name] = codes(n);
     } else if (n.traits().affine) {
-      const Tensor exact = n.params[0].clone();
+      // The weights before rounding, for the bias correction only (a copy of every weight).
+      const bool correct = bias_correction_applies(spec.nb_bits(), no_quant) && !n.quant.input_mean.empty();
+      const Tensor exact = correct ? n.params[0].clone() : Tensor();
       scale_tensor(n.params[0], q_weight, round);
       // The bias is in normalized units until scaled: a weight code times a real input value
       // is 1 / (q_weight * input range) of them.
       // Measured at 8 bits and above (issue 15's models); below, it moved the zoo's 4-bit method
       // comparisons (MSE vs MAX on lenet, signs on resnet) and stays off until measured there.
-      if (round && spec.nb_bits() >= kBiasCorrectionMinBits)
+      if (correct)
         correct_bias(n, exact, q_weight, 1.0 / (q_weight * g.node(n.inputs[0]).quant.range));
       scale_tensor(n.params[1], q_weight * q_in, round);
       q[n.name] = q_weight * q_in;

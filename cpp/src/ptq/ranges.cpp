@@ -26,7 +26,8 @@ static std::string consumed_at(const Graph& g, const std::string& scaling) {
   return at;
 }
 
-RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std::string& clipping_mode) {
+RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std::string& clipping_mode,
+                               bool channel_means) {
   if (g.is_quantized()) throw ValueError("compute_ranges: the graph is already quantized");
   check_clipping_mode(clipping_mode);
   range_at_[g.input()] = g.input();
@@ -39,7 +40,7 @@ RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std
     histogram_at_[clipping_mode == "KL" ? n.name : consumed] = n.name;
   }
   for (const Node& n : g.nodes())
-    if (n.traits().affine && !n.traits().transposed_weights) channel_sums_[n.inputs[0]];
+    if (channel_means && n.traits().affine && !n.traits().transposed_weights) channel_sums_[n.inputs[0]];
   executor_ = std::make_shared<const Executor>(g);
 }
 
