@@ -118,10 +118,13 @@ def test_ranges_mins_and_channel_means_match_numpy(model, clipping_mode, calib):
 
 
 @pytest.mark.parametrize("first_zero", [-0.0, 0.0])
-def test_min_is_the_first_zero_with_its_sign(first_zero):
+@pytest.mark.parametrize("nb_bits", [8, 4])
+def test_min_is_the_first_zero_with_its_sign(first_zero, nb_bits):
     """All values >= 0: the min is the first zero, its sign kept, also when it lies in the second
-    thread's half of a large batch and the other sign comes later."""
-    g = _prepared("resnet")
+    thread's half of a large batch and the other sign comes later. At 8 bits the input (read by
+    a conv) is summed per channel and its max / min taken in the same pass; at 4 bits it is not
+    summed and max_abs_min_f32 alone reads it."""
+    g = _prepared("resnet", nb_bits=nb_bits)
     shape = (512, *calib_shape())
     x = np.full(shape, 0.5, dtype=np.float32)
     flat = x.reshape(-1)
@@ -137,15 +140,16 @@ def test_min_is_the_first_zero_with_its_sign(first_zero):
     try:
         for level in _levels():
             apl.set_simd_level(level)
-            rc = _core.RangeCollector(g, _core.QuantizeOptions())
+            rc = _core.RangeCollector(g, _core.QuantizeOptions(nb_bits=nb_bits))
             rc.update(x)
+            assert bool(rc._channel_means) == (nb_bits == 8)
             name = g.nodes()[0].name
             assert _bits(rc._mins[name]) == _bits(np.float32(first_zero)), level
             assert rc.ranges[name] == 2.0
             # A negative value after the zeros is the min, whatever the zeros' signs.
             y = x.copy()
             y.reshape(-1)[400_000] = -0.25
-            rc = _core.RangeCollector(g, _core.QuantizeOptions())
+            rc = _core.RangeCollector(g, _core.QuantizeOptions(nb_bits=nb_bits))
             rc.update(y)
             assert rc._mins[name] == -0.25, level
     finally:

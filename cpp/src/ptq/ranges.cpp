@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "aidge_ptq_lite/executor.hpp"
 #include "aidge_ptq_lite/histogram.hpp"
@@ -67,27 +69,67 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 constexpr int64_t kChains = 8;
 constexpr int64_t kParallelValues = int64_t(1) << 18;
 
-void channel_row_sums(const float* p, int64_t rows, int64_t inner, double* out) {
-  const int64_t groups = (rows + kChains - 1) / kChains;
-#pragma omp parallel for schedule(static) if (rows * inner >= kParallelValues && groups > 1)
-  for (int64_t gi = 0; gi < groups; ++gi) {
-    const int64_t r0 = gi * kChains;
-    if (r0 + kChains <= rows) {
-      double s[kChains] = {};
-      const float* row = p + r0 * inner;
-      for (int64_t i = 0; i < inner; ++i) {
+// Rows [r0, r0 + nr) of p (nr <= kChains): their sums into out[r0..].
+void sum_rows(const float* p, int64_t r0, int64_t nr, int64_t inner, double* out) {
+  if (nr == kChains) {
+    double s[kChains] = {};
+    const float* row = p + r0 * inner;
+    for (int64_t i = 0; i < inner; ++i) {
 #pragma GCC unroll 8
-        for (int64_t k = 0; k < kChains; ++k) s[k] += row[k * inner + i];
-      }
-      for (int64_t k = 0; k < kChains; ++k) out[r0 + k] = s[k];
-    } else {
-      for (int64_t r = r0; r < rows; ++r) {
-        double s = 0.0;
-        for (int64_t i = 0; i < inner; ++i) s += p[r * inner + i];
-        out[r] = s;
-      }
+      for (int64_t k = 0; k < kChains; ++k) s[k] += row[k * inner + i];
+    }
+    for (int64_t k = 0; k < kChains; ++k) out[r0 + k] = s[k];
+  } else {
+    for (int64_t r = r0; r < r0 + nr; ++r) {
+      double s = 0.0;
+      for (int64_t i = 0; i < inner; ++i) s += p[r * inner + i];
+      out[r] = s;
     }
   }
+}
+
+uint32_t float_bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits;
+}
+
+// The row sums, and when max_abs is given, max |x| and the min of the whole tensor as
+// kernels::max_abs_min_f32 gives them, read in the same pass: each block of rows (whole groups of
+// kChains rows, about kBlockValues values) is summed, then scanned for its max and min while it
+// is still in cache.
+constexpr int64_t kBlockValues = int64_t(1) << 16;
+
+void channel_row_sums(const float* p, int64_t rows, int64_t inner, double* out, float* max_abs = nullptr,
+                      float* min = nullptr) {
+  const int64_t group_values = std::max<int64_t>(kChains * inner, 1);
+  const int64_t rows_per_block = kChains * std::max<int64_t>(1, kBlockValues / group_values);
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+  uint32_t max_bits = 0;
+  float lo = std::numeric_limits<float>::infinity();
+#pragma omp parallel for schedule(static) reduction(max : max_bits) reduction(min : lo) \
+    if (rows * inner >= kParallelValues && blocks > 1)
+  for (int64_t bi = 0; bi < blocks; ++bi) {
+    const int64_t first = bi * rows_per_block, last = std::min(rows, first + rows_per_block);
+    for (int64_t r0 = first; r0 < last; r0 += kChains) sum_rows(p, r0, std::min(kChains, last - r0), inner, out);
+    if (max_abs && (last - first) * inner > 0) {
+      float block_min;
+      const float m = kernels::max_abs_min_f32(p + first * inner, (last - first) * inner, &block_min);
+      max_bits = std::max(max_bits, float_bits(m));
+      lo = std::min(lo, block_min);
+    }
+  }
+  if (!max_abs) return;
+  const int64_t n = rows * inner;
+  if (n == 0) {
+    *max_abs = 0.f;
+    *min = 0.f;
+    return;
+  }
+  // As in max_abs_min_f32: a zero minimum is the first zero of the whole tensor, with its sign.
+  if (lo == 0.f) lo = *std::find(p, p + n, 0.f);
+  std::memcpy(max_abs, &max_bits, sizeof max_bits);
+  *min = lo;
 }
 
 }  // namespace
@@ -105,13 +147,18 @@ void RangeCollector::update(const Tensor& batch) {
   const auto run_start = std::chrono::steady_clock::now();
   executor_->run(batch, [&](const Node& n, const Tensor& out) {
     const auto sums_start = std::chrono::steady_clock::now();
+    bool fused_range = false;
+    float fused_max = NAN, fused_min = 0.f;
     const auto sums = channel_sums_.find(n.name);
     if (sums != channel_sums_.end() && out.dtype() == DType::F32 && out.ndim() >= 2) {
       const int64_t N = out.dim(0), C = out.dim(1), inner = out.numel() / std::max<int64_t>(N * C, 1);
       std::vector<double>& acc = sums->second;
       acc.resize(static_cast<size_t>(C), 0.0);
       row_sums_.resize(static_cast<size_t>(N * C));
-      channel_row_sums(out.data<float>(), N * C, inner, row_sums_.data());
+      // A tensor whose range is measured without a histogram: its max and min in the same pass.
+      fused_range = range_at_.count(n.name) && !histogram_at_.count(n.name) && N * C * inner == out.numel();
+      channel_row_sums(out.data<float>(), N * C, inner, row_sums_.data(), fused_range ? &fused_max : nullptr,
+                       &fused_min);
       // Added into the channels' totals in the order of the plain loop: sample by sample.
       for (int64_t b = 0; b < N; ++b)
         for (int64_t c = 0; c < C; ++c) acc[static_cast<size_t>(c)] += row_sums_[static_cast<size_t>(b * C + c)];
@@ -137,6 +184,8 @@ void RangeCollector::update(const Tensor& batch) {
       if (histogram_of != histogram_at_.end()) {
         m = histograms_.at(histogram_of->second).add(p, out.numel());
         if (range_of != range_at_.end() && std::isfinite(m)) kernels::max_abs_min_f32(p, out.numel(), &low);
+      } else if (fused_range) {
+        m = fused_max, low = fused_min;
       } else {
         m = kernels::max_abs_min_f32(p, out.numel(), &low);
       }
