@@ -17,6 +17,9 @@ class Histogram {
   explicit Histogram(int64_t bins = 2048);  // bins: a power of two in [2, 2^24] (ValueError otherwise)
   // Adds |x_i| of n values and returns max |x_i|; ValueError on NaN or Inf.
   float add(const float* x, int64_t n);
+  // The same, and *min = the smallest x_i as kernels::max_abs_min_f32 gives it (read in the same
+  // pass when the data is read for its max first: the first batch).
+  float add(const float* x, int64_t n, float* min);
   void merge(const Histogram& other);  // ValueError if bin counts differ
   int64_t bins() const { return static_cast<int64_t>(counts_.size()); }
   float range() const { return range_; }  // 0 while empty

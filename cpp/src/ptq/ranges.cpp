@@ -176,14 +176,13 @@ void RangeCollector::update(const Tensor& batch) {
     const auto histogram_of = histogram_at_.find(n.name);
     if ((range_of == range_at_.end() && histogram_of == histogram_at_.end()) || out.dtype() != DType::F32) return;
     // A histogram finds max |x| while binning: where both are taken, the values are read once
-    // (and once more for the min where a range is measured too). Without a histogram, max |x|
-    // and the min are found in one pass.
+    // (and once more for the min where a range is measured too, but for the first batch, whose
+    // max is read before binning). Without a histogram, max |x| and the min take one pass.
     float m = NAN, low = 0.f;
     const float* p = out.data<float>();
     try {
       if (histogram_of != histogram_at_.end()) {
-        m = histograms_.at(histogram_of->second).add(p, out.numel());
-        if (range_of != range_at_.end() && std::isfinite(m)) kernels::max_abs_min_f32(p, out.numel(), &low);
+        m = histograms_.at(histogram_of->second).add(p, out.numel(), range_of != range_at_.end() ? &low : nullptr);
       } else if (fused_range) {
         m = fused_max, low = fused_min;
       } else {
