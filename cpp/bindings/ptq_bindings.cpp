@@ -271,7 +271,11 @@ ShapeError
       .def_property_readonly("ranges", &RangeCollector::ranges, "Dict node name (Input and Scaling nodes) -> max |x| where consumed (max x after a ReLU).")
       .def_property_readonly("histograms", &RangeCollector::histograms,
                              "Dict Scaling node name -> Histogram of |x| (empty without histogram_bins).")
-      .def_property_readonly("samples", &RangeCollector::samples, "Number of samples seen.");
+      .def_property_readonly("samples", &RangeCollector::samples, "Number of samples seen.")
+      // Private, for tests (tests/test_calibration_speed_paths.py): min x where each range is
+      // measured, and the per-channel means of the affine layers' inputs (bias correction).
+      .def_property_readonly("_mins", &RangeCollector::mins)
+      .def_property_readonly("_channel_means", &RangeCollector::channel_means);
 
   m.def("normalize_activations", &normalize_activations, py::arg("graph"), py::arg("ranges"),
         py::arg("verbose") = false, R"pbdoc(

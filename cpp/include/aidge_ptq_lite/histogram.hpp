@@ -17,6 +17,9 @@ class Histogram {
   explicit Histogram(int64_t bins = 2048);  // bins: a power of two in [2, 2^24] (ValueError otherwise)
   // Adds |x_i| of n values and returns max |x_i|; ValueError on NaN or Inf.
   float add(const float* x, int64_t n);
+  // The same, and *min = the smallest x_i as kernels::max_abs_min_f32 gives it (read in the same
+  // pass when the data is read for its max first: the first batch).
+  float add(const float* x, int64_t n, float* min);
   void merge(const Histogram& other);  // ValueError if bin counts differ
   int64_t bins() const { return static_cast<int64_t>(counts_.size()); }
   float range() const { return range_; }  // 0 while empty
@@ -43,6 +46,12 @@ float histogram_abs_f32_reference(const float* x, int64_t n, float inv_width, in
 // whose integer order is the float order). Same result on every SIMD level and thread count.
 float max_abs_f32(const float* x, int64_t n);
 float max_abs_f32_reference(const float* x, int64_t n);
+// max |x_i| as max_abs_f32 returns it, and in the same pass *min = *std::min_element(x, x + n)
+// (0 when n = 0; the first zero, with its sign, when the smallest value is a zero). Without NaN
+// in x: the same result on every SIMD level and thread count. With NaN, *min is unspecified
+// (the returned value says that there is one).
+float max_abs_min_f32(const float* x, int64_t n, float* min);
+float max_abs_min_f32_reference(const float* x, int64_t n, float* min);
 }  // namespace kernels
 
 // Clip value minimising the expected quantization error E|x - q(x)|^exponent over the histogram

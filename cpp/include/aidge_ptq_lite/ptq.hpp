@@ -71,12 +71,25 @@ RangeMap normalize_activations(Graph& g, const RangeMap& ranges, bool verbose = 
 // the consumed values, like the max; KL gets |x| of the Scaling node's own output, since
 // TensorRT's KL search compares distributions and on the positive part alone it clipped far too
 // hard (8 bits: -1 point on lenet, -0.3 to -3 on branchnet).
+// Whether quantize_normalized corrects biases with the calibration means of the affine layers'
+// inputs (quantize.cpp): when rounding, at 8 bits and above.
+bool bias_correction_applies(int nb_bits, bool no_quant);
+
+// The sum of each row of `inner` values (rows * inner floats), in double, added in index order:
+// the plain loop that RangeCollector's channel sums reproduce, faster (the oracle of its tests).
+void channel_row_sums_reference(const float* p, int64_t rows, int64_t inner, double* out);
+
 class RangeCollector {
  public:
-  explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0, const std::string& clipping_mode = "MSE");
-  // The collector quantize_network runs: histograms for the clipping mode (none for MAX).
+  // channel_means: also sum each affine layer's input per channel (channel_means(), for bias
+  // correction).
+  explicit RangeCollector(const Graph& g, int64_t histogram_bins = 0, const std::string& clipping_mode = "MSE",
+                          bool channel_means = true);
+  // The collector quantize_network runs: histograms for the clipping mode (none for MAX), channel
+  // sums only where bias correction will read them (bias_correction_applies).
   RangeCollector(const Graph& g, const QuantizeOptions& options)
-      : RangeCollector(g, options.calibration_histogram_bins(), options.clipping_mode) {}
+      : RangeCollector(g, options.calibration_histogram_bins(), options.clipping_mode,
+                       bias_correction_applies(options.nb_bits, options.no_quant)) {}
   // Runs one float batch through the graph as it was when the collector was made; ValueError if
   // the batch or an activation holds NaN or Inf.
   void update(const Tensor& batch);
@@ -87,8 +100,16 @@ class RangeCollector {
   int64_t samples() const { return samples_; }
   // Per channel (axis 1) mean of the input of each affine layer, by the name of the node giving it.
   std::map<std::string, std::vector<float>> channel_means() const;
+  // Wall seconds spent in update() so far: the whole executor run (forward plus observation),
+  // and of it the observation of the outputs (channel sums; max / min / histograms). The stage
+  // profile (APL_PTQ_STAGES=1, quantize_network) prints them.
+  struct Times {
+    double run = 0, channel_sums = 0, ranges = 0;
+  };
+  const Times& times() const { return times_; }
 
  private:
+  Times times_;
   std::shared_ptr<const Executor> executor_;
   // Observed node -> the Scaling (or Input) node whose range / histogram it gives.
   std::map<std::string, std::string> range_at_, histogram_at_;
@@ -96,6 +117,7 @@ class RangeCollector {
   std::map<std::string, Histogram> histograms_;
   std::map<std::string, std::vector<double>> channel_sums_;  // nodes feeding an affine layer
   std::map<std::string, int64_t> channel_counts_;            // values summed per channel
+  std::vector<double> row_sums_;                             // update's scratch: per (sample, channel)
   int64_t samples_ = 0;
 };
 

@@ -1,6 +1,8 @@
 // adjust_ranges: clipping optimization. Each Scaling node's range becomes the clip value that
 // minimises the chosen quantization error over its activation histogram (see histogram.hpp).
 #include <algorithm>
+#include <exception>
+#include <vector>
 
 #include "aidge_ptq_lite/ptq.hpp"
 #include "aidge_ptq_lite/quant_spec.hpp"
@@ -14,6 +16,16 @@ RangeMap adjust_ranges(const Graph& g, const std::string& mode, const RangeMap& 
   const QuantSpec spec(nb_bits);  // checked before any search
   RangeMap adjusted = ranges;
   if (mode == "MAX") return adjusted;
+  // The searches of the nodes are independent: collected in node order, run on the threads,
+  // applied in node order (the first failing node's error is the one thrown, as before).
+  struct Search {
+    const Node* node;
+    const Histogram* histogram;
+    float* range;
+    float clip = 0.f;
+    std::exception_ptr error;
+  };
+  std::vector<Search> searches;
   for (const Node& n : g.nodes()) {
     if (!n.is(OpKind::Scaling)) continue;
     auto h = histograms.find(n.name);
@@ -21,10 +33,23 @@ RangeMap adjust_ranges(const Graph& g, const std::string& mode, const RangeMap& 
     if (h == histograms.end() || r == adjusted.end())
       throw ValueError("adjust_ranges: no histogram or range for " + n.label());
     if (h->second.total() == 0 || r->second == 0.f) continue;
-    const bool is_unsigned = optimize_signs && n.quant.is_unsigned;
-    const float clip = mode == "KL" ? compute_kl_clipping(h->second, nb_bits, is_unsigned)
-                                    : compute_me_clipping(h->second, nb_bits, mode == "MSE" ? 2 : 1, is_unsigned);
-    r->second = std::min(r->second, clip);
+    searches.push_back({&n, &h->second, &r->second});
+  }
+  const int64_t count = static_cast<int64_t>(searches.size());
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
+  for (int64_t i = 0; i < count; ++i) {
+    Search& s = searches[static_cast<size_t>(i)];
+    try {
+      const bool is_unsigned = optimize_signs && s.node->quant.is_unsigned;
+      s.clip = mode == "KL" ? compute_kl_clipping(*s.histogram, nb_bits, is_unsigned)
+                            : compute_me_clipping(*s.histogram, nb_bits, mode == "MSE" ? 2 : 1, is_unsigned);
+    } catch (...) {
+      s.error = std::current_exception();
+    }
+  }
+  for (Search& s : searches) {
+    if (s.error) std::rethrow_exception(s.error);
+    *s.range = std::min(*s.range, s.clip);
   }
   return adjusted;
 }

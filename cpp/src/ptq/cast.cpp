@@ -8,26 +8,35 @@
 #include "aidge_ptq_lite/ptq.hpp"
 #include "aidge_ptq_lite/quant_spec.hpp"
 #include "aidge_ptq_lite/sign_map.hpp"
+#include "quantize_internal.hpp"
 
 namespace apl {
 namespace {
 
+template <typename T>
+void cast_values(const float* src, int64_t n, T* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(static_cast<double>(src[i]));
+}
+
 Tensor to_integer(const Tensor& t, DType dtype, double limit, const Node& n, const char* what) {
   Tensor out(dtype, t.shape());
   const float* src = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
+  const int64_t count = t.numel();
+  // Checked first, cast after: the casts then run as plain loops (the checks are the same as
+  // before, so is the first bad value reported).
+  for (int64_t i = 0; i < count; ++i) {
     const double v = src[i];
-    if (!(std::fabs(v) <= limit) || v != std::nearbyint(v))
+    if (!(std::fabs(v) <= limit) || !is_integer_value(v))
       throw ValueError(n.label() + ": " + what + " code " + std::to_string(v) + " does not fit +-" +
                        std::to_string(limit) +
                        (std::string(what) == "bias"
                             ? ": the activation range before this layer is tiny next to its bias; is the "
                               "calibration data scaled as for inference (not e.g. x 1e-30)?"
                             : ""));
-    if (dtype == DType::I8) out.data<int8_t>()[i] = static_cast<int8_t>(v);
-    else if (dtype == DType::I32) out.data<int32_t>()[i] = static_cast<int32_t>(v);
-    else out.data<int64_t>()[i] = static_cast<int64_t>(v);
   }
+  if (dtype == DType::I8) cast_values(src, count, out.data<int8_t>());
+  else if (dtype == DType::I32) cast_values(src, count, out.data<int32_t>());
+  else cast_values(src, count, out.data<int64_t>());
   return out;
 }
 
@@ -40,8 +49,9 @@ int32_t to_offset(double v, const Node& n) {
 std::vector<int64_t> weight_sums(const Tensor& w) {
   const int64_t K = w.dim(0), per_k = w.numel() / K;
   std::vector<int64_t> sums(static_cast<size_t>(K), 0);
+  const int8_t* p = w.data<int8_t>();
   for (int64_t k = 0; k < K; ++k)
-    for (int64_t i = 0; i < per_k; ++i) sums[static_cast<size_t>(k)] += w.data<int8_t>()[k * per_k + i];
+    for (int64_t i = 0; i < per_k; ++i) sums[static_cast<size_t>(k)] += p[k * per_k + i];
   return sums;
 }
 

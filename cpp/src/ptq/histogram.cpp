@@ -38,15 +38,29 @@ Histogram::Histogram(int64_t bins) {
   counts_.assign(bins, 0);
 }
 
-float Histogram::add(const float* x, int64_t n) {
-  if (n <= 0) return 0.f;
+float Histogram::add(const float* x, int64_t n) { return add(x, n, nullptr); }
+
+float Histogram::add(const float* x, int64_t n, float* min) {
+  if (n <= 0) {
+    if (min) *min = 0.f;
+    return 0.f;
+  }
   // Binning with the current range also finds max |x|, so a batch is read once unless it needs
-  // a larger range (and the first batch, whose range is not known before its max).
+  // a larger range (and the first batch, whose range is not known before its max: that read
+  // also finds the min when asked).
   std::vector<uint64_t> batch(counts_.size(), 0);
-  const float largest =
-      range_ > 0 ? kernels::histogram_abs_f32(x, n, static_cast<float>(bins()) / range_, bins(), batch.data())
-                 : kernels::max_abs_f32(x, n);
+  bool min_found = false;
+  float largest;
+  if (range_ > 0) {
+    largest = kernels::histogram_abs_f32(x, n, static_cast<float>(bins()) / range_, bins(), batch.data());
+  } else if (min) {
+    largest = kernels::max_abs_min_f32(x, n, min);
+    min_found = true;
+  } else {
+    largest = kernels::max_abs_f32(x, n);
+  }
   if (!std::isfinite(largest)) throw ValueError("Histogram.add: the data contains NaN or Inf");
+  if (min && !min_found) kernels::max_abs_min_f32(x, n, min);
   if (largest >= range_ && range_ < kMaxRange) {
     grow_to(range_above(largest));
     std::fill(batch.begin(), batch.end(), 0);

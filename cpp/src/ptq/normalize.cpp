@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <functional>
 
+#include "aidge_ptq_lite/histogram.hpp"
 #include "aidge_ptq_lite/ptq.hpp"
 
 namespace apl {
@@ -23,8 +24,24 @@ void scale_channels(Tensor& t, const std::vector<float>& per_channel, bool divid
   float* p = t.data<float>();
   for (int64_t c = 0; c < C; ++c) {
     const float f = per_channel[per_channel.size() == 1 ? 0 : c];
-    for (int64_t i = 0; i < inner; ++i) p[c * inner + i] = divide ? p[c * inner + i] / f : p[c * inner + i] * f;
+    float* row = p + c * inner;
+    if (divide) {
+      for (int64_t i = 0; i < inner; ++i) row[i] = row[i] / f;
+    } else {
+      for (int64_t i = 0; i < inner; ++i) row[i] = row[i] * f;
+    }
   }
+}
+
+// max(0, |x_i|...) as the loop `r = std::max(r, std::fabs(x_i))` gives it: the bit-order maximum
+// of the SIMD kernel when no x_i is NaN (the same value then), else that loop itself (which
+// skips NaN: std::max keeps r against NaN).
+float max_abs_as_std_max(const float* x, int64_t n) {
+  const float m = kernels::max_abs_f32(x, n);
+  if (!std::isnan(m)) return m;
+  float r = 0.f;
+  for (int64_t i = 0; i < n; ++i) r = std::max(r, std::fabs(x[i]));
+  return r;
 }
 
 }  // namespace
@@ -42,11 +59,12 @@ void normalize_parameters(Graph& g, bool channel_wise) {
     // to its Scaling factor, per channel anyway); a shared one leaves small gains a few codes.
     const bool by_channel = channel_wise || per_channel == 1;
     std::vector<float> range(by_channel ? K : 1, 0.f);
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t i = 0; i < per_channel; ++i) {
-        float& r = range[by_channel ? k : 0];
-        r = std::max(r, std::fabs(w.data<float>()[k * per_channel + i]));
-      }
+    const float* wp = w.data<float>();
+    if (by_channel) {
+      for (int64_t k = 0; k < K; ++k) range[k] = max_abs_as_std_max(wp + k * per_channel, per_channel);
+    } else {
+      range[0] = max_abs_as_std_max(wp, K * per_channel);
+    }
     for (float& r : range) {
       if (!std::isfinite(r)) throw ValueError(n.label() + " has non-finite weights");
       if (r == 0.f) r = 1.f;  // an all-zero channel stays zero; never divide by 0

@@ -17,16 +17,19 @@ constexpr int kBiasCorrectionMinBits = 8;  // see the affine case below
 
 void scale_tensor(Tensor& t, double f, bool round) {
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    const double v = p[i] * f;
-    p[i] = static_cast<float>(round ? std::nearbyint(v) : v);
+  const int64_t n = t.numel();
+  if (round) {
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(round_to_integer(p[i] * f));
+  } else {
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(p[i] * f);
   }
 }
 
 // factors * f, each product rounded to float once.
 std::vector<float> scaled_factors(const Tensor& factors, double f) {
   std::vector<float> out(static_cast<size_t>(factors.numel()));
-  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(factors.data<float>()[i] * f);
+  const float* p = factors.data<float>();
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(p[i] * f);
   return out;
 }
 
@@ -38,27 +41,41 @@ void snap_to_powers_of_two(std::vector<float>& factors) {
 // Bias correction: rounding the weights moves each output channel's mean by sum(dW * E[x]);
 // the bias takes that shift back, with E[x] the calibration mean of each input channel (real
 // units; to_bias: bias units per weight code x real value). Zero padding is not counted.
-void correct_bias(Node& n, const Tensor& exact_weights, double q_weight, double to_bias) {
+// Rounds the weights (scale_tensor(w, q_weight, true)) and corrects the bias in the same pass:
+// dW = rounded - exact * q_weight is taken from each weight as it is rounded, so no copy of the
+// exact weights is kept (the terms and their order are those of a separate pass over a copy).
+void round_weights_and_correct_bias(Node& n, double q_weight, double to_bias) {
   const std::vector<float>& mean = n.quant.input_mean;
-  const Tensor& w = n.params[0];
-  if (mean.empty() || w.ndim() < 2 || !std::isfinite(to_bias)) return;
+  Tensor& w = n.params[0];
+  if (mean.empty() || w.ndim() < 2 || !std::isfinite(to_bias)) return scale_tensor(w, q_weight, true);
   const int64_t K = w.dim(0), cin_group = w.dim(1), per_k = w.numel() / K, window = per_k / cin_group;
   const int64_t groups = static_cast<int64_t>(mean.size()) / cin_group;
-  if (groups * cin_group != static_cast<int64_t>(mean.size()) || groups == 0 || K % groups) return;
-  const float* rounded = w.data<float>();
-  const float* exact = exact_weights.data<float>();
+  if (groups * cin_group != static_cast<int64_t>(mean.size()) || groups == 0 || K % groups)
+    return scale_tensor(w, q_weight, true);
+  float* weights = w.data<float>();
   float* bias = n.params[1].data<float>();
   for (int64_t k = 0; k < K; ++k) {
     const int64_t first_channel = (k / (K / groups)) * cin_group;
     double shift = 0.0;
-    for (int64_t i = 0; i < per_k; ++i)
-      shift += (static_cast<double>(rounded[k * per_k + i]) - exact[k * per_k + i] * q_weight) *
-               mean[static_cast<size_t>(first_channel + i / window)];
+    // Weight i = j * window + t reads channel j: the same terms in the same order as a loop over
+    // i with mean[first_channel + i / window], without a division per weight.
+    float* row = weights + k * per_k;
+    for (int64_t j = 0; j < cin_group; ++j) {
+      const double m = mean[static_cast<size_t>(first_channel + j)];
+      for (int64_t t = 0; t < window; ++t) {
+        float& x = row[j * window + t];
+        const double exact = x * q_weight;
+        x = static_cast<float>(round_to_integer(exact));
+        shift += (static_cast<double>(x) - exact) * m;
+      }
+    }
     bias[k] = static_cast<float>(bias[k] - shift * to_bias);
   }
 }
 
 }  // namespace
+
+bool bias_correction_applies(int nb_bits, bool no_quant) { return !no_quant && nb_bits >= kBiasCorrectionMinBits; }
 
 std::set<std::string> dequantize_points(const Graph& g, const std::vector<std::string>& kept_float) {
   const auto is_float = [&](const std::string& name) {
@@ -106,14 +123,14 @@ void quantize_normalized(Graph& g, const QuantSpec& spec, bool no_quant, bool op
     if (n.is(OpKind::Input) || n.is(OpKind::Scaling)) {
       q[n.name] = codes(n);
     } else if (n.traits().affine) {
-      const Tensor exact = n.params[0].clone();
-      scale_tensor(n.params[0], q_weight, round);
       // The bias is in normalized units until scaled: a weight code times a real input value
       // is 1 / (q_weight * input range) of them.
       // Measured at 8 bits and above (issue 15's models); below, it moved the zoo's 4-bit method
       // comparisons (MSE vs MAX on lenet, signs on resnet) and stays off until measured there.
-      if (round && spec.nb_bits() >= kBiasCorrectionMinBits)
-        correct_bias(n, exact, q_weight, 1.0 / (q_weight * g.node(n.inputs[0]).quant.range));
+      if (bias_correction_applies(spec.nb_bits(), no_quant))
+        round_weights_and_correct_bias(n, q_weight, 1.0 / (q_weight * g.node(n.inputs[0]).quant.range));
+      else
+        scale_tensor(n.params[0], q_weight, round);
       scale_tensor(n.params[1], q_weight * q_in, round);
       q[n.name] = q_weight * q_in;
     } else if (n.quant.island) {

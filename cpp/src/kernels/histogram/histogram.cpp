@@ -6,6 +6,8 @@
 // end. Every level and thread count gives the reference's counts: the bin index is the same
 // float32 computation everywhere and integer sums do not depend on their order.
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "aidge_ptq_lite/histogram.hpp"
@@ -53,6 +55,16 @@ TileBinsFn tile_bins_for(SimdLevel level) {
     case SimdLevel::Scalar: break;
   }
   return scalar::tile_bins;
+}
+
+MaxAbsMinBitsFn max_abs_min_bits_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::AMX:  // AMX tiles serve the int8 GEMMs; vector kernels are AVX512 here
+    case SimdLevel::AVX512: return avx512::max_abs_min_bits;
+    case SimdLevel::AVX2: return avx2::max_abs_min_bits;
+    case SimdLevel::Scalar: break;
+  }
+  return scalar::max_abs_min_bits;
 }
 
 MaxAbsBitsFn max_abs_bits_for(SimdLevel level) {
@@ -145,6 +157,17 @@ uint32_t max_abs_bits(const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) max_bits = std::max(max_bits, abs_bits(x[i]));
   return max_bits;
 }
+
+uint32_t max_abs_min_bits(const float* x, int64_t n, float* min) {
+  uint32_t max_bits = 0;
+  float lo = x[0];
+  for (int64_t i = 0; i < n; ++i) {
+    max_bits = std::max(max_bits, abs_bits(x[i]));
+    lo = x[i] < lo ? x[i] : lo;
+  }
+  *min = lo;
+  return max_bits;
+}
 }  // namespace scalar
 
 float max_abs_f32_reference(const float* x, int64_t n) { return float_from_bits(scalar::max_abs_bits(x, n)); }
@@ -155,6 +178,32 @@ float max_abs_f32(const float* x, int64_t n) {
 #pragma omp parallel for reduction(max : max_bits) schedule(static) if (n >= 4 * kBlockValues)
   for (int64_t begin = 0; begin < n; begin += kBlockValues)
     max_bits = std::max(max_bits, max_abs_bits(x + begin, std::min(kBlockValues, n - begin)));
+  return float_from_bits(max_bits);
+}
+
+float max_abs_min_f32_reference(const float* x, int64_t n, float* min) {
+  *min = n > 0 ? *std::min_element(x, x + n) : 0.f;
+  return max_abs_f32_reference(x, n);
+}
+
+float max_abs_min_f32(const float* x, int64_t n, float* min) {
+  if (n <= 0) {
+    *min = 0.f;
+    return 0.f;
+  }
+  const MaxAbsMinBitsFn max_abs_min_bits = max_abs_min_bits_for(active_simd_level());
+  uint32_t max_bits = 0;
+  float lo = std::numeric_limits<float>::infinity();
+#pragma omp parallel for reduction(max : max_bits) reduction(min : lo) schedule(static) if (n >= 4 * kBlockValues)
+  for (int64_t begin = 0; begin < n; begin += kBlockValues) {
+    float block_min;
+    max_bits = std::max(max_bits, max_abs_min_bits(x + begin, std::min(kBlockValues, n - begin), &block_min));
+    lo = std::min(lo, block_min);
+  }
+  // The minimum by value is the minimum element except for the sign of zero: std::min_element
+  // gives the first of the values equal to it, -0 and +0 being equal.
+  if (lo == 0.f) lo = *std::find(x, x + n, 0.f);
+  *min = lo;
   return float_from_bits(max_bits);
 }
 

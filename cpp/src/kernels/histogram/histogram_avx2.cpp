@@ -2,6 +2,8 @@
 // bin_index, then the bins, or those that are not 0 packed by a permutation.
 #include <immintrin.h>
 
+#include <limits>
+
 #include "histogram_isa.hpp"
 
 namespace apl::kernels::avx2 {
@@ -87,6 +89,40 @@ uint32_t max_abs_bits(const float* x, int64_t n) {
   for (; i + kLanes <= n; i += kLanes) m0 = _mm256_max_epu32(m0, abs_bits_at(i));
   const __m256i m = _mm256_max_epu32(_mm256_max_epu32(m0, m1), _mm256_max_epu32(m2, m3));
   return std::max(horizontal_max(m), scalar::max_abs_bits(x + i, n - i));
+}
+
+uint32_t max_abs_min_bits(const float* x, int64_t n, float* min) {
+  constexpr int kLanes = 8;
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+  // Two independent (max, min) pairs: one load feeds both, the loop is bound by loads.
+  __m256i m0 = _mm256_setzero_si256(), m1 = m0;
+  __m256 lo0 = _mm256_set1_ps(std::numeric_limits<float>::infinity()), lo1 = lo0;
+  int64_t i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + kLanes);
+    m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_castps_si256(a), abs_mask));
+    m1 = _mm256_max_epu32(m1, _mm256_and_si256(_mm256_castps_si256(b), abs_mask));
+    lo0 = _mm256_min_ps(lo0, a);
+    lo1 = _mm256_min_ps(lo1, b);
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256 a = _mm256_loadu_ps(x + i);
+    m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_castps_si256(a), abs_mask));
+    lo0 = _mm256_min_ps(lo0, a);
+  }
+  alignas(32) float lane_min[kLanes];
+  _mm256_store_ps(lane_min, _mm256_min_ps(lo0, lo1));
+  float head_min = std::numeric_limits<float>::infinity();
+  for (int k = 0; k < kLanes; ++k) head_min = std::min(head_min, lane_min[k]);
+  const uint32_t head_max = horizontal_max(_mm256_max_epu32(m0, m1));
+  if (i == n) {
+    *min = head_min;
+    return head_max;
+  }
+  float tail_min;
+  const uint32_t tail_max = scalar::max_abs_min_bits(x + i, n - i, &tail_min);
+  *min = std::min(head_min, tail_min);
+  return std::max(head_max, tail_max);
 }
 
 }  // namespace apl::kernels::avx2

@@ -7,6 +7,8 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <limits>
+
 #include "histogram_isa.hpp"
 
 namespace apl::kernels::avx512 {
@@ -73,6 +75,47 @@ uint32_t max_abs_bits(const float* x, int64_t n) {
   _mm512_store_si512(lane_max + 3 * kLanes, m3);
   const uint32_t head_max = *std::max_element(lane_max, lane_max + 4 * kLanes);
   return std::max(head_max, scalar::max_abs_bits(x + i, n - i));
+}
+
+uint32_t max_abs_min_bits(const float* x, int64_t n, float* min) {
+  constexpr int kLanes = 16;
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  // Two independent (max, min) pairs: one load feeds both, the loop is bound by loads.
+  __m512i m0 = _mm512_setzero_si512(), m1 = m0;
+  __m512 lo0 = _mm512_set1_ps(std::numeric_limits<float>::infinity()), lo1 = lo0;
+  int64_t i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + kLanes);
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_castps_si512(a), abs_mask));
+    m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_castps_si512(b), abs_mask));
+    lo0 = _mm512_min_ps(lo0, a);
+    lo1 = _mm512_min_ps(lo1, b);
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m512 a = _mm512_loadu_ps(x + i);
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_castps_si512(a), abs_mask));
+    lo0 = _mm512_min_ps(lo0, a);
+  }
+  alignas(64) uint32_t lane_max[2 * kLanes];
+  alignas(64) float lane_min[2 * kLanes];
+  _mm512_store_si512(lane_max, m0);
+  _mm512_store_si512(lane_max + kLanes, m1);
+  _mm512_store_ps(lane_min, lo0);
+  _mm512_store_ps(lane_min + kLanes, lo1);
+  uint32_t head_max = 0;
+  float head_min = std::numeric_limits<float>::infinity();
+  for (int k = 0; k < 2 * kLanes; ++k) {
+    head_max = std::max(head_max, lane_max[k]);
+    head_min = std::min(head_min, lane_min[k]);
+  }
+  if (i == n) {
+    *min = head_min;
+    return head_max;
+  }
+  float tail_min;
+  const uint32_t tail_max = scalar::max_abs_min_bits(x + i, n - i, &tail_min);
+  *min = std::min(head_min, tail_min);
+  return std::max(head_max, tail_max);
 }
 
 }  // namespace apl::kernels::avx512

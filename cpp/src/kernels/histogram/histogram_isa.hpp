@@ -32,6 +32,9 @@ using TileBinsFn = TileBins (*)(const float* x, int64_t n, float inv_width, int3
                                 uint32_t* out);
 // max |x_i| as bits, the same order trick without binning (calibration ranges without histograms).
 using MaxAbsBitsFn = uint32_t (*)(const float* x, int64_t n);
+// The same, and the smallest x_i by value into *min (n >= 1; which zero when the smallest is a
+// zero, and anything when some x_i is NaN, is left open: max_abs_min_f32 settles both).
+using MaxAbsMinBitsFn = uint32_t (*)(const float* x, int64_t n, float* min);
 
 inline uint32_t abs_bits(float v) {
   uint32_t bits;
@@ -47,14 +50,17 @@ inline uint32_t bin_index(float v, float inv_width, float last_bin) {
 namespace scalar {
 TileBins tile_bins(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0, uint32_t* out);
 uint32_t max_abs_bits(const float* x, int64_t n);
+uint32_t max_abs_min_bits(const float* x, int64_t n, float* min);
 }
 namespace avx2 {
 TileBins tile_bins(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0, uint32_t* out);
 uint32_t max_abs_bits(const float* x, int64_t n);
+uint32_t max_abs_min_bits(const float* x, int64_t n, float* min);
 }
 namespace avx512 {
 TileBins tile_bins(const float* x, int64_t n, float inv_width, int32_t bins, bool skip_bin0, uint32_t* out);
 uint32_t max_abs_bits(const float* x, int64_t n);
+uint32_t max_abs_min_bits(const float* x, int64_t n, float* min);
 }
 
 }  // namespace apl::kernels
