@@ -357,6 +357,79 @@ std::unique_ptr<T[]> scratch(int64_t n) {
 
 enum class ConvPath { Reference, ImplicitGemm, PointwiseGemm, Depthwise };
 
+// ---- VNNI depthwise ----------------------------------------------------------------------------
+
+// The plan of avx512::depthwise_vnni for one shape (see DepthwiseVnniArgs): the padded plane, the
+// output groups and their byte windows, the weights as tap-row quads.
+struct DepthwiseVnniPlan {
+  int64_t Hp = 0, Wp = 0, quads = 0, buffer_bytes = 0;
+  bool narrow = true;
+  std::vector<int64_t> base;
+  std::vector<int32_t> first;
+  std::vector<uint8_t> index;
+  std::vector<int32_t> weights;  // [C][R][quads]
+  std::vector<int32_t> init;     // [C]
+};
+
+bool depthwise_vnni_available() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  return __builtin_cpu_supports("avx512vbmi");
+#else
+  return false;
+#endif
+}
+
+// The output groups: greedy runs of up to 16 consecutive outputs whose tap-row inputs fit one
+// 128-byte window (outputs are increasing in their window offsets). False when one output's tap
+// row alone is wider than 128 bytes or there are too many weight quads for the kernel.
+bool plan_depthwise_vnni(const Conv2dShape& s, const int8_t* w, const std::vector<int32_t>& bias,
+                         bool x_unsigned, DepthwiseVnniPlan* p) {
+  constexpr int64_t kWindow = 128, kLanes = 16, kMaxWeights = 32;
+  p->Hp = s.H + s.pad_top + s.pad_bottom;
+  p->Wp = s.W + s.pad_left + s.pad_right;
+  p->quads = ceil_div(s.S, 4);
+  const int64_t span = (s.S - 1) * s.dil_w + 1;  // bytes of one output's tap row
+  if (span > kWindow || s.R * p->quads > kMaxWeights) return false;
+  const int64_t OW = s.OW(), plane = s.OH() * OW;
+  auto offset = [&](int64_t q) { return (q / OW) * s.stride_h * p->Wp + (q % OW) * s.stride_w; };
+  for (int64_t p0 = 0; p0 < plane;) {
+    const int64_t base = offset(p0);
+    int64_t lanes = 1;
+    while (lanes < kLanes && p0 + lanes < plane && offset(p0 + lanes) - base + span <= kWindow)
+      ++lanes;
+    if (offset(p0 + lanes - 1) - base + span > 64) p->narrow = false;
+    p->base.push_back(base);
+    p->first.push_back(static_cast<int32_t>(p0));
+    const size_t at = p->index.size();
+    p->index.resize(at + p->quads * 64, 0);
+    for (int64_t j = 0; j < lanes; ++j)
+      for (int64_t sx = 0; sx < s.S; ++sx)
+        p->index[at + (sx / 4) * 64 + 4 * j + sx % 4] =
+            static_cast<uint8_t>(offset(p0 + j) - base + sx * s.dil_w);
+    p0 += lanes;
+  }
+  p->first.push_back(static_cast<int32_t>(plane));
+  // Loads reach base + (R - 1) * dil_h * Wp + 127 < Hp * Wp + 127 (the last output's rows).
+  p->buffer_bytes = p->Hp * p->Wp + kWindow + 64;
+  const int64_t taps = s.R * s.S;
+  p->weights.assign(s.C * s.R * p->quads, 0);
+  p->init.resize(s.C);
+  for (int64_t c = 0; c < s.C; ++c) {
+    int64_t sum = 0;
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t sx = 0; sx < s.S; ++sx) {
+        const int8_t v = w[c * taps + r * s.S + sx];
+        sum += v;
+        int32_t& quad = p->weights[(c * s.R + r) * p->quads + sx / 4];
+        quad = static_cast<int32_t>(static_cast<uint32_t>(quad) |
+                                    (uint32_t{static_cast<uint8_t>(v)} << (8 * (sx % 4))));
+      }
+    const int64_t correction = x_unsigned ? 0 : -128 * sum;
+    p->init[c] = static_cast<int32_t>(static_cast<uint32_t>(bias[c] + correction));
+  }
+  return true;
+}
+
 // Threads, and how many k-tile chunks each packed input unit is split into: only when there are
 // fewer units than threads (small batches), at the cost of packing a unit once per chunk.
 struct JobSplit {
@@ -411,6 +484,9 @@ struct ConvInt8::Impl {
   PaddedPlanes planes;
   std::vector<Segment> plane_segments;  // wide rows -> output rows
   std::vector<int32_t> depthwise_weights;  // [C][tap]
+  // Depthwise at the AVX512 and AMX levels on CPUs with VBMI (else the int16 kernel above).
+  bool depthwise_vnni = false;
+  DepthwiseVnniPlan dw;
 
   Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x);
   void pack_gemm_weights(const int8_t* w);
@@ -419,6 +495,7 @@ struct ConvInt8::Impl {
   void run_reference(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_gemm(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const;
+  void run_depthwise_vnni(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void pack_implicit(const uint8_t* x_sample, int64_t g, const uint8_t* zeros, uint8_t* planes_buf,
                      uint8_t* panel) const;
   void pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int64_t j1, int64_t chunk_cols,
@@ -443,6 +520,9 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
   }
   if (s.is_depthwise()) {
     path = ConvPath::Depthwise;
+    if ((level == SimdLevel::AVX512 || level == SimdLevel::AMX) && depthwise_vnni_available())
+      depthwise_vnni = plan_depthwise_vnni(s, w, bias, x_unsigned, &dw);
+    if (depthwise_vnni) return;
     depthwise_weights.assign(w, w + weight_count);
     planes = make_padded_planes(s, 1, 1, isa->depthwise_cols);
   } else {
@@ -723,7 +803,52 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   guard.rethrow();
 }
 
+// One plane per (sample, channel) job: copied into the padded buffer (whose padding cells are set
+// once per thread), convolved into its OH * OW accumulators, which are the output plane as it is
+// (NCHW), and requantized in one run.
+void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
+                                        const OutputSink& out) const {
+  const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW();
+  const bool x_signed = !x_unsigned;
+  ParallelGuard guard;  // scratch allocates
+#pragma omp parallel
+  {
+    std::unique_ptr<uint8_t[]> buffer;
+    std::unique_ptr<int32_t[]> acc;
+    guard.run([&] {
+      buffer = scratch<uint8_t>(dw.buffer_bytes);
+      acc = scratch<int32_t>(out.acc ? 0 : plane);
+      std::memset(buffer.get(), x_signed ? 0x80 : 0, dw.buffer_bytes);
+    });
+    uint8_t* interior = buffer.get() + s.pad_top * dw.Wp + s.pad_left;
+#pragma omp for schedule(static)
+    for (int64_t nc = 0; nc < N * s.C; ++nc) guard.run([&] {
+      const int64_t c = nc % s.C;
+      avx512::copy_rows_flip(x + nc * in_plane, s.H, s.W, dw.Wp, x_signed, interior);
+      int32_t* dst = out.acc ? out.acc + nc * plane : acc.get();
+      const DepthwiseVnniArgs args{buffer.get(),
+                                   s.dil_h * dw.Wp,
+                                   s.R,
+                                   dw.quads,
+                                   dw.narrow,
+                                   static_cast<int64_t>(dw.base.size()),
+                                   dw.base.data(),
+                                   dw.index.data(),
+                                   dw.first.data(),
+                                   dw.weights.data() + c * s.R * dw.quads,
+                                   dw.init[c],
+                                   dst};
+      avx512::depthwise_vnni(args);
+      if (!out.acc)
+        out.requantize_run(dst, plane, out.scale_of(c), false, out.lo, out.hi,
+                           out.y + nc * plane);
+    });
+  }
+  guard.rethrow();
+}
+
 void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const {
+  if (depthwise_vnni) return run_depthwise_vnni(N, x, out);
   const int64_t taps = s.R * s.S, in_plane = s.H * s.W, plane = s.OH() * s.OW();
   ParallelGuard guard;  // scratch allocates
 #pragma omp parallel

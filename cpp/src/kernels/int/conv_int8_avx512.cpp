@@ -18,6 +18,10 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kColumnVectors = kGemmCols / kLanes;
 
+inline __mmask16 first_lanes(int64_t count) {
+  return count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
+}
+
 inline __mmask32 first_bytes(int64_t count) {
   return count >= 32 ? ~__mmask32{0} : count <= 0 ? 0 : (__mmask32{1} << count) - 1;
 }
@@ -98,7 +102,63 @@ void depthwise_plane(const DepthwiseArgs& args) {
   for (; q0 < args.ncols; q0 += kLanes) depthwise_columns<Signed, 1>(args, q0);
 }
 
+// vpermb / vpermt2b are AVX512-VBMI, which the AVX512 level does not require (Cascade Lake has
+// VNNI without it): these functions carry their own target, and ConvInt8 calls them only when
+// the CPU has VBMI (see depthwise_vnni_available in conv_int8.cpp).
+#define APL_VBMI __attribute__((target("avx512vbmi")))
+
+template <bool Narrow, int Rows, int Quads>
+APL_VBMI void depthwise_vnni_groups(const DepthwiseVnniArgs& a) {
+  const int rows = Rows > 0 ? Rows : static_cast<int>(a.rows);
+  const int quads = Quads > 0 ? Quads : static_cast<int>(a.quads);
+  constexpr int kMaxWeights = 32;
+  __m512i w[kMaxWeights];
+  for (int i = 0; i < rows * quads; ++i) w[i] = _mm512_set1_epi32(a.weights[i]);
+  const __m512i init = _mm512_set1_epi32(a.init);
+  for (int64_t g = 0; g < a.ngroups; ++g) {
+    const uint8_t* window = a.plane + a.base[g];
+    const uint8_t* index = a.index + g * quads * 64;
+    __m512i acc = init;
+    for (int r = 0; r < rows; ++r, window += a.row_step) {
+      const __m512i lo = _mm512_loadu_si512(window);
+      const __m512i hi = Narrow ? lo : _mm512_loadu_si512(window + 64);
+      for (int q = 0; q < quads; ++q) {
+        const __m512i idx = _mm512_loadu_si512(index + 64 * q);
+        const __m512i x = Narrow ? _mm512_permutexvar_epi8(idx, lo)
+                                 : _mm512_permutex2var_epi8(lo, idx, hi);
+        acc = _mm512_dpbusd_epi32(acc, x, w[r * quads + q]);
+      }
+    }
+    const int32_t first = a.first[g], lanes = a.first[g + 1] - first;
+    _mm512_mask_storeu_epi32(a.out + first, first_lanes(lanes), acc);
+  }
+}
+
+template <bool Narrow>
+APL_VBMI void depthwise_vnni_dispatch(const DepthwiseVnniArgs& a) {
+  if (a.rows == 3 && a.quads == 1) return depthwise_vnni_groups<Narrow, 3, 1>(a);
+  return depthwise_vnni_groups<Narrow, 0, 0>(a);
+}
+
 }  // namespace
+
+APL_VBMI void depthwise_vnni(const DepthwiseVnniArgs& args) {
+  if (args.narrow)
+    depthwise_vnni_dispatch<true>(args);
+  else
+    depthwise_vnni_dispatch<false>(args);
+}
+
+void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,
+                    uint8_t* dst) {
+  const __m512i flip = _mm512_set1_epi8(x_signed ? static_cast<char>(0x80) : 0);
+  for (int64_t h = 0; h < H; ++h, src += W, dst += dst_pitch)
+    for (int64_t i = 0; i < W; i += 64) {
+      const __mmask64 m = W - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (W - i)) - 1;
+      _mm512_mask_storeu_epi8(dst + i, m,
+                              _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src + i), flip));
+    }
+}
 
 void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height,
                      int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst) {
