@@ -355,14 +355,15 @@ TEST(IntKernelsRequantize, MatchesTheRuleAtEveryLevel) {
   }
 }
 
-// One scale with a shift of at least 32 (the fused output stage's usual case, run 64 lanes at a
-// time with the clamp on the packed bytes): extreme multipliers and accumulators, runs with and
-// without a tail, signed and unsigned outputs with narrow clamp ranges.
-TEST(IntKernelsRequantize, UniformHighShiftRunsMatchTheRule) {
+// One scale for the whole run (the fused output stage's usual case, run 64 lanes at a time with
+// the clamp on the packed bytes and the last 1..63 lanes as one masked step): shifts >= 32 and
+// single shifts (multiplier 1, shifts 0..31), extreme multipliers and accumulators, runs with
+// and without tails of every size class, signed and unsigned outputs with narrow clamp ranges.
+TEST(IntKernelsRequantize, UniformScaleRunsMatchTheRule) {
   std::mt19937 rng(17);
-  for (int32_t shift : {32, 33, 47, 62})
+  for (int32_t shift : {0, 1, 9, 31, 32, 33, 47, 62})
     for (int32_t m : {INT32_MIN, INT32_MAX, -1, 1, 1 << 30, static_cast<int32_t>(rng())})
-      for (int64_t n : {1, 15, 64, 65, 130, 203}) {
+      for (int64_t n : {1, 15, 16, 17, 49, 63, 64, 65, 100, 127, 130, 203}) {
         const std::vector<int32_t> acc = requant_accumulators(rng, n);
         for (int range = 0; range < 3; ++range) {
           RequantParams rq;

@@ -803,30 +803,43 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   guard.rethrow();
 }
 
-// One plane per (sample, channel) job: copied into the padded buffer (whose padding cells are set
-// once per thread), convolved into its OH * OW accumulators, which are the output plane as it is
-// (NCHW), and requantized in one run.
+// One plane per (sample, channel): copied into a padded buffer (whose padding cells are set once
+// per thread), convolved into its OH * OW accumulators, which are the output plane as it is
+// (NCHW), and requantized in one run. Each thread takes a contiguous range of planes as a
+// software pipeline over two buffers: plane i + 1 is copied in and plane i - 1 requantized around
+// the convolution of plane i, so no load reads bytes that a (masked, not forwardable) store has
+// just written.
 void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
                                         const OutputSink& out) const {
-  const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW();
+  const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW(), total = N * s.C;
   const bool x_signed = !x_unsigned;
   ParallelGuard guard;  // scratch allocates
 #pragma omp parallel
-  {
-    std::unique_ptr<uint8_t[]> buffer;
-    std::unique_ptr<int32_t[]> acc;
-    guard.run([&] {
-      buffer = scratch<uint8_t>(dw.buffer_bytes);
-      acc = scratch<int32_t>(out.acc ? 0 : plane);
-      std::memset(buffer.get(), x_signed ? 0x80 : 0, dw.buffer_bytes);
-    });
-    uint8_t* interior = buffer.get() + s.pad_top * dw.Wp + s.pad_left;
-#pragma omp for schedule(static)
-    for (int64_t nc = 0; nc < N * s.C; ++nc) guard.run([&] {
+  guard.run([&] {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t begin = total * t / threads, end = total * (t + 1) / threads;
+    if (begin == end) return;
+    std::unique_ptr<uint8_t[]> buffers = scratch<uint8_t>(2 * dw.buffer_bytes);
+    std::unique_ptr<int32_t[]> accs = scratch<int32_t>(out.acc ? 0 : 2 * plane);
+    std::memset(buffers.get(), x_signed ? 0x80 : 0, 2 * dw.buffer_bytes);
+    auto buffer = [&](int64_t nc) { return buffers.get() + (nc & 1) * dw.buffer_bytes; };
+    auto acc = [&](int64_t nc) {
+      return out.acc ? out.acc + nc * plane : accs.get() + (nc & 1) * plane;
+    };
+    auto copy_in = [&](int64_t nc) {
+      avx512::copy_rows_flip(x + nc * in_plane, s.H, s.W, dw.Wp, x_signed,
+                             buffer(nc) + s.pad_top * dw.Wp + s.pad_left);
+    };
+    auto emit = [&](int64_t nc) {
+      if (!out.acc)
+        out.requantize_run(acc(nc), plane, out.scale_of(nc % s.C), false, out.lo, out.hi,
+                           out.y + nc * plane);
+    };
+    copy_in(begin);
+    for (int64_t nc = begin; nc < end; ++nc) {
+      if (nc + 1 < end) copy_in(nc + 1);
       const int64_t c = nc % s.C;
-      avx512::copy_rows_flip(x + nc * in_plane, s.H, s.W, dw.Wp, x_signed, interior);
-      int32_t* dst = out.acc ? out.acc + nc * plane : acc.get();
-      const DepthwiseVnniArgs args{buffer.get(),
+      const DepthwiseVnniArgs args{buffer(nc),
                                    s.dil_h * dw.Wp,
                                    s.R,
                                    dw.quads,
@@ -837,13 +850,12 @@ void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
                                    dw.first.data(),
                                    dw.weights.data() + c * s.R * dw.quads,
                                    dw.init[c],
-                                   dst};
+                                   acc(nc)};
       avx512::depthwise_vnni(args);
-      if (!out.acc)
-        out.requantize_run(dst, plane, out.scale_of(c), false, out.lo, out.hi,
-                           out.y + nc * plane);
-    });
-  }
+      if (nc > begin) emit(nc - 1);
+    }
+    emit(end - 1);
+  });
   guard.rethrow();
 }
 

@@ -152,6 +152,12 @@ APL_VBMI void depthwise_vnni(const DepthwiseVnniArgs& args) {
 void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,
                     uint8_t* dst) {
   const __m512i flip = _mm512_set1_epi8(x_signed ? static_cast<char>(0x80) : 0);
+  if (W <= 64) {  // one masked move per row (the zoo planes: 7-28 bytes)
+    const __mmask64 m = W == 64 ? ~__mmask64{0} : (__mmask64{1} << W) - 1;
+    for (int64_t h = 0; h < H; ++h, src += W, dst += dst_pitch)
+      _mm512_mask_storeu_epi8(dst, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src), flip));
+    return;
+  }
   for (int64_t h = 0; h < H; ++h, src += W, dst += dst_pitch)
     for (int64_t i = 0; i < W; i += 64) {
       const __mmask64 m = W - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (W - i)) - 1;

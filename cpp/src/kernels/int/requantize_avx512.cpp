@@ -110,6 +110,9 @@ inline __mmask16 first_lanes(int64_t count) {
   return count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
 }
 
+// first_lanes for any count (none when count <= 0).
+inline __mmask16 lanes_from(int64_t count) { return count <= 0 ? 0 : first_lanes(count); }
+
 // One scale with shift s >= 32 (the usual fused output stage), 64 lanes per step, the clamp on
 // the packed bytes (equal to the int32 clamp, as argued at pack_clamp_bytes). The high words
 // H = floor(P / 2^32) of the products P = acc * m (|P| <= 2^62) come from vpmuldq on the even and
@@ -155,12 +158,13 @@ void requantize_uniform_high(const int32_t* acc, int64_t n, FixedPointMultiplier
     const __m512i d = rescale(_mm512_loadu_si512(acc + i + 48));
     _mm512_storeu_si512(y + i, pack_clamp_bytes(a, b, c, d, unsigned_bytes, lo8, hi8));
   }
-  const __m512i lo_v = _mm512_set1_epi32(lo), hi_v = _mm512_set1_epi32(hi);
-  for (; i < n; i += 16) {
-    const __mmask16 mask = first_lanes(n - i);
-    const __m512i v = rescale(_mm512_maskz_loadu_epi32(mask, acc + i));
-    _mm_mask_storeu_epi8(y + i, mask,
-                         _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo_v), hi_v)));
+  if (i < n) {  // the last 1..63 as one masked step (short runs: output rows, small planes)
+    auto part = [&](int64_t k) {
+      return rescale(_mm512_maskz_loadu_epi32(lanes_from(n - i - 16 * k), acc + i + 16 * k));
+    };
+    _mm512_mask_storeu_epi8(y + i, (__mmask64{1} << (n - i)) - 1,
+                            pack_clamp_bytes(part(0), part(1), part(2), part(3), unsigned_bytes,
+                                             lo8, hi8));
   }
 }
 
@@ -204,6 +208,16 @@ void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier
   for (; i + 64 <= n; i += 64)
     _mm512_storeu_si512(y + i, pack_clamp_bytes(rescaled(i), rescaled(i + 16), rescaled(i + 32),
                                                 rescaled(i + 48), unsigned_bytes, lo8, hi8));
+  if (!per_lane && i < n) {  // the last 1..63 as one masked step
+    auto part = [&](int64_t k) {
+      return shift_round(_mm512_maskz_loadu_epi32(lanes_from(n - i - 16 * k), acc + i + 16 * k),
+                         uniform);
+    };
+    _mm512_mask_storeu_epi8(y + i, (__mmask64{1} << (n - i)) - 1,
+                            pack_clamp_bytes(part(0), part(1), part(2), part(3), unsigned_bytes,
+                                             lo8, hi8));
+    return;
+  }
   const __m512i lo_v = _mm512_set1_epi32(lo), hi_v = _mm512_set1_epi32(hi);
   for (; i < n; i += 16) {
     const __mmask16 mask = first_lanes(n - i);
