@@ -112,6 +112,9 @@ std::vector<ConvCase> conv_cases() {
       {"amx_padded_steps_stride2", conv(136, 9, 10, 48, 3, 3, 2, 1), 2},
       {"amx_groups2", conv(40, 8, 9, 34, 3, 3, 1, 1, 2), 2},
       {"amx_gemm_odd_steps", conv(100, 1, 1, 70, 1, 1), 5},
+      // Pointwise convs over images at the AMX level: 16 blocks in one step, 9 blocks.
+      {"amx_pointwise_64to40", conv(64, 7, 9, 40, 1, 1), 3},
+      {"amx_pointwise_36to50", conv(36, 6, 5, 50, 1, 1), 3},
       // Stride-2 packing on rows long enough for the 16-pair SSE2 split, odd and even pads/widths.
       {"stride2_wide_rows_pad1", conv(16, 6, 75, 16, 3, 3, 2, 1), 2},
       {"stride2_wide_rows_pad2", conv(17, 5, 74, 18, 5, 5, 2, 2), 2},
