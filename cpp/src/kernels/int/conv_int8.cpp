@@ -732,6 +732,14 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   const int64_t* tap_offset = pointwise ? pointwise_taps.data() : planes.tap_offset.data();
   const int64_t ntaps = pointwise ? 1 : s.R * s.S;
   const int64_t block_stride = pointwise ? p.chunk_cols * kPackedColumnBytes : planes.block_stride;
+  const bool gemm_shaped = pointwise && plane == 1;
+  // The VNNI kernel sweeps the columns once per call: one call per k tile then leaves only that
+  // tile's rows of accumulators (8 x the chunk) to emit, read back from L1 rather than L2, when
+  // the activations of a column chunk stay in L1 for the next tile's sweep.
+  const int64_t max_tap = *std::max_element(tap_offset, tap_offset + ntaps);
+  const int64_t chunk_act_bytes = padded_blocks * (p.wide_cols * kPackedColumnBytes + max_tap);
+  const bool per_tile = isa->gemm_panel == avx512::gemm_panel && chunk_act_bytes <= 32 * 1024;
+  const int64_t tiles_per_call = per_tile ? 1 : ktiles;
 
   ParallelGuard guard;  // scratch and the segment lists allocate
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
@@ -771,31 +779,35 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
       }
       const int64_t kt_begin = kchunk * ktiles / split.kchunks;
       const int64_t kt_end = (kchunk + 1) * ktiles / split.kchunks;
-      const int64_t tile = g * ktiles + kt_begin;
-      const int64_t k0 = g * Kg + kt_begin * rows;
-      const int64_t nrows = std::min(kt_end * rows, Kg) - kt_begin * rows;
       for (int64_t q0 = 0; q0 < p.ncols; q0 += p.wide_cols) {
         const int64_t qn = std::min(p.wide_cols, p.ncols - q0);
-        const GemmPanelArgs args{packed_weights.data() + tile * weight_tile_bytes,
-                                 weight_tile_bytes,
-                                 init.data() + tile * rows,
-                                 kt_end - kt_begin,
-                                 panel.get() + q0 * kPackedColumnBytes,
-                                 tap_offset,
-                                 ntaps,
-                                 padded_blocks,
-                                 blocks_per_step,
-                                 block_stride,
-                                 qn,
-                                 wide.get(),
-                                 qn};
-        isa->gemm_panel(args);
-        if (pointwise && plane == 1) {
-          const int64_t valid = std::min(qn, valid_cols - q0);
-          emit_columns(wide.get(), qn, k0, nrows, first_col + q0, valid, s.K, out, column.get());
-        } else {
+        if (!gemm_shaped)
           clip_segments(pointwise ? segments : plane_segments, q0, q0 + qn, &clipped);
-          emit_rows(wide.get(), qn, k0, nrows, clipped, base, plane, out, row_bytes.get());
+        for (int64_t kt = kt_begin; kt < kt_end; kt += tiles_per_call) {
+          const int64_t nt = std::min(tiles_per_call, kt_end - kt);
+          const int64_t t_tile = g * ktiles + kt, t_k0 = g * Kg + kt * rows;
+          const int64_t t_rows = std::min((kt + nt) * rows, Kg) - kt * rows;
+          const GemmPanelArgs args{packed_weights.data() + t_tile * weight_tile_bytes,
+                                   weight_tile_bytes,
+                                   init.data() + t_tile * rows,
+                                   nt,
+                                   panel.get() + q0 * kPackedColumnBytes,
+                                   tap_offset,
+                                   ntaps,
+                                   padded_blocks,
+                                   blocks_per_step,
+                                   block_stride,
+                                   qn,
+                                   wide.get(),
+                                   qn};
+          isa->gemm_panel(args);
+          if (gemm_shaped) {
+            const int64_t valid = std::min(qn, valid_cols - q0);
+            emit_columns(wide.get(), qn, t_k0, t_rows, first_col + q0, valid, s.K, out,
+                         column.get());
+          } else {
+            emit_rows(wide.get(), qn, t_k0, t_rows, clipped, base, plane, out, row_bytes.get());
+          }
         }
       }
     });
