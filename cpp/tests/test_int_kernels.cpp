@@ -120,6 +120,10 @@ std::vector<ConvCase> conv_cases() {
       {"stride2_wide_rows_pad2", conv(17, 5, 74, 18, 5, 5, 2, 2), 2},
       {"stride2_pad0", conv(12, 11, 13, 8, 3, 3, 2, 0), 2},
       {"1x1_pointwise_stride2_wide_rows", conv(16, 4, 77, 20, 1, 1, 2), 2},
+      // Stride-2 pointwise rows of 33 outputs (a 32-byte step and a 1-byte one), the tensor's
+      // last byte an even input column; and the ResNet-20 shortcut shape.
+      {"1x1_pointwise_stride2_odd_width", conv(5, 5, 65, 7, 1, 1, 2), 1},
+      {"1x1_pointwise_stride2_resnet20_shortcut", conv(16, 28, 28, 32, 1, 1, 2), 2},
       // The VNNI depthwise kernel (AVX512 / AMX levels): groups of 16 outputs across rows in
       // 64-byte windows (7x7, 14x14 stride 1, 8x8: whole groups only) and 128-byte ones (stride 2),
       // channel counts not a multiple of 16, rows wider than 64 bytes, odd sizes, kernels of two

@@ -647,6 +647,9 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
   const int64_t Cg = s.channels_per_group(), cg = isa->channels_per_step;
   const int64_t OW = s.OW(), plane = s.OH() * OW, in_plane = s.H * s.W;
   const bool contiguous = s.stride_h == 1 && s.stride_w == 1;  // then plane == in_plane
+  // Stride-2 rows (ResNet shortcuts: 7-28 outputs a row) by AVX-512 where the level has it.
+  const bool even_gather =
+      s.stride_w == 2 && (level == SimdLevel::AVX512 || level == SimdLevel::AMX);
   const uint8_t* row_ptrs[4];
   for (int64_t b = 0; b < nblocks; ++b) {
     for (int64_t i = 0; i < cg; ++i) {
@@ -664,7 +667,11 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
           uint8_t* dst = row + (j - j0);
           for (int64_t q = p; q < p + len;) {
             const int64_t oh = q / OW, ow = q % OW, n_row = std::min(OW - ow, p + len - q);
-            gather_strided(in + oh * s.stride_h * s.W + ow * s.stride_w, n_row, s.stride_w, dst);
+            const uint8_t* src = in + oh * s.stride_h * s.W + ow * s.stride_w;
+            if (even_gather)
+              avx512::gather_even(src, n_row, dst);
+            else
+              gather_strided(src, n_row, s.stride_w, dst);
             dst += n_row;
             q += n_row;
           }

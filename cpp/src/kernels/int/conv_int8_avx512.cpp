@@ -149,6 +149,15 @@ APL_VBMI void depthwise_vnni(const DepthwiseVnniArgs& args) {
     depthwise_vnni_dispatch<false>(args);
 }
 
+void gather_even(const uint8_t* in, int64_t n, uint8_t* out) {
+  for (int64_t i = 0; i < n; i += 32, in += 64, out += 32) {
+    const int64_t m = std::min<int64_t>(32, n - i);  // outputs; input bytes 0 .. 2m - 2
+    const __mmask64 load = m == 32 ? ~__mmask64{0} >> 1 : (__mmask64{1} << (2 * m - 1)) - 1;
+    const __m256i even = _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(load, in));
+    _mm256_mask_storeu_epi8(out, m == 32 ? ~__mmask32{0} : (__mmask32{1} << m) - 1, even);
+  }
+}
+
 void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,
                     uint8_t* dst) {
   const __m512i flip = _mm512_set1_epi8(x_signed ? static_cast<char>(0x80) : 0);

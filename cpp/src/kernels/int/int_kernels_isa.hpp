@@ -155,6 +155,8 @@ void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height
 void gemm_panel(const GemmPanelArgs& args);
 void depthwise(const DepthwiseArgs& args);
 void depthwise_vnni(const DepthwiseVnniArgs& args);
+// out[i] = in[2 * i] for i < n; reads in[0 .. 2n - 2] only.
+void gather_even(const uint8_t* in, int64_t n, uint8_t* out);
 // Copies an H x W plane into the interior of a padded one (rows dst_pitch apart), each byte
 // xor 0x80 when x_signed.
 void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,
