@@ -218,8 +218,10 @@ void gather_strided(const uint8_t* in, int64_t n, int64_t stride, uint8_t* out) 
 }
 
 // Copies one input channel into the interior of its padded, phase-split plane; the padding
-// cells of dst are zero already and stay untouched.
-void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst) {
+// cells of dst are zero already and stay untouched. avx512: the level allows AVX-512 (stride-2
+// rows are split by avx512::split_even_odd).
+void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst,
+                   bool avx512 = false) {
   const int64_t sh = s.stride_h, sw = s.stride_w, phase_cells = p.Hph * p.Wph;
   for (int64_t h = 0; h < s.H; ++h) {
     const int64_t hp = h + s.pad_top;
@@ -233,7 +235,10 @@ void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* s
       const int64_t pl = s.pad_left;
       uint8_t* even = row + (pl % 2) * phase_cells + pl / 2;
       uint8_t* odd = row + ((pl + 1) % 2) * phase_cells + (pl + 1) / 2;
-      split_even_odd(in, (s.W + 1) / 2, s.W / 2, even, odd);
+      if (avx512)
+        avx512::split_even_odd(in, s.W, even, odd);
+      else
+        split_even_odd(in, (s.W + 1) / 2, s.W / 2, even, odd);
       continue;
     }
     for (int64_t phase = 0; phase < sw; ++phase) {  // every sw-th input column
@@ -632,7 +637,9 @@ void ConvInt8::Impl::pack_implicit(const uint8_t* x_sample, int64_t g, const uin
       const uint8_t* phase_planes[4];
       for (int64_t i = 0; i < cg; ++i) {
         uint8_t* plane = planes_buf + i * planes.cells;
-        if (channel[i]) copy_interior(s, planes, channel[i], plane);
+        if (channel[i])
+          copy_interior(s, planes, channel[i], plane,
+                        level == SimdLevel::AVX512 || level == SimdLevel::AMX);
         phase_planes[i] = channel[i] ? plane : zeros;
       }
       isa->interleave(phase_planes, planes.cells, 1, 0, 0, !x_unsigned, block);
