@@ -147,6 +147,13 @@ std::vector<ConvCase> conv_cases() {
   odd_dw.K = odd_dw.groups = 7;
   odd_dw.dil_w = 2;
   cases.push_back({"depthwise_asymmetric", odd_dw, 2});
+  // Column stride 2 with row strides 1 and 3, asymmetric pads (the row-phase packing).
+  for (int64_t sh : {1, 3}) {
+    Conv2dShape sw2 = conv(6, 10, 29, 9, 3, 3, 2, 1);
+    sw2.stride_h = sh;
+    sw2.pad_top = 2, sw2.pad_left = 1, sw2.pad_bottom = 0, sw2.pad_right = 2;
+    cases.push_back({"stride_w2_stride_h" + std::to_string(sh), sw2, 2});
+  }
   // A tap row wider than the VNNI kernel's 128-byte window: the int16 depthwise kernel runs.
   Conv2dShape far_dw = conv(3, 5, 140, 3, 3, 3, 1, 1, 3);
   far_dw.dil_w = 70;

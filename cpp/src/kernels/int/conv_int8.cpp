@@ -219,10 +219,23 @@ void gather_strided(const uint8_t* in, int64_t n, int64_t stride, uint8_t* out) 
 
 // Copies one input channel into the interior of its padded, phase-split plane; the padding
 // cells of dst are zero already and stay untouched. avx512: the level allows AVX-512 (stride-2
-// rows are split by avx512::split_even_odd).
+// columns are split by avx512::split_even_odd, a row phase per call).
 void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst,
                    bool avx512 = false) {
   const int64_t sh = s.stride_h, sw = s.stride_w, phase_cells = p.Hph * p.Wph;
+  if (sw == 2 && avx512) {  // per row phase: input rows sh apart, destination rows Wph apart
+    const int64_t pl = s.pad_left;
+    for (int64_t phase = 0; phase < sh; ++phase) {
+      const int64_t h0 = ((phase - s.pad_top) % sh + sh) % sh;
+      if (h0 >= s.H) continue;
+      const int64_t hp = h0 + s.pad_top;
+      uint8_t* row = dst + (hp % sh) * sw * phase_cells + (hp / sh) * p.Wph;
+      avx512::split_even_odd(src + h0 * s.W, s.W, ceil_div(s.H - h0, sh), sh * s.W, p.Wph,
+                             row + (pl % 2) * phase_cells + pl / 2,
+                             row + ((pl + 1) % 2) * phase_cells + (pl + 1) / 2);
+    }
+    return;
+  }
   for (int64_t h = 0; h < s.H; ++h) {
     const int64_t hp = h + s.pad_top;
     uint8_t* row = dst + (hp % sh) * sw * phase_cells + (hp / sh) * p.Wph;  // column phase 0
@@ -235,10 +248,7 @@ void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* s
       const int64_t pl = s.pad_left;
       uint8_t* even = row + (pl % 2) * phase_cells + pl / 2;
       uint8_t* odd = row + ((pl + 1) % 2) * phase_cells + (pl + 1) / 2;
-      if (avx512)
-        avx512::split_even_odd(in, s.W, even, odd);
-      else
-        split_even_odd(in, (s.W + 1) / 2, s.W / 2, even, odd);
+      split_even_odd(in, (s.W + 1) / 2, s.W / 2, even, odd);
       continue;
     }
     for (int64_t phase = 0; phase < sw; ++phase) {  // every sw-th input column

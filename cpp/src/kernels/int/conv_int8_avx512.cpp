@@ -158,15 +158,18 @@ void gather_even(const uint8_t* in, int64_t n, uint8_t* out) {
   }
 }
 
-void split_even_odd(const uint8_t* in, int64_t W, uint8_t* even, uint8_t* odd) {
-  for (int64_t i = 0; i < W; i += 64, in += 64, even += 32, odd += 32) {
-    const int64_t m = std::min<int64_t>(64, W - i);  // input bytes of this step
-    const __m512i x = _mm512_maskz_loadu_epi8(m == 64 ? ~__mmask64{0} : (__mmask64{1} << m) - 1, in);
-    const int64_t ne = (m + 1) / 2, no = m / 2;
-    auto first = [](int64_t k) { return k >= 32 ? ~__mmask32{0} : (__mmask32{1} << k) - 1; };
-    _mm256_mask_storeu_epi8(even, first(ne), _mm512_cvtepi16_epi8(x));
-    _mm256_mask_storeu_epi8(odd, first(no), _mm512_cvtepi16_epi8(_mm512_srli_epi16(x, 8)));
-  }
+void split_even_odd(const uint8_t* in, int64_t W, int64_t rows, int64_t in_pitch,
+                    int64_t out_pitch, uint8_t* even, uint8_t* odd) {
+  auto first32 = [](int64_t k) { return k >= 32 ? ~__mmask32{0} : (__mmask32{1} << k) - 1; };
+  for (int64_t r = 0; r < rows; ++r, in += in_pitch, even += out_pitch, odd += out_pitch)
+    for (int64_t i = 0; i < W; i += 64) {
+      const int64_t m = std::min<int64_t>(64, W - i);  // input bytes of this step
+      const __mmask64 load = m == 64 ? ~__mmask64{0} : (__mmask64{1} << m) - 1;
+      const __m512i x = _mm512_maskz_loadu_epi8(load, in + i);
+      _mm256_mask_storeu_epi8(even + i / 2, first32((m + 1) / 2), _mm512_cvtepi16_epi8(x));
+      _mm256_mask_storeu_epi8(odd + i / 2, first32(m / 2),
+                              _mm512_cvtepi16_epi8(_mm512_srli_epi16(x, 8)));
+    }
 }
 
 void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,

@@ -157,8 +157,10 @@ void depthwise(const DepthwiseArgs& args);
 void depthwise_vnni(const DepthwiseVnniArgs& args);
 // out[i] = in[2 * i] for i < n; reads in[0 .. 2n - 2] only.
 void gather_even(const uint8_t* in, int64_t n, uint8_t* out);
-// even[i] = in[2i] for i < (W + 1) / 2, odd[i] = in[2i + 1] for i < W / 2; reads in[0 .. W - 1].
-void split_even_odd(const uint8_t* in, int64_t W, uint8_t* even, uint8_t* odd);
+// For rows r < rows of W bytes at in + r * in_pitch: even[r * out_pitch + i] = row[2i] for
+// i < (W + 1) / 2 and odd[r * out_pitch + i] = row[2i + 1] for i < W / 2; reads rows only.
+void split_even_odd(const uint8_t* in, int64_t W, int64_t rows, int64_t in_pitch,
+                    int64_t out_pitch, uint8_t* even, uint8_t* odd);
 // Copies an H x W plane into the interior of a padded one (rows dst_pitch apart), each byte
 // xor 0x80 when x_signed.
 void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,
