@@ -206,3 +206,43 @@ def test_apl_simd_avx512_disables_amx():
                               env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == [expected, "amx"], cap
+
+
+@pytest.mark.parametrize("options", ["{}", "{'optimize_signs': True, 'channel_wise': True}"])
+def test_depthwise_integers_equal_scalar_at_every_batch_size_and_thread_count(options):
+    """Zoo mobilenet (depthwise 3x3 at stride 1 and 2 on 28x28 to 7x7 planes, 16-384 channels, and
+    pointwise 1x1s): every level the CPU has (the VNNI depthwise kernel at avx512 / amx) gives the
+    scalar reference's raw integers for batches of 1, 5 and 16, at 1 and 2 threads, with int8
+    activations and with unsigned ones after ReLUs (optimize_signs)."""
+    code = textwrap.dedent("""
+        import json
+        import numpy as np
+        import aidge_ptq_lite as apl
+        from aidge_ptq_lite import datasets, zoo
+        levels = ("scalar", "avx2", "avx512", "amx")
+        have = levels[:levels.index(apl.detected_simd_level()) + 1]
+        x, _ = datasets.load_fashion_mnist("test", data_dir="bundled", limit=22)
+        apl.set_simd_level("scalar")
+        g = apl.load_onnx(zoo.model_path("mobilenet"))
+        apl.quantize_network(g, calibration_set=datasets.load_calibration_set(64, data_dir="bundled"),
+                             **OPTIONS)
+        out = {}
+        for level in have:
+            apl.set_simd_level(level)
+            assert apl.simd_level() == level
+            out[level] = [g.forward(x[a:b], dequantize=False).tolist()
+                          for a, b in ((0, 1), (1, 6), (6, 22))]
+        print(json.dumps({"levels": list(have),
+                          "same": all(out[l] == out["scalar"] for l in have),
+                          "nonzero": bool(np.any(np.asarray(out[have[-1]][2])))}))
+    """).replace("OPTIONS", options)
+    for threads in (1, 2):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        env.pop("APL_SIMD", None)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if len(result["levels"]) == 1:
+            pytest.skip("this CPU has no AVX2: only the scalar level ran")
+        assert result["same"] and result["nonzero"], (threads, result)

@@ -1,7 +1,10 @@
 // Per-layer speed of the int8 convolutions of ResNet-18 (224x224 input, as torch exports it):
 // achieved GOPS (2 ops per multiply-add) and % of the nominal peak of the level that ran.
 //
-//   conv_int8_layers [batch=8] [repeats=7] [GHz=2.6]
+//   conv_int8_layers [batch=8] [repeats=7] [GHz=2.6] [model=resnet18|resnet20|mobilenet]
+//
+// model resnet20 / mobilenet: the distinct convs of the zoo ResNet-20 and MobileNet (28x28
+// Fashion-MNIST input; run them at batch 64 as bench_int8.py does).
 //
 // Each distinct conv shape runs ConvInt8::run_requantized (uint8 in, int8 out, as in the
 // integer network) at every SIMD level from avx512 up that this CPU has, the levels interleaved,
@@ -17,6 +20,8 @@
 #include <cstdlib>
 #include <memory>
 #include <random>
+#include <string>
+#include <iterator>
 #include <vector>
 
 #include "aidge_ptq_lite/fixed_point.hpp"
@@ -30,7 +35,8 @@ using namespace apl::kernels;
 
 struct Layer {
   const char* name;
-  int64_t C, HW, K, R, stride, pad, count;  // count: how many convs of ResNet-18 have the shape
+  int64_t C, HW, K, R, stride, pad, count;  // count: how many convs of the network have the shape
+  int64_t groups = 1;
 };
 
 // conv1, then per stage the 3x3 convs and the strided 1x1 downsample.
@@ -48,6 +54,41 @@ const Layer kLayers[] = {
     {"1x1/2 256->512 @14", 256, 14, 512, 1, 2, 0, 1},
 };
 
+// The zoo ResNet-20 (28x28, 16/32/64 channels).
+const Layer kResnet20[] = {
+    {"3x3 1->16 @28", 1, 28, 16, 3, 1, 1, 1},
+    {"3x3 16->16 @28", 16, 28, 16, 3, 1, 1, 6},
+    {"3x3/2 16->32 @28", 16, 28, 32, 3, 2, 1, 1},
+    {"1x1/2 16->32 @28", 16, 28, 32, 1, 2, 0, 1},
+    {"3x3 32->32 @14", 32, 14, 32, 3, 1, 1, 5},
+    {"3x3/2 32->64 @14", 32, 14, 64, 3, 2, 1, 1},
+    {"1x1/2 32->64 @14", 32, 14, 64, 1, 2, 0, 1},
+    {"3x3 64->64 @7", 64, 7, 64, 3, 1, 1, 5},
+};
+
+// The zoo MobileNet (depthwise 3x3 + pointwise 1x1).
+const Layer kMobilenet[] = {
+    {"3x3 1->16 @28", 1, 28, 16, 3, 1, 1, 1},
+    {"dw3x3/2 16 @28", 16, 28, 16, 3, 2, 1, 1, 16},
+    {"1x1 16->16 @14", 16, 14, 16, 1, 1, 0, 1},
+    {"1x1 16->96 @14", 16, 14, 96, 1, 1, 0, 1},
+    {"dw3x3 96 @14", 96, 14, 96, 3, 1, 1, 1, 96},
+    {"1x1 96->24 @14", 96, 14, 24, 1, 1, 0, 1},
+    {"1x1 24->144 @14", 24, 14, 144, 1, 1, 0, 2},
+    {"dw3x3 144 @14", 144, 14, 144, 3, 1, 1, 1, 144},
+    {"1x1 144->24 @14", 144, 14, 24, 1, 1, 0, 1},
+    {"dw3x3/2 144 @14", 144, 14, 144, 3, 2, 1, 1, 144},
+    {"1x1 144->32 @7", 144, 7, 32, 1, 1, 0, 1},
+    {"1x1 32->192 @7", 32, 7, 192, 1, 1, 0, 2},
+    {"dw3x3 192 @7", 192, 7, 192, 3, 1, 1, 2, 192},
+    {"1x1 192->32 @7", 192, 7, 32, 1, 1, 0, 1},
+    {"1x1 192->64 @7", 192, 7, 64, 1, 1, 0, 1},
+    {"1x1 64->384 @7", 64, 7, 384, 1, 1, 0, 1},
+    {"dw3x3 384 @7", 384, 7, 384, 3, 1, 1, 1, 384},
+    {"1x1 384->64 @7", 384, 7, 64, 1, 1, 0, 1},
+    {"1x1 64->256 @7", 64, 7, 256, 1, 1, 0, 1},
+};
+
 double peak_macs_per_cycle(SimdLevel level) { return level == SimdLevel::AMX ? 1024 : 128; }
 
 }  // namespace
@@ -56,6 +97,20 @@ int main(int argc, char** argv) {
   const int64_t N = argc > 1 ? std::atoll(argv[1]) : 8;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 7;
   const double ghz = argc > 3 ? std::atof(argv[3]) : 2.6;
+  const std::string model = argc > 4 ? argv[4] : "resnet18";
+  std::vector<Layer> layers;
+  if (model == "resnet18")
+    layers.assign(std::begin(kLayers), std::end(kLayers));
+  else if (model == "resnet20")
+    layers.assign(std::begin(kResnet20), std::end(kResnet20));
+  else if (model == "mobilenet")
+    layers.assign(std::begin(kMobilenet), std::end(kMobilenet));
+  else {
+    std::printf("unknown model %s (resnet18, resnet20, mobilenet)\n", model.c_str());
+    return 1;
+  }
+  int64_t nconvs = 0;
+  for (const Layer& L : layers) nconvs += L.count;
   const int threads = omp_get_max_threads();
   std::vector<SimdLevel> levels{SimdLevel::AVX512};
   if (detected_simd_level() == SimdLevel::AMX) levels.push_back(SimdLevel::AMX);
@@ -63,7 +118,7 @@ int main(int argc, char** argv) {
     std::printf("this CPU has no AVX-512 VNNI: nothing to measure\n");
     return 0;
   }
-  std::printf("batch %lld, %d thread(s), medians of %d, peaks at %.2f GHz\n",
+  std::printf("%s, batch %lld, %d thread(s), medians of %d, peaks at %.2f GHz\n", model.c_str(),
               static_cast<long long>(N), threads, repeats, ghz);
   std::printf("%-24s %9s", "layer", "GMAC");
   for (SimdLevel l : levels) std::printf(" | %6s ms %7s %6s", simd_level_name(l), "GOPS", "%peak");
@@ -71,15 +126,16 @@ int main(int argc, char** argv) {
   std::mt19937 rng(3);
   std::vector<double> total_ms(levels.size(), 0.0);
   double total_gmac = 0;
-  for (const Layer& L : kLayers) {
+  for (const Layer& L : layers) {
     Conv2dShape s;
     s.C = L.C, s.H = s.W = L.HW, s.K = L.K, s.R = s.S = L.R;
     s.stride_h = s.stride_w = L.stride;
     s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = L.pad;
+    s.groups = L.groups;
     std::uniform_int_distribution<int> byte(0, 255), weight(-127, 127);
     std::vector<uint8_t> x(N * s.C * s.H * s.W);
     for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
-    std::vector<int8_t> w(s.K * s.C * s.R * s.S);
+    std::vector<int8_t> w(s.K * (s.C / s.groups) * s.R * s.S);
     for (auto& v : w) v = static_cast<int8_t>(weight(rng));
     std::vector<int32_t> bias(s.K, 1000);
     std::vector<uint8_t> y(N * s.K * s.OH() * s.OW());
@@ -100,7 +156,7 @@ int main(int argc, char** argv) {
                              std::chrono::steady_clock::now() - t0).count();
         if (r >= 0) ms[i].push_back(t);
       }
-    const double gmac = 1e-9 * N * s.K * s.OH() * s.OW() * s.C * s.R * s.S;
+    const double gmac = 1e-9 * N * s.K * s.OH() * s.OW() * (s.C / s.groups) * s.R * s.S;
     total_gmac += gmac * L.count;
     std::printf("%-24s %9.3f", L.name, gmac);
     for (size_t i = 0; i < levels.size(); ++i) {
@@ -113,7 +169,7 @@ int main(int argc, char** argv) {
     }
     std::printf("\n");
   }
-  std::printf("%-24s %9.3f", "all 20 convs", total_gmac);
+  std::printf("%-24s %9.3f", ("all " + std::to_string(nconvs) + " convs").c_str(), total_gmac);
   for (size_t i = 0; i < levels.size(); ++i) {
     const double gops = 2 * total_gmac / (total_ms[i] * 1e-3);
     const double peak = 2 * peak_macs_per_cycle(levels[i]) * ghz * threads;

@@ -112,11 +112,31 @@ std::vector<ConvCase> conv_cases() {
       {"amx_padded_steps_stride2", conv(136, 9, 10, 48, 3, 3, 2, 1), 2},
       {"amx_groups2", conv(40, 8, 9, 34, 3, 3, 1, 1, 2), 2},
       {"amx_gemm_odd_steps", conv(100, 1, 1, 70, 1, 1), 5},
+      // Pointwise convs over images at the AMX level: 16 blocks in one step, 9 blocks.
+      {"amx_pointwise_64to40", conv(64, 7, 9, 40, 1, 1), 3},
+      {"amx_pointwise_36to50", conv(36, 6, 5, 50, 1, 1), 3},
       // Stride-2 packing on rows long enough for the 16-pair SSE2 split, odd and even pads/widths.
       {"stride2_wide_rows_pad1", conv(16, 6, 75, 16, 3, 3, 2, 1), 2},
       {"stride2_wide_rows_pad2", conv(17, 5, 74, 18, 5, 5, 2, 2), 2},
       {"stride2_pad0", conv(12, 11, 13, 8, 3, 3, 2, 0), 2},
       {"1x1_pointwise_stride2_wide_rows", conv(16, 4, 77, 20, 1, 1, 2), 2},
+      // Stride-2 pointwise rows of 33 outputs (a 32-byte step and a 1-byte one), the tensor's
+      // last byte an even input column; and the ResNet-20 shortcut shape.
+      {"1x1_pointwise_stride2_odd_width", conv(5, 5, 65, 7, 1, 1, 2), 1},
+      {"1x1_pointwise_stride2_resnet20_shortcut", conv(16, 28, 28, 32, 1, 1, 2), 2},
+      // The VNNI depthwise kernel (AVX512 / AMX levels): groups of 16 outputs across rows in
+      // 64-byte windows (7x7, 14x14 stride 1, 8x8: whole groups only) and 128-byte ones (stride 2),
+      // channel counts not a multiple of 16, rows wider than 64 bytes, odd sizes, kernels of two
+      // tap quads (7x7) and of one tap (1x1).
+      {"depthwise_7x7_pad1", conv(24, 7, 7, 24, 3, 3, 1, 1, 24), 3},
+      {"depthwise_14x14_stride2_19ch", conv(19, 14, 14, 19, 3, 3, 2, 1, 19), 2},
+      {"depthwise_28x28_stride2", conv(16, 28, 28, 16, 3, 3, 2, 1, 16), 2},
+      {"depthwise_8x8_whole_groups", conv(17, 8, 8, 17, 3, 3, 1, 1, 17), 2},
+      {"depthwise_odd_stride2", conv(10, 13, 15, 10, 3, 3, 2, 1, 10), 3},
+      {"depthwise_wide_rows", conv(5, 9, 70, 5, 3, 3, 1, 1, 5), 2},
+      {"depthwise_kernel7_pad3", conv(6, 11, 13, 6, 7, 7, 1, 3, 6), 2},
+      {"depthwise_1x1", conv(4, 5, 6, 4, 1, 1, 1, 0, 4), 2},
+      {"depthwise_stride2_pad0", conv(9, 12, 11, 9, 3, 3, 2, 0, 9), 2},
   };
   // Asymmetric pads, strides and a non-square kernel, depthwise and not.
   Conv2dShape odd = conv(7, 11, 9, 13, 3, 2, 2);
@@ -127,6 +147,17 @@ std::vector<ConvCase> conv_cases() {
   odd_dw.K = odd_dw.groups = 7;
   odd_dw.dil_w = 2;
   cases.push_back({"depthwise_asymmetric", odd_dw, 2});
+  // Column stride 2 with row strides 1 and 3, asymmetric pads (the row-phase packing).
+  for (int64_t sh : {1, 3}) {
+    Conv2dShape sw2 = conv(6, 10, 29, 9, 3, 3, 2, 1);
+    sw2.stride_h = sh;
+    sw2.pad_top = 2, sw2.pad_left = 1, sw2.pad_bottom = 0, sw2.pad_right = 2;
+    cases.push_back({"stride_w2_stride_h" + std::to_string(sh), sw2, 2});
+  }
+  // A tap row wider than the VNNI kernel's 128-byte window: the int16 depthwise kernel runs.
+  Conv2dShape far_dw = conv(3, 5, 140, 3, 3, 3, 1, 1, 3);
+  far_dw.dil_w = 70;
+  cases.push_back({"depthwise_dilation_past_the_window", far_dw, 2});
   return cases;
 }
 
@@ -336,6 +367,35 @@ TEST(IntKernelsRequantize, MatchesTheRuleAtEveryLevel) {
         });
       }
   }
+}
+
+// One scale for the whole run (the fused output stage's usual case, run 64 lanes at a time with
+// the clamp on the packed bytes and the last 1..63 lanes as one masked step): shifts >= 32 and
+// single shifts (multiplier 1, shifts 0..31), extreme multipliers and accumulators, runs with
+// and without tails of every size class, signed and unsigned outputs with narrow clamp ranges.
+TEST(IntKernelsRequantize, UniformScaleRunsMatchTheRule) {
+  std::mt19937 rng(17);
+  for (int32_t shift : {0, 1, 9, 31, 32, 33, 47, 62})
+    for (int32_t m : {INT32_MIN, INT32_MAX, -1, 1, 1 << 30, static_cast<int32_t>(rng())})
+      for (int64_t n : {1, 15, 16, 17, 49, 63, 64, 65, 100, 127, 130, 203}) {
+        const std::vector<int32_t> acc = requant_accumulators(rng, n);
+        for (int range = 0; range < 3; ++range) {
+          RequantParams rq;
+          rq.scale = {{m, shift}};
+          rq.out_unsigned = range == 1;
+          rq.lo = range == 0 ? -128 : range == 1 ? 3 : -50;
+          rq.hi = range == 0 ? 127 : range == 1 ? 200 : 60;
+          apl::test::for_each_level_and_threads([&] {
+            std::vector<uint8_t> y(n, 0x5A);
+            requantize_int32(1, 1, n, acc.data(), rq, y.data());
+            for (int64_t i = 0; i < n; ++i) {
+              const int64_t got = rq.out_unsigned ? int64_t{y[i]} : int64_t{int8_t(y[i])};
+              ASSERT_EQ(got, naive_requantize(acc[i], rq.scale[0], rq.lo, rq.hi))
+                  << "m " << m << " shift " << shift << " n " << n << " at " << i;
+            }
+          });
+        }
+      }
 }
 
 // A large per-tensor run (the parallel, chunked path) with realistic multipliers.

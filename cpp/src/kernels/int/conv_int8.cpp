@@ -218,9 +218,24 @@ void gather_strided(const uint8_t* in, int64_t n, int64_t stride, uint8_t* out) 
 }
 
 // Copies one input channel into the interior of its padded, phase-split plane; the padding
-// cells of dst are zero already and stay untouched.
-void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst) {
+// cells of dst are zero already and stay untouched. avx512: the level allows AVX-512 (stride-2
+// columns are split by avx512::split_even_odd, a row phase per call).
+void copy_interior(const Conv2dShape& s, const PaddedPlanes& p, const uint8_t* src, uint8_t* dst,
+                   bool avx512 = false) {
   const int64_t sh = s.stride_h, sw = s.stride_w, phase_cells = p.Hph * p.Wph;
+  if (sw == 2 && avx512) {  // per row phase: input rows sh apart, destination rows Wph apart
+    const int64_t pl = s.pad_left;
+    for (int64_t phase = 0; phase < sh; ++phase) {
+      const int64_t h0 = ((phase - s.pad_top) % sh + sh) % sh;
+      if (h0 >= s.H) continue;
+      const int64_t hp = h0 + s.pad_top;
+      uint8_t* row = dst + (hp % sh) * sw * phase_cells + (hp / sh) * p.Wph;
+      avx512::split_even_odd(src + h0 * s.W, s.W, ceil_div(s.H - h0, sh), sh * s.W, p.Wph,
+                             row + (pl % 2) * phase_cells + pl / 2,
+                             row + ((pl + 1) % 2) * phase_cells + (pl + 1) / 2);
+    }
+    return;
+  }
   for (int64_t h = 0; h < s.H; ++h) {
     const int64_t hp = h + s.pad_top;
     uint8_t* row = dst + (hp % sh) * sw * phase_cells + (hp / sh) * p.Wph;  // column phase 0
@@ -357,6 +372,79 @@ std::unique_ptr<T[]> scratch(int64_t n) {
 
 enum class ConvPath { Reference, ImplicitGemm, PointwiseGemm, Depthwise };
 
+// ---- VNNI depthwise ----------------------------------------------------------------------------
+
+// The plan of avx512::depthwise_vnni for one shape (see DepthwiseVnniArgs): the padded plane, the
+// output groups and their byte windows, the weights as tap-row quads.
+struct DepthwiseVnniPlan {
+  int64_t Hp = 0, Wp = 0, quads = 0, buffer_bytes = 0;
+  bool narrow = true;
+  std::vector<int64_t> base;
+  std::vector<int32_t> first;
+  std::vector<uint8_t> index;
+  std::vector<int32_t> weights;  // [C][R][quads]
+  std::vector<int32_t> init;     // [C]
+};
+
+bool depthwise_vnni_available() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  return __builtin_cpu_supports("avx512vbmi");
+#else
+  return false;
+#endif
+}
+
+// The output groups: greedy runs of up to 16 consecutive outputs whose tap-row inputs fit one
+// 128-byte window (outputs are increasing in their window offsets). False when one output's tap
+// row alone is wider than 128 bytes or there are too many weight quads for the kernel.
+bool plan_depthwise_vnni(const Conv2dShape& s, const int8_t* w, const std::vector<int32_t>& bias,
+                         bool x_unsigned, DepthwiseVnniPlan* p) {
+  constexpr int64_t kWindow = 128, kLanes = 16, kMaxWeights = 32;
+  p->Hp = s.H + s.pad_top + s.pad_bottom;
+  p->Wp = s.W + s.pad_left + s.pad_right;
+  p->quads = ceil_div(s.S, 4);
+  const int64_t span = (s.S - 1) * s.dil_w + 1;  // bytes of one output's tap row
+  if (span > kWindow || s.R * p->quads > kMaxWeights) return false;
+  const int64_t OW = s.OW(), plane = s.OH() * OW;
+  auto offset = [&](int64_t q) { return (q / OW) * s.stride_h * p->Wp + (q % OW) * s.stride_w; };
+  for (int64_t p0 = 0; p0 < plane;) {
+    const int64_t base = offset(p0);
+    int64_t lanes = 1;
+    while (lanes < kLanes && p0 + lanes < plane && offset(p0 + lanes) - base + span <= kWindow)
+      ++lanes;
+    if (offset(p0 + lanes - 1) - base + span > 64) p->narrow = false;
+    p->base.push_back(base);
+    p->first.push_back(static_cast<int32_t>(p0));
+    const size_t at = p->index.size();
+    p->index.resize(at + p->quads * 64, 0);
+    for (int64_t j = 0; j < lanes; ++j)
+      for (int64_t sx = 0; sx < s.S; ++sx)
+        p->index[at + (sx / 4) * 64 + 4 * j + sx % 4] =
+            static_cast<uint8_t>(offset(p0 + j) - base + sx * s.dil_w);
+    p0 += lanes;
+  }
+  p->first.push_back(static_cast<int32_t>(plane));
+  // Loads reach base + (R - 1) * dil_h * Wp + 127 < Hp * Wp + 127 (the last output's rows).
+  p->buffer_bytes = p->Hp * p->Wp + kWindow + 64;
+  const int64_t taps = s.R * s.S;
+  p->weights.assign(s.C * s.R * p->quads, 0);
+  p->init.resize(s.C);
+  for (int64_t c = 0; c < s.C; ++c) {
+    int64_t sum = 0;
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t sx = 0; sx < s.S; ++sx) {
+        const int8_t v = w[c * taps + r * s.S + sx];
+        sum += v;
+        int32_t& quad = p->weights[(c * s.R + r) * p->quads + sx / 4];
+        quad = static_cast<int32_t>(static_cast<uint32_t>(quad) |
+                                    (uint32_t{static_cast<uint8_t>(v)} << (8 * (sx % 4))));
+      }
+    const int64_t correction = x_unsigned ? 0 : -128 * sum;
+    p->init[c] = static_cast<int32_t>(static_cast<uint32_t>(bias[c] + correction));
+  }
+  return true;
+}
+
 // Threads, and how many k-tile chunks each packed input unit is split into: only when there are
 // fewer units than threads (small batches), at the cost of packing a unit once per chunk.
 struct JobSplit {
@@ -411,6 +499,9 @@ struct ConvInt8::Impl {
   PaddedPlanes planes;
   std::vector<Segment> plane_segments;  // wide rows -> output rows
   std::vector<int32_t> depthwise_weights;  // [C][tap]
+  // Depthwise at the AVX512 and AMX levels on CPUs with VBMI (else the int16 kernel above).
+  bool depthwise_vnni = false;
+  DepthwiseVnniPlan dw;
 
   Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x);
   void pack_gemm_weights(const int8_t* w);
@@ -419,6 +510,7 @@ struct ConvInt8::Impl {
   void run_reference(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_gemm(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const;
+  void run_depthwise_vnni(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void pack_implicit(const uint8_t* x_sample, int64_t g, const uint8_t* zeros, uint8_t* planes_buf,
                      uint8_t* panel) const;
   void pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int64_t j1, int64_t chunk_cols,
@@ -443,6 +535,9 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
   }
   if (s.is_depthwise()) {
     path = ConvPath::Depthwise;
+    if ((level == SimdLevel::AVX512 || level == SimdLevel::AMX) && depthwise_vnni_available())
+      depthwise_vnni = plan_depthwise_vnni(s, w, bias, x_unsigned, &dw);
+    if (depthwise_vnni) return;
     depthwise_weights.assign(w, w + weight_count);
     planes = make_padded_planes(s, 1, 1, isa->depthwise_cols);
   } else {
@@ -552,7 +647,9 @@ void ConvInt8::Impl::pack_implicit(const uint8_t* x_sample, int64_t g, const uin
       const uint8_t* phase_planes[4];
       for (int64_t i = 0; i < cg; ++i) {
         uint8_t* plane = planes_buf + i * planes.cells;
-        if (channel[i]) copy_interior(s, planes, channel[i], plane);
+        if (channel[i])
+          copy_interior(s, planes, channel[i], plane,
+                        level == SimdLevel::AVX512 || level == SimdLevel::AMX);
         phase_planes[i] = channel[i] ? plane : zeros;
       }
       isa->interleave(phase_planes, planes.cells, 1, 0, 0, !x_unsigned, block);
@@ -567,6 +664,9 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
   const int64_t Cg = s.channels_per_group(), cg = isa->channels_per_step;
   const int64_t OW = s.OW(), plane = s.OH() * OW, in_plane = s.H * s.W;
   const bool contiguous = s.stride_h == 1 && s.stride_w == 1;  // then plane == in_plane
+  // Stride-2 rows (ResNet shortcuts: 7-28 outputs a row) by AVX-512 where the level has it.
+  const bool even_gather =
+      s.stride_w == 2 && (level == SimdLevel::AVX512 || level == SimdLevel::AMX);
   const uint8_t* row_ptrs[4];
   for (int64_t b = 0; b < nblocks; ++b) {
     for (int64_t i = 0; i < cg; ++i) {
@@ -584,7 +684,11 @@ void ConvInt8::Impl::pack_pointwise(const uint8_t* x, int64_t g, int64_t j0, int
           uint8_t* dst = row + (j - j0);
           for (int64_t q = p; q < p + len;) {
             const int64_t oh = q / OW, ow = q % OW, n_row = std::min(OW - ow, p + len - q);
-            gather_strided(in + oh * s.stride_h * s.W + ow * s.stride_w, n_row, s.stride_w, dst);
+            const uint8_t* src = in + oh * s.stride_h * s.W + ow * s.stride_w;
+            if (even_gather)
+              avx512::gather_even(src, n_row, dst);
+            else
+              gather_strided(src, n_row, s.stride_w, dst);
             dst += n_row;
             q += n_row;
           }
@@ -652,6 +756,14 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   const int64_t* tap_offset = pointwise ? pointwise_taps.data() : planes.tap_offset.data();
   const int64_t ntaps = pointwise ? 1 : s.R * s.S;
   const int64_t block_stride = pointwise ? p.chunk_cols * kPackedColumnBytes : planes.block_stride;
+  const bool gemm_shaped = pointwise && plane == 1;
+  // The VNNI kernel sweeps the columns once per call: one call per k tile then leaves only that
+  // tile's rows of accumulators (8 x the chunk) to emit, read back from L1 rather than L2, when
+  // the activations of a column chunk stay in L1 for the next tile's sweep.
+  const int64_t max_tap = *std::max_element(tap_offset, tap_offset + ntaps);
+  const int64_t chunk_act_bytes = padded_blocks * (p.wide_cols * kPackedColumnBytes + max_tap);
+  const bool per_tile = isa->gemm_panel == avx512::gemm_panel && chunk_act_bytes <= 32 * 1024;
+  const int64_t tiles_per_call = per_tile ? 1 : ktiles;
 
   ParallelGuard guard;  // scratch and the segment lists allocate
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
@@ -691,31 +803,35 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
       }
       const int64_t kt_begin = kchunk * ktiles / split.kchunks;
       const int64_t kt_end = (kchunk + 1) * ktiles / split.kchunks;
-      const int64_t tile = g * ktiles + kt_begin;
-      const int64_t k0 = g * Kg + kt_begin * rows;
-      const int64_t nrows = std::min(kt_end * rows, Kg) - kt_begin * rows;
       for (int64_t q0 = 0; q0 < p.ncols; q0 += p.wide_cols) {
         const int64_t qn = std::min(p.wide_cols, p.ncols - q0);
-        const GemmPanelArgs args{packed_weights.data() + tile * weight_tile_bytes,
-                                 weight_tile_bytes,
-                                 init.data() + tile * rows,
-                                 kt_end - kt_begin,
-                                 panel.get() + q0 * kPackedColumnBytes,
-                                 tap_offset,
-                                 ntaps,
-                                 padded_blocks,
-                                 blocks_per_step,
-                                 block_stride,
-                                 qn,
-                                 wide.get(),
-                                 qn};
-        isa->gemm_panel(args);
-        if (pointwise && plane == 1) {
-          const int64_t valid = std::min(qn, valid_cols - q0);
-          emit_columns(wide.get(), qn, k0, nrows, first_col + q0, valid, s.K, out, column.get());
-        } else {
+        if (!gemm_shaped)
           clip_segments(pointwise ? segments : plane_segments, q0, q0 + qn, &clipped);
-          emit_rows(wide.get(), qn, k0, nrows, clipped, base, plane, out, row_bytes.get());
+        for (int64_t kt = kt_begin; kt < kt_end; kt += tiles_per_call) {
+          const int64_t nt = std::min(tiles_per_call, kt_end - kt);
+          const int64_t t_tile = g * ktiles + kt, t_k0 = g * Kg + kt * rows;
+          const int64_t t_rows = std::min((kt + nt) * rows, Kg) - kt * rows;
+          const GemmPanelArgs args{packed_weights.data() + t_tile * weight_tile_bytes,
+                                   weight_tile_bytes,
+                                   init.data() + t_tile * rows,
+                                   nt,
+                                   panel.get() + q0 * kPackedColumnBytes,
+                                   tap_offset,
+                                   ntaps,
+                                   padded_blocks,
+                                   blocks_per_step,
+                                   block_stride,
+                                   qn,
+                                   wide.get(),
+                                   qn};
+          isa->gemm_panel(args);
+          if (gemm_shaped) {
+            const int64_t valid = std::min(qn, valid_cols - q0);
+            emit_columns(wide.get(), qn, t_k0, t_rows, first_col + q0, valid, s.K, out,
+                         column.get());
+          } else {
+            emit_rows(wide.get(), qn, t_k0, t_rows, clipped, base, plane, out, row_bytes.get());
+          }
         }
       }
     });
@@ -723,7 +839,64 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   guard.rethrow();
 }
 
+// One plane per (sample, channel): copied into a padded buffer (whose padding cells are set once
+// per thread), convolved into its OH * OW accumulators, which are the output plane as it is
+// (NCHW), and requantized in one run. Each thread takes a contiguous range of planes as a
+// software pipeline over two buffers: plane i + 1 is copied in and plane i - 1 requantized around
+// the convolution of plane i, so no load reads bytes that a (masked, not forwardable) store has
+// just written.
+void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
+                                        const OutputSink& out) const {
+  const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW(), total = N * s.C;
+  const bool x_signed = !x_unsigned;
+  ParallelGuard guard;  // scratch allocates
+#pragma omp parallel
+  guard.run([&] {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t begin = total * t / threads, end = total * (t + 1) / threads;
+    if (begin == end) return;
+    std::unique_ptr<uint8_t[]> buffers = scratch<uint8_t>(2 * dw.buffer_bytes);
+    std::unique_ptr<int32_t[]> accs = scratch<int32_t>(out.acc ? 0 : 2 * plane);
+    std::memset(buffers.get(), x_signed ? 0x80 : 0, 2 * dw.buffer_bytes);
+    auto buffer = [&](int64_t nc) { return buffers.get() + (nc & 1) * dw.buffer_bytes; };
+    auto acc = [&](int64_t nc) {
+      return out.acc ? out.acc + nc * plane : accs.get() + (nc & 1) * plane;
+    };
+    auto copy_in = [&](int64_t nc) {
+      avx512::copy_rows_flip(x + nc * in_plane, s.H, s.W, dw.Wp, x_signed,
+                             buffer(nc) + s.pad_top * dw.Wp + s.pad_left);
+    };
+    auto emit = [&](int64_t nc) {
+      if (!out.acc)
+        out.requantize_run(acc(nc), plane, out.scale_of(nc % s.C), false, out.lo, out.hi,
+                           out.y + nc * plane);
+    };
+    copy_in(begin);
+    for (int64_t nc = begin; nc < end; ++nc) {
+      if (nc + 1 < end) copy_in(nc + 1);
+      const int64_t c = nc % s.C;
+      const DepthwiseVnniArgs args{buffer(nc),
+                                   s.dil_h * dw.Wp,
+                                   s.R,
+                                   dw.quads,
+                                   dw.narrow,
+                                   static_cast<int64_t>(dw.base.size()),
+                                   dw.base.data(),
+                                   dw.index.data(),
+                                   dw.first.data(),
+                                   dw.weights.data() + c * s.R * dw.quads,
+                                   dw.init[c],
+                                   acc(nc)};
+      avx512::depthwise_vnni(args);
+      if (nc > begin) emit(nc - 1);
+    }
+    emit(end - 1);
+  });
+  guard.rethrow();
+}
+
 void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink& out) const {
+  if (depthwise_vnni) return run_depthwise_vnni(N, x, out);
   const int64_t taps = s.R * s.S, in_plane = s.H * s.W, plane = s.OH() * s.OW();
   ParallelGuard guard;  // scratch allocates
 #pragma omp parallel

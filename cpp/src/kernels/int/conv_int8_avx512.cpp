@@ -18,6 +18,10 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kColumnVectors = kGemmCols / kLanes;
 
+inline __mmask16 first_lanes(int64_t count) {
+  return count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
+}
+
 inline __mmask32 first_bytes(int64_t count) {
   return count >= 32 ? ~__mmask32{0} : count <= 0 ? 0 : (__mmask32{1} << count) - 1;
 }
@@ -98,7 +102,92 @@ void depthwise_plane(const DepthwiseArgs& args) {
   for (; q0 < args.ncols; q0 += kLanes) depthwise_columns<Signed, 1>(args, q0);
 }
 
+// vpermb / vpermt2b are AVX512-VBMI, which the AVX512 level does not require (Cascade Lake has
+// VNNI without it): these functions carry their own target, and ConvInt8 calls them only when
+// the CPU has VBMI (see depthwise_vnni_available in conv_int8.cpp).
+#define APL_VBMI __attribute__((target("avx512vbmi")))
+
+template <bool Narrow, int Rows, int Quads>
+APL_VBMI void depthwise_vnni_groups(const DepthwiseVnniArgs& a) {
+  const int rows = Rows > 0 ? Rows : static_cast<int>(a.rows);
+  const int quads = Quads > 0 ? Quads : static_cast<int>(a.quads);
+  constexpr int kMaxWeights = 32;
+  __m512i w[kMaxWeights];
+  for (int i = 0; i < rows * quads; ++i) w[i] = _mm512_set1_epi32(a.weights[i]);
+  const __m512i init = _mm512_set1_epi32(a.init);
+  for (int64_t g = 0; g < a.ngroups; ++g) {
+    const uint8_t* window = a.plane + a.base[g];
+    const uint8_t* index = a.index + g * quads * 64;
+    __m512i acc = init;
+    for (int r = 0; r < rows; ++r, window += a.row_step) {
+      const __m512i lo = _mm512_loadu_si512(window);
+      const __m512i hi = Narrow ? lo : _mm512_loadu_si512(window + 64);
+      for (int q = 0; q < quads; ++q) {
+        const __m512i idx = _mm512_loadu_si512(index + 64 * q);
+        const __m512i x = Narrow ? _mm512_permutexvar_epi8(idx, lo)
+                                 : _mm512_permutex2var_epi8(lo, idx, hi);
+        acc = _mm512_dpbusd_epi32(acc, x, w[r * quads + q]);
+      }
+    }
+    const int32_t first = a.first[g], lanes = a.first[g + 1] - first;
+    _mm512_mask_storeu_epi32(a.out + first, first_lanes(lanes), acc);
+  }
+}
+
+template <bool Narrow>
+APL_VBMI void depthwise_vnni_dispatch(const DepthwiseVnniArgs& a) {
+  if (a.rows == 3 && a.quads == 1) return depthwise_vnni_groups<Narrow, 3, 1>(a);
+  return depthwise_vnni_groups<Narrow, 0, 0>(a);
+}
+
 }  // namespace
+
+APL_VBMI void depthwise_vnni(const DepthwiseVnniArgs& args) {
+  if (args.narrow)
+    depthwise_vnni_dispatch<true>(args);
+  else
+    depthwise_vnni_dispatch<false>(args);
+}
+
+void gather_even(const uint8_t* in, int64_t n, uint8_t* out) {
+  for (int64_t i = 0; i < n; i += 32, in += 64, out += 32) {
+    const int64_t m = std::min<int64_t>(32, n - i);  // outputs; input bytes 0 .. 2m - 2
+    const __mmask64 load = m == 32 ? ~__mmask64{0} >> 1 : (__mmask64{1} << (2 * m - 1)) - 1;
+    const __m256i even = _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(load, in));
+    _mm256_mask_storeu_epi8(out, m == 32 ? ~__mmask32{0} : (__mmask32{1} << m) - 1, even);
+  }
+}
+
+void split_even_odd(const uint8_t* in, int64_t W, int64_t rows, int64_t in_pitch,
+                    int64_t out_pitch, uint8_t* even, uint8_t* odd) {
+  auto first32 = [](int64_t k) { return k >= 32 ? ~__mmask32{0} : (__mmask32{1} << k) - 1; };
+  for (int64_t r = 0; r < rows; ++r, in += in_pitch, even += out_pitch, odd += out_pitch)
+    for (int64_t i = 0; i < W; i += 64) {
+      const int64_t m = std::min<int64_t>(64, W - i);  // input bytes of this step
+      const __mmask64 load = m == 64 ? ~__mmask64{0} : (__mmask64{1} << m) - 1;
+      const __m512i x = _mm512_maskz_loadu_epi8(load, in + i);
+      _mm256_mask_storeu_epi8(even + i / 2, first32((m + 1) / 2), _mm512_cvtepi16_epi8(x));
+      _mm256_mask_storeu_epi8(odd + i / 2, first32(m / 2),
+                              _mm512_cvtepi16_epi8(_mm512_srli_epi16(x, 8)));
+    }
+}
+
+void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,
+                    uint8_t* dst) {
+  const __m512i flip = _mm512_set1_epi8(x_signed ? static_cast<char>(0x80) : 0);
+  if (W <= 64) {  // one masked move per row (the zoo planes: 7-28 bytes)
+    const __mmask64 m = W == 64 ? ~__mmask64{0} : (__mmask64{1} << W) - 1;
+    for (int64_t h = 0; h < H; ++h, src += W, dst += dst_pitch)
+      _mm512_mask_storeu_epi8(dst, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src), flip));
+    return;
+  }
+  for (int64_t h = 0; h < H; ++h, src += W, dst += dst_pitch)
+    for (int64_t i = 0; i < W; i += 64) {
+      const __mmask64 m = W - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (W - i)) - 1;
+      _mm512_mask_storeu_epi8(dst + i, m,
+                              _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src + i), flip));
+    }
+}
 
 void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height,
                      int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst) {

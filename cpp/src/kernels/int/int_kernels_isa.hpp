@@ -97,6 +97,28 @@ struct DepthwiseArgs {
 };
 using DepthwiseFn = void (*)(const DepthwiseArgs&);
 
+// VNNI depthwise (AVX512 and AMX levels) of one channel plane, padded but not phase-split: the
+// plane is Hp rows of Wp bytes, signed activations stored x ^ 0x80 (padding 0x80), unsigned as
+// they are (padding 0). The OH * OW outputs, contiguous as in NCHW, are cut into groups of up to
+// 16 consecutive outputs whose inputs for one tap row lie in a 64- or 128-byte window (window
+// offset base[g] in the plane, tap row r adds r * row_step). Lane j of group g, quad q holds the
+// window bytes index[g][q][4j .. 4j + 3]: taps s = 4q .. 4q + 3 of the tap row (taps past S
+// point at byte 0 with weight 0), so one vpdpbusd per tap row and quad adds 4 exact uint8 x
+// int8 products to each lane's int32.
+struct DepthwiseVnniArgs {
+  const uint8_t* plane;
+  int64_t row_step;           // bytes between tap rows: dil_h * Wp
+  int64_t rows, quads;        // R, ceil(S / 4)
+  bool narrow;                // every window fits 64 bytes (one load, vpermb)
+  int64_t ngroups;
+  const int64_t* base;        // per group
+  const uint8_t* index;       // per group and quad: 64 bytes
+  const int32_t* first;       // per group: its first output; first[ngroups] = OH * OW
+  const int32_t* weights;     // per tap row and quad: 4 int8 weights
+  int32_t init;               // bias, plus -128 * sum(w) for signed activations
+  int32_t* out;               // OH * OW accumulators
+};
+
 namespace scalar {
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y);
@@ -132,6 +154,17 @@ void interleave_u8x4(const uint8_t* const* planes, int64_t width, int64_t height
                      int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 void gemm_panel(const GemmPanelArgs& args);
 void depthwise(const DepthwiseArgs& args);
+void depthwise_vnni(const DepthwiseVnniArgs& args);
+// out[i] = in[2 * i] for i < n; reads in[0 .. 2n - 2] only.
+void gather_even(const uint8_t* in, int64_t n, uint8_t* out);
+// For rows r < rows of W bytes at in + r * in_pitch: even[r * out_pitch + i] = row[2i] for
+// i < (W + 1) / 2 and odd[r * out_pitch + i] = row[2i + 1] for i < W / 2; reads rows only.
+void split_even_odd(const uint8_t* in, int64_t W, int64_t rows, int64_t in_pitch,
+                    int64_t out_pitch, uint8_t* even, uint8_t* odd);
+// Copies an H x W plane into the interior of a padded one (rows dst_pitch apart), each byte
+// xor 0x80 when x_signed.
+void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,
+                    uint8_t* dst);
 }  // namespace avx512
 
 // AMX-INT8 tiles (TDPBSUD: int8 weights x uint8 activations) on the VNNI panel layout; every

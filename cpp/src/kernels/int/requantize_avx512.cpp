@@ -110,10 +110,72 @@ inline __mmask16 first_lanes(int64_t count) {
   return count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
 }
 
+// first_lanes for any count (none when count <= 0).
+inline __mmask16 lanes_from(int64_t count) { return count <= 0 ? 0 : first_lanes(count); }
+
+// One scale with shift s >= 32 (the usual fused output stage), 64 lanes per step, the clamp on
+// the packed bytes (equal to the int32 clamp, as argued at pack_clamp_bytes). The high words
+// H = floor(P / 2^32) of the products P = acc * m (|P| <= 2^62) come from vpmuldq on the even and
+// the odd lanes and one vpermt2d. With P = H * 2^32 + L, 0 <= L < 2^32:
+// * s >= 33: 2^(s-1) = 2^(s-33) * 2^32, so (P + 2^(s-1)) >> s = ((H + 2^(s-33)) * 2^32 + L) >> s
+//   = (H + 2^(s-33)) >> (s - 32) (L cannot carry into bit 32), all in 32-bit lanes:
+//   |H| <= 2^30 and 2^(s-33) <= 2^29, so the sum fits;
+// * s == 32: the rounding term 2^31 is added to the 64-bit products, then their high words are
+//   the result.
+template <bool Fold>
+inline __m512i high_word_rescale(__m512i a, __m512i m, __m512i round64, __m512i round32,
+                                 __m128i rest) {
+  const __m512i high_dwords =
+      _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  __m512i even = _mm512_mul_epi32(a, m);
+  // vpmuldq reads the low dword of each qword: the odd lanes moved down by a vpshufd (port 5,
+  // beside the multiplies and shifts on port 0).
+  __m512i odd = _mm512_mul_epi32(_mm512_shuffle_epi32(a, _MM_PERM_CDAB), m);
+  if (!Fold) {
+    even = _mm512_add_epi64(even, round64);
+    odd = _mm512_add_epi64(odd, round64);
+  }
+  const __m512i high = _mm512_permutex2var_epi32(even, high_dwords, odd);
+  return Fold ? _mm512_sra_epi32(_mm512_add_epi32(high, round32), rest) : high;
+}
+
+template <bool Fold>
+void requantize_uniform_high(const int32_t* acc, int64_t n, FixedPointMultiplier fp, int32_t lo,
+                             int32_t hi, uint8_t* y) {
+  const __m512i m = _mm512_set1_epi32(fp.multiplier);
+  const __m512i round64 = _mm512_set1_epi64(int64_t{1} << (fp.shift - 1));
+  const __m512i round32 = _mm512_set1_epi32(Fold ? int32_t{1} << (fp.shift - 33) : 0);
+  const __m128i rest = _mm_cvtsi32_si128(fp.shift - 32);
+  auto rescale = [&](__m512i a) { return high_word_rescale<Fold>(a, m, round64, round32, rest); };
+  const bool unsigned_bytes = lo >= 0;
+  const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(lo));
+  const __m512i hi8 = _mm512_set1_epi8(static_cast<char>(hi));
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i a = rescale(_mm512_loadu_si512(acc + i));
+    const __m512i b = rescale(_mm512_loadu_si512(acc + i + 16));
+    const __m512i c = rescale(_mm512_loadu_si512(acc + i + 32));
+    const __m512i d = rescale(_mm512_loadu_si512(acc + i + 48));
+    _mm512_storeu_si512(y + i, pack_clamp_bytes(a, b, c, d, unsigned_bytes, lo8, hi8));
+  }
+  if (i < n) {  // the last 1..63 as one masked step (short runs: output rows, small planes)
+    auto part = [&](int64_t k) {
+      return rescale(_mm512_maskz_loadu_epi32(lanes_from(n - i - 16 * k), acc + i + 16 * k));
+    };
+    _mm512_mask_storeu_epi8(y + i, (__mmask64{1} << (n - i)) - 1,
+                            pack_clamp_bytes(part(0), part(1), part(2), part(3), unsigned_bytes,
+                                             lo8, hi8));
+  }
+}
+
 }  // namespace
 
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
                     bool per_lane, int32_t lo, int32_t hi, uint8_t* y) {
+  if (!per_lane && scale->shift >= 33)
+    return requantize_uniform_high<true>(acc, n, *scale, lo, hi, y);
+  if (!per_lane && scale->shift == 32)
+    return requantize_uniform_high<false>(acc, n, *scale, lo, hi, y);
   const __m512i lo_v = _mm512_set1_epi32(lo), hi_v = _mm512_set1_epi32(hi);
   const Scales uniform = broadcast_scales(*scale);
   const bool uniform_high = scale->shift >= 32;
@@ -146,6 +208,16 @@ void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier
   for (; i + 64 <= n; i += 64)
     _mm512_storeu_si512(y + i, pack_clamp_bytes(rescaled(i), rescaled(i + 16), rescaled(i + 32),
                                                 rescaled(i + 48), unsigned_bytes, lo8, hi8));
+  if (!per_lane && i < n) {  // the last 1..63 as one masked step
+    auto part = [&](int64_t k) {
+      return shift_round(_mm512_maskz_loadu_epi32(lanes_from(n - i - 16 * k), acc + i + 16 * k),
+                         uniform);
+    };
+    _mm512_mask_storeu_epi8(y + i, (__mmask64{1} << (n - i)) - 1,
+                            pack_clamp_bytes(part(0), part(1), part(2), part(3), unsigned_bytes,
+                                             lo8, hi8));
+    return;
+  }
   const __m512i lo_v = _mm512_set1_epi32(lo), hi_v = _mm512_set1_epi32(hi);
   for (; i < n; i += 16) {
     const __mmask16 mask = first_lanes(n - i);
