@@ -23,6 +23,7 @@ class ConvKernel : public NodeKernel {
   Tensor run(const std::vector<const Tensor*>& in) const override { return run_with(in, {}); }
   bool fuse_epilogue(const FusedEpilogue& e) override {
     if (e.after_own_scaling) return false;  // a no_quant network's Scaling node runs on its own
+    if (e.factor && e.factor->numel() != 1 && e.factor->numel() != conv_.shape().K) return false;
     if (e.factor) factor_.assign(e.factor->data<float>(), e.factor->data<float>() + e.factor->numel());
     clamp_ = {e.lo, e.hi};
     return true;
