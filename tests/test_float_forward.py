@@ -201,3 +201,17 @@ def test_profile_shows_which_clamps_ran_fused(tmp_path):
                          capture_output=True, text=True, check=True).stderr
     rows = {line.split("'")[1]: line.split()[-1] for line in err.splitlines() if line.count("'") == 2}
     assert [n for n, v in rows.items() if v == "fused"] == ["r0", "k1", "r1", "s5", "r5", "s6"], err
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+def test_calibration_graph_fuses_its_scaling_nodes_bit_for_bit(name, test_images):
+    """The float network with its Scaling nodes (as calibration runs it, normalized weights and
+    factors): forward fuses Conv -> Scaling -> (Add ->) Relu; intermediate_outputs runs them apart."""
+    from aidge_ptq_lite import _core
+    g = apl.load_onnx(zoo.model_path(name))
+    _core._prepare_for_calibration(g, _core.QuantizeOptions())
+    assert any(n.op == "Scaling" for n in g.nodes())
+    fused, unfused = _fused_and_unfused(g, test_images[0][:32])
+    np.testing.assert_array_equal(fused[0], unfused[0])
+    ref = apl.load_onnx(zoo.model_path(name)).forward(test_images[0][:32])
+    assert relative_error(fused[0], ref) <= 1e-4
