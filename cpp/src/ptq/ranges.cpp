@@ -43,7 +43,14 @@ RangeCollector::RangeCollector(const Graph& g, int64_t histogram_bins, const std
   }
   for (const Node& n : g.nodes())
     if (channel_means && n.traits().affine && !n.traits().transposed_weights) channel_sums_[n.inputs[0]];
-  executor_ = std::make_shared<const Executor>(g);
+  // Only these outputs are read: the executor runs the other nodes fused into their producers'
+  // output passes (a Conv with its Scaling node and Relu), as a plain forward does.
+  ExecutorOptions options;
+  options.observed.emplace();
+  for (const auto* watched : {&range_at_, &histogram_at_})
+    for (const auto& entry : *watched) options.observed->push_back(entry.first);
+  for (const auto& entry : channel_sums_) options.observed->push_back(entry.first);
+  executor_ = std::make_shared<const Executor>(g, options);
 }
 
 std::map<std::string, std::vector<float>> RangeCollector::channel_means() const {

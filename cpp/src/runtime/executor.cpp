@@ -69,6 +69,11 @@ void print_profile(const std::vector<const Node*>& nodes, const std::vector<doub
 // the kernel's. Runs without an observer use every fusion; runs with one, those that hide no
 // observed node (when the observed nodes are given).
 void Executor::plan_fusion(const Graph& graph, const std::optional<std::vector<std::string>>& observed) {
+  static const bool off = [] {  // APL_FUSION=0: every node runs its own kernel (to compare)
+    const char* v = std::getenv("APL_FUSION");
+    return v && std::string(v) == "0";
+  }();
+  if (off) return;
   std::map<std::string, size_t> step_of;
   for (size_t i = 0; i < steps_.size(); ++i) step_of[steps_[i].node->name] = i;
   const std::set<std::string> watched = observed ? std::set<std::string>(observed->begin(), observed->end())
