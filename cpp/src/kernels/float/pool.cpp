@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "aidge_ptq_lite/kernels/float_kernels.hpp"
@@ -44,10 +45,18 @@ void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, floa
     for (int64_t oh = 0; oh < OH; ++oh) {
       float* out = y + (plane * OH + oh) * OW;
       std::fill_n(out, OW, init);
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t col = 0; col < s.S; ++col)
-          reduce(out, padded + (oh * s.stride_h + r * s.dil_h) * padded_w + col * s.dil_w, OW,
-                 s.stride_w);
+      // The stride a constant for 1 and 2, so that the compiler vectorises the taps' loops.
+      auto taps = [&](auto stride) {
+        for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t col = 0; col < s.S; ++col)
+            reduce(out, padded + (oh * s.stride_h + r * s.dil_h) * padded_w + col * s.dil_w, OW, stride);
+      };
+      if (s.stride_w == 1)
+        taps(std::integral_constant<int64_t, 1>());
+      else if (s.stride_w == 2)
+        taps(std::integral_constant<int64_t, 2>());
+      else
+        taps(s.stride_w);
     }
   });
   guard.rethrow();
@@ -60,7 +69,7 @@ void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, floa
 void maxpool2d_f32(const Pool2dShape& s, int64_t N, const float* x, float* y) {
   const float lowest = -std::numeric_limits<float>::infinity();
   pool_planes(s, N, x, y, lowest, lowest,
-              [](float* out, const float* in, int64_t OW, int64_t stride) {
+              [](float* out, const float* in, int64_t OW, auto stride) {
                 for (int64_t ow = 0; ow < OW; ++ow) {
                   const float v = in[ow * stride];
                   out[ow] = v > out[ow] || std::isnan(v) ? v : out[ow];
@@ -70,7 +79,7 @@ void maxpool2d_f32(const Pool2dShape& s, int64_t N, const float* x, float* y) {
 
 void avgpool2d_f32(const Pool2dShape& s, bool count_include_pad, int64_t N, const float* x,
                    float* y) {
-  pool_planes(s, N, x, y, 0.0f, 0.0f, [](float* out, const float* in, int64_t OW, int64_t stride) {
+  pool_planes(s, N, x, y, 0.0f, 0.0f, [](float* out, const float* in, int64_t OW, auto stride) {
     for (int64_t ow = 0; ow < OW; ++ow) out[ow] += in[ow * stride];
   });
   const int64_t OH = s.OH(), OW = s.OW();
