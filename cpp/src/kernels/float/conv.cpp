@@ -71,14 +71,17 @@ void fill_phase_rows(const Conv2dShape& s, const float* channel, int64_t a, int6
 struct PhaseLayout {
   int64_t width, extra_rows, extra_cols, slots = 0;
   std::vector<int64_t> slot_of;  // per phase a * stride_w + b: its slot, -1 when no tap reads it
-  detail::CopyPaddedRowsFn copy_rows;  // the SIMD level's, for stride 1 (one phase: padded rows)
+  // The SIMD level's row copies: for stride 1 (one phase: padded rows), for stride_w 2 (null: none).
+  detail::CopyPaddedRowsFn copy_rows;
+  detail::CopyEvenColumnsFn copy_even;
 
-  PhaseLayout(const Conv2dShape& s, detail::CopyPaddedRowsFn copy_rows)
+  PhaseLayout(const Conv2dShape& s, detail::CopyPaddedRowsFn copy_rows, detail::CopyEvenColumnsFn copy_even)
       : width((s.W + s.pad_left + s.pad_right + s.stride_w - 1) / s.stride_w),
         extra_rows((s.R - 1) * s.dil_h / s.stride_h),
         extra_cols((s.S - 1) * s.dil_w / s.stride_w),
         slot_of(s.stride_h * s.stride_w, -1),
-        copy_rows(copy_rows) {
+        copy_rows(copy_rows),
+        copy_even(copy_even) {
     for (int64_t r = 0; r < s.R; ++r)
       for (int64_t col = 0; col < s.S; ++col) {
         int64_t& slot = slot_of[(r * s.dil_h % s.stride_h) * s.stride_w + col * s.dil_w % s.stride_w];
@@ -97,8 +100,12 @@ struct PhaseLayout {
     for (int64_t phase = 0; phase < s.stride_h * s.stride_w; ++phase) {
       if (slot_of[phase] < 0) continue;
       float* plane = planes + slot_of[phase] * plane_stride;
-      fill_phase_rows(s, channel, phase / s.stride_w, phase % s.stride_w, first_row, n_rows,
-                      width, plane);
+      const int64_t a = phase / s.stride_w, b = phase % s.stride_w;
+      if (s.stride_w == 2 && copy_even)
+        copy_even(channel, s.H, s.W, first_row * s.stride_h + a - s.pad_top, s.stride_h, n_rows,
+                  b - s.pad_left, width, plane);
+      else
+        fill_phase_rows(s, channel, a, b, first_row, n_rows, width, plane);
       std::fill(plane + n_rows * width, plane + plane_stride, 0.0f);
     }
   }
@@ -169,6 +176,7 @@ struct ConvF32::Impl {
   detail::MicroKernel kernel{}, wide_kernel{};
   detail::DepthwiseFlatFn depthwise = nullptr;  // set on the depthwise path only
   detail::CopyPaddedRowsFn copy_rows = nullptr;
+  detail::CopyEvenColumnsFn copy_even = nullptr;
   std::vector<detail::PackedA> group_weights;    // GEMM paths: one (K/g x C/g*R*S) per group
   std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
   std::vector<float> bias;                       // K values, zeros when the model has none
@@ -188,6 +196,7 @@ ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bi
   if (bias) std::copy_n(bias, shape.K, m.bias.begin());
   const SimdLevel level = active_simd_level();
   m.copy_rows = detail::copy_padded_rows_for(level);
+  m.copy_even = detail::copy_even_columns_for(level);
   const int64_t taps = shape.channels_per_group() * shape.R * shape.S;
   if (shape.is_depthwise()) {
     m.depthwise = detail::depthwise_flat_for(level);
@@ -217,7 +226,7 @@ void ConvF32::run(int64_t N, const float* x, float* y, const Epilogue& epilogue)
 
 void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
-  const PhaseLayout phases(s, copy_rows);
+  const PhaseLayout phases(s, copy_rows, copy_even);
   const int64_t OH = s.OH(), OW = s.OW(), taps = s.R * s.S, out_plane = OH * OW;
   const int64_t band_rows = OH + phases.extra_rows, flat = OH * phases.width;
   const int64_t plane_stride = detail::scratch_stride(band_rows * phases.width);
@@ -312,7 +321,7 @@ void ConvF32::Impl::run_im2col(int64_t N, const float* x, float* y, const Epilog
 void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
   const int64_t OH = s.OH(), OW = s.OW(), Cg = s.channels_per_group(), Kg = s.outputs_per_group();
-  const PhaseLayout phases(s, copy_rows);
+  const PhaseLayout phases(s, copy_rows, copy_even);
   const int64_t phase_w = phases.width, extra_rows = phases.extra_rows, slots = phases.slots;
   const int64_t jobs = N * s.groups;
   // Fewer images (x groups) than threads: the threads share the output channels rather than the

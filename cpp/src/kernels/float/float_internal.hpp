@@ -44,6 +44,14 @@ void copy_padded_rows_avx512(const float* plane, int64_t H, int64_t W, int64_t f
                              float* dst);
 using CopyPaddedRowsFn = decltype(&copy_padded_rows);
 CopyPaddedRowsFn copy_padded_rows_for(SimdLevel level);  // the same rows, by the level's variant
+// Rows first_row + i * row_step (i < n_rows) of an H x W plane, their input columns first_col +
+// 2 j for j < width (zeros outside the plane): a stride-2 phase plane. Null below AVX512 (the
+// caller's scalar loop serves).
+void copy_even_columns_avx512(const float* plane, int64_t H, int64_t W, int64_t first_row,
+                              int64_t row_step, int64_t n_rows, int64_t first_col, int64_t width,
+                              float* dst);
+using CopyEvenColumnsFn = decltype(&copy_even_columns_avx512);
+CopyEvenColumnsFn copy_even_columns_for(SimdLevel level);
 
 // ---- Micro-kernels ------------------------------------------------------------------------------
 // One MR x NR tile of C from kc steps, of which columns j < n (1 <= n <= NR) are read and written:

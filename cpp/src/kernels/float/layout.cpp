@@ -32,6 +32,10 @@ detail::CopyPaddedRowsFn detail::copy_padded_rows_for(SimdLevel level) {
   return level >= SimdLevel::AVX512 ? copy_padded_rows_avx512 : copy_padded_rows;
 }
 
+detail::CopyEvenColumnsFn detail::copy_even_columns_for(SimdLevel level) {
+  return level >= SimdLevel::AVX512 ? copy_even_columns_avx512 : nullptr;
+}
+
 void concat_bytes(int64_t outer, int64_t inner_bytes, const int64_t* sizes,
                   const void* const* inputs, int n_inputs, void* y) {
   auto* out = static_cast<unsigned char*>(y);
