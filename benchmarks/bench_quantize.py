@@ -82,6 +82,8 @@ def stage_profile(models, modes, repeats: int) -> None:
                   f"(medians of {repeats})")
             for stage, ms in stages.items():
                 print(f"    {stage:<24} {ms:>9.2f} ms {100 * ms / total:>5.1f}%")
+            forward = stages.get("forward", 0.0)
+            print(f"    {'(all but the forward)':<24} {total - forward:>9.2f} ms {100 * (total - forward) / total:>5.1f}%")
 
 
 def main():
