@@ -103,6 +103,13 @@ std::vector<ConvCase> conv_cases() {
       {"depthwise_3x3", conv(8, 10, 12, 8, 3, 3, 1, 1, 8), 2},
       {"depthwise_5x5_stride2_dil2", conv(5, 17, 15, 5, 5, 5, 2, 3, 5, 2), 2},
       {"single_channel", conv(1, 12, 12, 5, 3, 3, 1, 1), 2},
+      // One input channel runs the VNNI depthwise kernel at the AVX512 / AMX levels (K output
+      // planes per input plane): the zoo first layer, stride 2 with a 5x5 kernel, a 1x1, and
+      // 3 samples x 5 outputs, which 2 threads split inside a sample.
+      {"single_channel_zoo_first_layer", conv(1, 28, 28, 16, 3, 3, 1, 1), 3},
+      {"single_channel_5x5_stride2", conv(1, 13, 15, 7, 5, 5, 2, 2), 2},
+      {"single_channel_1x1", conv(1, 6, 7, 4, 1, 1), 2},
+      {"single_channel_split_inside_a_sample", conv(1, 9, 11, 5, 3, 3, 1, 1), 3},
       // Enough output channels that the accumulators are produced in column chunks.
       {"column_chunks_3x3", conv(8, 20, 20, 256, 3, 3, 1, 1), 2},
       {"column_chunks_1x1", conv(16, 12, 12, 600, 1, 1), 2},

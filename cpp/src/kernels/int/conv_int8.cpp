@@ -427,9 +427,9 @@ bool plan_depthwise_vnni(const Conv2dShape& s, const int8_t* w, const std::vecto
   // Loads reach base + (R - 1) * dil_h * Wp + 127 < Hp * Wp + 127 (the last output's rows).
   p->buffer_bytes = p->Hp * p->Wp + kWindow + 64;
   const int64_t taps = s.R * s.S;
-  p->weights.assign(s.C * s.R * p->quads, 0);
-  p->init.resize(s.C);
-  for (int64_t c = 0; c < s.C; ++c) {
+  p->weights.assign(s.K * s.R * p->quads, 0);  // per output channel (K == C, or C == 1)
+  p->init.resize(s.K);
+  for (int64_t c = 0; c < s.K; ++c) {
     int64_t sum = 0;
     for (int64_t r = 0; r < s.R; ++r)
       for (int64_t sx = 0; sx < s.S; ++sx) {
@@ -501,6 +501,7 @@ struct ConvInt8::Impl {
   std::vector<int32_t> depthwise_weights;  // [C][tap]
   // Depthwise at the AVX512 and AMX levels on CPUs with VBMI (else the int16 kernel above).
   bool depthwise_vnni = false;
+  bool single_input = false;  // C == 1: the K output planes of a sample share its input plane
   DepthwiseVnniPlan dw;
 
   Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x);
@@ -533,10 +534,19 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     weights.assign(w, w + weight_count);
     return;
   }
+  const bool vnni_planes =
+      (level == SimdLevel::AVX512 || level == SimdLevel::AMX) && depthwise_vnni_available();
+  // One input channel (a grayscale first layer): every output channel is a depthwise conv of the
+  // same plane, which the VNNI depthwise kernel does with no zero channels (the GEMM packs 3).
+  if (s.C == 1 && s.groups == 1 && s.K > 1 && vnni_planes &&
+      plan_depthwise_vnni(s, w, bias, x_unsigned, &dw)) {
+    path = ConvPath::Depthwise;
+    depthwise_vnni = single_input = true;
+    return;
+  }
   if (s.is_depthwise()) {
     path = ConvPath::Depthwise;
-    if ((level == SimdLevel::AVX512 || level == SimdLevel::AMX) && depthwise_vnni_available())
-      depthwise_vnni = plan_depthwise_vnni(s, w, bias, x_unsigned, &dw);
+    if (vnni_planes) depthwise_vnni = plan_depthwise_vnni(s, w, bias, x_unsigned, &dw);
     if (depthwise_vnni) return;
     depthwise_weights.assign(w, w + weight_count);
     planes = make_padded_planes(s, 1, 1, isa->depthwise_cols);
@@ -847,7 +857,7 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
 // just written.
 void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
                                         const OutputSink& out) const {
-  const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW(), total = N * s.C;
+  const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW(), total = N * s.K;
   const bool x_signed = !x_unsigned;
   ParallelGuard guard;  // scratch allocates
 #pragma omp parallel
@@ -858,23 +868,26 @@ void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
     std::unique_ptr<uint8_t[]> buffers = scratch<uint8_t>(2 * dw.buffer_bytes);
     std::unique_ptr<int32_t[]> accs = scratch<int32_t>(out.acc ? 0 : 2 * plane);
     std::memset(buffers.get(), x_signed ? 0x80 : 0, 2 * dw.buffer_bytes);
-    auto buffer = [&](int64_t nc) { return buffers.get() + (nc & 1) * dw.buffer_bytes; };
+    // Output plane nc = (n, k) reads input plane in(nc): (n, k) itself, or n when C == 1 (then
+    // copied once for its K outputs). Buffers alternate with the input plane.
+    auto in = [&](int64_t nc) { return single_input ? nc / s.K : nc; };
+    auto buffer = [&](int64_t nc) { return buffers.get() + (in(nc) & 1) * dw.buffer_bytes; };
     auto acc = [&](int64_t nc) {
       return out.acc ? out.acc + nc * plane : accs.get() + (nc & 1) * plane;
     };
     auto copy_in = [&](int64_t nc) {
-      avx512::copy_rows_flip(x + nc * in_plane, s.H, s.W, dw.Wp, x_signed,
+      avx512::copy_rows_flip(x + in(nc) * in_plane, s.H, s.W, dw.Wp, x_signed,
                              buffer(nc) + s.pad_top * dw.Wp + s.pad_left);
     };
     auto emit = [&](int64_t nc) {
       if (!out.acc)
-        out.requantize_run(acc(nc), plane, out.scale_of(nc % s.C), false, out.lo, out.hi,
+        out.requantize_run(acc(nc), plane, out.scale_of(nc % s.K), false, out.lo, out.hi,
                            out.y + nc * plane);
     };
     copy_in(begin);
     for (int64_t nc = begin; nc < end; ++nc) {
-      if (nc + 1 < end) copy_in(nc + 1);
-      const int64_t c = nc % s.C;
+      if (nc + 1 < end && in(nc + 1) != in(nc)) copy_in(nc + 1);
+      const int64_t c = nc % s.K;
       const DepthwiseVnniArgs args{buffer(nc),
                                    s.dil_h * dw.Wp,
                                    s.R,
