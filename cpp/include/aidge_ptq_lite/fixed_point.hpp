@@ -50,4 +50,14 @@ inline FixedPointMultiplier encode_shift(double power_of_two) {
   return {static_cast<int32_t>(int64_t(1) << -k), 0};
 }
 
+// std::nearbyint(v) in the default rounding mode (to nearest, ties to even), inline: below 2^52,
+// |v| + 2^52 lies where the double step is 1, so the addition rounds |v| to an integer as
+// nearbyint does and the subtraction is exact; copysign gives nearbyint's sign (-0 for v in
+// (-0.5, -0]). Larger magnitudes (integers already), Inf and NaN take nearbyint itself.
+inline double round_to_integer(double v) {
+  const double a = std::fabs(v);
+  if (!(a < 0x1p52)) return std::nearbyint(v);
+  return std::copysign((a + 0x1p52) - 0x1p52, v);
+}
+
 }  // namespace apl

@@ -33,7 +33,7 @@ RangeMap adjust_ranges(const Graph& g, const std::string& mode, const RangeMap& 
     if (h == histograms.end() || r == adjusted.end())
       throw ValueError("adjust_ranges: no histogram or range for " + n.label());
     if (h->second.total() == 0 || r->second == 0.f) continue;
-    searches.push_back({&n, &h->second, &r->second});
+    searches.push_back({&n, &h->second, &r->second, 0.f, nullptr});
   }
   const int64_t count = static_cast<int64_t>(searches.size());
 #pragma omp parallel for schedule(dynamic, 1) if (count > 1)

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "../ops/op_parts.hpp"
+#include "aidge_ptq_lite/fixed_point.hpp"
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/op_geometry.hpp"
 #include "aidge_ptq_lite/sign_map.hpp"
@@ -418,7 +419,7 @@ Tensor quantize_input(const Node& input, const QuantizeOptions& config, const Te
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) {
       // NaN maps to code 0 at every width (a float-to-int cast of NaN is undefined); +-Inf saturate.
-      const double v = std::isnan(src[i]) ? 0.0 : std::nearbyint(src[i] * inv_step);
+      const double v = std::isnan(src[i]) ? 0.0 : round_to_integer(src[i] * inv_step);
       out[i] = static_cast<T>(std::clamp<double>(v, input.quant.lo, input.quant.hi));
     }
   });
