@@ -157,6 +157,15 @@ def test_identical_across_simd_levels_and_threads(model):
         assert result["native"] == results[(level, 1)]["native"], (level, threads)
 
 
+def _run_script(code, threads):
+    """The JSON last printed by `code` run in a fresh process on `threads` threads, APL_SIMD unset."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env.pop("APL_SIMD", None)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _amx_or_skip():
     if apl.detected_simd_level() != "amx":
         pytest.skip(f"no AMX level here (detected {apl.detected_simd_level()}: CPU without "
@@ -188,12 +197,7 @@ def test_amx_integers_equal_scalar_at_every_batch_size_and_thread_count():
                           "nonzero": bool(np.any(np.asarray(out["amx"][2])))}))
     """)
     for threads in (1, 2):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        env.pop("APL_SIMD", None)
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"same": True, "nonzero": True}, threads
+        assert _run_script(code, threads) == {"same": True, "nonzero": True}, threads
 
 
 def test_apl_simd_avx512_disables_amx():
@@ -237,12 +241,7 @@ def test_depthwise_integers_equal_scalar_at_every_batch_size_and_thread_count(op
                           "nonzero": bool(np.any(np.asarray(out[have[-1]][2])))}))
     """).replace("OPTIONS", options)
     for threads in (1, 2):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        env.pop("APL_SIMD", None)
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = _run_script(code, threads)
         if len(result["levels"]) == 1:
             pytest.skip("this CPU has no AVX2: only the scalar level ran")
         assert result["same"] and result["nonzero"], (threads, result)
