@@ -512,6 +512,8 @@ std::vector<std::pair<Pool2dShape, int64_t>> pool_cases() {
   cases.push_back({conv(5, 13, 12, 0, 3, 2, 1, 2, 1, 2), 2});
   Pool2dShape wide_pads = conv(2, 5, 6, 0, 2, 2, 1, 3);
   cases.push_back({wide_pads, 2});
+  cases.push_back({conv(3, 7, 151, 0, 3, 3, 2, 1), 2});  // stride-2 rows of 76: 32-lane steps and a tail
+  cases.push_back({conv(2, 9, 70, 0, 2, 4, 2, 0, 1, 2), 1});  // stride 2, dilation 2, no padding
   return cases;
 }
 
@@ -521,11 +523,13 @@ void check_pools(std::mt19937& rng, int64_t lo, int64_t hi) {
 }
 
 TEST(IntKernelsOps, PoolsMatchNaiveLoops) {
-  std::mt19937 rng(11);
-  check_pools<int8_t, int32_t>(rng, -127, 127);
-  check_pools<uint8_t, int32_t>(rng, 0, 255);
-  check_pools<int32_t, int64_t>(rng, -(int64_t{1} << 30), int64_t{1} << 30);
-  check_pools<int8_t, int64_t>(rng, -127, 127);
+  apl::test::for_each_level_and_threads([] {
+    std::mt19937 rng(11);
+    check_pools<int8_t, int32_t>(rng, -127, 127);
+    check_pools<uint8_t, int32_t>(rng, 0, 255);
+    check_pools<int32_t, int64_t>(rng, -(int64_t{1} << 30), int64_t{1} << 30);
+    check_pools<int8_t, int64_t>(rng, -127, 127);
+  });
 }
 
 TEST(IntKernelsOps, ReluClampsNegativesOnly) {

@@ -161,6 +161,10 @@ void gather_even(const uint8_t* in, int64_t n, uint8_t* out);
 // i < (W + 1) / 2 and odd[r * out_pitch + i] = row[2i + 1] for i < W / 2; reads rows only.
 void split_even_odd(const uint8_t* in, int64_t W, int64_t rows, int64_t in_pitch,
                     int64_t out_pitch, uint8_t* even, uint8_t* odd);
+// out[i] = the max over t < taps of in[2 i + t * dil] (bytes, signed when is_signed) for i < n:
+// a stride-2 max-pool window row; reads in[0 .. 2 (n - 1) + (taps - 1) dil] only.
+void max_stride2_taps(const uint8_t* in, int64_t n, int64_t taps, int64_t dil, bool is_signed,
+                      uint8_t* out);
 // Copies an H x W plane into the interior of a padded one (rows dst_pitch apart), each byte
 // xor 0x80 when x_signed.
 void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,

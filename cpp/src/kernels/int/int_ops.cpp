@@ -10,6 +10,7 @@
 
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "../broadcast_plan.hpp"
+#include "int_kernels_isa.hpp"
 
 namespace apl::kernels {
 namespace {
@@ -98,6 +99,7 @@ void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
     }
   const bool parallel = N * s.C * OH * OW >= (1 << 14);
   std::vector<T> scratch((parallel ? omp_get_max_threads() : 1) * s.W);
+  const bool byte_simd = sizeof(T) == 1 && active_simd_level() >= SimdLevel::AVX512;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t nc = 0; nc < N * s.C; ++nc) {
     T* col_max = scratch.data() + omp_get_thread_num() * s.W;
@@ -111,8 +113,12 @@ void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
       const int64_t ih0 = oh * s.stride_h - s.pad_top;
       std::copy_n(plane + (ih0 + row_lo[oh] * s.dil_h) * s.W, s.W, col_max);
       for (int64_t r = row_lo[oh] + 1; r < row_hi[oh]; ++r) {
-        const T* in = plane + (ih0 + r * s.dil_h) * s.W;
-        for (int64_t iw = 0; iw < s.W; ++iw) col_max[iw] = std::max(col_max[iw], in[iw]);
+        // Local width and restrict pointers: a byte store could otherwise alias s.W (char
+        // aliases everything), and the loop would not vectorise.
+        const int64_t W = s.W;
+        const T* __restrict in = plane + (ih0 + r * s.dil_h) * W;
+        T* __restrict cm = col_max;
+        for (int64_t iw = 0; iw < W; ++iw) cm[iw] = std::max(cm[iw], in[iw]);
       }
       // Interior columns (every tap inside): tap-outer loops over a run of columns, the stride
       // a constant for 1 and 2 so that the compiler vectorises them; the border columns bounded.
@@ -126,7 +132,10 @@ void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y) {
             for (int64_t ow = 0; ow < b - a; ++ow) out[a + ow] = std::max(out[a + ow], tap[ow * stride]);
           }
         };
-        if (s.stride_w == 1) taps(std::integral_constant<int64_t, 1>());
+        if (s.stride_w == 2 && byte_simd)  // strided bytes defeat the compiler's vectoriser
+          avx512::max_stride2_taps(reinterpret_cast<const uint8_t*>(base), b - a, s.S, s.dil_w,
+                                   std::is_signed_v<T>, reinterpret_cast<uint8_t*>(out + a));
+        else if (s.stride_w == 1) taps(std::integral_constant<int64_t, 1>());
         else if (s.stride_w == 2) taps(std::integral_constant<int64_t, 2>());
         else taps(s.stride_w);
       }
