@@ -416,11 +416,13 @@ Tensor quantize_input(const Node& input, const QuantizeOptions& config, const Te
   with_code_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     T* out = y.data<T>();
+    // The bounds in locals: a byte store could alias input.quant and force a reload per value.
+    const double lo = input.quant.lo, hi = input.quant.hi;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) {
       // NaN maps to code 0 at every width (a float-to-int cast of NaN is undefined); +-Inf saturate.
       const double v = std::isnan(src[i]) ? 0.0 : round_to_integer(src[i] * inv_step);
-      out[i] = static_cast<T>(std::clamp<double>(v, input.quant.lo, input.quant.hi));
+      out[i] = static_cast<T>(std::clamp(v, lo, hi));
     }
   });
   return y;
