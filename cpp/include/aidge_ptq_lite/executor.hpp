@@ -88,8 +88,7 @@ class Executor {
     std::vector<size_t> inputs;  // step indices
     // Steps this kernel can run fused (run_fused: the last one's output), and the residual's.
     std::vector<size_t> fused_steps;
-    size_t residual_step = 0;
-    bool has_residual = false;
+    std::optional<size_t> residual_step;
     bool fused_when_observed = false;  // no observed node among the producer and fused_steps
   };
   std::vector<Step> steps_;

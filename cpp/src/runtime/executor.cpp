@@ -120,8 +120,7 @@ void Executor::plan_fusion(const Graph& graph, const std::optional<std::vector<s
     if (chain.empty() || (graph.is_quantized() && !e.residual && !e.clamps()) || !producer.kernel->fuse_epilogue(e))
       continue;
     producer.fused_steps = chain;
-    producer.residual_step = residual;
-    producer.has_residual = e.residual;
+    if (e.residual) producer.residual_step = residual;
     producer.fused_when_observed = observed && !watched.count(producer.node->name);
     for (size_t f = 0; f + 1 < chain.size(); ++f)
       if (watched.count(steps_[chain[f]].node->name)) producer.fused_when_observed = false;
@@ -190,7 +189,7 @@ std::vector<Tensor> Executor::run(const Tensor& x, const NodeObserver& observer,
       for (size_t in : s.inputs) args.push_back(&values[in]);
       if (!s.fused_steps.empty() && (!observer || s.fused_when_observed)) {
         values[s.fused_steps.back()] =
-            s.kernel->run_fused(args, s.has_residual ? &values[s.residual_step] : nullptr);
+            s.kernel->run_fused(args, s.residual_step ? &values[*s.residual_step] : nullptr);
         for (size_t f : s.fused_steps) done[f] = true;
       } else {
         values[i] = s.kernel->run(args);
