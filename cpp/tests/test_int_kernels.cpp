@@ -712,4 +712,63 @@ TEST(IntKernelsShiftRescale, RejectsBadParams) {
                apl::ValueError);  // hi = 200 does not fit int8
 }
 
+
+// ---- A join and its Scaling in one pass ---------------------------------------------------------
+
+// requantize_binary_int8 against its definition: binary_int into int32, then the reference
+// requantization. Per-tensor and per-channel scales (single shifts too), short and long runs
+// (past the fused kernel's block), every operand signedness, Add and Sub.
+template <class A, class B> void check_requantize_binary(std::mt19937& rng) {
+  struct Layout {
+    int64_t N, channels, inner;
+  };
+  for (Layout L : {Layout{1, 1, 5000}, Layout{2, 3, 2049}, Layout{3, 40, 7}, Layout{2, 16, 16},
+                   Layout{1, 1, 70000}})
+    for (IntBinaryOp op : {IntBinaryOp::Add, IntBinaryOp::Sub})
+      for (int variant = 0; variant < 4; ++variant) {
+        const int64_t total = L.N * L.channels * L.inner;
+        const auto a = random_vector<A>(rng, total, std::numeric_limits<A>::min(), std::numeric_limits<A>::max());
+        const auto b = random_vector<B>(rng, total, std::numeric_limits<B>::min(), std::numeric_limits<B>::max());
+        RequantParams rq;
+        rq.scale = requant_scales(rng, variant % 2 ? L.channels : 1);
+        if (variant == 0) rq.scale[0] = {1 << 30, 32};
+        if (variant == 2) rq.scale[0] = {1, 1};  // a single shift
+        rq.out_unsigned = variant == 3;
+        rq.lo = rq.out_unsigned ? 0 : -127;
+        rq.hi = rq.out_unsigned ? 255 : 127;
+        std::vector<int32_t> sums(total);
+        binary_int<A, B, int32_t>(op, total, a.data(), b.data(), sums.data());
+        std::vector<uint8_t> expected(total);
+        requantize_int32_reference(L.N, L.channels, L.inner, sums.data(), rq, expected.data());
+        apl::test::for_each_level_and_threads([&] {
+          std::vector<uint8_t> y(total, 0x5A);
+          requantize_binary_int8<A, B>(op, L.N, L.channels, L.inner, a.data(), b.data(), rq, y.data());
+          for (int64_t i = 0; i < total; ++i)
+            ASSERT_EQ(y[i], expected[i]) << "at " << i << " of " << L.N << "x" << L.channels << "x"
+                                         << L.inner << ", variant " << variant;
+        });
+      }
+}
+
+TEST(IntKernelsJoin, RequantizedSumMatchesBinaryThenRequantize) {
+  std::mt19937 rng(5);
+  check_requantize_binary<int8_t, int8_t>(rng);
+  check_requantize_binary<uint8_t, uint8_t>(rng);
+  check_requantize_binary<int8_t, uint8_t>(rng);
+  check_requantize_binary<uint8_t, int8_t>(rng);
+}
+
+TEST(IntKernelsJoin, RejectsMulAndBadParams) {
+  const auto join = requantize_binary_int8<int8_t, int8_t>;  // (a template-id's comma splits a macro)
+  const std::vector<int8_t> a(8), b(8);
+  std::vector<uint8_t> y(8);
+  RequantParams rq;
+  rq.scale = {{1 << 30, 31}};
+  EXPECT_THROW(join(IntBinaryOp::Mul, 1, 1, 8, a.data(), b.data(), rq, y.data()),
+               apl::ValueError);
+  rq.scale = {{1 << 30, 31}, {1 << 30, 31}, {1 << 30, 31}};  // 3 scales for 2 channels
+  EXPECT_THROW(join(IntBinaryOp::Add, 1, 2, 4, a.data(), b.data(), rq, y.data()),
+               apl::ValueError);
+}
+
 }  // namespace

@@ -18,7 +18,8 @@ namespace apl {
 // pass, in this order: a factor per channel (a float Scaling node: y * factor[c]), the Add of a
 // tensor of the output's shape computed before (a residual), a clamp to [lo, hi] (Relu, Clip).
 struct FusedEpilogue {
-  // The integer Conv/Gemm's own Scaling node (fused_scaling) comes first: the kernel runs it.
+  // Integer networks: the Scaling node that requantizes the kernel's accumulator comes first
+  // (a Conv/Gemm's fused_scaling, or the one after a join's Add): the kernel runs it.
   bool after_own_scaling = false;
   const Tensor* factor = nullptr;  // one value or one per channel
   bool residual = false;

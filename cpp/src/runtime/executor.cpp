@@ -64,9 +64,9 @@ void print_profile(const std::vector<const Node*>& nodes, const std::vector<doub
 
 // Output-pass fusion: what alone reads a node's output, in this order, may run in the node's
 // kernel (fuse_epilogue): a float Scaling node; an Add whose other operand, of the same shape,
-// is computed before the node; a clamp (Relu, Clip). In an integer network a Conv/Gemm already
-// runs the Scaling node after it (fused_scaling): what reads that node's output is what reads
-// the kernel's. Runs without an observer use every fusion; runs with one, those that hide no
+// is computed before the node; a clamp (Relu, Clip). In an integer network the first stage is the
+// Scaling node that requantizes the node's accumulator: a Conv/Gemm runs it anyway
+// (fused_scaling), a join's Add may take it. The kernel takes the longest prefix it can. Runs without an observer use every fusion; runs with one, those that hide no
 // observed node (when the observed nodes are given).
 void Executor::plan_fusion(const Graph& graph, const std::optional<std::vector<std::string>>& observed) {
   static const bool off = [] {  // APL_FUSION=0: every node runs its own kernel (to compare)
@@ -88,19 +88,15 @@ void Executor::plan_fusion(const Graph& graph, const std::optional<std::vector<s
   for (size_t i = 0; i < steps_.size(); ++i) {
     Step& producer = steps_[i];
     if (!producer.kernel || fused[i]) continue;
-    std::vector<size_t> chain;
+    // The candidate stages after the producer, in FusedEpilogue's order; the kernel takes the
+    // longest prefix it can run.
+    enum class Stage { OwnScaling, Factor, Residual, Clamp };
+    std::vector<std::pair<Stage, size_t>> stages;
     size_t last = i, residual = 0;
-    FusedEpilogue e;
-    if (graph.is_quantized()) {
-      if (const Node* scaling = fused_scaling(graph, *producer.node); scaling && sole_reader(i)) {
-        e.after_own_scaling = true;
-        last = step_of.at(scaling->name);
-        chain.push_back(last);
-      }
-    } else if (const size_t scaling = sole_reader(last); scaling && steps_[scaling].node->is(OpKind::Scaling)) {
-      e.factor = &steps_[scaling].node->params.at(0);
+    if (const size_t scaling = sole_reader(last); scaling && steps_[scaling].node->is(OpKind::Scaling)) {
+      // Quantized: the Conv/Gemm's own Scaling (fused_scaling) or a join's; float: a factor.
+      stages.emplace_back(graph.is_quantized() ? Stage::OwnScaling : Stage::Factor, scaling);
       last = scaling;
-      chain.push_back(last);
     }
     if (const size_t add = sole_reader(last); add && steps_[add].node->traits().adds_operands &&
                                               steps_[add].inputs.size() == 2) {
@@ -108,23 +104,36 @@ void Executor::plan_fusion(const Graph& graph, const std::optional<std::vector<s
       residual = operands[0] == last ? operands[1] : operands[0];
       const Shape& shape = producer.node->shape;
       if (residual < i && steps_[residual].node->shape == shape && steps_[add].node->shape == shape) {
-        e.residual = true;
+        stages.emplace_back(Stage::Residual, add);
         last = add;
-        chain.push_back(last);
       }
     }
-    if (const size_t clamp = sole_reader(last); clamp && steps_[clamp].node->traits().clamp_bounds) {
-      std::tie(e.lo, e.hi) = steps_[clamp].node->traits().clamp_bounds(*steps_[clamp].node);
-      chain.push_back(clamp);
+    if (const size_t clamp = sole_reader(last); clamp && steps_[clamp].node->traits().clamp_bounds)
+      stages.emplace_back(Stage::Clamp, clamp);
+    for (size_t taken = stages.size(); taken > 0; --taken) {
+      FusedEpilogue e;
+      std::vector<size_t> chain;
+      for (size_t k = 0; k < taken; ++k) {
+        const Node& n = *steps_[stages[k].second].node;
+        switch (stages[k].first) {
+          case Stage::OwnScaling: e.after_own_scaling = true; break;
+          case Stage::Factor: e.factor = &n.params.at(0); break;
+          case Stage::Residual: e.residual = true; break;
+          case Stage::Clamp: std::tie(e.lo, e.hi) = n.traits().clamp_bounds(n); break;
+        }
+        chain.push_back(stages[k].second);
+      }
+      // An integer Conv/Gemm runs its own Scaling anyway: alone, it is no fusion.
+      if (taken == 1 && e.after_own_scaling && fused_scaling(graph, *producer.node)) break;
+      if (!producer.kernel->fuse_epilogue(e)) continue;
+      producer.fused_steps = chain;
+      if (e.residual) producer.residual_step = residual;
+      producer.fused_when_observed = observed && !watched.count(producer.node->name);
+      for (size_t f = 0; f + 1 < chain.size(); ++f)
+        if (watched.count(steps_[chain[f]].node->name)) producer.fused_when_observed = false;
+      for (size_t f : chain) fused[f] = true;
+      break;
     }
-    if (chain.empty() || (graph.is_quantized() && !e.residual && !e.clamps()) || !producer.kernel->fuse_epilogue(e))
-      continue;
-    producer.fused_steps = chain;
-    if (e.residual) producer.residual_step = residual;
-    producer.fused_when_observed = observed && !watched.count(producer.node->name);
-    for (size_t f = 0; f + 1 < chain.size(); ++f)
-      if (watched.count(steps_[chain[f]].node->name)) producer.fused_when_observed = false;
-    for (size_t f : chain) fused[f] = true;
   }
 }
 

@@ -314,6 +314,38 @@ class IntBinaryKernel : public NodeKernel {
       throw UnsupportedError(n.label() + ": a constant operand has no integer form (prepare_network folds "
                              "per-channel ones; others run as a float island)");
     for (int i = 0; i < 2; ++i) zero_[i] = zero_point_of(g, n.inputs[i]);
+    const auto users = g.consumers(n.name);
+    const Node* s = users.size() == 1 ? &g.node(users[0]) : nullptr;
+    // A join (Add / Sub of same-shape codes) and the Scaling that alone reads its sums can run as
+    // one pass (fuse_epilogue), when that Scaling only requantizes.
+    joins_ = op_ != IntBinaryOp::Mul && acc_ == DType::I32 && !zero_[0] && !zero_[1] && !g.is_output(n.name) && s &&
+             s->is(OpKind::Scaling) && !s->quant.requant.dequantize_point &&
+             s->quant.requant.acc_offset.empty() && g.node(n.inputs[0]).shape == n.shape &&
+             g.node(n.inputs[1]).shape == n.shape;
+    if (joins_) join_requant_ = requant_params(g, *s);
+  }
+  // The Scaling after a join, and a Relu after that as a clamp at code 0.
+  bool fuse_epilogue(const FusedEpilogue& e) override {
+    if (!joins_ || !e.after_own_scaling || e.factor || e.residual) return false;
+    if (e.clamps() && (!is_relu(e) || join_requant_.hi < 0)) return false;
+    if (e.clamps()) join_requant_.lo = std::max(join_requant_.lo, 0);
+    return true;
+  }
+  Tensor run_fused(const std::vector<const Tensor*>& in, const Tensor*) const override {
+    const Tensor &a = *in[0], &b = *in[1];
+    Tensor y = make_output(a, join_requant_.out_unsigned ? DType::U8 : DType::I8);
+    int64_t channels, inner;
+    channel_layout(a, channels, inner);
+    auto requantized = [&](auto* ta, auto* tb) {
+      requantize_binary_int8(op_, a.dim(0), channels, inner, a.data<std::remove_pointer_t<decltype(ta)>>(),
+                             b.data<std::remove_pointer_t<decltype(tb)>>(), join_requant_, y.raw());
+    };
+    const bool au = a.dtype() == DType::U8, bu = b.dtype() == DType::U8;
+    if (!au && !bu) requantized(static_cast<int8_t*>(nullptr), static_cast<int8_t*>(nullptr));
+    else if (au && bu) requantized(static_cast<uint8_t*>(nullptr), static_cast<uint8_t*>(nullptr));
+    else if (au) requantized(static_cast<uint8_t*>(nullptr), static_cast<int8_t*>(nullptr));
+    else requantized(static_cast<int8_t*>(nullptr), static_cast<uint8_t*>(nullptr));
+    return y;
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
     if (zero_[0] || zero_[1]) {  // a product of codes with zero points: of (code - z), in int32
@@ -351,6 +383,8 @@ class IntBinaryKernel : public NodeKernel {
   IntBinaryOp op_;
   DType acc_;
   int32_t zero_[2] = {0, 0};  // zero points of the operands' codes (Mul only: joins have none)
+  bool joins_ = false;
+  RequantParams join_requant_;  // of the Scaling after the join (and a fused Relu's clamp)
 };
 
 // A float op on dequantized inputs: the float tail (final Softmax), and inside float islands.

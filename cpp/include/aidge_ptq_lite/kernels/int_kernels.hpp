@@ -88,5 +88,11 @@ void binary_int(IntBinaryOp op, int64_t n, const A* a, const B* b, Acc* y);
 template <class A, class B, class Acc>
 void binary_int(IntBinaryOp op, const Shape& a_shape, const A* a, const Shape& b_shape, const B* b,
                 const Shape& out_shape, Acc* y);
+// A join and the Scaling after it in one pass: y = requantize(a + b) (or a - b) of two code
+// tensors of one shape, viewed as (N, channels, inner); bit-identical to binary_int into int32
+// then requantize_int32, without the int32 sums going through memory. A, B: int8_t or uint8_t.
+template <class A, class B>
+void requantize_binary_int8(IntBinaryOp op, int64_t N, int64_t channels, int64_t inner, const A* a,
+                            const B* b, const RequantParams& rq, void* y);
 
 }  // namespace apl::kernels

@@ -93,35 +93,39 @@ namespace {
 // SIMD run covers whole samples instead of tiny per-channel runs.
 constexpr int64_t kMinChannelRun = 16;
 
-// Splits the tensor into runs for `run` (by chunks, channels or samples) over the threads.
-void requantize_with(const RequantStage& stage, int64_t N, int64_t channels, int64_t inner,
-                     const int32_t* acc, const RequantParams& rq, uint8_t* y) {
-  const RequantizeRunFn run = stage.run;
-  const std::vector<FixedPointMultiplier>& scale = stage.scale;
+// Splits the tensor into runs over the threads (by chunks, channels or samples) and calls
+// run(begin, length, scale, per_lane) for each: element `begin` onwards, scale[0] for all of
+// them or (per_lane) scale[i] for element begin + i.
+template <class Run>
+void for_each_run(const std::vector<FixedPointMultiplier>& scale, int64_t N, int64_t channels,
+                  int64_t inner, Run&& run) {
   const int64_t total = N * channels * inner;
   const bool parallel = total >= (int64_t(1) << 16);
   if (scale.size() == 1) {
     constexpr int64_t kChunk = int64_t(1) << 14;
     const int64_t chunks = (total + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t begin = c * kChunk;
-      run(acc + begin, std::min(kChunk, total - begin), scale.data(), false, rq.lo, rq.hi,
-          y + begin);
-    }
+    for (int64_t c = 0; c < chunks; ++c)
+      run(c * kChunk, std::min(kChunk, total - c * kChunk), scale.data(), false);
   } else if (inner >= kMinChannelRun) {
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t nc = 0; nc < N * channels; ++nc)
-      run(acc + nc * inner, inner, &scale[nc % channels], false, rq.lo, rq.hi, y + nc * inner);
+    for (int64_t nc = 0; nc < N * channels; ++nc) run(nc * inner, inner, &scale[nc % channels], false);
   } else {
     std::vector<FixedPointMultiplier> per_element(channels * inner);
     for (int64_t c = 0; c < channels; ++c)
       std::fill_n(per_element.begin() + c * inner, inner, scale[c]);
     const int64_t sample = channels * inner;
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t n = 0; n < N; ++n)
-      run(acc + n * sample, sample, per_element.data(), true, rq.lo, rq.hi, y + n * sample);
+    for (int64_t n = 0; n < N; ++n) run(n * sample, sample, per_element.data(), true);
   }
+}
+
+void requantize_with(const RequantStage& stage, int64_t N, int64_t channels, int64_t inner,
+                     const int32_t* acc, const RequantParams& rq, uint8_t* y) {
+  for_each_run(stage.scale, N, channels, inner,
+               [&](int64_t begin, int64_t n, const FixedPointMultiplier* scale, bool per_lane) {
+                 stage.run(acc + begin, n, scale, per_lane, rq.lo, rq.hi, y + begin);
+               });
 }
 
 }  // namespace
@@ -149,6 +153,42 @@ void requantize_int32_reference(int64_t N, int64_t channels, int64_t inner, cons
           reinterpret_cast<int8_t*>(out)[idx] = static_cast<int8_t>(v);
       }
 }
+
+template <class A, class B>
+void requantize_binary_int8(IntBinaryOp op, int64_t N, int64_t channels, int64_t inner, const A* a,
+                            const B* b, const RequantParams& rq, void* y) {
+  if (op == IntBinaryOp::Mul) throw ValueError("requantize_binary_int8: Add or Sub only");
+  check_requant_params(channels, rq);
+  const RequantStage stage = requant_stage_for(active_simd_level(), rq.scale);
+  auto* out = static_cast<uint8_t*>(y);
+  const bool add = op == IntBinaryOp::Add;
+  for_each_run(stage.scale, N, channels, inner,
+               [&](int64_t begin, int64_t n, const FixedPointMultiplier* scale, bool per_lane) {
+                 // The run's sums in blocks that stay in L1 (int8 +- int8 cannot overflow int32).
+                 constexpr int64_t kBlock = 2048;
+                 int32_t sums[kBlock];
+                 for (int64_t off = 0; off < n; off += kBlock) {
+                   const int64_t m = std::min(kBlock, n - off);
+                   const A* pa = a + begin + off;
+                   const B* pb = b + begin + off;
+                   if (add)
+                     for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} + int32_t{pb[i]};
+                   else
+                     for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} - int32_t{pb[i]};
+                   stage.run(sums, m, per_lane ? scale + off : scale, per_lane, rq.lo, rq.hi,
+                             out + begin + off);
+                 }
+               });
+}
+
+#define APL_REQUANTIZE_BINARY(A, B)                                                              \
+  template void requantize_binary_int8<A, B>(IntBinaryOp, int64_t, int64_t, int64_t, const A*, \
+                                             const B*, const RequantParams&, void*);
+APL_REQUANTIZE_BINARY(int8_t, int8_t)
+APL_REQUANTIZE_BINARY(int8_t, uint8_t)
+APL_REQUANTIZE_BINARY(uint8_t, int8_t)
+APL_REQUANTIZE_BINARY(uint8_t, uint8_t)
+#undef APL_REQUANTIZE_BINARY
 
 namespace {
 
