@@ -41,3 +41,24 @@ def test_calibration_data_at_the_wrong_scale_says_what_to_check(calib):
     with pytest.raises(ValueError, match="scaled as for inference"):
         apl.quantize_network(g, calib * np.float32(1e-30))
     assert not g.is_quantized
+
+
+@pytest.mark.parametrize("nb_bits", [4, 8, 16])
+def test_input_codes_round_half_to_even_and_saturate(calib, nb_bits):
+    """The input quantization (branch-free, vectorised) against numpy: x / step in double,
+    rounded half to even, NaN to 0, then clamped (+-Inf and huge values saturate)."""
+    g = apl.load_onnx(zoo.model_path("lenet"))
+    apl.quantize_network(g, calib, nb_bits=nb_bits)
+    q = g.node(g.input_name).quant
+    step, lo, hi = q["step"], q["lo"], q["hi"]
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1.5, 1.5, size=(3, 1, 28, 28)).astype(np.float32)
+    flat = x.reshape(-1)
+    ties = (np.arange(-40, 40) + 0.5) * step  # halfway between codes (up to float32 rounding)
+    specials = [np.nan, np.inf, -np.inf, 1e30, -1e30, 3.4e38, -0.0, 1e-45, -1e-45, hi * step, lo * step]
+    flat[:len(ties)] = ties
+    flat[len(ties):len(ties) + len(specials)] = specials
+    codes = np.rint(g.intermediate_outputs(x, [g.input_name])[g.input_name].astype(np.float64) / step)
+    v = x.astype(np.float64) * (1.0 / step)
+    expected = np.clip(np.rint(np.where(np.isnan(v), 0.0, v)), lo, hi)
+    np.testing.assert_array_equal(codes, expected)
