@@ -758,6 +758,31 @@ TEST(IntKernelsJoin, RequantizedSumMatchesBinaryThenRequantize) {
   check_requantize_binary<uint8_t, int8_t>(rng);
 }
 
+// requantize_codes_int8 against the reference requantization of the widened codes.
+template <class T> void check_requantize_codes(std::mt19937& rng) {
+  for (int64_t inner : {int64_t{3}, int64_t{16}, int64_t{2049}, int64_t{70000}})
+    for (bool per_channel : {false, true}) {
+      const int64_t N = 2, channels = inner > 5000 ? 1 : 5, total = N * channels * inner;
+      const auto x = random_vector<T>(rng, total, std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+      RequantParams rq;
+      rq.scale = requant_scales(rng, per_channel ? channels : 1);
+      const std::vector<int32_t> wide(x.begin(), x.end());
+      std::vector<uint8_t> expected(total);
+      requantize_int32_reference(N, channels, inner, wide.data(), rq, expected.data());
+      apl::test::for_each_level_and_threads([&] {
+        std::vector<uint8_t> y(total, 0x5A);
+        requantize_codes_int8<T>(N, channels, inner, x.data(), rq, y.data());
+        for (int64_t i = 0; i < total; ++i) ASSERT_EQ(y[i], expected[i]) << "at " << i << ", inner " << inner;
+      });
+    }
+}
+
+TEST(IntKernelsJoin, RequantizedCodesMatchTheReference) {
+  std::mt19937 rng(8);
+  check_requantize_codes<int8_t>(rng);
+  check_requantize_codes<uint8_t>(rng);
+}
+
 TEST(IntKernelsJoin, RejectsMulAndBadParams) {
   const auto join = requantize_binary_int8<int8_t, int8_t>;  // (a template-id's comma splits a macro)
   const std::vector<int8_t> a(8), b(8);

@@ -156,6 +156,15 @@ class IntScalingKernel : public NodeKernel {
   Tensor run_with(const std::vector<const Tensor*>& in, const RequantParams& rq) const {
     if (pass_through_ || (dequantize_point_ && offset_.empty())) return *in[0];
     // Joins that copy codes (Concat) hand over n-bit codes rather than an accumulator.
+    const DType in_type = in[0]->dtype();
+    if ((in_type == DType::I8 || in_type == DType::U8) && offset_.empty() && !dequantize_point_) {
+      int64_t channels, inner;
+      channel_layout(*in[0], channels, inner);
+      Tensor y = make_output(*in[0], rq.out_unsigned ? DType::U8 : DType::I8);
+      if (in_type == DType::I8) requantize_codes_int8(in[0]->dim(0), channels, inner, in[0]->data<int8_t>(), rq, y.raw());
+      else requantize_codes_int8(in[0]->dim(0), channels, inner, in[0]->data<uint8_t>(), rq, y.raw());
+      return y;
+    }
     const DType acc_type = wide_ ? DType::I64 : DType::I32;
     // Adding offsets writes the accumulator: a copy, unless astype already made one.
     Tensor acc = in[0]->dtype() != acc_type ? in[0]->astype(acc_type) : offset_.empty() ? *in[0] : in[0]->clone();

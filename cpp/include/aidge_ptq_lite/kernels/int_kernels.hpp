@@ -94,5 +94,11 @@ void binary_int(IntBinaryOp op, const Shape& a_shape, const A* a, const Shape& b
 template <class A, class B>
 void requantize_binary_int8(IntBinaryOp op, int64_t N, int64_t channels, int64_t inner, const A* a,
                             const B* b, const RequantParams& rq, void* y);
+// Requantization of int8 / uint8 codes (a Scaling node after a join that copies codes, such as
+// Concat, or on one operand of a join): requantize_int32 of the codes widened, without the widened
+// tensor.
+template <class T>
+void requantize_codes_int8(int64_t N, int64_t channels, int64_t inner, const T* x,
+                           const RequantParams& rq, void* y);
 
 }  // namespace apl::kernels

@@ -154,32 +154,56 @@ void requantize_int32_reference(int64_t N, int64_t channels, int64_t inner, cons
       }
 }
 
-template <class A, class B>
-void requantize_binary_int8(IntBinaryOp op, int64_t N, int64_t channels, int64_t inner, const A* a,
-                            const B* b, const RequantParams& rq, void* y) {
-  if (op == IntBinaryOp::Mul) throw ValueError("requantize_binary_int8: Add or Sub only");
+namespace {
+
+// Requantizes int32 values that `fill(begin, m, values)` writes for elements [begin, begin + m),
+// in blocks that stay in L1: they never go through memory as a tensor.
+template <class Fill>
+void requantize_filled(int64_t N, int64_t channels, int64_t inner, const RequantParams& rq, void* y,
+                       Fill&& fill) {
   check_requant_params(channels, rq);
   const RequantStage stage = requant_stage_for(active_simd_level(), rq.scale);
   auto* out = static_cast<uint8_t*>(y);
-  const bool add = op == IntBinaryOp::Add;
   for_each_run(stage.scale, N, channels, inner,
                [&](int64_t begin, int64_t n, const FixedPointMultiplier* scale, bool per_lane) {
-                 // The run's sums in blocks that stay in L1 (int8 +- int8 cannot overflow int32).
                  constexpr int64_t kBlock = 2048;
-                 int32_t sums[kBlock];
+                 int32_t values[kBlock];
                  for (int64_t off = 0; off < n; off += kBlock) {
                    const int64_t m = std::min(kBlock, n - off);
-                   const A* pa = a + begin + off;
-                   const B* pb = b + begin + off;
-                   if (add)
-                     for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} + int32_t{pb[i]};
-                   else
-                     for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} - int32_t{pb[i]};
-                   stage.run(sums, m, per_lane ? scale + off : scale, per_lane, rq.lo, rq.hi,
+                   fill(begin + off, m, values);
+                   stage.run(values, m, per_lane ? scale + off : scale, per_lane, rq.lo, rq.hi,
                              out + begin + off);
                  }
                });
 }
+
+}  // namespace
+
+template <class A, class B>
+void requantize_binary_int8(IntBinaryOp op, int64_t N, int64_t channels, int64_t inner, const A* a,
+                            const B* b, const RequantParams& rq, void* y) {
+  if (op == IntBinaryOp::Mul) throw ValueError("requantize_binary_int8: Add or Sub only");
+  const bool add = op == IntBinaryOp::Add;  // int8 +- int8 cannot overflow int32
+  requantize_filled(N, channels, inner, rq, y, [&](int64_t begin, int64_t m, int32_t* sums) {
+    const A* pa = a + begin;
+    const B* pb = b + begin;
+    if (add)
+      for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} + int32_t{pb[i]};
+    else
+      for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} - int32_t{pb[i]};
+  });
+}
+
+template <class T>
+void requantize_codes_int8(int64_t N, int64_t channels, int64_t inner, const T* x,
+                           const RequantParams& rq, void* y) {
+  requantize_filled(N, channels, inner, rq, y, [&](int64_t begin, int64_t m, int32_t* values) {
+    const T* px = x + begin;
+    for (int64_t i = 0; i < m; ++i) values[i] = px[i];
+  });
+}
+template void requantize_codes_int8<int8_t>(int64_t, int64_t, int64_t, const int8_t*, const RequantParams&, void*);
+template void requantize_codes_int8<uint8_t>(int64_t, int64_t, int64_t, const uint8_t*, const RequantParams&, void*);
 
 #define APL_REQUANTIZE_BINARY(A, B)                                                              \
   template void requantize_binary_int8<A, B>(IntBinaryOp, int64_t, int64_t, int64_t, const A*, \
