@@ -3,7 +3,8 @@
 // down); |acc * m| <= 2^62 and 2^(s-1) <= 2^61, so the sums never overflow. Then:
 // * shift >= 32 (the usual case, see with_shift_at_least_32): the high 32-bit words of the sums,
 //   floor(v / 2^32), shifted arithmetically by s - 32 and clamped in 32 bits;
-// * otherwise: a 64-bit arithmetic shift (vpsravq) and a 64-bit clamp per half.
+// * otherwise: a 64-bit arithmetic shift (vpsravq, or vpsraq for one scale) and a 64-bit clamp
+//   per half.
 //
 // Single shifts (shift_rescale_run): 32-bit lanes throughout, see shift_rescale_run_for in
 // int_kernels_isa.hpp for the formulation and why it cannot overflow.
@@ -168,6 +169,47 @@ void requantize_uniform_high(const int32_t* acc, int64_t n, FixedPointMultiplier
   }
 }
 
+// One scale with shift s < 32 (a multiplier without the headroom for with_shift_at_least_32:
+// factors above 1/2, as at joins), 64 lanes per step: the 64-bit sums P + 2^(s-1) shifted
+// arithmetically (vpsraq) and clamped in 64 bits, so that results beyond int32 saturate as the
+// rule does; then their low dwords, packed and clamped as bytes.
+void requantize_uniform_low(const int32_t* acc, int64_t n, FixedPointMultiplier fp, int32_t lo,
+                            int32_t hi, uint8_t* y) {
+  const __m512i m = _mm512_set1_epi32(fp.multiplier);
+  const __m512i round64 = _mm512_set1_epi64(fp.shift > 0 ? int64_t{1} << (fp.shift - 1) : 0);
+  const __m128i count = _mm_cvtsi32_si128(fp.shift);
+  const __m512i lo64 = _mm512_set1_epi64(lo), hi64 = _mm512_set1_epi64(hi);
+  const __m512i low_dwords =
+      _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+  auto rescale = [&](__m512i a) {
+    auto shifted = [&](__m512i v) {
+      v = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, m), round64), count);
+      return _mm512_min_epi64(_mm512_max_epi64(v, lo64), hi64);
+    };
+    return _mm512_permutex2var_epi32(shifted(a), low_dwords,
+                                     shifted(_mm512_shuffle_epi32(a, _MM_PERM_CDAB)));
+  };
+  const bool unsigned_bytes = lo >= 0;
+  const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(lo));
+  const __m512i hi8 = _mm512_set1_epi8(static_cast<char>(hi));
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i a = rescale(_mm512_loadu_si512(acc + i));
+    const __m512i b = rescale(_mm512_loadu_si512(acc + i + 16));
+    const __m512i c = rescale(_mm512_loadu_si512(acc + i + 32));
+    const __m512i d = rescale(_mm512_loadu_si512(acc + i + 48));
+    _mm512_storeu_si512(y + i, pack_clamp_bytes(a, b, c, d, unsigned_bytes, lo8, hi8));
+  }
+  if (i < n) {
+    auto part = [&](int64_t k) {
+      return rescale(_mm512_maskz_loadu_epi32(lanes_from(n - i - 16 * k), acc + i + 16 * k));
+    };
+    _mm512_mask_storeu_epi8(y + i, (__mmask64{1} << (n - i)) - 1,
+                            pack_clamp_bytes(part(0), part(1), part(2), part(3), unsigned_bytes,
+                                             lo8, hi8));
+  }
+}
+
 }  // namespace
 
 void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* scale,
@@ -176,6 +218,7 @@ void requantize_run(const int32_t* acc, int64_t n, const FixedPointMultiplier* s
     return requantize_uniform_high<true>(acc, n, *scale, lo, hi, y);
   if (!per_lane && scale->shift == 32)
     return requantize_uniform_high<false>(acc, n, *scale, lo, hi, y);
+  if (!per_lane) return requantize_uniform_low(acc, n, *scale, lo, hi, y);
   const __m512i lo_v = _mm512_set1_epi32(lo), hi_v = _mm512_set1_epi32(hi);
   const Scales uniform = broadcast_scales(*scale);
   const bool uniform_high = scale->shift >= 32;
