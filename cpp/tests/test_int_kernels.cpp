@@ -783,6 +783,37 @@ TEST(IntKernelsJoin, RequantizedCodesMatchTheReference) {
   check_requantize_codes<uint8_t>(rng);
 }
 
+// Input quantization at every level against nearbyint: ties, NaN, +-Inf, huge and tiny values,
+// and runs longer than one thread's chunk.
+template <class T> void check_quantize_codes(double lo, double hi) {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(-300.f, 300.f);
+  const int64_t n = 70000;
+  std::vector<float> x(n);
+  for (float& v : x) v = u(rng);
+  const float specials[] = {NAN, INFINITY, -INFINITY, 1e30f, -1e30f, 3.4e38f, -0.f, 1e-45f, 0.5f, 1.5f, 2.5f, -0.5f, -2.5f};
+  std::copy(std::begin(specials), std::end(specials), x.begin());
+  for (int64_t i = 20; i < 200; ++i) x[i] = static_cast<float>(i - 110) * 0.25f;  // ties after x 2
+  const double scale = 2.0;
+  std::vector<T> expected(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = std::isnan(x[i]) ? 0.0 : std::nearbyint(double(x[i]) * scale);
+    expected[i] = static_cast<T>(std::clamp(v, lo, hi));
+  }
+  apl::test::for_each_level_and_threads([&] {
+    std::vector<T> y(n, T(7));
+    quantize_codes<T>(n, x.data(), scale, lo, hi, y.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], expected[i]) << "at " << i << ": x = " << x[i];
+  });
+}
+
+TEST(IntKernelsInput, QuantizedCodesRoundHalfToEvenAndSaturate) {
+  check_quantize_codes<int8_t>(-127, 127);
+  check_quantize_codes<int8_t>(-7, 7);
+  check_quantize_codes<uint8_t>(0, 255);
+  check_quantize_codes<int32_t>(-32767, 32767);
+}
+
 TEST(IntKernelsJoin, RejectsMulAndBadParams) {
   const auto join = requantize_binary_int8<int8_t, int8_t>;  // (a template-id's comma splits a macro)
   const std::vector<int8_t> a(8), b(8);

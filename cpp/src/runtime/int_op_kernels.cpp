@@ -458,21 +458,7 @@ Tensor quantize_input(const Node& input, const QuantizeOptions& config, const Te
   Tensor y = Tensor::uninitialized(t, x.shape());
   with_code_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    // Everything in locals and restrict pointers, private to each thread: a byte store could
-    // alias the shared or captured values (char aliases everything) and keep the loop scalar.
-    T* __restrict out = y.data<T>();
-    const float* __restrict in = src;
-    const double lo = input.quant.lo, hi = input.quant.hi, scale = inv_step;
-    // Branch-free, so that the loop vectorises: NaN maps to code 0 at every width (a float-to-int
-    // cast of NaN is undefined), +-Inf saturate; rounding after the clamp to the integer bounds
-    // equals clamping the rounded value, and below 2^52 round_to_integer is the 2^52 addition.
-#pragma omp parallel for simd schedule(static) firstprivate(in, out, lo, hi, scale) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) {
-      double v = in[i] * scale;
-      v = v == v ? v : 0.0;
-      v = std::min(std::max(v, lo), hi);
-      out[i] = static_cast<T>(static_cast<int32_t>(std::copysign((std::fabs(v) + 0x1p52) - 0x1p52, v)));
-    }
+    quantize_codes<T>(n, src, inv_step, input.quant.lo, input.quant.hi, y.data<T>());
   });
   return y;
 }

@@ -71,6 +71,12 @@ void requantize_wide_reference(int64_t N, int64_t channels, int64_t inner, const
                                const std::vector<FixedPointMultiplier>& scale, int64_t lo,
                                int64_t hi, int32_t* y);
 
+// ---- Input quantization -----------------------------------------------------------------------
+// y[i] = clamp(round_half_even(x[i] * scale), lo, hi) computed in double (scale = 1 / step), NaN to
+// code 0, +-Inf saturating; T: int8_t, uint8_t or int32_t (above 8 bits), lo and hi inside T.
+template <class T>
+void quantize_codes(int64_t n, const float* x, double scale, double lo, double hi, T* y);
+
 // ---- Other integer ops (templated on the storage type: int8_t, uint8_t, int32_t) ---------------
 template <class T> void relu_int(int64_t n, const T* x, T* y);
 template <class T> void maxpool2d_int(const Pool2dShape& s, int64_t N, const T* x, T* y);

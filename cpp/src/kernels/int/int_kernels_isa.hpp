@@ -165,6 +165,9 @@ void split_even_odd(const uint8_t* in, int64_t W, int64_t rows, int64_t in_pitch
 // a stride-2 max-pool window row; reads in[0 .. 2 (n - 1) + (taps - 1) dil] only.
 void max_stride2_taps(const uint8_t* in, int64_t n, int64_t taps, int64_t dil, bool is_signed,
                       uint8_t* out);
+// quantize_codes (int_kernels.hpp) on one run, no threads.
+template <class T>
+void quantize_codes(const float* x, int64_t n, double scale, double lo, double hi, T* y);
 // Copies an H x W plane into the interior of a padded one (rows dst_pitch apart), each byte
 // xor 0x80 when x_signed.
 void copy_rows_flip(const uint8_t* src, int64_t H, int64_t W, int64_t dst_pitch, bool x_signed,

@@ -12,6 +12,7 @@
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "../broadcast_plan.hpp"
 #include "int_kernels_isa.hpp"
+#include "quantize_codes_loop.hpp"
 
 namespace apl::kernels {
 namespace {
@@ -211,8 +212,22 @@ void binary_int(IntBinaryOp op, const Shape& a_shape, const A* a, const Shape& b
   throw ValueError("binary_int: unknown operation");
 }
 
+template <class T>
+void quantize_codes(int64_t n, const float* x, double scale, double lo, double hi, T* y) {
+  const bool simd = active_simd_level() >= SimdLevel::AVX512;
+  constexpr int64_t kChunk = int64_t(1) << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * kChunk, m = std::min(kChunk, n - begin);
+    if (simd) avx512::quantize_codes(x + begin, m, scale, lo, hi, y + begin);
+    else quantize_codes_loop(x + begin, m, scale, lo, hi, y + begin);
+  }
+}
+
 #define APL_INT_STORAGE_OPS(T)                                                       \
   template void relu_int<T>(int64_t, const T*, T*);                                  \
+  template void quantize_codes<T>(int64_t, const float*, double, double, double, T*); \
   template void maxpool2d_int<T>(const Pool2dShape&, int64_t, const T*, T*);         \
   template void sumpool2d_int<T, int32_t>(const Pool2dShape&, int64_t, const T*, int32_t*); \
   template void sumpool2d_int<T, int64_t>(const Pool2dShape&, int64_t, const T*, int64_t*); \

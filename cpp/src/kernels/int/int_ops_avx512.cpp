@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "int_kernels_isa.hpp"
+#include "quantize_codes_loop.hpp"
 
 namespace apl::kernels::avx512 {
 
@@ -22,5 +23,13 @@ void max_stride2_taps(const uint8_t* in, int64_t n, int64_t taps, int64_t dil, b
     _mm256_mask_storeu_epi8(out + i0, static_cast<__mmask32>((uint64_t(1) << m) - 1), acc);
   }
 }
+
+template <class T>
+void quantize_codes(const float* x, int64_t n, double scale, double lo, double hi, T* y) {
+  quantize_codes_loop(x, n, scale, lo, hi, y);
+}
+template void quantize_codes<int8_t>(const float*, int64_t, double, double, double, int8_t*);
+template void quantize_codes<uint8_t>(const float*, int64_t, double, double, double, uint8_t*);
+template void quantize_codes<int32_t>(const float*, int64_t, double, double, double, int32_t*);
 
 }  // namespace apl::kernels::avx512
