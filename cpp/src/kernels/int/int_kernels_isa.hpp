@@ -165,6 +165,10 @@ void split_even_odd(const uint8_t* in, int64_t W, int64_t rows, int64_t in_pitch
 // a stride-2 max-pool window row; reads in[0 .. 2 (n - 1) + (taps - 1) dil] only.
 void max_stride2_taps(const uint8_t* in, int64_t n, int64_t taps, int64_t dil, bool is_signed,
                       uint8_t* out);
+// The widening loops of widen_loops.hpp (a join's sums, a Scaling node's codes) in AVX-512.
+template <class A, class B>
+void widen_sum(const A* a, const B* b, int64_t n, bool subtract, int32_t* y);
+template <class T> void widen(const T* x, int64_t n, int32_t* y);
 // quantize_codes (int_kernels.hpp) on one run, no threads.
 template <class T>
 void quantize_codes(const float* x, int64_t n, double scale, double lo, double hi, T* y);

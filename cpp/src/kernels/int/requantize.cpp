@@ -9,6 +9,7 @@
 #include "aidge_ptq_lite/kernels/int_kernels.hpp"
 #include "aidge_ptq_lite/simd.hpp"
 #include "int_kernels_isa.hpp"
+#include "widen_loops.hpp"
 
 namespace apl::kernels {
 
@@ -183,23 +184,20 @@ template <class A, class B>
 void requantize_binary_int8(IntBinaryOp op, int64_t N, int64_t channels, int64_t inner, const A* a,
                             const B* b, const RequantParams& rq, void* y) {
   if (op == IntBinaryOp::Mul) throw ValueError("requantize_binary_int8: Add or Sub only");
-  const bool add = op == IntBinaryOp::Add;  // int8 +- int8 cannot overflow int32
+  const bool subtract = op == IntBinaryOp::Sub, simd = active_simd_level() >= SimdLevel::AVX512;
   requantize_filled(N, channels, inner, rq, y, [&](int64_t begin, int64_t m, int32_t* sums) {
-    const A* pa = a + begin;
-    const B* pb = b + begin;
-    if (add)
-      for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} + int32_t{pb[i]};
-    else
-      for (int64_t i = 0; i < m; ++i) sums[i] = int32_t{pa[i]} - int32_t{pb[i]};
+    if (simd) avx512::widen_sum(a + begin, b + begin, m, subtract, sums);
+    else widen_sum_loop(a + begin, b + begin, m, subtract, sums);
   });
 }
 
 template <class T>
 void requantize_codes_int8(int64_t N, int64_t channels, int64_t inner, const T* x,
                            const RequantParams& rq, void* y) {
+  const bool simd = active_simd_level() >= SimdLevel::AVX512;
   requantize_filled(N, channels, inner, rq, y, [&](int64_t begin, int64_t m, int32_t* values) {
-    const T* px = x + begin;
-    for (int64_t i = 0; i < m; ++i) values[i] = px[i];
+    if (simd) avx512::widen(x + begin, m, values);
+    else widen_loop(x + begin, m, values);
   });
 }
 template void requantize_codes_int8<int8_t>(int64_t, int64_t, int64_t, const int8_t*, const RequantParams&, void*);

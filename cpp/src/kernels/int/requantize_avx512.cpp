@@ -17,6 +17,7 @@
 #pragma GCC diagnostic pop
 
 #include "int_kernels_isa.hpp"
+#include "widen_loops.hpp"
 
 namespace apl::kernels::avx512 {
 namespace {
@@ -269,5 +270,17 @@ void shift_rescale_run(const int32_t* acc, int64_t n, const FixedPointMultiplier
     _mm_mask_storeu_epi8(y + i, mask, _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo_v), hi_v)));
   }
 }
+
+template <class A, class B>
+void widen_sum(const A* a, const B* b, int64_t n, bool subtract, int32_t* y) {
+  widen_sum_loop(a, b, n, subtract, y);
+}
+template <class T> void widen(const T* x, int64_t n, int32_t* y) { widen_loop(x, n, y); }
+template void widen_sum<int8_t, int8_t>(const int8_t*, const int8_t*, int64_t, bool, int32_t*);
+template void widen_sum<int8_t, uint8_t>(const int8_t*, const uint8_t*, int64_t, bool, int32_t*);
+template void widen_sum<uint8_t, int8_t>(const uint8_t*, const int8_t*, int64_t, bool, int32_t*);
+template void widen_sum<uint8_t, uint8_t>(const uint8_t*, const uint8_t*, int64_t, bool, int32_t*);
+template void widen<int8_t>(const int8_t*, int64_t, int32_t*);
+template void widen<uint8_t>(const uint8_t*, int64_t, int32_t*);
 
 }  // namespace apl::kernels::avx512
