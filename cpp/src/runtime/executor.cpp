@@ -66,8 +66,9 @@ void print_profile(const std::vector<const Node*>& nodes, const std::vector<doub
 // kernel (fuse_epilogue): a float Scaling node; an Add whose other operand, of the same shape,
 // is computed before the node; a clamp (Relu, Clip). In an integer network the first stage is the
 // Scaling node that requantizes the node's accumulator: a Conv/Gemm runs it anyway
-// (fused_scaling), a join's Add may take it. The kernel takes the longest prefix it can. Runs without an observer use every fusion; runs with one, those that hide no
-// observed node (when the observed nodes are given).
+// (fused_scaling), a join's Add may take it. The kernel takes the longest prefix it can. Runs
+// without an observer use every fusion; runs with one, those that hide no observed node (when
+// the observed nodes are given).
 void Executor::plan_fusion(const Graph& graph, const std::optional<std::vector<std::string>>& observed) {
   static const bool off = [] {  // APL_FUSION=0: every node runs its own kernel (to compare)
     const char* v = std::getenv("APL_FUSION");

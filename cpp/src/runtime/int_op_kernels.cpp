@@ -205,6 +205,15 @@ template <class F> void with_code_type(DType t, F&& f) {
   }
 }
 
+// Calls f with the typed data of two int8 / uint8 code tensors (any mix of signedness).
+template <class F> void with_byte_codes(const Tensor& a, const Tensor& b, F&& f) {
+  const bool au = a.dtype() == DType::U8, bu = b.dtype() == DType::U8;
+  if (!au && !bu) f(a.data<int8_t>(), b.data<int8_t>());
+  else if (au && bu) f(a.data<uint8_t>(), b.data<uint8_t>());
+  else if (au) f(a.data<uint8_t>(), b.data<int8_t>());
+  else f(a.data<int8_t>(), b.data<uint8_t>());
+}
+
 class IntReluKernel : public NodeKernel {
  public:
   using NodeKernel::NodeKernel;
@@ -345,15 +354,9 @@ class IntBinaryKernel : public NodeKernel {
     Tensor y = make_output(a, join_requant_.out_unsigned ? DType::U8 : DType::I8);
     int64_t channels, inner;
     channel_layout(a, channels, inner);
-    auto requantized = [&](auto* ta, auto* tb) {
-      requantize_binary_int8(op_, a.dim(0), channels, inner, a.data<std::remove_pointer_t<decltype(ta)>>(),
-                             b.data<std::remove_pointer_t<decltype(tb)>>(), join_requant_, y.raw());
-    };
-    const bool au = a.dtype() == DType::U8, bu = b.dtype() == DType::U8;
-    if (!au && !bu) requantized(static_cast<int8_t*>(nullptr), static_cast<int8_t*>(nullptr));
-    else if (au && bu) requantized(static_cast<uint8_t*>(nullptr), static_cast<uint8_t*>(nullptr));
-    else if (au) requantized(static_cast<uint8_t*>(nullptr), static_cast<int8_t*>(nullptr));
-    else requantized(static_cast<int8_t*>(nullptr), static_cast<uint8_t*>(nullptr));
+    with_byte_codes(a, b, [&](const auto* pa, const auto* pb) {
+      requantize_binary_int8(op_, a.dim(0), channels, inner, pa, pb, join_requant_, y.raw());
+    });
     return y;
   }
   Tensor run(const std::vector<const Tensor*>& in) const override {
@@ -369,11 +372,10 @@ class IntBinaryKernel : public NodeKernel {
       apply<int32_t, int32_t, int64_t>(a, b, y);
       return y;
     }
-    const bool au = a.dtype() == DType::U8, bu = b.dtype() == DType::U8;
-    if (!au && !bu) apply<int8_t, int8_t, int32_t>(a, b, y);
-    else if (au && bu) apply<uint8_t, uint8_t, int32_t>(a, b, y);
-    else if (au) apply<uint8_t, int8_t, int32_t>(a, b, y);
-    else apply<int8_t, uint8_t, int32_t>(a, b, y);
+    with_byte_codes(a, b, [&](const auto* pa, const auto* pb) {
+      apply<std::remove_cv_t<std::remove_pointer_t<decltype(pa)>>,
+            std::remove_cv_t<std::remove_pointer_t<decltype(pb)>>, int32_t>(a, b, y);
+    });
     return y;
   }
 

@@ -62,19 +62,54 @@ void pool_planes(const Pool2dShape& s, int64_t N, const float* x, float* y, floa
   guard.rethrow();
 }
 
+// The window's max, a NaN winning over everything after it.
+inline float nan_max(float acc, float v) { return v > acc || std::isnan(v) ? v : acc; }
+
 }  // namespace
 
 // A NaN anywhere in the window gives NaN (as numpy and torch do): calibration measures ranges
 // after a MaxPool and must see it.
+// Separable, as max is: per output row, the maxima of its R padded input rows over the whole
+// padded width (contiguous loops the compiler vectorises), then the S column taps of each output
+// (strided): S strided passes per output row instead of R x S.
 void maxpool2d_f32(const Pool2dShape& s, int64_t N, const float* x, float* y) {
   const float lowest = -std::numeric_limits<float>::infinity();
-  pool_planes(s, N, x, y, lowest, lowest,
-              [](float* out, const float* in, int64_t OW, auto stride) {
-                for (int64_t ow = 0; ow < OW; ++ow) {
-                  const float v = in[ow * stride];
-                  out[ow] = v > out[ow] || std::isnan(v) ? v : out[ow];
-                }
-              });
+  const int64_t padded_h = s.H + s.pad_top + s.pad_bottom;
+  const int64_t padded_w = s.W + s.pad_left + s.pad_right;
+  const int64_t OH = s.OH(), OW = s.OW();
+  const detail::CopyPaddedRowsFn copy_rows = detail::copy_padded_rows_for(active_simd_level());
+  ParallelGuard guard;  // thread_scratch allocates
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < N * s.C; ++plane) guard.run([&] {
+    float* padded = detail::thread_scratch(detail::Scratch::Plane, padded_h * padded_w);
+    float* row_max = detail::thread_scratch(detail::Scratch::B, padded_w);
+    copy_rows(x + plane * s.H * s.W, s.H, s.W, -s.pad_top, padded_h, s.pad_left, s.pad_right,
+              lowest, padded);
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t W = padded_w;  // locals and restrict: stores must not alias the loop bounds
+      float* __restrict m = row_max;
+      std::copy_n(padded + oh * s.stride_h * W, W, m);
+      for (int64_t r = 1; r < s.R; ++r) {
+        const float* __restrict in = padded + (oh * s.stride_h + r * s.dil_h) * W;
+        for (int64_t i = 0; i < W; ++i) m[i] = nan_max(m[i], in[i]);
+      }
+      float* __restrict out = y + (plane * OH + oh) * OW;
+      auto taps = [&](auto stride) {
+        for (int64_t ow = 0; ow < OW; ++ow) out[ow] = m[ow * stride];
+        for (int64_t col = 1; col < s.S; ++col) {
+          const float* tap = m + col * s.dil_w;
+          for (int64_t ow = 0; ow < OW; ++ow) out[ow] = nan_max(out[ow], tap[ow * stride]);
+        }
+      };
+      if (s.stride_w == 1)  // the stride a constant for 1 and 2, so that the loops vectorise
+        taps(std::integral_constant<int64_t, 1>());
+      else if (s.stride_w == 2)
+        taps(std::integral_constant<int64_t, 2>());
+      else
+        taps(s.stride_w);
+    }
+  });
+  guard.rethrow();
 }
 
 void avgpool2d_f32(const Pool2dShape& s, bool count_include_pad, int64_t N, const float* x,
