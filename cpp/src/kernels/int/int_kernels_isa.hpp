@@ -181,6 +181,39 @@ constexpr int kMaxBlocksPerStep = 16;          // 64 channels: a tile row of 64 
 // first layer) keep the VNNI kernel.
 constexpr int kMinBlocks = 4;
 void gemm_panel(const GemmPanelArgs& args);
+
+// Channels-last implicit GEMM (3x3 and other padded / strided convolutions at the AMX level).
+// The panel holds, per step of kd channel blocks, every padded cell as one "cell" of
+// cell_bytes = 4 * kd bytes (its 4 * kd channels, uint8 or x ^ 0x80): [step][cell][cell_bytes],
+// steps step_stride apart. The activations are the A operand of TDPBUSD (uint8 x int8): row m
+// of an A tile is wide output column q0 + m, i.e. the cell_bytes * F bytes from cell q0 + m +
+// the tap group's cell offset, rows cell_bytes apart. One tap group is F taps of a tap row that
+// are consecutive cells (stride-1, undilated columns; F * cell_bytes <= 64), so with few
+// channels one TDPBUSD covers up to F taps; a group past the kernel's last tap reads real cells
+// against zero weights. Every A row is contiguous (no straddling of the VNNI panel's 4-byte
+// columns). B tiles are the weights, F * kd rows x 16 output channels x 4 bytes. The 16 x 16
+// C tiles are (output column, output channel), transposed into `out` rows (channel) x columns.
+struct GemmCellsArgs {
+  const uint8_t* weights;      // per k tile: [step][group][F * kd rows][16 channels][4 bytes]
+  int64_t weight_tile_bytes;
+  const int32_t* init_tiles;   // per k tile: 16 x 16, every row the tile's 16 initial values
+  int64_t ktiles;
+  const uint8_t* act;          // the panel at the first column's cell
+  int64_t step_stride, steps;  // bytes, count
+  const int64_t* group_offset; // byte offset of each tap group's first cell
+  int64_t ngroups;
+  int64_t cell_bytes;          // 4 * kd
+  int64_t fold;                // F
+  int64_t ncols;               // multiple of 16
+  int32_t* out;                // (ktiles * 16) x ncols, row stride ldo
+  int64_t ldo;
+  bool k_outer;                // k tiles as the outer loop (more weight bytes than panel bytes)
+};
+void gemm_cells(const GemmCellsArgs& args);
+// From a VNNI panel (channel block b of 4-byte cells at src + b * block_stride, cells of them)
+// to the channels-last panel: step st's cell c = blocks st * kd ... st * kd + kd - 1 of cell c.
+void pack_cells(const uint8_t* src, int64_t block_stride, int64_t kd, int64_t steps,
+                int64_t cells, int64_t step_stride, uint8_t* dst);
 }  // namespace amx
 
 // Unaligned 32-bit load without aliasing concerns (compiles to one mov / broadcast operand).
