@@ -243,23 +243,24 @@ void check_every_conv_case() {
 
 TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) { check_every_conv_case(); }
 
-// The same at every level with the channels-last AMX kernel (APL_AMX_CELLS=1, read when a
-// ConvInt8 is built) for the implicit GEMM convolutions of the AMX level.
-TEST(IntKernelsConv, AmxCellsKernelMatchesNaiveLoops) {
+// The same at every level with each AMX implicit-GEMM kernel forced (APL_AMX_CELLS, read when
+// a ConvInt8 is built): the channels-last amx::gemm_cells (=1) and the VNNI-panel one (=0); by
+// default each takes some of the cases.
+TEST(IntKernelsConv, EachAmxKernelMatchesNaiveLoops) {
   if (apl::detected_simd_level() != SimdLevel::AMX) GTEST_SKIP() << "no AMX level";
   const char* before = std::getenv("APL_AMX_CELLS");
   const std::string saved = before ? before : "";
-  setenv("APL_AMX_CELLS", "1", 1);
-  check_every_conv_case();
+  for (const char* mode : {"1", "0"}) {
+    SCOPED_TRACE(std::string("APL_AMX_CELLS=") + mode);
+    setenv("APL_AMX_CELLS", mode, 1);
+    check_every_conv_case();
+  }
   if (before)
     setenv("APL_AMX_CELLS", saved.c_str(), 1);
   else
     unsetenv("APL_AMX_CELLS");
 }
 
-// The int32 accumulator bound at its extremes: a 512-channel 3x3 convolution (4608 taps per
-// output, ResNet-18's largest reduction) with every weight and activation at the end of its
-// range, plus a bias that brings the full-window outputs to exactly INT32_MAX or INT32_MIN.
 TEST(IntKernelsConv, ExtremeValuesOverTheLargestReductionNeitherOverflowNorSaturate) {
   const Conv2dShape s = conv(512, 4, 4, 2, 3, 3, 1, 1);
   constexpr int64_t kTaps = 512 * 3 * 3;

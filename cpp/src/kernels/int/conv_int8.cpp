@@ -475,11 +475,17 @@ bool plan_depthwise_vnni(const Conv2dShape& s, const int8_t* w, const std::vecto
   return true;
 }
 
-// The channels-last AMX implicit GEMM (amx::gemm_cells) when APL_AMX_CELLS=1 at construction;
-// else the VNNI-panel tile kernel (amx::gemm_panel), which the pointwise path always takes.
-bool amx_cells_enabled() {
+// Which AMX kernel runs an implicit GEMM convolution: APL_AMX_CELLS=1 (read when a ConvInt8 is
+// built) the channels-last amx::gemm_cells, =0 the VNNI-panel amx::gemm_panel (or VNNI below
+// amx::kMinBlocks blocks), unset: gemm_cells where it measured faster (conv_int8_layers, one
+// thread, ResNet-18 b8 / zoo ResNet-20 b64): few channels, which would run VNNI (ResNet-18's
+// RGB 7x7/2 conv1, as space to depth: 1.7x), and reductions of >= 18 full-depth panel tiles per
+// C tile (>= 128 channels of a 3x3: 1.09-1.32x); the 16-64 channel 3x3 layers were 3-10% slower.
+bool use_amx_cells(int64_t nblocks, int64_t panel_tiles_per_c_tile) {
   const char* v = std::getenv("APL_AMX_CELLS");
-  return v && std::string(v) == "1";
+  if (v && std::string(v) == "1") return true;
+  if (v && std::string(v) == "0") return false;
+  return nblocks < amx::kMinBlocks || panel_tiles_per_c_tile >= 18;
 }
 
 // Threads, and how many k-tile chunks each packed input unit is split into: only when there are
@@ -542,6 +548,8 @@ struct ConvInt8::Impl {
   DepthwiseVnniPlan dw;
   // Implicit GEMM at the AMX level: the channels-last panel of amx::gemm_cells (see there).
   bool cells = false;
+  bool space_to_depth = false;
+  int64_t cells_kd = 0, cells_steps = 0, cells_count = 0, cells_src_stride = 0;
   int64_t cell_bytes = 0, fold = 1, cells_step_stride = 0, cells_panel_bytes = 0,
           cells_weight_tile_bytes = 0;
   std::vector<int64_t> group_offset;    // bytes, per tap group
@@ -600,7 +608,11 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
         s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
     path = (s.R == 1 && s.S == 1 && unpadded) ? ConvPath::PointwiseGemm : ConvPath::ImplicitGemm;
     nblocks = ceil_div(s.channels_per_group(), isa->channels_per_step);
-    if (level == SimdLevel::AMX && nblocks < amx::kMinBlocks)
+    // The cells kernel folds taps into its tiles' depth, so it takes few channels too.
+    const bool want_cells =
+        level == SimdLevel::AMX && path == ConvPath::ImplicitGemm &&
+        use_amx_cells(nblocks, ceil_div(nblocks, amx::kMaxBlocksPerStep) * s.R * s.S);
+    if (level == SimdLevel::AMX && nblocks < amx::kMinBlocks && !want_cells)
       isa = isa_kernels_for(SimdLevel::AVX512);
     const int64_t steps = ceil_div(nblocks, isa->max_blocks_per_step);
     blocks_per_step = ceil_div(nblocks, steps);
@@ -609,9 +621,7 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     pack_gemm_weights(w);
     if (path == ConvPath::ImplicitGemm)
       planes = make_padded_planes(s, padded_blocks, kPackedColumnBytes, isa->gemm_cols);
-    if (path == ConvPath::ImplicitGemm && isa->gemm_panel == amx::gemm_panel &&
-        amx_cells_enabled())
-      plan_cells(w);
+    if (want_cells) plan_cells(w);
   }
   if (path != ConvPath::PointwiseGemm)
     for (int64_t oh = 0; oh < s.OH(); ++oh)
@@ -647,36 +657,90 @@ void ConvInt8::Impl::pack_gemm_weights(const int8_t* w) {
     }
 }
 
-// The tap groups, the channels-last weights and initial tiles of amx::gemm_cells.
+// The tap groups, the channels-last weights and initial tiles of amx::gemm_cells. Two plans,
+// the one with fewer TDPBUSD per C tile taken:
+// * per phase: a cell is one padded cell of one stride phase (4 kd channel bytes); undilated
+//   columns fold taps s = p, p + stride_w, ... of a row (consecutive cells of column phase p).
+// * space to depth (strided convolutions with few channels, e.g. an RGB 7x7/2 first layer): a
+//   cell is position (h', w') of the phase planes with the channels of every phase, i.e. the
+//   strided conv as a stride-1 conv of ceil(R / sh) x ceil(S / sw) taps over C * sh * sw
+//   channels; the VNNI panel is that already (block b's phases are consecutive planes of Hph *
+//   Wph cells), read as nblocks * phases blocks of one phase plane each.
 void ConvInt8::Impl::plan_cells(const int8_t* w) {
   cells = true;
-  const int64_t kd = blocks_per_step, steps = padded_blocks / kd, taps = s.R * s.S;
-  const int64_t Cg = s.channels_per_group(), Kg = s.outputs_per_group();
-  cell_bytes = 4 * kd;
-  // Taps of a row are consecutive cells only for undilated stride-1 columns.
-  fold = (s.stride_w == 1 && s.dil_w == 1) ? std::max<int64_t>(1, std::min(s.S, 64 / cell_bytes))
-                                           : 1;
-  std::vector<int64_t> group_first;
-  for (int64_t r = 0; r < s.R; ++r)
-    for (int64_t s0 = 0; s0 < s.S; s0 += fold) {
-      group_first.push_back(r * s.S + s0);
-      group_offset.push_back(planes.tap_offset[r * s.S + s0] / kPackedColumnBytes * cell_bytes);
+  const int64_t taps = s.R * s.S, Cg = s.channels_per_group(), Kg = s.outputs_per_group();
+  const int64_t sh = s.stride_h, sw = s.stride_w, phases = sh * sw;
+  struct Group {
+    int64_t r, s0, step;  // phase plan: taps (r, s0 + f * step)
+  };
+  // Phase plan.
+  const int64_t kd_p = blocks_per_step, steps_p = padded_blocks / kd_p;
+  const int64_t fold_p = std::max<int64_t>(
+      1, std::min(s.dil_w == 1 ? ceil_div(s.S, sw) : 1, 64 / (4 * kd_p)));
+  std::vector<Group> groups_p;
+  for (int64_t r = 0; r < s.R; ++r) {
+    if (s.dil_w != 1) {
+      for (int64_t sx = 0; sx < s.S; ++sx) groups_p.push_back({r, sx, 1});
+      continue;
     }
-  const int64_t ngroups = static_cast<int64_t>(group_first.size());
-  const int64_t b_bytes = fold * kd * 64;
-  cells_weight_tile_bytes = steps * ngroups * b_bytes;
+    for (int64_t p = 0; p < std::min(sw, s.S); ++p)
+      for (int64_t s0 = p; s0 < s.S; s0 += fold_p * sw) groups_p.push_back({r, s0, sw});
+  }
+  const int64_t cost_p = steps_p * static_cast<int64_t>(groups_p.size());
+  // Space-to-depth plan: one step of nblocks * phases <= 16 blocks, undilated.
+  const int64_t kd_d = nblocks * phases, R_d = ceil_div(s.R, sh), S_d = ceil_div(s.S, sw);
+  const int64_t fold_d = std::max<int64_t>(1, std::min(S_d, 64 / (4 * kd_d)));
+  const int64_t cost_d = R_d * ceil_div(S_d, fold_d);
+  space_to_depth = phases > 1 && s.dil_h == 1 && s.dil_w == 1 && kd_d <= 16 &&
+                   padded_blocks == nblocks && cost_d < cost_p;
+
+  const int64_t phase_cells = planes.Hph * planes.Wph;
+  int64_t ngroups = 0;
+  if (space_to_depth) {
+    cells_kd = kd_d, cells_steps = 1, fold = fold_d;
+    cells_count = phase_cells;
+    cells_src_stride = phase_cells * kPackedColumnBytes;
+    for (int64_t r = 0; r < R_d; ++r)
+      for (int64_t s0 = 0; s0 < S_d; s0 += fold) group_offset.push_back(r * planes.Wph + s0);
+  } else {
+    cells_kd = kd_p, cells_steps = steps_p, fold = fold_p;
+    cells_count = planes.cells;
+    cells_src_stride = planes.block_stride;
+    for (const Group& gr : groups_p)
+      group_offset.push_back(planes.tap_offset[gr.r * s.S + gr.s0] / kPackedColumnBytes);
+  }
+  cell_bytes = 4 * cells_kd;
+  for (int64_t& off : group_offset) off *= cell_bytes;  // cells -> bytes
+  ngroups = static_cast<int64_t>(group_offset.size());
+  const int64_t kd = cells_kd, b_bytes = fold * kd * 64;
+  cells_weight_tile_bytes = cells_steps * ngroups * b_bytes;
   cells_weights.assign(s.groups * ktiles * cells_weight_tile_bytes, 0);
   for (int64_t g = 0; g < s.groups; ++g)
     for (int64_t k = 0; k < Kg; ++k) {
       uint8_t* tile = cells_weights.data() + (g * ktiles + k / 16) * cells_weight_tile_bytes;
       const int8_t* wk = w + (g * Kg + k) * Cg * taps;
+      auto put = [&](int64_t st, int64_t tg, int64_t f, int64_t quad, int64_t c, int8_t v) {
+        tile[(st * ngroups + tg) * b_bytes + (f * kd + quad) * 64 + (k % 16) * 4 + c % 4] =
+            static_cast<uint8_t>(v);
+      };
       for (int64_t c = 0; c < Cg; ++c) {
-        const int64_t block = c / 4, st = block / kd, b = block % kd;
+        const int64_t block = c / 4;
+        if (space_to_depth) {
+          // Tap (r, sx) = (sh r' + ph, sw s' + pw): group (r', s' / fold), quad block * phases +
+          // the phase of (ph, pw) (make_padded_planes' order).
+          for (int64_t r = 0; r < s.R; ++r)
+            for (int64_t sx = 0; sx < s.S; ++sx) {
+              const int64_t rd = r / sh, sd = sx / sw, phase = (r % sh) * sw + sx % sw;
+              const int64_t tg = rd * ceil_div(S_d, fold) + sd / fold;
+              put(0, tg, sd % fold, block * phases + phase, c, wk[c * taps + r * s.S + sx]);
+            }
+          continue;
+        }
+        const int64_t st = block / kd, b = block % kd;
         for (int64_t tg = 0; tg < ngroups; ++tg) {
-          const int64_t r = group_first[tg] / s.S, s0 = group_first[tg] % s.S;
-          for (int64_t f = 0; f < fold && s0 + f < s.S; ++f)
-            tile[(st * ngroups + tg) * b_bytes + (f * kd + b) * 64 + (k % 16) * 4 + c % 4] =
-                static_cast<uint8_t>(wk[c * taps + r * s.S + s0 + f]);
+          const Group& gr = groups_p[tg];
+          for (int64_t f = 0; f < fold && gr.s0 + f * gr.step < s.S; ++f)
+            put(st, tg, f, b, c, wk[c * taps + gr.r * s.S + gr.s0 + f * gr.step]);
         }
       }
     }
@@ -684,10 +748,10 @@ void ConvInt8::Impl::plan_cells(const int8_t* w) {
   for (int64_t t = 0; t < s.groups * ktiles; ++t)
     for (int64_t m = 0; m < 16; ++m)
       for (int64_t n = 0; n < 16; ++n) cells_init[t * 256 + m * 16 + n] = init[t * 16 + n];
-  cells_step_stride = round_up(planes.cells * cell_bytes, 64);
+  cells_step_stride = round_up(cells_count * cell_bytes, 64);
   const int64_t max_offset = *std::max_element(group_offset.begin(), group_offset.end());
-  cells_panel_bytes = std::max(steps * cells_step_stride,
-                               (steps - 1) * cells_step_stride + max_offset +
+  cells_panel_bytes = std::max(cells_steps * cells_step_stride,
+                               (cells_steps - 1) * cells_step_stride + max_offset +
                                    (planes.ncols + fold) * cell_bytes) +
                       64;
 }
@@ -906,9 +970,8 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
           const int64_t n = unit / G;
           pack_implicit(x + n * in_sample, g, zeros.get(), planes_buf.get(), panel.get());
           if (cells)
-            amx::pack_cells(panel.get(), planes.block_stride, blocks_per_step,
-                            padded_blocks / blocks_per_step, planes.cells, cells_step_stride,
-                            cell_panel.get());
+            amx::pack_cells(panel.get(), cells_src_stride, cells_kd, cells_steps, cells_count,
+                            cells_step_stride, cell_panel.get());
           base = n * s.K * plane;
         }
       }
@@ -936,7 +999,7 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
                                    wide.get(),
                                    qn};
           if (cells) {
-            const int64_t steps = padded_blocks / blocks_per_step;
+            const int64_t steps = cells_steps;
             const amx::GemmCellsArgs cargs{
                 cells_weights.data() + t_tile * cells_weight_tile_bytes,
                 cells_weight_tile_bytes,

@@ -228,6 +228,11 @@ void gemm_cells(const GemmCellsArgs& args) {
 void pack_cells(const uint8_t* src, int64_t block_stride, int64_t kd, int64_t steps,
                 int64_t cells, int64_t step_stride, uint8_t* dst) {
   const int64_t cell_bytes = 4 * kd;
+  if (kd == 1) {  // one block a step: the same bytes
+    for (int64_t st = 0; st < steps; ++st)
+      std::memcpy(dst + st * step_stride, src + st * block_stride, cells * 4);
+    return;
+  }
   const __mmask16 row_mask = static_cast<__mmask16>((1u << kd) - 1);
   for (int64_t st = 0; st < steps; ++st) {
     const uint8_t* blocks = src + st * kd * block_stride;
