@@ -478,14 +478,17 @@ bool plan_depthwise_vnni(const Conv2dShape& s, const int8_t* w, const std::vecto
 // Which AMX kernel runs an implicit GEMM convolution: APL_AMX_CELLS=1 (read when a ConvInt8 is
 // built) the channels-last amx::gemm_cells, =0 the VNNI-panel amx::gemm_panel (or VNNI below
 // amx::kMinBlocks blocks), unset: gemm_cells where it measured faster (conv_int8_layers, one
-// thread, ResNet-18 b8 / zoo ResNet-20 b64): few channels, which would run VNNI (ResNet-18's
-// RGB 7x7/2 conv1, as space to depth: 1.7x), and reductions of >= 18 full-depth panel tiles per
-// C tile (>= 128 channels of a 3x3: 1.09-1.32x); the 16-64 channel 3x3 layers were 3-10% slower.
-bool use_amx_cells(int64_t nblocks, int64_t panel_tiles_per_c_tile) {
+// thread, ResNet-18 b8 / zoo ResNet-20 b64, APL_AMX_CELLS=0 / 1 interleaved): few channels,
+// which would run VNNI (ResNet-18's RGB 7x7/2 conv1, as space to depth: 1.7x), strided
+// reductions of >= 18 full-depth panel tiles per C tile (3x3/2 from >= 128 channels: 1.09-1.32x)
+// and stride-1 ones of >= 27 (3x3 from >= 256 channels: 1.09-1.13x); the 16-128 channel
+// stride-1 3x3 layers and 64 channel 3x3/2 were 3-10% slower with it.
+bool use_amx_cells(int64_t nblocks, int64_t panel_tiles_per_c_tile, bool strided) {
   const char* v = std::getenv("APL_AMX_CELLS");
   if (v && std::string(v) == "1") return true;
   if (v && std::string(v) == "0") return false;
-  return nblocks < amx::kMinBlocks || panel_tiles_per_c_tile >= 18;
+  return nblocks < amx::kMinBlocks || panel_tiles_per_c_tile >= 27 ||
+         (strided && panel_tiles_per_c_tile >= 18);
 }
 
 // Threads, and how many k-tile chunks each packed input unit is split into: only when there are
@@ -548,6 +551,9 @@ struct ConvInt8::Impl {
   DepthwiseVnniPlan dw;
   // Implicit GEMM at the AMX level: the channels-last panel of amx::gemm_cells (see there).
   bool cells = false;
+  // amx::gemm_panel's requantizing epilogue (implicit GEMM): the output runs per column tile.
+  std::vector<int32_t> run_begin;
+  std::vector<OutRun> out_runs;
   bool space_to_depth = false;
   int64_t cells_kd = 0, cells_steps = 0, cells_count = 0, cells_src_stride = 0;
   int64_t cell_bytes = 0, fold = 1, cells_step_stride = 0, cells_panel_bytes = 0,
@@ -611,7 +617,8 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     // The cells kernel folds taps into its tiles' depth, so it takes few channels too.
     const bool want_cells =
         level == SimdLevel::AMX && path == ConvPath::ImplicitGemm &&
-        use_amx_cells(nblocks, ceil_div(nblocks, amx::kMaxBlocksPerStep) * s.R * s.S);
+        use_amx_cells(nblocks, ceil_div(nblocks, amx::kMaxBlocksPerStep) * s.R * s.S,
+                      s.stride_h > 1 || s.stride_w > 1);
     if (level == SimdLevel::AMX && nblocks < amx::kMinBlocks && !want_cells)
       isa = isa_kernels_for(SimdLevel::AVX512);
     const int64_t steps = ceil_div(nblocks, isa->max_blocks_per_step);
@@ -622,6 +629,26 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     if (path == ConvPath::ImplicitGemm)
       planes = make_padded_planes(s, padded_blocks, kPackedColumnBytes, isa->gemm_cols);
     if (want_cells) plan_cells(w);
+    // Requantized from the tiles only where the wide rows are short (<= 16 columns: 14x14 and
+    // smaller outputs): there emit_rows spends most on per-row calls and short copies. For
+    // longer rows it measured slower (conv_int8_layers amx, one thread, the epilogue off / on
+    // interleaved: 7x7 and 14x14 layers 1.05-1.14x faster with it, ResNet-18 b8 64@56 and
+    // 128@28 0.89-0.93x, the 7x7/2 conv1 0.77x).
+    if (path == ConvPath::ImplicitGemm && isa->gemm_panel == amx::gemm_panel &&
+        planes.Wph <= 16) {
+      const int64_t OH = s.OH(), OW = s.OW(), Wph = planes.Wph;
+      for (int64_t q0 = 0; q0 < planes.ncols; q0 += 16) {
+        run_begin.push_back(static_cast<int32_t>(out_runs.size()));
+        for (int64_t oh = q0 / Wph; oh < OH && oh * Wph < q0 + 16; ++oh) {
+          const int64_t j0 = std::max(q0, oh * Wph) - q0;
+          const int64_t j1 = std::min(q0 + 16, oh * Wph + OW) - q0;
+          if (j1 > j0)
+            out_runs.push_back({static_cast<int32_t>(oh * OW + q0 + j0 - oh * Wph),
+                                static_cast<int16_t>(j0), static_cast<int16_t>(j1 - j0)});
+        }
+      }
+      run_begin.push_back(static_cast<int32_t>(out_runs.size()));
+    }
   }
   if (path != ConvPath::PointwiseGemm)
     for (int64_t oh = 0; oh < s.OH(); ++oh)
@@ -931,6 +958,19 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   const int64_t chunk_act_bytes = padded_blocks * (p.wide_cols * kPackedColumnBytes + max_tap);
   const bool per_tile = isa->gemm_panel == avx512::gemm_panel && chunk_act_bytes <= 32 * 1024;
   const int64_t tiles_per_call = per_tile ? 1 : ktiles;
+  // Requantized output straight from amx::gemm_panel's tiles; per-channel scales as a table in
+  // the C tiles' layout (row r of k tile kt: output channel kt * 16 + r).
+  const bool tile_epilogue = !out.acc && !run_begin.empty();
+  AlignedVector<FixedPointMultiplier> scale_table;
+  if (tile_epilogue && out.per_channel()) {
+    scale_table.resize(G * ktiles * 256);
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t kt = 0; kt < ktiles; ++kt)
+        for (int64_t r = 0; r < 16; ++r) {
+          const int64_t k = g * Kg + std::min(kt * 16 + r, Kg - 1);
+          std::fill_n(scale_table.data() + ((g * ktiles + kt) * 16 + r) * 16, 16, *out.scale_of(k));
+        }
+  }
 
   ParallelGuard guard;  // scratch and the segment lists allocate
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
@@ -985,7 +1025,7 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
           const int64_t nt = std::min(tiles_per_call, kt_end - kt);
           const int64_t t_tile = g * ktiles + kt, t_k0 = g * Kg + kt * rows;
           const int64_t t_rows = std::min((kt + nt) * rows, Kg) - kt * rows;
-          const GemmPanelArgs args{packed_weights.data() + t_tile * weight_tile_bytes,
+          GemmPanelArgs args{packed_weights.data() + t_tile * weight_tile_bytes,
                                    weight_tile_bytes,
                                    init.data() + t_tile * rows,
                                    nt,
@@ -998,9 +1038,24 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
                                    qn,
                                    wide.get(),
                                    qn};
+          TileEpilogue epilogue;
+          if (tile_epilogue) {
+            epilogue = {out.requantize_run,
+                        out.per_channel() ? scale_table.data() + t_tile * 256 : out.scale_of(0),
+                        out.per_channel(),
+                        out.lo,
+                        out.hi,
+                        out.y + base + t_k0 * plane,
+                        plane,
+                        t_rows,
+                        q0 / 16,
+                        run_begin.data(),
+                        out_runs.data()};
+            args.epilogue = &epilogue;
+          }
           if (cells) {
             const int64_t steps = cells_steps;
-            const amx::GemmCellsArgs cargs{
+            amx::GemmCellsArgs cargs{
                 cells_weights.data() + t_tile * cells_weight_tile_bytes,
                 cells_weight_tile_bytes,
                 cells_init.data() + t_tile * 256,
@@ -1016,10 +1071,12 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
                 wide.get(),
                 qn,
                 nt * cells_weight_tile_bytes > steps * cells_step_stride};
+            cargs.epilogue = args.epilogue;
             amx::gemm_cells(cargs);
           } else {
             isa->gemm_panel(args);
           }
+          if (tile_epilogue) continue;
           if (gemm_shaped) {
             const int64_t valid = std::min(qn, valid_cols - q0);
             emit_columns(wide.get(), qn, t_k0, t_rows, first_col + q0, valid, s.K, out,

@@ -45,6 +45,26 @@ void broadcast_init(const int32_t* init, int64_t ktiles, int32_t* tiles) {
     for (int j = 0; j < 16; ++j) tiles[r * 16 + j] = init[r];
 }
 
+// A stored C tile of k tile kt (of the call) at columns q0 .. q0 + 15: requantized and written.
+void emit_tile(const TileEpilogue& e, const int32_t* acc, int64_t kt, int64_t q0) {
+  alignas(64) uint8_t bytes[256];
+  e.run(acc, 256, e.per_lane ? e.scale + kt * 256 : e.scale, e.per_lane, e.lo, e.hi, bytes);
+  const int64_t t = e.col_tile0 + q0 / 16;
+  const int64_t rows = std::min<int64_t>(16, e.rows - kt * 16);
+  const __m128i iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  uint8_t* y = e.y + kt * 16 * e.plane;
+  for (int32_t i = e.run_begin[t]; i < e.run_begin[t + 1]; ++i) {
+    const OutRun& run = e.runs[i];
+    const __m128i index = _mm_add_epi8(iota, _mm_set1_epi8(static_cast<char>(run.first)));
+    const __mmask16 mask = static_cast<__mmask16>((1u << run.len) - 1);
+    uint8_t* dst = y + run.dst;
+    for (int64_t r = 0; r < rows; ++r) {
+      const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * r));
+      _mm_mask_storeu_epi8(dst + r * e.plane, mask, _mm_shuffle_epi8(v, index));
+    }
+  }
+}
+
 // Output channels of k tiles kt (and kt + 1 when KTiles == 2), columns q0 (and q0 + 16).
 template <int KTiles, int ColTiles>
 void tile_block(const GemmPanelArgs& a, const int32_t* init_tiles, int64_t kt, int64_t q0) {
@@ -75,6 +95,22 @@ void tile_block(const GemmPanelArgs& a, const int32_t* init_tiles, int64_t kt, i
         if constexpr (ColTiles == 2) _tile_dpbsud(3, 5, 7);
       }
     }
+  }
+  if (a.epilogue) {
+    alignas(64) int32_t buf[4][256];
+    _tile_stored(0, buf[0], 64);
+    if constexpr (ColTiles == 2) _tile_stored(1, buf[1], 64);
+    if constexpr (KTiles == 2) {
+      _tile_stored(2, buf[2], 64);
+      if constexpr (ColTiles == 2) _tile_stored(3, buf[3], 64);
+    }
+    emit_tile(*a.epilogue, buf[0], kt, q0);
+    if constexpr (ColTiles == 2) emit_tile(*a.epilogue, buf[1], kt, q0 + 16);
+    if constexpr (KTiles == 2) {
+      emit_tile(*a.epilogue, buf[2], kt + 1, q0);
+      if constexpr (ColTiles == 2) emit_tile(*a.epilogue, buf[3], kt + 1, q0 + 16);
+    }
+    return;
   }
   const int64_t ldo_bytes = a.ldo * 4;
   int32_t* out0 = a.out + kt * kGemmRows * a.ldo + q0;
@@ -179,13 +215,23 @@ void cells_block(const GemmCellsArgs& a, int64_t kt, int64_t q0) {
       }
     }
   }
-  int32_t* out0 = a.out + kt * 16 * a.ldo + q0;
+  const bool direct = a.epilogue == nullptr;
+  int32_t* out0 = direct ? a.out + kt * 16 * a.ldo + q0 : nullptr;
   alignas(64) int32_t buf[4][256];
   _tile_stored(0, buf[0], 64);
   if constexpr (KTiles == 2) _tile_stored(1, buf[1], 64);
   if constexpr (ColTiles == 2) {
     _tile_stored(2, buf[2], 64);
     if constexpr (KTiles == 2) _tile_stored(3, buf[3], 64);
+  }
+  if (!direct) {  // transposed to channel rows, then requantized and written
+    for (int t = 0; t < (KTiles == 2 ? 2 : 1) * ColTiles; ++t) {
+      alignas(64) int32_t rows[256];
+      store_transposed(buf[KTiles == 2 ? t : 2 * t], rows, 16);  // C0, C1, C2, C3 order
+      const int64_t k = kt + (KTiles == 2 ? t % 2 : 0), q = q0 + 16 * (KTiles == 2 ? t / 2 : t);
+      emit_tile(*a.epilogue, rows, k, q);
+    }
+    return;
   }
   store_transposed(buf[0], out0, a.ldo);
   if constexpr (KTiles == 2) store_transposed(buf[1], out0 + 16 * a.ldo, a.ldo);

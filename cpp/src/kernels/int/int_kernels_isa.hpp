@@ -63,6 +63,30 @@ constexpr int64_t kPackedColumnBytes = 4;
 using InterleaveFn = void (*)(const uint8_t* const* planes, int64_t width, int64_t height,
                               int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 
+// The requantized output taken straight from the C tiles (amx::gemm_panel, gemm_cells): each 16 x 16 tile
+// (16 output channels x 16 wide columns) is stored to an L1 buffer, requantized in one run of
+// 256 and its rows' valid columns written to the output with byte-masked stores, with no int32
+// round trip through a wide accumulator buffer. The runs of column tile t (global over the
+// wide columns: col_tile0 + q / 16 for column q of the call) are runs[run_begin[t] ..
+// run_begin[t + 1]): bytes first .. first + len - 1 of a tile row go to the channel's plane at
+// dst ...
+struct OutRun {
+  int32_t dst;
+  int16_t first, len;
+};
+struct TileEpilogue {
+  RequantizeRunFn run;
+  const FixedPointMultiplier* scale;  // per_lane: 256 per k tile (scale of row r at 16 r ...)
+  bool per_lane;
+  int32_t lo, hi;
+  uint8_t* y;           // the output plane of the call's first row (output channel)
+  int64_t plane;        // bytes between the planes of consecutive channels
+  int64_t rows;         // valid rows (channels) of the call
+  int64_t col_tile0;
+  const int32_t* run_begin;
+  const OutRun* runs;
+};
+
 // The implicit GEMM over one packed input panel for `ktiles` tiles of output channels (the
 // kernel's row count each). Column tiles are the outer loop, so the panel columns being read stay
 // in L1 while the weights of every tile stream past.
@@ -81,6 +105,7 @@ struct GemmPanelArgs {
   int64_t ncols;              // multiple of the kernel's column step
   int32_t* out;               // (ktiles * rows) x ncols accumulators, row stride ldo
   int64_t ldo;
+  const TileEpilogue* epilogue = nullptr;  // amx only: requantized output instead of out
 };
 using GemmPanelFn = void (*)(const GemmPanelArgs&);
 
@@ -208,6 +233,7 @@ struct GemmCellsArgs {
   int32_t* out;                // (ktiles * 16) x ncols, row stride ldo
   int64_t ldo;
   bool k_outer;                // k tiles as the outer loop (more weight bytes than panel bytes)
+  const TileEpilogue* epilogue = nullptr;  // requantized output instead of out
 };
 void gemm_cells(const GemmCellsArgs& args);
 // From a VNNI panel (channel block b of 4-byte cells at src + b * block_stride, cells of them)
