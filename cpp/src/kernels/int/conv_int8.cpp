@@ -619,7 +619,14 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
         level == SimdLevel::AMX && path == ConvPath::ImplicitGemm &&
         use_amx_cells(nblocks, ceil_div(nblocks, amx::kMaxBlocksPerStep) * s.R * s.S,
                       s.stride_h > 1 || s.stride_w > 1);
-    if (level == SimdLevel::AMX && nblocks < amx::kMinBlocks && !want_cells)
+    // Pointwise convs of <= 32 channels run VNNI at the AMX level too: the tiles measured
+    // slower there (conv_int8_layers b64, one thread, the levels interleaved: zoo MobileNet
+    // 1x1 16->16 1.24-1.35x the VNNI time, 16->96 1.0-1.2x, 24->144 1.07-1.12x, 32->192
+    // 1.02-1.04x, ResNet-20 1x1/2 16->32 1.16x; from 64 channels on AMX is 0.67-0.88x).
+    constexpr int64_t kMaxVnniPointwiseBlocks = 8;
+    if (level == SimdLevel::AMX &&
+        ((nblocks < amx::kMinBlocks && !want_cells) ||
+         (path == ConvPath::PointwiseGemm && nblocks <= kMaxVnniPointwiseBlocks)))
       isa = isa_kernels_for(SimdLevel::AVX512);
     const int64_t steps = ceil_div(nblocks, isa->max_blocks_per_step);
     blocks_per_step = ceil_div(nblocks, steps);
