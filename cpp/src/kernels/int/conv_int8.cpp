@@ -1104,6 +1104,8 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
 // software pipeline over two buffers: plane i + 1 is copied in and plane i - 1 requantized around
 // the convolution of plane i, so no load reads bytes that a (masked, not forwardable) store has
 // just written.
+constexpr int64_t kDepthwiseBatchValues = 512;
+
 void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
                                         const OutputSink& out) const {
   const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW(), total = N * s.K;
@@ -1115,23 +1117,28 @@ void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
     const int64_t begin = total * t / threads, end = total * (t + 1) / threads;
     if (begin == end) return;
     Scratch<uint8_t> buffers = scratch<uint8_t>(2 * dw.buffer_bytes);
-    Scratch<int32_t> accs = scratch<int32_t>(out.acc ? 0 : 2 * plane);
+    // With one scale for all channels, `batch` consecutive planes (contiguous in the NCHW
+    // output) are requantized in one run: for small planes (7x7, 14x14) the per-plane calls
+    // were most of the time. Accumulators: two slots of `batch` planes, alternating.
+    const int64_t batch =
+        !out.acc && !out.per_channel() ? std::max<int64_t>(1, kDepthwiseBatchValues / plane) : 1;
+    Scratch<int32_t> accs = scratch<int32_t>(out.acc ? 0 : 2 * batch * plane);
     std::memset(buffers.get(), x_signed ? 0x80 : 0, 2 * dw.buffer_bytes);
     // Output plane nc = (n, k) reads input plane in(nc): (n, k) itself, or n when C == 1 (then
     // copied once for its K outputs). Buffers alternate with the input plane.
     auto in = [&](int64_t nc) { return single_input ? nc / s.K : nc; };
     auto buffer = [&](int64_t nc) { return buffers.get() + (in(nc) & 1) * dw.buffer_bytes; };
     auto acc = [&](int64_t nc) {
-      return out.acc ? out.acc + nc * plane : accs.get() + (nc & 1) * plane;
+      return out.acc ? out.acc + nc * plane : accs.get() + ((nc - begin) % (2 * batch)) * plane;
     };
     auto copy_in = [&](int64_t nc) {
       avx512::copy_rows_flip(x + in(nc) * in_plane, s.H, s.W, dw.Wp, x_signed,
                              buffer(nc) + s.pad_top * dw.Wp + s.pad_left);
     };
-    auto emit = [&](int64_t nc) {
-      if (!out.acc)
-        out.requantize_run(acc(nc), plane, out.scale_of(nc % s.K), false, out.lo, out.hi,
-                           out.y + nc * plane);
+    auto emit = [&](int64_t first, int64_t count) {  // planes of one slot
+      if (!out.acc && count > 0)
+        out.requantize_run(acc(first), count * plane, out.scale_of(first % s.K), false, out.lo,
+                           out.hi, out.y + first * plane);
     };
     copy_in(begin);
     for (int64_t nc = begin; nc < end; ++nc) {
@@ -1150,9 +1157,13 @@ void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
                                    dw.init[c],
                                    acc(nc)};
       avx512::depthwise_vnni(args);
-      if (nc > begin) emit(nc - 1);
+      // Slot j (planes begin + j batch ...) is requantized once slot j + 1 is complete.
+      const int64_t done = nc + 1 - begin;
+      if (done % batch == 0 && done >= 2 * batch) emit(nc + 1 - 2 * batch, batch);
     }
-    emit(end - 1);
+    const int64_t full = (end - begin) / batch;
+    if (full >= 1) emit(begin + (full - 1) * batch, batch);
+    emit(begin + full * batch, (end - begin) % batch);
   });
   guard.rethrow();
 }
