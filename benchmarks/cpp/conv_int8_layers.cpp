@@ -11,6 +11,9 @@
 // medians of `repeats` after a warm-up. Nominal peaks at `GHz` per core x OMP threads: VNNI
 // 2 x 64 MACs per cycle (two vpdpbusd zmm ports), AMX 1024 MACs per cycle (a TDPBUSD: 16x16x64
 // in 16 cycles). The last line sums all 20 convs of the network (counts per shape below).
+//
+// For profiling one kernel: CONV_LAYERS_ONLY=<substring of a layer name> runs only the layers
+// whose name contains it, CONV_LAYERS_LEVEL=avx512|amx only that level.
 #include <omp.h>
 
 #include <algorithm>
@@ -109,11 +112,23 @@ int main(int argc, char** argv) {
     std::printf("unknown model %s (resnet18, resnet20, mobilenet)\n", model.c_str());
     return 1;
   }
+  if (const char* only = std::getenv("CONV_LAYERS_ONLY")) {
+    std::vector<Layer> kept;
+    for (const Layer& L : layers)
+      if (std::string(L.name).find(only) != std::string::npos) kept.push_back(L);
+    layers = kept;
+  }
   int64_t nconvs = 0;
   for (const Layer& L : layers) nconvs += L.count;
   const int threads = omp_get_max_threads();
   std::vector<SimdLevel> levels{SimdLevel::AVX512};
   if (detected_simd_level() == SimdLevel::AMX) levels.push_back(SimdLevel::AMX);
+  if (const char* only = std::getenv("CONV_LAYERS_LEVEL")) {
+    std::vector<SimdLevel> kept;
+    for (SimdLevel l : levels)
+      if (std::string(simd_level_name(l)) == only) kept.push_back(l);
+    levels = kept;
+  }
   if (detected_simd_level() < SimdLevel::AVX512) {
     std::printf("this CPU has no AVX-512 VNNI: nothing to measure\n");
     return 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -144,7 +145,23 @@ std::vector<ConvCase> conv_cases() {
       {"depthwise_kernel7_pad3", conv(6, 11, 13, 6, 7, 7, 1, 3, 6), 2},
       {"depthwise_1x1", conv(4, 5, 6, 4, 1, 1, 1, 0, 4), 2},
       {"depthwise_stride2_pad0", conv(9, 12, 11, 9, 3, 3, 2, 0, 9), 2},
+      // AMX channels-last cells (amx::gemm_cells): 32 channels fold 2 taps a group (the
+      // second group's second tap is past the kernel: zero weights), 12 channels fold 4 of a
+      // 5x5 row, 80 channels take 2 steps of 10 blocks, K not a multiple of 16, stride 2 rows
+      // with stride-1 columns (folded), dilated columns (not folded), wide rows of 3 C tiles.
+      {"cells_32ch_fold2", conv(32, 9, 11, 20, 3, 3, 1, 1), 2},
+      {"cells_12ch_5x5_fold4", conv(12, 10, 9, 18, 5, 5, 1, 2), 2},
+      {"cells_80ch_two_steps", conv(80, 6, 7, 33, 3, 3, 1, 1), 2},
+      {"cells_wide_rows", conv(16, 5, 46, 16, 3, 3, 1, 1), 1},
   };
+  {
+    Conv2dShape rows2 = conv(24, 11, 12, 17, 3, 3, 1, 1);
+    rows2.stride_h = 2;
+    cases.push_back({"cells_stride_h2_fold", rows2, 2});
+    Conv2dShape dil = conv(20, 9, 12, 16, 3, 3, 1, 2);
+    dil.dil_w = 2;
+    cases.push_back({"cells_dilated_columns", dil, 2});
+  }
   // Asymmetric pads, strides and a non-square kernel, depthwise and not.
   Conv2dShape odd = conv(7, 11, 9, 13, 3, 2, 2);
   odd.stride_w = 3;
@@ -170,7 +187,7 @@ std::vector<ConvCase> conv_cases() {
 
 // Every ConvInt8 path at every level and thread count against the naive loops, as int32
 // accumulators and through the fused requantization (per-tensor and per-channel).
-TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) {
+void check_every_conv_case() {
   std::mt19937 rng(1234);
   for (const ConvCase& tc : conv_cases())
     for (bool x_unsigned : {false, true}) {
@@ -224,9 +241,26 @@ TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) {
     }
 }
 
-// The int32 accumulator bound at its extremes: a 512-channel 3x3 convolution (4608 taps per
-// output, ResNet-18's largest reduction) with every weight and activation at the end of its
-// range, plus a bias that brings the full-window outputs to exactly INT32_MAX or INT32_MIN.
+TEST(IntKernelsConv, MatchesNaiveLoopsAtEveryLevelAndThreadCount) { check_every_conv_case(); }
+
+// The same at every level with each AMX implicit-GEMM kernel forced (APL_AMX_CELLS, read when
+// a ConvInt8 is built): the channels-last amx::gemm_cells (=1) and the VNNI-panel one (=0); by
+// default each takes some of the cases.
+TEST(IntKernelsConv, EachAmxKernelMatchesNaiveLoops) {
+  if (apl::detected_simd_level() != SimdLevel::AMX) GTEST_SKIP() << "no AMX level";
+  const char* before = std::getenv("APL_AMX_CELLS");
+  const std::string saved = before ? before : "";
+  for (const char* mode : {"1", "0"}) {
+    SCOPED_TRACE(std::string("APL_AMX_CELLS=") + mode);
+    setenv("APL_AMX_CELLS", mode, 1);
+    check_every_conv_case();
+  }
+  if (before)
+    setenv("APL_AMX_CELLS", saved.c_str(), 1);
+  else
+    unsetenv("APL_AMX_CELLS");
+}
+
 TEST(IntKernelsConv, ExtremeValuesOverTheLargestReductionNeitherOverflowNorSaturate) {
   const Conv2dShape s = conv(512, 4, 4, 2, 3, 3, 1, 1);
   constexpr int64_t kTaps = 512 * 3 * 3;

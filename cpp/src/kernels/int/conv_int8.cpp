@@ -33,8 +33,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -364,11 +366,39 @@ void emit_columns(const int32_t* wide, int64_t ldw, int64_t k0, int64_t nrows,
   }
 }
 
-// Uninitialised scratch memory of one thread.
+// Uninitialised scratch memory of one thread, 64-byte aligned: AMX tile loads whose rows
+// straddle cache lines run up to 3x slower (a TDPBUSD with both tiles misaligned by 16 bytes,
+// as malloc returns large blocks, took 16.4 ns instead of 5.5 ns in a loop of L1 loads).
+struct AlignedFree {
+  void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
+};
 template <class T>
-std::unique_ptr<T[]> scratch(int64_t n) {
-  return std::unique_ptr<T[]>(new T[std::max<int64_t>(n, 1)]);
+using Scratch = std::unique_ptr<T[], AlignedFree>;
+template <class T>
+Scratch<T> scratch(int64_t n) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T);
+  return Scratch<T>(static_cast<T*>(::operator new(bytes, std::align_val_t(64))));
 }
+
+// std::vector storage aligned like scratch (packed weights: the AMX A / B tiles).
+template <class T>
+struct Align64 {
+  using value_type = T;
+  Align64() = default;
+  template <class U>
+  Align64(const Align64<U>&) {}
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const Align64<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const Align64<U>&) const { return false; }
+};
+template <class T>
+using AlignedVector = std::vector<T, Align64<T>>;
 
 enum class ConvPath { Reference, ImplicitGemm, PointwiseGemm, Depthwise };
 
@@ -445,6 +475,22 @@ bool plan_depthwise_vnni(const Conv2dShape& s, const int8_t* w, const std::vecto
   return true;
 }
 
+// Which AMX kernel runs an implicit GEMM convolution: APL_AMX_CELLS=1 (read when a ConvInt8 is
+// built) the channels-last amx::gemm_cells, =0 the VNNI-panel amx::gemm_panel (or VNNI below
+// amx::kMinBlocks blocks), unset: gemm_cells where it measured faster (conv_int8_layers, one
+// thread, ResNet-18 b8 / zoo ResNet-20 b64, APL_AMX_CELLS=0 / 1 interleaved): few channels,
+// which would run VNNI (ResNet-18's RGB 7x7/2 conv1, as space to depth: 1.7x), strided
+// reductions of >= 18 full-depth panel tiles per C tile (3x3/2 from >= 128 channels: 1.09-1.32x)
+// and stride-1 ones of >= 27 (3x3 from >= 256 channels: 1.09-1.13x); the 16-128 channel
+// stride-1 3x3 layers and 64 channel 3x3/2 were 3-10% slower with it.
+bool use_amx_cells(int64_t nblocks, int64_t panel_tiles_per_c_tile, bool strided) {
+  const char* v = std::getenv("APL_AMX_CELLS");
+  if (v && std::string(v) == "1") return true;
+  if (v && std::string(v) == "0") return false;
+  return nblocks < amx::kMinBlocks || panel_tiles_per_c_tile >= 27 ||
+         (strided && panel_tiles_per_c_tile >= 18);
+}
+
 // Threads, and how many k-tile chunks each packed input unit is split into: only when there are
 // fewer units than threads (small batches), at the cost of packing a unit once per chunk.
 struct JobSplit {
@@ -493,8 +539,8 @@ struct ConvInt8::Impl {
   // [k tile][row] initial accumulators. Steps of blocks_per_step channel blocks cover
   // padded_blocks >= nblocks blocks (AMX), or one block each.
   int64_t nblocks = 0, blocks_per_step = 1, padded_blocks = 0, ktiles = 0, weight_tile_bytes = 0;
-  std::vector<uint8_t> packed_weights;
-  std::vector<int32_t> init;
+  AlignedVector<uint8_t> packed_weights;
+  AlignedVector<int32_t> init;
   // Implicit GEMM and depthwise: the padded planes of one sample and group (or channel).
   PaddedPlanes planes;
   std::vector<Segment> plane_segments;  // wide rows -> output rows
@@ -503,9 +549,22 @@ struct ConvInt8::Impl {
   bool depthwise_vnni = false;
   bool single_input = false;  // C == 1: the K output planes of a sample share its input plane
   DepthwiseVnniPlan dw;
+  // Implicit GEMM at the AMX level: the channels-last panel of amx::gemm_cells (see there).
+  bool cells = false;
+  // amx::gemm_panel's requantizing epilogue (implicit GEMM): the output runs per column tile.
+  std::vector<int32_t> run_begin;
+  std::vector<OutRun> out_runs;
+  bool space_to_depth = false;
+  int64_t cells_kd = 0, cells_steps = 0, cells_count = 0, cells_src_stride = 0;
+  int64_t cell_bytes = 0, fold = 1, cells_step_stride = 0, cells_panel_bytes = 0,
+          cells_weight_tile_bytes = 0;
+  std::vector<int64_t> group_offset;    // bytes, per tap group
+  AlignedVector<uint8_t> cells_weights;   // per group and k tile: [step][tap group][F kd][16][4]
+  AlignedVector<int32_t> cells_init;      // per group and k tile: 16 x 16
 
   Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b, bool unsigned_x);
   void pack_gemm_weights(const int8_t* w);
+  void plan_cells(const int8_t* w);
   uint8_t padding_byte() const { return isa->offset_signed && !x_unsigned ? 0x80 : 0; }
   void run(int64_t N, const uint8_t* x, const OutputSink& out) const;
   void run_reference(int64_t N, const uint8_t* x, const OutputSink& out) const;
@@ -555,7 +614,19 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
         s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
     path = (s.R == 1 && s.S == 1 && unpadded) ? ConvPath::PointwiseGemm : ConvPath::ImplicitGemm;
     nblocks = ceil_div(s.channels_per_group(), isa->channels_per_step);
-    if (level == SimdLevel::AMX && nblocks < amx::kMinBlocks)
+    // The cells kernel folds taps into its tiles' depth, so it takes few channels too.
+    const bool want_cells =
+        level == SimdLevel::AMX && path == ConvPath::ImplicitGemm &&
+        use_amx_cells(nblocks, ceil_div(nblocks, amx::kMaxBlocksPerStep) * s.R * s.S,
+                      s.stride_h > 1 || s.stride_w > 1);
+    // Pointwise convs of <= 32 channels run VNNI at the AMX level too: the tiles measured
+    // slower there (conv_int8_layers b64, one thread, the levels interleaved: zoo MobileNet
+    // 1x1 16->16 1.24-1.35x the VNNI time, 16->96 1.0-1.2x, 24->144 1.07-1.12x, 32->192
+    // 1.02-1.04x, ResNet-20 1x1/2 16->32 1.16x; from 64 channels on AMX is 0.67-0.88x).
+    constexpr int64_t kMaxVnniPointwiseBlocks = 8;
+    if (level == SimdLevel::AMX &&
+        ((nblocks < amx::kMinBlocks && !want_cells) ||
+         (path == ConvPath::PointwiseGemm && nblocks <= kMaxVnniPointwiseBlocks)))
       isa = isa_kernels_for(SimdLevel::AVX512);
     const int64_t steps = ceil_div(nblocks, isa->max_blocks_per_step);
     blocks_per_step = ceil_div(nblocks, steps);
@@ -564,6 +635,27 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     pack_gemm_weights(w);
     if (path == ConvPath::ImplicitGemm)
       planes = make_padded_planes(s, padded_blocks, kPackedColumnBytes, isa->gemm_cols);
+    if (want_cells) plan_cells(w);
+    // Requantized from the tiles only where the wide rows are short (<= 16 columns: 14x14 and
+    // smaller outputs): there emit_rows spends most on per-row calls and short copies. For
+    // longer rows it measured slower (conv_int8_layers amx, one thread, the epilogue off / on
+    // interleaved: 7x7 and 14x14 layers 1.05-1.14x faster with it, ResNet-18 b8 64@56 and
+    // 128@28 0.89-0.93x, the 7x7/2 conv1 0.77x).
+    if (path == ConvPath::ImplicitGemm && isa->gemm_panel == amx::gemm_panel &&
+        planes.Wph <= 16) {
+      const int64_t OH = s.OH(), OW = s.OW(), Wph = planes.Wph;
+      for (int64_t q0 = 0; q0 < planes.ncols; q0 += 16) {
+        run_begin.push_back(static_cast<int32_t>(out_runs.size()));
+        for (int64_t oh = q0 / Wph; oh < OH && oh * Wph < q0 + 16; ++oh) {
+          const int64_t j0 = std::max(q0, oh * Wph) - q0;
+          const int64_t j1 = std::min(q0 + 16, oh * Wph + OW) - q0;
+          if (j1 > j0)
+            out_runs.push_back({static_cast<int32_t>(oh * OW + q0 + j0 - oh * Wph),
+                                static_cast<int16_t>(j0), static_cast<int16_t>(j1 - j0)});
+        }
+      }
+      run_begin.push_back(static_cast<int32_t>(out_runs.size()));
+    }
   }
   if (path != ConvPath::PointwiseGemm)
     for (int64_t oh = 0; oh < s.OH(); ++oh)
@@ -599,6 +691,105 @@ void ConvInt8::Impl::pack_gemm_weights(const int8_t* w) {
     }
 }
 
+// The tap groups, the channels-last weights and initial tiles of amx::gemm_cells. Two plans,
+// the one with fewer TDPBUSD per C tile taken:
+// * per phase: a cell is one padded cell of one stride phase (4 kd channel bytes); undilated
+//   columns fold taps s = p, p + stride_w, ... of a row (consecutive cells of column phase p).
+// * space to depth (strided convolutions with few channels, e.g. an RGB 7x7/2 first layer): a
+//   cell is position (h', w') of the phase planes with the channels of every phase, i.e. the
+//   strided conv as a stride-1 conv of ceil(R / sh) x ceil(S / sw) taps over C * sh * sw
+//   channels; the VNNI panel is that already (block b's phases are consecutive planes of Hph *
+//   Wph cells), read as nblocks * phases blocks of one phase plane each.
+void ConvInt8::Impl::plan_cells(const int8_t* w) {
+  cells = true;
+  const int64_t taps = s.R * s.S, Cg = s.channels_per_group(), Kg = s.outputs_per_group();
+  const int64_t sh = s.stride_h, sw = s.stride_w, phases = sh * sw;
+  struct Group {
+    int64_t r, s0, step;  // phase plan: taps (r, s0 + f * step)
+  };
+  // Phase plan.
+  const int64_t kd_p = blocks_per_step, steps_p = padded_blocks / kd_p;
+  const int64_t fold_p = std::max<int64_t>(
+      1, std::min(s.dil_w == 1 ? ceil_div(s.S, sw) : 1, 64 / (4 * kd_p)));
+  std::vector<Group> groups_p;
+  for (int64_t r = 0; r < s.R; ++r) {
+    if (s.dil_w != 1) {
+      for (int64_t sx = 0; sx < s.S; ++sx) groups_p.push_back({r, sx, 1});
+      continue;
+    }
+    for (int64_t p = 0; p < std::min(sw, s.S); ++p)
+      for (int64_t s0 = p; s0 < s.S; s0 += fold_p * sw) groups_p.push_back({r, s0, sw});
+  }
+  const int64_t cost_p = steps_p * static_cast<int64_t>(groups_p.size());
+  // Space-to-depth plan: one step of nblocks * phases <= 16 blocks, undilated.
+  const int64_t kd_d = nblocks * phases, R_d = ceil_div(s.R, sh), S_d = ceil_div(s.S, sw);
+  const int64_t fold_d = std::max<int64_t>(1, std::min(S_d, 64 / (4 * kd_d)));
+  const int64_t cost_d = R_d * ceil_div(S_d, fold_d);
+  space_to_depth = phases > 1 && s.dil_h == 1 && s.dil_w == 1 && kd_d <= 16 &&
+                   padded_blocks == nblocks && cost_d < cost_p;
+
+  const int64_t phase_cells = planes.Hph * planes.Wph;
+  int64_t ngroups = 0;
+  if (space_to_depth) {
+    cells_kd = kd_d, cells_steps = 1, fold = fold_d;
+    cells_count = phase_cells;
+    cells_src_stride = phase_cells * kPackedColumnBytes;
+    for (int64_t r = 0; r < R_d; ++r)
+      for (int64_t s0 = 0; s0 < S_d; s0 += fold) group_offset.push_back(r * planes.Wph + s0);
+  } else {
+    cells_kd = kd_p, cells_steps = steps_p, fold = fold_p;
+    cells_count = planes.cells;
+    cells_src_stride = planes.block_stride;
+    for (const Group& gr : groups_p)
+      group_offset.push_back(planes.tap_offset[gr.r * s.S + gr.s0] / kPackedColumnBytes);
+  }
+  cell_bytes = 4 * cells_kd;
+  for (int64_t& off : group_offset) off *= cell_bytes;  // cells -> bytes
+  ngroups = static_cast<int64_t>(group_offset.size());
+  const int64_t kd = cells_kd, b_bytes = fold * kd * 64;
+  cells_weight_tile_bytes = cells_steps * ngroups * b_bytes;
+  cells_weights.assign(s.groups * ktiles * cells_weight_tile_bytes, 0);
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t k = 0; k < Kg; ++k) {
+      uint8_t* tile = cells_weights.data() + (g * ktiles + k / 16) * cells_weight_tile_bytes;
+      const int8_t* wk = w + (g * Kg + k) * Cg * taps;
+      auto put = [&](int64_t st, int64_t tg, int64_t f, int64_t quad, int64_t c, int8_t v) {
+        tile[(st * ngroups + tg) * b_bytes + (f * kd + quad) * 64 + (k % 16) * 4 + c % 4] =
+            static_cast<uint8_t>(v);
+      };
+      for (int64_t c = 0; c < Cg; ++c) {
+        const int64_t block = c / 4;
+        if (space_to_depth) {
+          // Tap (r, sx) = (sh r' + ph, sw s' + pw): group (r', s' / fold), quad block * phases +
+          // the phase of (ph, pw) (make_padded_planes' order).
+          for (int64_t r = 0; r < s.R; ++r)
+            for (int64_t sx = 0; sx < s.S; ++sx) {
+              const int64_t rd = r / sh, sd = sx / sw, phase = (r % sh) * sw + sx % sw;
+              const int64_t tg = rd * ceil_div(S_d, fold) + sd / fold;
+              put(0, tg, sd % fold, block * phases + phase, c, wk[c * taps + r * s.S + sx]);
+            }
+          continue;
+        }
+        const int64_t st = block / kd, b = block % kd;
+        for (int64_t tg = 0; tg < ngroups; ++tg) {
+          const Group& gr = groups_p[tg];
+          for (int64_t f = 0; f < fold && gr.s0 + f * gr.step < s.S; ++f)
+            put(st, tg, f, b, c, wk[c * taps + gr.r * s.S + gr.s0 + f * gr.step]);
+        }
+      }
+    }
+  cells_init.assign(s.groups * ktiles * 256, 0);
+  for (int64_t t = 0; t < s.groups * ktiles; ++t)
+    for (int64_t m = 0; m < 16; ++m)
+      for (int64_t n = 0; n < 16; ++n) cells_init[t * 256 + m * 16 + n] = init[t * 16 + n];
+  cells_step_stride = round_up(cells_count * cell_bytes, 64);
+  const int64_t max_offset = *std::max_element(group_offset.begin(), group_offset.end());
+  cells_panel_bytes = std::max(cells_steps * cells_step_stride,
+                               (cells_steps - 1) * cells_step_stride + max_offset +
+                                   (planes.ncols + fold) * cell_bytes) +
+                      64;
+}
+
 void ConvInt8::Impl::run(int64_t N, const uint8_t* x, const OutputSink& out) const {
   if (N < 0) throw ValueError("ConvInt8: negative batch size");
   if (N == 0) return;
@@ -616,7 +807,7 @@ void ConvInt8::Impl::run_reference(int64_t N, const uint8_t* x, const OutputSink
   ParallelGuard guard;  // scratch allocates
 #pragma omp parallel
   {
-    std::unique_ptr<int32_t[]> acc;
+    Scratch<int32_t> acc;
     guard.run([&] { acc = scratch<int32_t>(out.acc ? 0 : out_sample); });
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) guard.run([&] {
@@ -774,14 +965,31 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
   const int64_t chunk_act_bytes = padded_blocks * (p.wide_cols * kPackedColumnBytes + max_tap);
   const bool per_tile = isa->gemm_panel == avx512::gemm_panel && chunk_act_bytes <= 32 * 1024;
   const int64_t tiles_per_call = per_tile ? 1 : ktiles;
+  // Requantized output straight from amx::gemm_panel's tiles; per-channel scales as a table in
+  // the C tiles' layout (row r of k tile kt: output channel kt * 16 + r).
+  const bool tile_epilogue = !out.acc && !run_begin.empty();
+  AlignedVector<FixedPointMultiplier> scale_table;
+  if (tile_epilogue && out.per_channel()) {
+    scale_table.resize(G * ktiles * 256);
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t kt = 0; kt < ktiles; ++kt)
+        for (int64_t r = 0; r < 16; ++r) {
+          const int64_t k = g * Kg + std::min(kt * 16 + r, Kg - 1);
+          std::fill_n(scale_table.data() + ((g * ktiles + kt) * 16 + r) * 16, 16, *out.scale_of(k));
+        }
+  }
 
   ParallelGuard guard;  // scratch and the segment lists allocate
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(split.threads, split.jobs)))
   {
-    std::unique_ptr<uint8_t[]> panel, planes_buf, zeros, row_bytes;
-    std::unique_ptr<int32_t[]> wide, column;
+    Scratch<uint8_t> panel, planes_buf, zeros, row_bytes, cell_panel;
+    Scratch<int32_t> wide, column;
     guard.run([&] {
       panel = scratch<uint8_t>(p.panel_bytes);
+      if (cells) {
+        cell_panel = scratch<uint8_t>(cells_panel_bytes);
+        std::memset(cell_panel.get(), padding_byte(), cells_panel_bytes);
+      }
       planes_buf = scratch<uint8_t>(p.planes_buf_bytes);
       zeros = scratch<uint8_t>(p.zero_bytes);
       wide = scratch<int32_t>(p.max_job_rows * p.wide_cols);
@@ -808,6 +1016,9 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
         } else {
           const int64_t n = unit / G;
           pack_implicit(x + n * in_sample, g, zeros.get(), planes_buf.get(), panel.get());
+          if (cells)
+            amx::pack_cells(panel.get(), cells_src_stride, cells_kd, cells_steps, cells_count,
+                            cells_step_stride, cell_panel.get());
           base = n * s.K * plane;
         }
       }
@@ -821,7 +1032,7 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
           const int64_t nt = std::min(tiles_per_call, kt_end - kt);
           const int64_t t_tile = g * ktiles + kt, t_k0 = g * Kg + kt * rows;
           const int64_t t_rows = std::min((kt + nt) * rows, Kg) - kt * rows;
-          const GemmPanelArgs args{packed_weights.data() + t_tile * weight_tile_bytes,
+          GemmPanelArgs args{packed_weights.data() + t_tile * weight_tile_bytes,
                                    weight_tile_bytes,
                                    init.data() + t_tile * rows,
                                    nt,
@@ -834,7 +1045,45 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
                                    qn,
                                    wide.get(),
                                    qn};
-          isa->gemm_panel(args);
+          TileEpilogue epilogue;
+          if (tile_epilogue) {
+            epilogue = {out.requantize_run,
+                        out.per_channel() ? scale_table.data() + t_tile * 256 : out.scale_of(0),
+                        out.per_channel(),
+                        out.lo,
+                        out.hi,
+                        out.y + base + t_k0 * plane,
+                        plane,
+                        t_rows,
+                        q0 / 16,
+                        run_begin.data(),
+                        out_runs.data()};
+            args.epilogue = &epilogue;
+          }
+          if (cells) {
+            const int64_t steps = cells_steps;
+            amx::GemmCellsArgs cargs{
+                cells_weights.data() + t_tile * cells_weight_tile_bytes,
+                cells_weight_tile_bytes,
+                cells_init.data() + t_tile * 256,
+                nt,
+                cell_panel.get() + q0 * cell_bytes,
+                cells_step_stride,
+                steps,
+                group_offset.data(),
+                static_cast<int64_t>(group_offset.size()),
+                cell_bytes,
+                fold,
+                qn,
+                wide.get(),
+                qn,
+                nt * cells_weight_tile_bytes > steps * cells_step_stride};
+            cargs.epilogue = args.epilogue;
+            amx::gemm_cells(cargs);
+          } else {
+            isa->gemm_panel(args);
+          }
+          if (tile_epilogue) continue;
           if (gemm_shaped) {
             const int64_t valid = std::min(qn, valid_cols - q0);
             emit_columns(wide.get(), qn, t_k0, t_rows, first_col + q0, valid, s.K, out,
@@ -855,6 +1104,8 @@ void ConvInt8::Impl::run_gemm(int64_t N, const uint8_t* x, const OutputSink& out
 // software pipeline over two buffers: plane i + 1 is copied in and plane i - 1 requantized around
 // the convolution of plane i, so no load reads bytes that a (masked, not forwardable) store has
 // just written.
+constexpr int64_t kDepthwiseBatchValues = 512;
+
 void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
                                         const OutputSink& out) const {
   const int64_t in_plane = s.H * s.W, plane = s.OH() * s.OW(), total = N * s.K;
@@ -865,24 +1116,29 @@ void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
     const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t begin = total * t / threads, end = total * (t + 1) / threads;
     if (begin == end) return;
-    std::unique_ptr<uint8_t[]> buffers = scratch<uint8_t>(2 * dw.buffer_bytes);
-    std::unique_ptr<int32_t[]> accs = scratch<int32_t>(out.acc ? 0 : 2 * plane);
+    Scratch<uint8_t> buffers = scratch<uint8_t>(2 * dw.buffer_bytes);
+    // With one scale for all channels, `batch` consecutive planes (contiguous in the NCHW
+    // output) are requantized in one run: for small planes (7x7, 14x14) the per-plane calls
+    // were most of the time. Accumulators: two slots of `batch` planes, alternating.
+    const int64_t batch =
+        !out.acc && !out.per_channel() ? std::max<int64_t>(1, kDepthwiseBatchValues / plane) : 1;
+    Scratch<int32_t> accs = scratch<int32_t>(out.acc ? 0 : 2 * batch * plane);
     std::memset(buffers.get(), x_signed ? 0x80 : 0, 2 * dw.buffer_bytes);
     // Output plane nc = (n, k) reads input plane in(nc): (n, k) itself, or n when C == 1 (then
     // copied once for its K outputs). Buffers alternate with the input plane.
     auto in = [&](int64_t nc) { return single_input ? nc / s.K : nc; };
     auto buffer = [&](int64_t nc) { return buffers.get() + (in(nc) & 1) * dw.buffer_bytes; };
     auto acc = [&](int64_t nc) {
-      return out.acc ? out.acc + nc * plane : accs.get() + (nc & 1) * plane;
+      return out.acc ? out.acc + nc * plane : accs.get() + ((nc - begin) % (2 * batch)) * plane;
     };
     auto copy_in = [&](int64_t nc) {
       avx512::copy_rows_flip(x + in(nc) * in_plane, s.H, s.W, dw.Wp, x_signed,
                              buffer(nc) + s.pad_top * dw.Wp + s.pad_left);
     };
-    auto emit = [&](int64_t nc) {
-      if (!out.acc)
-        out.requantize_run(acc(nc), plane, out.scale_of(nc % s.K), false, out.lo, out.hi,
-                           out.y + nc * plane);
+    auto emit = [&](int64_t first, int64_t count) {  // planes of one slot
+      if (!out.acc && count > 0)
+        out.requantize_run(acc(first), count * plane, out.scale_of(first % s.K), false, out.lo,
+                           out.hi, out.y + first * plane);
     };
     copy_in(begin);
     for (int64_t nc = begin; nc < end; ++nc) {
@@ -901,9 +1157,13 @@ void ConvInt8::Impl::run_depthwise_vnni(int64_t N, const uint8_t* x,
                                    dw.init[c],
                                    acc(nc)};
       avx512::depthwise_vnni(args);
-      if (nc > begin) emit(nc - 1);
+      // Slot j (planes begin + j batch ...) is requantized once slot j + 1 is complete.
+      const int64_t done = nc + 1 - begin;
+      if (done % batch == 0 && done >= 2 * batch) emit(nc + 1 - 2 * batch, batch);
     }
-    emit(end - 1);
+    const int64_t full = (end - begin) / batch;
+    if (full >= 1) emit(begin + (full - 1) * batch, batch);
+    emit(begin + full * batch, (end - begin) % batch);
   });
   guard.rethrow();
 }
@@ -914,8 +1174,8 @@ void ConvInt8::Impl::run_depthwise(int64_t N, const uint8_t* x, const OutputSink
   ParallelGuard guard;  // scratch allocates
 #pragma omp parallel
   {
-    std::unique_ptr<uint8_t[]> panel, row_bytes;
-    std::unique_ptr<int32_t[]> wide;
+    Scratch<uint8_t> panel, row_bytes;
+    Scratch<int32_t> wide;
     guard.run([&] {
       panel = scratch<uint8_t>(planes.bytes);
       wide = scratch<int32_t>(planes.ncols);

@@ -7,8 +7,14 @@
 // saturation), so the int32 results equal the scalar reference's.
 //
 // Tiles: C0..C3 accumulators (2 k tiles x 2 column tiles), A4/A5 weights, B6/B7 activations.
+// GCC 12 falsely flags the _mm512_undefined_* inside the intrinsics (GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -37,6 +43,26 @@ void configure_tiles(int64_t kd) {
 void broadcast_init(const int32_t* init, int64_t ktiles, int32_t* tiles) {
   for (int64_t r = 0; r < ktiles * kGemmRows; ++r)
     for (int j = 0; j < 16; ++j) tiles[r * 16 + j] = init[r];
+}
+
+// A stored C tile of k tile kt (of the call) at columns q0 .. q0 + 15: requantized and written.
+void emit_tile(const TileEpilogue& e, const int32_t* acc, int64_t kt, int64_t q0) {
+  alignas(64) uint8_t bytes[256];
+  e.run(acc, 256, e.per_lane ? e.scale + kt * 256 : e.scale, e.per_lane, e.lo, e.hi, bytes);
+  const int64_t t = e.col_tile0 + q0 / 16;
+  const int64_t rows = std::min<int64_t>(16, e.rows - kt * 16);
+  const __m128i iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  uint8_t* y = e.y + kt * 16 * e.plane;
+  for (int32_t i = e.run_begin[t]; i < e.run_begin[t + 1]; ++i) {
+    const OutRun& run = e.runs[i];
+    const __m128i index = _mm_add_epi8(iota, _mm_set1_epi8(static_cast<char>(run.first)));
+    const __mmask16 mask = static_cast<__mmask16>((1u << run.len) - 1);
+    uint8_t* dst = y + run.dst;
+    for (int64_t r = 0; r < rows; ++r) {
+      const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * r));
+      _mm_mask_storeu_epi8(dst + r * e.plane, mask, _mm_shuffle_epi8(v, index));
+    }
+  }
 }
 
 // Output channels of k tiles kt (and kt + 1 when KTiles == 2), columns q0 (and q0 + 16).
@@ -70,6 +96,22 @@ void tile_block(const GemmPanelArgs& a, const int32_t* init_tiles, int64_t kt, i
       }
     }
   }
+  if (a.epilogue) {
+    alignas(64) int32_t buf[4][256];
+    _tile_stored(0, buf[0], 64);
+    if constexpr (ColTiles == 2) _tile_stored(1, buf[1], 64);
+    if constexpr (KTiles == 2) {
+      _tile_stored(2, buf[2], 64);
+      if constexpr (ColTiles == 2) _tile_stored(3, buf[3], 64);
+    }
+    emit_tile(*a.epilogue, buf[0], kt, q0);
+    if constexpr (ColTiles == 2) emit_tile(*a.epilogue, buf[1], kt, q0 + 16);
+    if constexpr (KTiles == 2) {
+      emit_tile(*a.epilogue, buf[2], kt + 1, q0);
+      if constexpr (ColTiles == 2) emit_tile(*a.epilogue, buf[3], kt + 1, q0 + 16);
+    }
+    return;
+  }
   const int64_t ldo_bytes = a.ldo * 4;
   int32_t* out0 = a.out + kt * kGemmRows * a.ldo + q0;
   _tile_stored(0, out0, ldo_bytes);
@@ -95,12 +137,172 @@ void row_block(const GemmPanelArgs& a, const int32_t* init_tiles, int64_t kt) {
   for (; q0 < a.ncols; q0 += kGemmColumnStep) tile_block<KTiles, 1>(a, init_tiles, kt, q0);
 }
 
+// ---- Channels-last GEMM (gemm_cells) ------------------------------------------------------------
+
+// r[i] = row i of a 16 x 16 int32 block; on return r[j] = column j.
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // Per 128-bit lane L, u[4g + j] holds column 4L + j of rows 4g .. 4g + 3.
+  __m512i u[16];
+  for (int g = 0; g < 16; g += 4) {
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);  // lanes 0, 2
+    const __m512i w = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);  // lanes 1, 3
+    const __m512i x = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512i y = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_i32x4(v, x, 0x88);       // lane 0 of every row group
+    r[8 + j] = _mm512_shuffle_i32x4(v, x, 0xDD);   // lane 2
+    r[4 + j] = _mm512_shuffle_i32x4(w, y, 0x88);   // lane 1
+    r[12 + j] = _mm512_shuffle_i32x4(w, y, 0xDD);  // lane 3
+  }
+}
+
+void configure_cell_tiles(int64_t a_colsb, int64_t b_rows) {
+  TileConfig cfg;
+  for (int t = 0; t < 4; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+  for (int t = 4; t < 6; ++t) cfg.rows[t] = 16, cfg.colsb[t] = static_cast<uint16_t>(a_colsb);
+  for (int t = 6; t < 8; ++t) cfg.rows[t] = static_cast<uint8_t>(b_rows), cfg.colsb[t] = 64;
+  _tile_loadconfig(&cfg);
+}
+
+// A stored C tile (16 columns x 16 channels, rows of 64 bytes) transposed to out's 16 rows (ldo
+// apart). The _tile_* macros name their tile register literally, so the caller stores it.
+inline void store_transposed(const int32_t* tile, int32_t* out, int64_t ldo) {
+  __m512i r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(tile + 16 * i);
+  transpose16(r);
+  for (int i = 0; i < 16; ++i) _mm512_storeu_si512(out + i * ldo, r[i]);
+}
+
+// Tiles: C0 = (column tile 0, k tile kt), C1 = (0, kt + 1), C2 = (1, kt), C3 = (1, kt + 1);
+// A4 / A5 the activations of column tiles 0 / 1, B6 / B7 the weights of k tiles kt / kt + 1.
+template <int KTiles, int ColTiles>
+void cells_block(const GemmCellsArgs& a, int64_t kt, int64_t q0) {
+  const int32_t* init0 = a.init_tiles + kt * 256;
+  _tile_loadd(0, init0, 64);
+  if constexpr (KTiles == 2) _tile_loadd(1, init0 + 256, 64);
+  if constexpr (ColTiles == 2) {
+    _tile_loadd(2, init0, 64);
+    if constexpr (KTiles == 2) _tile_loadd(3, init0 + 256, 64);
+  }
+  const int64_t cb = a.cell_bytes, b_bytes = a.fold * cb / 4 * 64;
+  const uint8_t* w0 = a.weights + kt * a.weight_tile_bytes;
+  const uint8_t* w1 = w0 + a.weight_tile_bytes;
+  for (int64_t st = 0; st < a.steps; ++st) {
+    const uint8_t* act = a.act + st * a.step_stride + q0 * cb;
+    for (int64_t g = 0; g < a.ngroups; ++g, w0 += b_bytes, w1 += b_bytes) {
+      const uint8_t* x = act + a.group_offset[g];
+      _tile_loadd(4, x, cb);
+      _tile_loadd(6, w0, 64);
+      _tile_dpbusd(0, 4, 6);
+      if constexpr (KTiles == 2) {
+        _tile_loadd(7, w1, 64);
+        _tile_dpbusd(1, 4, 7);
+      }
+      if constexpr (ColTiles == 2) {
+        _tile_loadd(5, x + 16 * cb, cb);
+        _tile_dpbusd(2, 5, 6);
+        if constexpr (KTiles == 2) _tile_dpbusd(3, 5, 7);
+      }
+    }
+  }
+  const bool direct = a.epilogue == nullptr;
+  int32_t* out0 = direct ? a.out + kt * 16 * a.ldo + q0 : nullptr;
+  alignas(64) int32_t buf[4][256];
+  _tile_stored(0, buf[0], 64);
+  if constexpr (KTiles == 2) _tile_stored(1, buf[1], 64);
+  if constexpr (ColTiles == 2) {
+    _tile_stored(2, buf[2], 64);
+    if constexpr (KTiles == 2) _tile_stored(3, buf[3], 64);
+  }
+  if (!direct) {  // transposed to channel rows, then requantized and written
+    for (int t = 0; t < (KTiles == 2 ? 2 : 1) * ColTiles; ++t) {
+      alignas(64) int32_t rows[256];
+      store_transposed(buf[KTiles == 2 ? t : 2 * t], rows, 16);  // C0, C1, C2, C3 order
+      const int64_t k = kt + (KTiles == 2 ? t % 2 : 0), q = q0 + 16 * (KTiles == 2 ? t / 2 : t);
+      emit_tile(*a.epilogue, rows, k, q);
+    }
+    return;
+  }
+  store_transposed(buf[0], out0, a.ldo);
+  if constexpr (KTiles == 2) store_transposed(buf[1], out0 + 16 * a.ldo, a.ldo);
+  if constexpr (ColTiles == 2) {
+    store_transposed(buf[2], out0 + 16, a.ldo);
+    if constexpr (KTiles == 2) store_transposed(buf[3], out0 + 16 * a.ldo + 16, a.ldo);
+  }
+}
+
+template <int KTiles>
+void cells_row(const GemmCellsArgs& a, int64_t kt) {
+  int64_t q0 = 0;
+  for (; q0 + 32 <= a.ncols; q0 += 32) cells_block<KTiles, 2>(a, kt, q0);
+  if (q0 < a.ncols) cells_block<KTiles, 1>(a, kt, q0);
+}
+
+template <int ColTiles>
+void cells_column(const GemmCellsArgs& a, int64_t q0) {
+  int64_t kt = 0;
+  for (; kt + 2 <= a.ktiles; kt += 2) cells_block<2, ColTiles>(a, kt, q0);
+  if (kt < a.ktiles) cells_block<1, ColTiles>(a, kt, q0);
+}
+
 }  // namespace
 
+void gemm_cells(const GemmCellsArgs& args) {
+  configure_cell_tiles(args.fold * args.cell_bytes, args.fold * args.cell_bytes / 4);
+  if (args.k_outer) {
+    int64_t kt = 0;
+    for (; kt + 2 <= args.ktiles; kt += 2) cells_row<2>(args, kt);
+    if (kt < args.ktiles) cells_row<1>(args, kt);
+  } else {
+    int64_t q0 = 0;
+    for (; q0 + 32 <= args.ncols; q0 += 32) cells_column<2>(args, q0);
+    if (q0 < args.ncols) cells_column<1>(args, q0);
+  }
+  _tile_release();
+}
+
+void pack_cells(const uint8_t* src, int64_t block_stride, int64_t kd, int64_t steps,
+                int64_t cells, int64_t step_stride, uint8_t* dst) {
+  const int64_t cell_bytes = 4 * kd;
+  if (kd == 1) {  // one block a step: the same bytes
+    for (int64_t st = 0; st < steps; ++st)
+      std::memcpy(dst + st * step_stride, src + st * block_stride, cells * 4);
+    return;
+  }
+  const __mmask16 row_mask = static_cast<__mmask16>((1u << kd) - 1);
+  for (int64_t st = 0; st < steps; ++st) {
+    const uint8_t* blocks = src + st * kd * block_stride;
+    uint8_t* out = dst + st * step_stride;
+    for (int64_t c = 0; c < cells; c += 16) {
+      const int64_t n = std::min<int64_t>(16, cells - c);
+      const __mmask16 col_mask = static_cast<__mmask16>((1u << n) - 1);
+      __m512i r[16];
+      for (int64_t b = 0; b < 16; ++b)
+        r[b] = b < kd ? _mm512_maskz_loadu_epi32(col_mask, blocks + b * block_stride + c * 4)
+                      : _mm512_setzero_si512();
+      transpose16(r);
+      for (int64_t j = 0; j < n; ++j)
+        _mm512_mask_storeu_epi32(out + (c + j) * cell_bytes, row_mask, r[j]);
+    }
+  }
+}
+
 void gemm_panel(const GemmPanelArgs& args) {
-  thread_local std::vector<int32_t> init_tiles;
-  init_tiles.resize(args.ktiles * kGemmRows * 16);
-  broadcast_init(args.init, args.ktiles, init_tiles.data());
+  thread_local std::vector<int32_t> init_storage;
+  init_storage.resize(args.ktiles * kGemmRows * 16 + 16);
+  int32_t* init_tiles = init_storage.data();  // 64-byte aligned (tile loads)
+  while (reinterpret_cast<uintptr_t>(init_tiles) % 64) ++init_tiles;
+  broadcast_init(args.init, args.ktiles, init_tiles);
   configure_tiles(args.blocks_per_step);
   // Stream the larger operand once: with more weight bytes than panel bytes (small images, many
   // channels: ResNet-18's last stages) the k tiles are the outer loop and the panel stays in L2.
@@ -108,13 +310,13 @@ void gemm_panel(const GemmPanelArgs& args) {
   const int64_t panel_bytes = args.nblocks * args.block_stride;
   if (weight_bytes > panel_bytes) {
     int64_t kt = 0;
-    for (; kt + 2 <= args.ktiles; kt += 2) row_block<2>(args, init_tiles.data(), kt);
-    if (kt < args.ktiles) row_block<1>(args, init_tiles.data(), kt);
+    for (; kt + 2 <= args.ktiles; kt += 2) row_block<2>(args, init_tiles, kt);
+    if (kt < args.ktiles) row_block<1>(args, init_tiles, kt);
   } else {
     int64_t q0 = 0;
     for (; q0 + kGemmCols <= args.ncols; q0 += kGemmCols)
-      column_block<2>(args, init_tiles.data(), q0);
-    for (; q0 < args.ncols; q0 += kGemmColumnStep) column_block<1>(args, init_tiles.data(), q0);
+      column_block<2>(args, init_tiles, q0);
+    for (; q0 < args.ncols; q0 += kGemmColumnStep) column_block<1>(args, init_tiles, q0);
   }
   _tile_release();  // back to the init state: cheap context switches for this thread
 }

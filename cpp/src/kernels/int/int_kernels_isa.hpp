@@ -63,6 +63,30 @@ constexpr int64_t kPackedColumnBytes = 4;
 using InterleaveFn = void (*)(const uint8_t* const* planes, int64_t width, int64_t height,
                               int64_t src_pitch, int64_t dst_pitch, bool x_signed, void* dst);
 
+// The requantized output taken straight from the C tiles (amx::gemm_panel, gemm_cells): each 16 x 16 tile
+// (16 output channels x 16 wide columns) is stored to an L1 buffer, requantized in one run of
+// 256 and its rows' valid columns written to the output with byte-masked stores, with no int32
+// round trip through a wide accumulator buffer. The runs of column tile t (global over the
+// wide columns: col_tile0 + q / 16 for column q of the call) are runs[run_begin[t] ..
+// run_begin[t + 1]): bytes first .. first + len - 1 of a tile row go to the channel's plane at
+// dst ...
+struct OutRun {
+  int32_t dst;
+  int16_t first, len;
+};
+struct TileEpilogue {
+  RequantizeRunFn run;
+  const FixedPointMultiplier* scale;  // per_lane: 256 per k tile (scale of row r at 16 r ...)
+  bool per_lane;
+  int32_t lo, hi;
+  uint8_t* y;           // the output plane of the call's first row (output channel)
+  int64_t plane;        // bytes between the planes of consecutive channels
+  int64_t rows;         // valid rows (channels) of the call
+  int64_t col_tile0;
+  const int32_t* run_begin;
+  const OutRun* runs;
+};
+
 // The implicit GEMM over one packed input panel for `ktiles` tiles of output channels (the
 // kernel's row count each). Column tiles are the outer loop, so the panel columns being read stay
 // in L1 while the weights of every tile stream past.
@@ -81,6 +105,7 @@ struct GemmPanelArgs {
   int64_t ncols;              // multiple of the kernel's column step
   int32_t* out;               // (ktiles * rows) x ncols accumulators, row stride ldo
   int64_t ldo;
+  const TileEpilogue* epilogue = nullptr;  // amx only: requantized output instead of out
 };
 using GemmPanelFn = void (*)(const GemmPanelArgs&);
 
@@ -188,6 +213,40 @@ constexpr int kMaxBlocksPerStep = 16;          // 64 channels: a tile row of 64 
 // first layer) keep the VNNI kernel.
 constexpr int kMinBlocks = 4;
 void gemm_panel(const GemmPanelArgs& args);
+
+// Channels-last implicit GEMM (3x3 and other padded / strided convolutions at the AMX level).
+// The panel holds, per step of kd channel blocks, every padded cell as one "cell" of
+// cell_bytes = 4 * kd bytes (its 4 * kd channels, uint8 or x ^ 0x80): [step][cell][cell_bytes],
+// steps step_stride apart. The activations are the A operand of TDPBUSD (uint8 x int8): row m
+// of an A tile is wide output column q0 + m, i.e. the cell_bytes * F bytes from cell q0 + m +
+// the tap group's cell offset, rows cell_bytes apart. One tap group is F taps of a tap row that
+// are consecutive cells (stride-1, undilated columns; F * cell_bytes <= 64), so with few
+// channels one TDPBUSD covers up to F taps; a group past the kernel's last tap reads real cells
+// against zero weights. Every A row is contiguous (no straddling of the VNNI panel's 4-byte
+// columns). B tiles are the weights, F * kd rows x 16 output channels x 4 bytes. The 16 x 16
+// C tiles are (output column, output channel), transposed into `out` rows (channel) x columns.
+struct GemmCellsArgs {
+  const uint8_t* weights;      // per k tile: [step][group][F * kd rows][16 channels][4 bytes]
+  int64_t weight_tile_bytes;
+  const int32_t* init_tiles;   // per k tile: 16 x 16, every row the tile's 16 initial values
+  int64_t ktiles;
+  const uint8_t* act;          // the panel at the first column's cell
+  int64_t step_stride, steps;  // bytes, count
+  const int64_t* group_offset; // byte offset of each tap group's first cell
+  int64_t ngroups;
+  int64_t cell_bytes;          // 4 * kd
+  int64_t fold;                // F
+  int64_t ncols;               // multiple of 16
+  int32_t* out;                // (ktiles * 16) x ncols, row stride ldo
+  int64_t ldo;
+  bool k_outer;                // k tiles as the outer loop (more weight bytes than panel bytes)
+  const TileEpilogue* epilogue = nullptr;  // requantized output instead of out
+};
+void gemm_cells(const GemmCellsArgs& args);
+// From a VNNI panel (channel block b of 4-byte cells at src + b * block_stride, cells of them)
+// to the channels-last panel: step st's cell c = blocks st * kd ... st * kd + kd - 1 of cell c.
+void pack_cells(const uint8_t* src, int64_t block_stride, int64_t kd, int64_t steps,
+                int64_t cells, int64_t step_stride, uint8_t* dst);
 }  // namespace amx
 
 // Unaligned 32-bit load without aliasing concerns (compiles to one mov / broadcast operand).
