@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,13 +63,17 @@ def layers(name: str, batch: int, repeats: int):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.enable_profiling = True
+    opts.profile_file_prefix = os.path.join(tempfile.gettempdir(), "bench_float_ort_profile")
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x}
     sess.run(None, feed)
     for _ in range(repeats):
         time.sleep(0.2)
         sess.run(None, feed)
-    events = json.load(open(sess.end_profiling()))
+    profile = sess.end_profiling()
+    with open(profile) as f:
+        events = json.load(f)
+    os.remove(profile)
     theirs, first = {}, {}
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["args"].get("op_name") == "Conv":

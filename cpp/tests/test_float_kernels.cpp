@@ -257,6 +257,26 @@ TEST(FloatKernelsConv, SmallPlanesAcrossSamples) {
   check_conv(conv_shape(64, 14, 14, 512, 1, 1, 2, 0), 8, true, 76);
 }
 
+// Output planes of at most 256 pixels, >= 32 output channels per group and more than one tap per
+// channel take the pixel-broadcast path at AVX512 (channel blocks of 32, 48 or 64, masked past
+// the channels; tiles of up to 6 or 8 pixels and the remainder; depth blocks of 512 / 1024 taps;
+// channel blocks shared by the threads when there are fewer images than threads).
+TEST(FloatKernelsConv, PixelBroadcastPath) {
+  check_conv(conv_shape(64, 7, 7, 64, 3, 3, 1, 1), 3, true, 80);
+  check_conv(conv_shape(32, 14, 14, 32, 3, 3, 1, 1), 2, true, 81);
+  check_conv(conv_shape(16, 16, 16, 40, 3, 3, 1, 1), 2, false, 82);      // 256 pixels, 48-wide block
+  check_conv(conv_shape(70, 7, 7, 100, 3, 3, 1, 1), 1, true, 83);        // 630 taps: two depth blocks
+  check_conv(conv_shape(130, 5, 5, 33, 3, 3, 1, 1), 2, true, 84);        // 1170 taps, 33 channels
+  check_conv(conv_shape(24, 7, 7, 320, 3, 3, 1, 1), 1, true, 85);        // 5 blocks over 2 threads
+  check_conv(conv_shape(16, 28, 28, 32, 3, 3, 2, 1), 2, true, 86);       // stride 2 to 14x14
+  check_conv(with_pads(conv_shape(9, 13, 11, 36, 3, 3, 2, 0), 0, 1, 2, 0), 3, true, 87);
+  check_conv(conv_shape(8, 9, 10, 48, 3, 3, 1, 2, 2), 2, true, 88);      // dilation 2
+  check_conv(with_pads(conv_shape(6, 5, 9, 50, 1, 3, 1, 0), 0, 1, 0, 1), 2, true, 89);  // 1x3
+  check_conv(conv_shape(64, 7, 7, 96, 3, 3, 1, 1, 1, 2), 2, true, 90);   // 2 groups of 48
+  check_conv(conv_shape(5, 3, 3, 64, 5, 5, 1, 2), 4, true, 91);          // taps past the plane
+  check_conv(conv_shape(4, 1, 1, 32, 3, 3, 1, 1), 3, false, 92);         // one pixel
+}
+
 TEST(FloatKernelsConv, AsymmetricPadsStridesAndRectangularKernels) {
   check_conv(with_pads(conv_shape(5, 10, 11, 6, 3, 3, 1, 0), 0, 1, 2, 0), 2, true, 30);
   check_conv(with_pads(conv_shape(5, 10, 11, 6, 3, 3, 2, 0), 1, 0, 0, 2), 2, true, 31);

@@ -82,6 +82,18 @@ void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64
 void micro_kernel_avx512_wide(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
                               float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
 
+// ---- Pixel-broadcast convolution kernels (conv_pixels_avx512.cpp) -------------------------------
+// mr output pixels x 16 nv output channels (channels <= 16 nv of them read and written):
+//   c[i * ldc + j] = (accumulate ? c[i * ldc + j] : (channel_init ? channel_init[j] : 0))
+//                    + sum over k < kc of band[pixel_offset[i] + tap_offset[k]] * w[k * 16 nv + j]
+// w: a 64-byte aligned tap-major panel. Null for unsupported (mr, nv).
+using PixelKernelFn = void (*)(int64_t kc, const float* band, const int64_t* tap_offset,
+                               const int64_t* pixel_offset, const float* w, float* c, int64_t ldc,
+                               const float* channel_init, bool accumulate, int64_t channels);
+// The most pixels per tile for nv channel vectors (accumulators + weights + a broadcast <= 32 zmm).
+constexpr int pixel_kernel_rows(int nv) { return nv >= 4 ? 6 : 8; }
+PixelKernelFn pixel_kernel_avx512(int mr, int nv);  // nv in 2..4, 1 <= mr <= pixel_kernel_rows(nv)
+
 // ---- Packed A and the block driver --------------------------------------------------------------
 // The depth (k) axis is cut into near-equal blocks of at most kMaxDepthBlock so that a B
 // micro-panel (depth block x NR) stays in L1 while the A panels stream from L2.
