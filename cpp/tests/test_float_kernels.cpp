@@ -308,6 +308,16 @@ TEST(FloatKernelsConv, DepthwiseConvolutions) {
   check_conv(conv_shape(3, 7, 7, 3, 7, 7, 1, 3, 1, 3), 2, true, 65);
   check_conv(with_strides(conv_shape(6, 13, 14, 6, 3, 3, 1, 1, 1, 6), 2, 1), 2, true, 66);
   check_conv(with_strides(conv_shape(4, 41, 37, 4, 3, 3, 1, 1, 1, 4), 1, 2), 2, true, 67);  // many blocks
+  // AVX512 direct kernels: flattened planes (stride 1, OW == W; 9 taps or any) and 3x3 rows in
+  // chunks of 16 columns (stride_w 1 or 2, OW == W or not).
+  check_conv(conv_shape(37, 7, 7, 37, 3, 3, 1, 1, 1, 37), 3, true, 68);
+  check_conv(conv_shape(20, 14, 14, 20, 3, 3, 1, 1, 1, 20), 2, false, 69);
+  check_conv(conv_shape(5, 1, 1, 5, 3, 3, 1, 1, 1, 5), 2, true, 160);                  // one pixel
+  check_conv(conv_shape(6, 5, 19, 6, 5, 5, 1, 2, 1, 6), 1, true, 161);                 // 25 taps
+  check_conv(conv_shape(6, 40, 40, 6, 3, 3, 2, 1, 1, 6), 2, true, 162);                // OW 20 > 16
+  check_conv(conv_shape(7, 12, 35, 7, 3, 3, 1, 0, 1, 7), 2, true, 163);                // OW != W
+  check_conv(with_pads(conv_shape(4, 9, 9, 4, 3, 3, 1, 0, 1, 4), 2, 0, 0, 2), 2, true, 164);
+  check_conv(conv_shape(4, 11, 13, 4, 3, 3, 1, 2, 2, 4), 2, true, 165);                // dilation 2
 }
 
 TEST(FloatKernelsConv, RandomShapes) {

@@ -1,6 +1,7 @@
 // Float convolution. Four paths:
 //  - depthwise (chosen at construction): a direct kernel per (sample, channel) plane on a
-//    zero-padded copy of the plane;
+//    zero-padded copy of the plane; at AVX512 straight from the input plane when it can (stride 1
+//    with OW == W: 16 outputs a vector across rows; 3x3 with stride_w 1 or 2: row chunks);
 //  - pixel broadcast (chosen at construction, AVX512, small output planes with >= 32 output
 //    channels per group: 14x14, 7x7): the same phase-plane band as the implicit GEMM below, but
 //    output channels in the vectors and pixels broadcast (conv_pixels_avx512.cpp), so no column
@@ -203,6 +204,11 @@ struct ConvF32::Impl {
   Conv2dShape shape;
   detail::MicroKernel kernel{}, wide_kernel{};
   detail::DepthwiseFlatFn depthwise = nullptr;  // set on the depthwise path only
+  detail::DepthwisePlaneFn depthwise_plane = nullptr;  // depthwise path: a direct plane kernel
+  // ... or one on the flattened plane (stride 1, OW == W), with its tap offsets and lane masks.
+  detail::DepthwiseFlatPlaneFn depthwise_flat_plane = nullptr;
+  std::vector<int64_t> depthwise_offsets;
+  std::vector<uint16_t> depthwise_masks;
   detail::CopyPaddedRowsFn copy_rows = nullptr;
   detail::CopyEvenColumnsFn copy_even = nullptr;
   std::vector<detail::PackedA> group_weights;    // GEMM paths: one (K/g x C/g*R*S) per group
@@ -234,6 +240,29 @@ ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bi
   const int64_t taps = shape.channels_per_group() * shape.R * shape.S;
   if (shape.is_depthwise()) {
     m.depthwise = detail::depthwise_flat_for(level);
+    if (level == SimdLevel::AVX512 || level == SimdLevel::AMX) {
+      const Conv2dShape& s = shape;
+      if (s.stride_h == 1 && s.stride_w == 1 && s.OW() == s.W) {
+        m.depthwise_flat_plane = detail::depthwise_flat_plane_avx512(taps);
+        const int64_t n_out = s.OH() * s.OW();
+        for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t q = 0; q < s.S; ++q)
+            m.depthwise_offsets.push_back((r * s.dil_h - s.pad_top) * s.W + q * s.dil_w - s.pad_left);
+        for (int64_t p0 = 0; p0 < n_out; p0 += 16)
+          for (int64_t r = 0; r < s.R; ++r)
+            for (int64_t q = 0; q < s.S; ++q) {
+              uint16_t mask = 0;
+              for (int64_t l = 0; l < 16 && p0 + l < n_out; ++l) {
+                const int64_t ih = (p0 + l) / s.OW() + r * s.dil_h - s.pad_top;
+                const int64_t iw = (p0 + l) % s.OW() + q * s.dil_w - s.pad_left;
+                if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) mask |= uint16_t(1u << l);
+              }
+              m.depthwise_masks.push_back(mask);
+            }
+      } else {
+        m.depthwise_plane = detail::depthwise_plane_avx512(shape);
+      }
+    }
     m.depthwise_weights.assign(weights, weights + shape.K * taps);
     return;
   }
@@ -276,6 +305,27 @@ void ConvF32::run(int64_t N, const float* x, float* y, const Epilogue& epilogue)
 
 void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
+  if (depthwise_plane || depthwise_flat_plane) {  // from the input planes: no band, copies, scratch
+    const int64_t in_plane = s.H * s.W, out_plane = s.OH() * s.OW(), taps = s.R * s.S;
+    const int chunk = static_cast<int>(std::max<int64_t>(1, 4096 / out_plane));
+    // A clamp alone is applied at the kernel's stores; a factor or residual in the output pass.
+    const bool clamp_only = !epilogue.factor && !epilogue.residual && !epilogue.clamp.identity();
+    const float clamp[2] = {epilogue.clamp.lo, epilogue.clamp.hi};
+#pragma omp parallel for schedule(dynamic, chunk)
+    for (int64_t plane = 0; plane < N * s.C; ++plane) {
+      const int64_t c = plane % s.C;
+      float* y_plane = y + plane * out_plane;
+      if (depthwise_flat_plane)
+        depthwise_flat_plane(out_plane, taps, depthwise_offsets.data(), depthwise_masks.data(),
+                             x + plane * in_plane, depthwise_weights.data() + c * taps, bias[c],
+                             clamp_only ? clamp : nullptr, y_plane);
+      else
+        depthwise_plane(s, x + plane * in_plane, depthwise_weights.data() + c * taps, bias[c],
+                        clamp_only ? clamp : nullptr, y_plane);
+      if (!clamp_only && !epilogue.identity()) epilogue.apply(out_plane, y_plane, plane * out_plane, c);
+    }
+    return;
+  }
   const PhaseLayout phases(s, copy_rows, copy_even);
   const int64_t OH = s.OH(), OW = s.OW(), taps = s.R * s.S, out_plane = OH * OW;
   const int64_t band_rows = OH + phases.extra_rows, flat = OH * phases.width;

@@ -157,5 +157,19 @@ void depthwise_flat_avx2(int64_t taps, const int64_t* tap_offset, const float* b
                          const float* w, float bias, int64_t n, float* out);
 void depthwise_flat_avx512(int64_t taps, const int64_t* tap_offset, const float* band,
                            const float* w, float bias, int64_t n, float* out);
+// One whole output plane (OH x OW) of a depthwise convolution from its unpadded input plane (H x
+// W), weights w (R*S), the same sums as depthwise_flat_scalar on the padded band, then clamped to
+// [clamp[0], clamp[1]] when clamp is given (NaN stays NaN). Null for shapes a level has no such
+// kernel for (AVX512: 3x3, stride_w 1 or 2, any stride_h, pads, dilation).
+using DepthwisePlaneFn = void (*)(const Conv2dShape& s, const float* x, const float* w, float bias,
+                                  const float* clamp, float* y);
+DepthwisePlaneFn depthwise_plane_avx512(const Conv2dShape& s);
+// The same for stride 1 and OW == W on the flattened plane: output p (of n_out) gets bias + the
+// taps' w[t] * x[p + tap_offset[t]] under masks[p / 16 * taps + t] (lane l: output p0 + l reads
+// inside the plane), clamped when clamp is given. Any kernel size (9 taps: weights in registers).
+using DepthwiseFlatPlaneFn = void (*)(int64_t n_out, int64_t taps, const int64_t* tap_offset,
+                                      const uint16_t* masks, const float* x, const float* w,
+                                      float bias, const float* clamp, float* y);
+DepthwiseFlatPlaneFn depthwise_flat_plane_avx512(int64_t taps);
 
 }  // namespace apl::kernels::detail
