@@ -318,6 +318,11 @@ TEST(FloatKernelsConv, DepthwiseConvolutions) {
   check_conv(conv_shape(7, 12, 35, 7, 3, 3, 1, 0, 1, 7), 2, true, 163);                // OW != W
   check_conv(with_pads(conv_shape(4, 9, 9, 4, 3, 3, 1, 0, 1, 4), 2, 0, 0, 2), 2, true, 164);
   check_conv(conv_shape(4, 11, 13, 4, 3, 3, 1, 2, 2, 4), 2, true, 165);                // dilation 2
+  // stride_w 2 with OW <= 8: two output rows a vector (odd and even OH, stride_h 1 or 2)
+  check_conv(conv_shape(18, 14, 14, 18, 3, 3, 2, 1, 1, 18), 3, true, 166);              // 7x7 out
+  check_conv(with_strides(conv_shape(5, 9, 13, 5, 3, 3, 1, 1, 1, 5), 1, 2), 2, true, 167);
+  check_conv(conv_shape(3, 12, 11, 3, 3, 3, 2, 2, 2, 3), 2, false, 168);                 // dilation 2
+  check_conv(with_pads(conv_shape(4, 3, 4, 4, 3, 3, 2, 0, 1, 4), 2, 0, 1, 2), 2, true, 169);
 }
 
 TEST(FloatKernelsConv, RandomShapes) {

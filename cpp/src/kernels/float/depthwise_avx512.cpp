@@ -49,6 +49,39 @@ void depthwise3x3_plane(const Conv2dShape& s, const float* x, const float* w, fl
   __m512 wv[R * S];
   for (int t = 0; t < R * S; ++t) wv[t] = _mm512_set1_ps(w[t]);
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  if (SW == 2 && OW <= 8) {
+    // Two output rows a vector (lanes 0-7: row oh, 8-15: row oh + 1): per tap one 16-column load
+    // of each input row and one permute of their even lanes.
+    int64_t base[S];
+    uint32_t lanes[S];
+    for (int q = 0; q < S; ++q) {
+      base[q] = q * s.dil_w - s.pad_left;
+      const int64_t lo = std::clamp<int64_t>(-base[q], 0, 16), hi = std::clamp<int64_t>(s.W - base[q], lo, 16);
+      lanes[q] = ((1u << hi) - 1) & ~((1u << lo) - 1) & 0x5555u & ((1u << (2 * OW)) - 1);
+    }
+    const __mmask16 row_mask = static_cast<__mmask16>((1u << OW) - 1);
+    for (int64_t oh = 0; oh < OH; oh += 2) {
+      __m512 acc = _mm512_set1_ps(bias);
+      for (int r = 0; r < R; ++r) {
+        const int64_t ih_a = oh * s.stride_h - s.pad_top + r * s.dil_h, ih_b = ih_a + s.stride_h;
+        const bool in_a = ih_a >= 0 && ih_a < s.H, in_b = oh + 1 < OH && ih_b >= 0 && ih_b < s.H;
+        const float* row_a = x + (in_a ? ih_a : 0) * s.W;
+        const float* row_b = x + (in_b ? ih_b : 0) * s.W;
+        for (int q = 0; q < S; ++q) {
+          const __m512 a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(in_a ? lanes[q] : 0), row_a + base[q]);
+          const __m512 b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(in_b ? lanes[q] : 0), row_b + base[q]);
+          acc = _mm512_fmadd_ps(wv[r * S + q], _mm512_permutex2var_ps(a, even, b), acc);
+        }
+      }
+      if (clamp) acc = _mm512_min_ps(hi_v, _mm512_max_ps(lo_v, acc));
+      // Lanes 0..OW-1 to row oh; lanes 8..8+OW-1 to row oh + 1 (compressed to follow it).
+      _mm512_mask_storeu_ps(y + oh * OW, row_mask, acc);
+      if (oh + 1 < OH)
+        _mm512_mask_storeu_ps(y + (oh + 1) * OW, row_mask,
+                              _mm512_shuffle_f32x4(acc, acc, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    return;
+  }
   for (int64_t j0 = 0; j0 < OW; j0 += 16) {
     const int64_t n = std::min<int64_t>(16, OW - j0);
     const __mmask16 out_mask = static_cast<__mmask16>((1u << n) - 1);
