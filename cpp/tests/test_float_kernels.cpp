@@ -230,6 +230,8 @@ TEST(FloatKernelsConv, PointwiseConvolutions) {
   check_conv(conv_shape(7, 32, 32, 260, 1, 1, 1, 0), 1, true, 13);  // > one row block of A
   check_conv(conv_shape(3, 1, 1, 5, 1, 1, 1, 0), 3, true, 14);
   check_conv(conv_shape(4, 5, 5, 6, 1, 1, 1, 1), 2, true, 15);  // padded 1x1
+  check_conv(conv_shape(40, 7, 7, 300, 1, 1, 1, 0), 3, true, 16);  // in place, not im2col
+  check_conv(conv_shape(130, 7, 7, 260, 1, 1, 1, 0), 3, false, 17);  // im2col
 }
 
 TEST(FloatKernelsConv, SquareKernelsStridesAndPads) {
