@@ -378,6 +378,8 @@ void ConvF32::Impl::run_pixels(int64_t N, const float* x, float* y, const Epilog
   const int64_t jobs = N * s.groups, threads = omp_get_max_threads();
   const int64_t chunks = jobs < threads ? std::min(threads, blocks) : 1;
   const int64_t chunk_blocks = (blocks + chunks - 1) / chunks;
+  const bool clamp_only = !epilogue.factor && !epilogue.residual && !epilogue.clamp.identity();
+  const Clamp clamp = epilogue.clamp;
 
   ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
@@ -406,6 +408,10 @@ void ConvF32::Impl::run_pixels(int64_t N, const float* x, float* y, const Epilog
     }
     for (int64_t k = b0 * block; k < std::min(Kg, b1 * block); ++k) {
       float* dst = y + (n * s.K + g * Kg + k) * out_plane;
+      if (clamp_only) {  // a lone Relu / Clip in the transposing pass
+        for (int64_t p = 0; p < out_plane; ++p) dst[p] = clamp(ct[p * ldc + k]);
+        continue;
+      }
       for (int64_t p = 0; p < out_plane; ++p) dst[p] = ct[p * ldc + k];
       if (!epilogue.identity()) epilogue.apply(out_plane, dst, dst - y, g * Kg + k);
     }
@@ -506,6 +512,8 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
   const bool pointwise = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
                          s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
   const int64_t x_size = N * s.C * s.H * s.W;
+  const bool clamp_only = !epilogue.factor && !epilogue.residual && !epilogue.clamp.identity();
+  const Clamp clamp = epilogue.clamp;
 
   ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
@@ -550,10 +558,18 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
     for (int64_t d = 0; d < a.block_count(); ++d)
       detail::gemm_depth_block(kernel, a, d, band, kernel.nr, tap_offset + a.block_begin(d), cols,
                                c_block, ldc, bias.data() + g * Kg, d > 0, k0, k1);
-    if (!direct_output)
+    if (!direct_output) {
       for (int64_t k = k0; k < k1; ++k)
-        for (int64_t i = 0; i < rows; ++i)
-          std::copy_n(c_block + k * cols + i * phase_w, OW, y_block + k * OH * OW + i * OW);
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* src = c_block + k * cols + i * phase_w;
+          float* dst = y_block + k * OH * OW + i * OW;
+          if (clamp_only)  // a lone Relu / Clip in the copy
+            for (int64_t j = 0; j < OW; ++j) dst[j] = clamp(src[j]);
+          else
+            std::copy_n(src, OW, dst);
+        }
+      if (clamp_only) return;
+    }
     if (!epilogue.identity())  // on this item's outputs, while they are in cache
       for (int64_t k = k0; k < k1; ++k) {
         float* out = y_block + k * OH * OW;
