@@ -514,6 +514,7 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
   const int64_t x_size = N * s.C * s.H * s.W;
   const bool clamp_only = !epilogue.factor && !epilogue.residual && !epilogue.clamp.identity();
   const Clamp clamp = epilogue.clamp;
+  const float clamp_bounds[2] = {clamp.lo, clamp.hi};
 
   ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
@@ -555,9 +556,13 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
         direct_output ? y_block : detail::thread_scratch(detail::Scratch::C, Kg * cols);
     const int64_t ldc = direct_output ? OH * OW : cols;
     const detail::PackedA& a = group_weights[g];
+    // Writing y in place, a lone clamp goes in the last depth block's stores.
+    const bool clamp_in_kernel = direct_output && clamp_only;
     for (int64_t d = 0; d < a.block_count(); ++d)
       detail::gemm_depth_block(kernel, a, d, band, kernel.nr, tap_offset + a.block_begin(d), cols,
-                               c_block, ldc, bias.data() + g * Kg, d > 0, k0, k1);
+                               c_block, ldc, bias.data() + g * Kg, d > 0, k0, k1,
+                               clamp_in_kernel && d + 1 == a.block_count() ? clamp_bounds : nullptr);
+    if (clamp_in_kernel) return;
     if (!direct_output) {
       for (int64_t k = k0; k < k1; ++k)
         for (int64_t i = 0; i < rows; ++i) {

@@ -58,9 +58,11 @@ CopyEvenColumnsFn copy_even_columns_for(SimdLevel level);
 //   c[i][j] = (accumulate ? c[i][j] : (row_init ? row_init[i] : 0)) + sum_k a[k*MR + i] * b_k[j]
 // where a is a packed micro-panel (k-major, MR floats per step) and b_k = b + b_row_offset[k]
 // points at NR readable floats. Row offsets let B be a packed matrix or rows of an image.
+// clamp, when given, clamps the stored sums to [clamp[0], clamp[1]] as Clamp does (NaN kept).
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b,
                                const int64_t* b_row_offset, float* c, int64_t ldc,
-                               const float* row_init, bool accumulate, int64_t n);
+                               const float* row_init, bool accumulate, int64_t n,
+                               const float* clamp);
 struct MicroKernel {
   int mr;
   int nr;
@@ -76,11 +78,14 @@ constexpr int kAvx2Rows = 6, kAvx2Cols = 16;
 constexpr int kAvx512Rows = 8, kAvx512Cols = 32, kAvx512WideCols = 48;
 constexpr int kMaxTileFloats = 8 * 48;
 void micro_kernel_avx2(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                       float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
+                       float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                       const float* clamp);
 void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
+                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                       const float* clamp);
 void micro_kernel_avx512_wide(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                              float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
+                              float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                       const float* clamp);
 
 // ---- Pixel-broadcast convolution kernels (conv_pixels_avx512.cpp) -------------------------------
 // mr output pixels x 16 nv output channels (channels <= 16 nv of them read and written):
@@ -124,10 +129,11 @@ class PackedA {
 // it must be readable over NR columns even past cols. Packed panels (b_panel_stride = kb * NR)
 // keep a micro-panel within a few pages; an image band (b_panel_stride = NR) needs no copy.
 // Only rows [first_row, end_row) when given (first_row a multiple of MR; end_row -1: all).
+// clamp: as the micro-kernel's (on the last depth block: a fused Relu / Clip).
 void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
                       int64_t b_panel_stride, const int64_t* b_row_offset, int64_t cols, float* c,
                       int64_t ldc, const float* row_init, bool accumulate, int64_t first_row = 0,
-                      int64_t end_row = -1);
+                      int64_t end_row = -1, const float* clamp = nullptr);
 
 // Row k of a depth block of kb rows, `cols` floats, into NR-column packed micro-panels (see
 // gemm_depth_block); columns past cols, up to the last panel's end, are zeroed.
