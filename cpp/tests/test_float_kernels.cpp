@@ -230,6 +230,8 @@ TEST(FloatKernelsConv, PointwiseConvolutions) {
   check_conv(conv_shape(7, 32, 32, 260, 1, 1, 1, 0), 1, true, 13);  // > one row block of A
   check_conv(conv_shape(3, 1, 1, 5, 1, 1, 1, 0), 3, true, 14);
   check_conv(conv_shape(4, 5, 5, 6, 1, 1, 1, 1), 2, true, 15);  // padded 1x1
+  check_conv(conv_shape(40, 7, 7, 300, 1, 1, 1, 0), 3, true, 16);  // in place, not im2col
+  check_conv(conv_shape(130, 7, 7, 260, 1, 1, 1, 0), 3, false, 17);  // im2col
 }
 
 TEST(FloatKernelsConv, SquareKernelsStridesAndPads) {
@@ -255,6 +257,26 @@ TEST(FloatKernelsConv, SmallPlanesAcrossSamples) {
   check_conv(with_pads(conv_shape(16, 9, 9, 512, 3, 3, 2, 0), 0, 1, 2, 0), 4, true, 74);
   check_conv(conv_shape(16, 4, 4, 128, 3, 3, 1, 1, 2), 9, true, 75);
   check_conv(conv_shape(64, 14, 14, 512, 1, 1, 2, 0), 8, true, 76);
+}
+
+// Output planes of at most 256 pixels, >= 32 output channels per group and more than one tap per
+// channel take the pixel-broadcast path at AVX512 (channel blocks of 32, 48 or 64, masked past
+// the channels; tiles of up to 6 or 8 pixels and the remainder; depth blocks of 512 / 1024 taps;
+// channel blocks shared by the threads when there are fewer images than threads).
+TEST(FloatKernelsConv, PixelBroadcastPath) {
+  check_conv(conv_shape(64, 7, 7, 64, 3, 3, 1, 1), 3, true, 80);
+  check_conv(conv_shape(32, 14, 14, 32, 3, 3, 1, 1), 2, true, 81);
+  check_conv(conv_shape(16, 16, 16, 40, 3, 3, 1, 1), 2, false, 82);      // 256 pixels, 48-wide block
+  check_conv(conv_shape(70, 7, 7, 100, 3, 3, 1, 1), 1, true, 83);        // 630 taps: two depth blocks
+  check_conv(conv_shape(130, 5, 5, 33, 3, 3, 1, 1), 2, true, 84);        // 1170 taps, 33 channels
+  check_conv(conv_shape(24, 7, 7, 320, 3, 3, 1, 1), 1, true, 85);        // 5 blocks over 2 threads
+  check_conv(conv_shape(16, 28, 28, 32, 3, 3, 2, 1), 2, true, 86);       // stride 2 to 14x14
+  check_conv(with_pads(conv_shape(9, 13, 11, 36, 3, 3, 2, 0), 0, 1, 2, 0), 3, true, 87);
+  check_conv(conv_shape(8, 9, 10, 48, 3, 3, 1, 2, 2), 2, true, 88);      // dilation 2
+  check_conv(with_pads(conv_shape(6, 5, 9, 50, 1, 3, 1, 0), 0, 1, 0, 1), 2, true, 89);  // 1x3
+  check_conv(conv_shape(64, 7, 7, 96, 3, 3, 1, 1, 1, 2), 2, true, 90);   // 2 groups of 48
+  check_conv(conv_shape(5, 3, 3, 64, 5, 5, 1, 2), 4, true, 91);          // taps past the plane
+  check_conv(conv_shape(4, 1, 1, 32, 3, 3, 1, 1), 3, false, 92);         // one pixel
 }
 
 TEST(FloatKernelsConv, AsymmetricPadsStridesAndRectangularKernels) {
@@ -288,6 +310,21 @@ TEST(FloatKernelsConv, DepthwiseConvolutions) {
   check_conv(conv_shape(3, 7, 7, 3, 7, 7, 1, 3, 1, 3), 2, true, 65);
   check_conv(with_strides(conv_shape(6, 13, 14, 6, 3, 3, 1, 1, 1, 6), 2, 1), 2, true, 66);
   check_conv(with_strides(conv_shape(4, 41, 37, 4, 3, 3, 1, 1, 1, 4), 1, 2), 2, true, 67);  // many blocks
+  // AVX512 direct kernels: flattened planes (stride 1, OW == W; 9 taps or any) and 3x3 rows in
+  // chunks of 16 columns (stride_w 1 or 2, OW == W or not).
+  check_conv(conv_shape(37, 7, 7, 37, 3, 3, 1, 1, 1, 37), 3, true, 68);
+  check_conv(conv_shape(20, 14, 14, 20, 3, 3, 1, 1, 1, 20), 2, false, 69);
+  check_conv(conv_shape(5, 1, 1, 5, 3, 3, 1, 1, 1, 5), 2, true, 160);                  // one pixel
+  check_conv(conv_shape(6, 5, 19, 6, 5, 5, 1, 2, 1, 6), 1, true, 161);                 // 25 taps
+  check_conv(conv_shape(6, 40, 40, 6, 3, 3, 2, 1, 1, 6), 2, true, 162);                // OW 20 > 16
+  check_conv(conv_shape(7, 12, 35, 7, 3, 3, 1, 0, 1, 7), 2, true, 163);                // OW != W
+  check_conv(with_pads(conv_shape(4, 9, 9, 4, 3, 3, 1, 0, 1, 4), 2, 0, 0, 2), 2, true, 164);
+  check_conv(conv_shape(4, 11, 13, 4, 3, 3, 1, 2, 2, 4), 2, true, 165);                // dilation 2
+  // stride_w 2 with OW <= 8: two output rows a vector (odd and even OH, stride_h 1 or 2)
+  check_conv(conv_shape(18, 14, 14, 18, 3, 3, 2, 1, 1, 18), 3, true, 166);              // 7x7 out
+  check_conv(with_strides(conv_shape(5, 9, 13, 5, 3, 3, 1, 1, 1, 5), 1, 2), 2, true, 167);
+  check_conv(conv_shape(3, 12, 11, 3, 3, 3, 2, 2, 2, 3), 2, false, 168);                 // dilation 2
+  check_conv(with_pads(conv_shape(4, 3, 4, 4, 3, 3, 2, 0, 1, 4), 2, 0, 1, 2), 2, true, 169);
 }
 
 TEST(FloatKernelsConv, RandomShapes) {

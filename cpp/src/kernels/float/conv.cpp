@@ -1,6 +1,12 @@
-// Float convolution. Three paths:
+// Float convolution. Four paths:
 //  - depthwise (chosen at construction): a direct kernel per (sample, channel) plane on a
-//    zero-padded copy of the plane;
+//    zero-padded copy of the plane; at AVX512 straight from the input plane when it can (stride 1
+//    with OW == W: 16 outputs a vector across rows; 3x3 with stride_w 1 or 2: row chunks);
+//  - pixel broadcast (chosen at construction, AVX512, small output planes with >= 32 output
+//    channels per group: 14x14, 7x7): the same phase-plane band as the implicit GEMM below, but
+//    output channels in the vectors and pixels broadcast (conv_pixels_avx512.cpp), so no column
+//    past the output width and no part-empty micro-tile is computed; the pixel-major result is
+//    transposed into the output with the epilogue;
 //  - im2col across samples, for small output planes whose columns would fill few micro-tiles
 //    per sample (e.g. 7x7: 49 of 64 columns) while many output channels amortise the copy;
 //  - otherwise an "implicit GEMM" without im2col. The zero-padded input is split into
@@ -156,6 +162,29 @@ void im2col_block(const Conv2dShape& s, const float* x_group, int64_t sample_str
   }
 }
 
+// The pixel-broadcast path: small output planes, where the implicit GEMM's columns past the
+// output width and part-empty micro-tiles cost most (7x7: 49 of 64 computed columns useful),
+// enough output channels per group to fill the vectors, and more than one tap per channel.
+// Measured on one thread (ms, implicit -> pixel): 64x 64ch 7x7 3x3 2.08 -> 1.49; 64x 32ch 14x14
+// 1.72 -> 1.52; 8x 512ch 7x7 13.1 -> 11.9; 8x 256ch 14x14 11.7 -> 10.4; 3x3 stride 2 to 14x14 /
+// 7x7 -16..-21%. 1x1 convolutions lose (the transpose weighs on their short sums: 64x 32 -> 192
+// ch 7x7 0.45 -> 0.65), and so do planes of 28x28 and more (64x 16 -> 32 ch 28x28 3.5 -> 4.0).
+bool pixel_path_suits(const Conv2dShape& s) {
+  return !s.is_depthwise() && s.outputs_per_group() >= 32 && s.OH() * s.OW() <= 256 && s.R * s.S > 1;
+}
+
+// Channel vectors per pixel-kernel tile: the fewest padded channels, then the widest tile.
+int pixel_vectors(int64_t Kg) {
+  int best = 4;
+  for (int nv : {3, 2})
+    if (round_up(Kg, 16 * nv) < round_up(Kg, 16 * best)) best = nv;
+  return best;
+}
+
+// Taps per depth block of the pixel path: a weight block (taps x 16 nv floats) of 32 KiB stays
+// in L1 across the pixel tiles.
+int64_t pixel_depth_block(int nv) { return 2048 / nv; }
+
 void check_shape(const Conv2dShape& s) {
   const bool ok = s.C > 0 && s.K > 0 && s.H > 0 && s.W > 0 && s.R > 0 && s.S > 0 &&
                   s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 &&
@@ -175,13 +204,24 @@ struct ConvF32::Impl {
   Conv2dShape shape;
   detail::MicroKernel kernel{}, wide_kernel{};
   detail::DepthwiseFlatFn depthwise = nullptr;  // set on the depthwise path only
+  detail::DepthwisePlaneFn depthwise_plane = nullptr;  // depthwise path: a direct plane kernel
+  // ... or one on the flattened plane (stride 1, OW == W), with its tap offsets and lane masks.
+  detail::DepthwiseFlatPlaneFn depthwise_flat_plane = nullptr;
+  std::vector<int64_t> depthwise_offsets;
+  std::vector<uint16_t> depthwise_masks;
   detail::CopyPaddedRowsFn copy_rows = nullptr;
   detail::CopyEvenColumnsFn copy_even = nullptr;
   std::vector<detail::PackedA> group_weights;    // GEMM paths: one (K/g x C/g*R*S) per group
   std::vector<float> depthwise_weights;          // depthwise path: (C, R*S)
   std::vector<float> bias;                       // K values, zeros when the model has none
+  // Pixel path: channel vectors per tile (0: path off), the kernel per tile height, and per
+  // group the weights in channel blocks of 16 nv, each tap-major (taps x 16 nv), zeros past Kg.
+  int pixel_nv = 0;
+  detail::PixelKernelFn pixel_kernels[9] = {};
+  std::vector<detail::AlignedFloats> pixel_weights;
 
   void run_depthwise(int64_t N, const float* x, float* y, const Epilogue& epilogue) const;
+  void run_pixels(int64_t N, const float* x, float* y, const Epilogue& epilogue) const;
   bool prefers_im2col(int64_t N) const;
   void run_im2col(int64_t N, const float* x, float* y, const Epilogue& epilogue) const;
   void run_implicit(int64_t N, const float* x, float* y, const Epilogue& epilogue) const;
@@ -200,12 +240,49 @@ ConvF32::ConvF32(const Conv2dShape& shape, const float* weights, const float* bi
   const int64_t taps = shape.channels_per_group() * shape.R * shape.S;
   if (shape.is_depthwise()) {
     m.depthwise = detail::depthwise_flat_for(level);
+    if (level == SimdLevel::AVX512 || level == SimdLevel::AMX) {
+      const Conv2dShape& s = shape;
+      if (s.stride_h == 1 && s.stride_w == 1 && s.OW() == s.W) {
+        m.depthwise_flat_plane = detail::depthwise_flat_plane_avx512(taps);
+        const int64_t n_out = s.OH() * s.OW();
+        for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t q = 0; q < s.S; ++q)
+            m.depthwise_offsets.push_back((r * s.dil_h - s.pad_top) * s.W + q * s.dil_w - s.pad_left);
+        for (int64_t p0 = 0; p0 < n_out; p0 += 16)
+          for (int64_t r = 0; r < s.R; ++r)
+            for (int64_t q = 0; q < s.S; ++q) {
+              uint16_t mask = 0;
+              for (int64_t l = 0; l < 16 && p0 + l < n_out; ++l) {
+                const int64_t ih = (p0 + l) / s.OW() + r * s.dil_h - s.pad_top;
+                const int64_t iw = (p0 + l) % s.OW() + q * s.dil_w - s.pad_left;
+                if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) mask |= uint16_t(1u << l);
+              }
+              m.depthwise_masks.push_back(mask);
+            }
+      } else {
+        m.depthwise_plane = detail::depthwise_plane_avx512(shape);
+      }
+    }
     m.depthwise_weights.assign(weights, weights + shape.K * taps);
+    return;
+  }
+  const int64_t rows = shape.outputs_per_group();
+  if ((level == SimdLevel::AVX512 || level == SimdLevel::AMX) && pixel_path_suits(shape)) {
+    const int nv = m.pixel_nv = pixel_vectors(rows), block = 16 * nv;
+    for (int mr = 1; mr <= detail::pixel_kernel_rows(nv); ++mr)
+      m.pixel_kernels[mr] = detail::pixel_kernel_avx512(mr, nv);
+    const int64_t blocks = (rows + block - 1) / block;
+    for (int64_t g = 0; g < shape.groups; ++g) {
+      detail::AlignedFloats& panel = m.pixel_weights.emplace_back(blocks * taps * block);
+      std::fill_n(panel.data(), panel.size(), 0.0f);
+      for (int64_t k = 0; k < rows; ++k)
+        for (int64_t t = 0; t < taps; ++t)
+          panel.data()[(k / block * taps + t) * block + k % block] = weights[(g * rows + k) * taps + t];
+    }
     return;
   }
   m.kernel = detail::micro_kernel_for(level);
   m.wide_kernel = detail::wide_micro_kernel_for(level);
-  const int64_t rows = shape.outputs_per_group();
   for (int64_t g = 0; g < shape.groups; ++g)
     m.group_weights.emplace_back(m.kernel.mr, rows, taps, 1.0f, weights + g * rows * taps, taps, 1);
 }
@@ -218,6 +295,8 @@ void ConvF32::run(int64_t N, const float* x, float* y, const Epilogue& epilogue)
   if (N <= 0) return;
   if (impl_->depthwise)
     impl_->run_depthwise(N, x, y, epilogue);
+  else if (impl_->pixel_nv)
+    impl_->run_pixels(N, x, y, epilogue);
   else if (impl_->prefers_im2col(N))
     impl_->run_im2col(N, x, y, epilogue);
   else
@@ -226,6 +305,27 @@ void ConvF32::run(int64_t N, const float* x, float* y, const Epilogue& epilogue)
 
 void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
   const Conv2dShape& s = shape;
+  if (depthwise_plane || depthwise_flat_plane) {  // from the input planes: no band, copies, scratch
+    const int64_t in_plane = s.H * s.W, out_plane = s.OH() * s.OW(), taps = s.R * s.S;
+    const int chunk = static_cast<int>(std::max<int64_t>(1, 4096 / out_plane));
+    // A clamp alone is applied at the kernel's stores; a factor or residual in the output pass.
+    const bool clamp_only = !epilogue.factor && !epilogue.residual && !epilogue.clamp.identity();
+    const float clamp[2] = {epilogue.clamp.lo, epilogue.clamp.hi};
+#pragma omp parallel for schedule(dynamic, chunk)
+    for (int64_t plane = 0; plane < N * s.C; ++plane) {
+      const int64_t c = plane % s.C;
+      float* y_plane = y + plane * out_plane;
+      if (depthwise_flat_plane)
+        depthwise_flat_plane(out_plane, taps, depthwise_offsets.data(), depthwise_masks.data(),
+                             x + plane * in_plane, depthwise_weights.data() + c * taps, bias[c],
+                             clamp_only ? clamp : nullptr, y_plane);
+      else
+        depthwise_plane(s, x + plane * in_plane, depthwise_weights.data() + c * taps, bias[c],
+                        clamp_only ? clamp : nullptr, y_plane);
+      if (!clamp_only && !epilogue.identity()) epilogue.apply(out_plane, y_plane, plane * out_plane, c);
+    }
+    return;
+  }
   const PhaseLayout phases(s, copy_rows, copy_even);
   const int64_t OH = s.OH(), OW = s.OW(), taps = s.R * s.S, out_plane = OH * OW;
   const int64_t band_rows = OH + phases.extra_rows, flat = OH * phases.width;
@@ -256,6 +356,69 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epi
   guard.rethrow();
 }
 
+void ConvF32::Impl::run_pixels(int64_t N, const float* x, float* y, const Epilogue& epilogue) const {
+  const Conv2dShape& s = shape;
+  const int64_t OH = s.OH(), OW = s.OW(), out_plane = OH * OW, Cg = s.channels_per_group(),
+                Kg = s.outputs_per_group(), taps = Cg * s.R * s.S;
+  const PhaseLayout phases(s, copy_rows, copy_even);
+  const int64_t band_rows = OH + phases.extra_rows, slots = phases.slots;
+  const int64_t plane_stride = detail::scratch_stride(band_rows * phases.width);
+  const int64_t band_size = Cg * slots * plane_stride;
+  std::vector<int64_t> tap_offset, pixel_offset;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t col = 0; col < s.S; ++col)
+        tap_offset.push_back(c * slots * plane_stride + phases.tap_offset(s, r, col, plane_stride));
+  for (int64_t oh = 0; oh < OH; ++oh)
+    for (int64_t ow = 0; ow < OW; ++ow) pixel_offset.push_back(oh * phases.width + ow);
+  const int nv = pixel_nv, block = 16 * nv, mr = detail::pixel_kernel_rows(nv);
+  const int64_t blocks = (Kg + block - 1) / block, ldc = blocks * block;
+  const int64_t depth_block = pixel_depth_block(nv);
+  // Fewer images (x groups) than threads: the threads share the channel blocks.
+  const int64_t jobs = N * s.groups, threads = omp_get_max_threads();
+  const int64_t chunks = jobs < threads ? std::min(threads, blocks) : 1;
+  const int64_t chunk_blocks = (blocks + chunks - 1) / chunks;
+  const bool clamp_only = !epilogue.factor && !epilogue.residual && !epilogue.clamp.identity();
+  const Clamp clamp = epilogue.clamp;
+
+  ParallelGuard guard;  // thread_scratch allocates
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t item = 0; item < jobs * chunks; ++item) guard.run([&] {
+    const int64_t job = item / chunks, n = job / s.groups, g = job % s.groups;
+    const int64_t b0 = item % chunks * chunk_blocks, b1 = std::min(blocks, b0 + chunk_blocks);
+    if (b0 >= b1) return;
+    const float* x_group = x + (n * s.C + g * Cg) * s.H * s.W;
+    float* band = detail::thread_scratch(detail::Scratch::B, band_size);
+    for (int64_t c = 0; c < Cg; ++c)
+      phases.fill(s, x_group + c * s.H * s.W, 0, band_rows, plane_stride, band + c * slots * plane_stride);
+    float* ct = detail::thread_scratch(detail::Scratch::C, out_plane * ldc);  // pixel-major
+    const float* w_group = pixel_weights[g].data();
+    for (int64_t k0 = 0; k0 < taps; k0 += depth_block) {
+      const int64_t kb = std::min(depth_block, taps - k0);
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* w = w_group + (b * taps + k0) * block;
+        const int64_t channels = std::min<int64_t>(block, Kg - b * block);
+        const float* init = bias.data() + g * Kg + b * block;
+        for (int64_t p = 0; p < out_plane; p += mr) {
+          const int64_t m = std::min<int64_t>(mr, out_plane - p);
+          pixel_kernels[m](kb, band, tap_offset.data() + k0, pixel_offset.data() + p, w,
+                           ct + p * ldc + b * block, ldc, init, k0 > 0, channels);
+        }
+      }
+    }
+    for (int64_t k = b0 * block; k < std::min(Kg, b1 * block); ++k) {
+      float* dst = y + (n * s.K + g * Kg + k) * out_plane;
+      if (clamp_only) {  // a lone Relu / Clip in the transposing pass
+        for (int64_t p = 0; p < out_plane; ++p) dst[p] = clamp(ct[p * ldc + k]);
+        continue;
+      }
+      for (int64_t p = 0; p < out_plane; ++p) dst[p] = ct[p * ldc + k];
+      if (!epilogue.identity()) epilogue.apply(out_plane, dst, dst - y, g * Kg + k);
+    }
+  });
+  guard.rethrow();
+}
+
 // Compares the share of useful micro-kernel work of both GEMM paths. Implicit: lost to the
 // columns past the output width and to rounding each image's columns up to whole micro-tiles.
 // im2col: its columns run across samples, but each copied element feeds only K/groups
@@ -263,6 +426,13 @@ void ConvF32::Impl::run_depthwise(int64_t N, const float* x, float* y, const Epi
 bool ConvF32::Impl::prefers_im2col(int64_t N) const {
   constexpr double kCopyCost = 64.0;
   const Conv2dShape& s = shape;
+  // A 1x1 convolution with stride 1 and no padding reads its input in place on the implicit
+  // path: with few input channels that beats im2col's fuller tiles (one thread, 64 images 7x7:
+  // 64 -> 384 channels 1.27 vs 1.44 ms, 64 -> 256 0.88 vs 1.00; even at 128 input channels,
+  // im2col ahead from 256: 8 images 256 -> 512 0.65 vs 0.76).
+  const bool in_place = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+                        s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+  if (in_place && s.channels_per_group() < 128) return false;
   const int64_t OH = s.OH(), OW = s.OW(), nr = kernel.nr;
   const int64_t phase_w = (s.W + s.pad_left + s.pad_right + s.stride_w - 1) / s.stride_w;
   const int64_t image_cols = OH * phase_w;
@@ -342,6 +512,9 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
   const bool pointwise = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
                          s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
   const int64_t x_size = N * s.C * s.H * s.W;
+  const bool clamp_only = !epilogue.factor && !epilogue.residual && !epilogue.clamp.identity();
+  const Clamp clamp = epilogue.clamp;
+  const float clamp_bounds[2] = {clamp.lo, clamp.hi};
 
   ParallelGuard guard;  // thread_scratch allocates
 #pragma omp parallel for schedule(dynamic)
@@ -383,13 +556,25 @@ void ConvF32::Impl::run_implicit(int64_t N, const float* x, float* y, const Epil
         direct_output ? y_block : detail::thread_scratch(detail::Scratch::C, Kg * cols);
     const int64_t ldc = direct_output ? OH * OW : cols;
     const detail::PackedA& a = group_weights[g];
+    // Writing y in place, a lone clamp goes in the last depth block's stores.
+    const bool clamp_in_kernel = direct_output && clamp_only;
     for (int64_t d = 0; d < a.block_count(); ++d)
       detail::gemm_depth_block(kernel, a, d, band, kernel.nr, tap_offset + a.block_begin(d), cols,
-                               c_block, ldc, bias.data() + g * Kg, d > 0, k0, k1);
-    if (!direct_output)
+                               c_block, ldc, bias.data() + g * Kg, d > 0, k0, k1,
+                               clamp_in_kernel && d + 1 == a.block_count() ? clamp_bounds : nullptr);
+    if (clamp_in_kernel) return;
+    if (!direct_output) {
       for (int64_t k = k0; k < k1; ++k)
-        for (int64_t i = 0; i < rows; ++i)
-          std::copy_n(c_block + k * cols + i * phase_w, OW, y_block + k * OH * OW + i * OW);
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* src = c_block + k * cols + i * phase_w;
+          float* dst = y_block + k * OH * OW + i * OW;
+          if (clamp_only)  // a lone Relu / Clip in the copy
+            for (int64_t j = 0; j < OW; ++j) dst[j] = clamp(src[j]);
+          else
+            std::copy_n(src, OW, dst);
+        }
+      if (clamp_only) return;
+    }
     if (!epilogue.identity())  // on this item's outputs, while they are in cache
       for (int64_t k = k0; k < k1; ++k) {
         float* out = y_block + k * OH * OW;

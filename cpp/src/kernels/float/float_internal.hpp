@@ -58,9 +58,11 @@ CopyEvenColumnsFn copy_even_columns_for(SimdLevel level);
 //   c[i][j] = (accumulate ? c[i][j] : (row_init ? row_init[i] : 0)) + sum_k a[k*MR + i] * b_k[j]
 // where a is a packed micro-panel (k-major, MR floats per step) and b_k = b + b_row_offset[k]
 // points at NR readable floats. Row offsets let B be a packed matrix or rows of an image.
+// clamp, when given, clamps the stored sums to [clamp[0], clamp[1]] as Clamp does (NaN kept).
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b,
                                const int64_t* b_row_offset, float* c, int64_t ldc,
-                               const float* row_init, bool accumulate, int64_t n);
+                               const float* row_init, bool accumulate, int64_t n,
+                               const float* clamp);
 struct MicroKernel {
   int mr;
   int nr;
@@ -76,11 +78,26 @@ constexpr int kAvx2Rows = 6, kAvx2Cols = 16;
 constexpr int kAvx512Rows = 8, kAvx512Cols = 32, kAvx512WideCols = 48;
 constexpr int kMaxTileFloats = 8 * 48;
 void micro_kernel_avx2(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                       float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
+                       float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                       const float* clamp);
 void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
+                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                       const float* clamp);
 void micro_kernel_avx512_wide(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                              float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n);
+                              float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                       const float* clamp);
+
+// ---- Pixel-broadcast convolution kernels (conv_pixels_avx512.cpp) -------------------------------
+// mr output pixels x 16 nv output channels (channels <= 16 nv of them read and written):
+//   c[i * ldc + j] = (accumulate ? c[i * ldc + j] : (channel_init ? channel_init[j] : 0))
+//                    + sum over k < kc of band[pixel_offset[i] + tap_offset[k]] * w[k * 16 nv + j]
+// w: a 64-byte aligned tap-major panel. Null for unsupported (mr, nv).
+using PixelKernelFn = void (*)(int64_t kc, const float* band, const int64_t* tap_offset,
+                               const int64_t* pixel_offset, const float* w, float* c, int64_t ldc,
+                               const float* channel_init, bool accumulate, int64_t channels);
+// The most pixels per tile for nv channel vectors (accumulators + weights + a broadcast <= 32 zmm).
+constexpr int pixel_kernel_rows(int nv) { return nv >= 4 ? 6 : 8; }
+PixelKernelFn pixel_kernel_avx512(int mr, int nv);  // nv in 2..4, 1 <= mr <= pixel_kernel_rows(nv)
 
 // ---- Packed A and the block driver --------------------------------------------------------------
 // The depth (k) axis is cut into near-equal blocks of at most kMaxDepthBlock so that a B
@@ -112,10 +129,11 @@ class PackedA {
 // it must be readable over NR columns even past cols. Packed panels (b_panel_stride = kb * NR)
 // keep a micro-panel within a few pages; an image band (b_panel_stride = NR) needs no copy.
 // Only rows [first_row, end_row) when given (first_row a multiple of MR; end_row -1: all).
+// clamp: as the micro-kernel's (on the last depth block: a fused Relu / Clip).
 void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
                       int64_t b_panel_stride, const int64_t* b_row_offset, int64_t cols, float* c,
                       int64_t ldc, const float* row_init, bool accumulate, int64_t first_row = 0,
-                      int64_t end_row = -1);
+                      int64_t end_row = -1, const float* clamp = nullptr);
 
 // Row k of a depth block of kb rows, `cols` floats, into NR-column packed micro-panels (see
 // gemm_depth_block); columns past cols, up to the last panel's end, are zeroed.
@@ -145,5 +163,19 @@ void depthwise_flat_avx2(int64_t taps, const int64_t* tap_offset, const float* b
                          const float* w, float bias, int64_t n, float* out);
 void depthwise_flat_avx512(int64_t taps, const int64_t* tap_offset, const float* band,
                            const float* w, float bias, int64_t n, float* out);
+// One whole output plane (OH x OW) of a depthwise convolution from its unpadded input plane (H x
+// W), weights w (R*S), the same sums as depthwise_flat_scalar on the padded band, then clamped to
+// [clamp[0], clamp[1]] when clamp is given (NaN stays NaN). Null for shapes a level has no such
+// kernel for (AVX512: 3x3, stride_w 1 or 2, any stride_h, pads, dilation).
+using DepthwisePlaneFn = void (*)(const Conv2dShape& s, const float* x, const float* w, float bias,
+                                  const float* clamp, float* y);
+DepthwisePlaneFn depthwise_plane_avx512(const Conv2dShape& s);
+// The same for stride 1 and OW == W on the flattened plane: output p (of n_out) gets bias + the
+// taps' w[t] * x[p + tap_offset[t]] under masks[p / 16 * taps + t] (lane l: output p0 + l reads
+// inside the plane), clamped when clamp is given. Any kernel size (9 taps: weights in registers).
+using DepthwiseFlatPlaneFn = void (*)(int64_t n_out, int64_t taps, const int64_t* tap_offset,
+                                      const uint16_t* masks, const float* x, const float* w,
+                                      float bias, const float* clamp, float* y);
+DepthwiseFlatPlaneFn depthwise_flat_plane_avx512(int64_t taps);
 
 }  // namespace apl::kernels::detail

@@ -32,7 +32,8 @@ namespace {
 // Plain C++ tile; the compiler vectorises it for the baseline ISA.
 constexpr int kScalarRows = 4, kScalarCols = 8;
 void micro_kernel_scalar(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n) {
+                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                         const float* clamp) {
   float acc[kScalarRows][kScalarCols];
   for (int i = 0; i < kScalarRows; ++i)
     for (int j = 0; j < kScalarCols; ++j)
@@ -43,7 +44,8 @@ void micro_kernel_scalar(int64_t kc, const float* a, const float* b, const int64
       for (int j = 0; j < kScalarCols; ++j) acc[i][j] += a[i] * bk[j];
   }
   for (int i = 0; i < kScalarRows; ++i)
-    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = acc[i][j];
+    for (int64_t j = 0; j < n; ++j)
+      c[i * ldc + j] = clamp ? std::min(std::max(acc[i][j], clamp[0]), clamp[1]) : acc[i][j];
 }
 
 }  // namespace
@@ -100,7 +102,7 @@ constexpr int64_t kRowBlock = 240;
 void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block, const float* b,
                       int64_t b_panel_stride, const int64_t* b_row_offset, int64_t cols, float* c,
                       int64_t ldc, const float* row_init, bool accumulate, int64_t first_row,
-                      int64_t end_row) {
+                      int64_t end_row, const float* clamp) {
   const int mr = kernel.mr, nr = kernel.nr;
   const int64_t kb = a.block_size(block), rows = end_row < 0 ? a.rows() : std::min(end_row, a.rows());
   const int64_t row_block = std::max<int64_t>(mr, kRowBlock / mr * mr);
@@ -116,15 +118,16 @@ void gemm_depth_block(const MicroKernel& kernel, const PackedA& a, int64_t block
         const float* init = row_init ? row_init + i : nullptr;
         float* c_tile = c + i * ldc + j;
         if (m == mr) {  // the kernel masks the columns past n
-          kernel.fn(kb, a_panel, b_panel, b_row_offset, c_tile, ldc, init, accumulate, n);
+          kernel.fn(kb, a_panel, b_panel, b_row_offset, c_tile, ldc, init, accumulate, n, clamp);
           continue;
         }
         // Rows past the matrix: compute a full tile aside, then merge the part inside C.
-        kernel.fn(kb, a_panel, b_panel, b_row_offset, tile, nr, nullptr, false, n);
+        kernel.fn(kb, a_panel, b_panel, b_row_offset, tile, nr, nullptr, false, n, nullptr);
         for (int64_t ii = 0; ii < m; ++ii)
           for (int64_t jj = 0; jj < n; ++jj) {
             float& dst = c_tile[ii * ldc + jj];
             dst = (accumulate ? dst : (init ? init[ii] : 0.0f)) + tile[ii * nr + jj];
+            if (clamp) dst = std::min(std::max(dst, clamp[0]), clamp[1]);
           }
       }
     }

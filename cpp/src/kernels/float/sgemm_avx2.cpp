@@ -7,7 +7,8 @@
 namespace apl::kernels::detail {
 
 void micro_kernel_avx2(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                       float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n) {
+                       float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                       const float* clamp) {
   constexpr int MR = kAvx2Rows;
   // Lane j of the low / high half is kept when j < n / j + 8 < n.
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -31,6 +32,13 @@ void micro_kernel_avx2(int64_t kc, const float* a, const float* b, const int64_t
       const __m256 ai = _mm256_broadcast_ss(a + i);
       lo[i] = _mm256_fmadd_ps(ai, b_lo, lo[i]);
       hi[i] = _mm256_fmadd_ps(ai, b_hi, hi[i]);
+    }
+  }
+  if (clamp) {  // max(lo, x) then min(hi, .) return x when it is NaN, as Clamp keeps NaN
+    const __m256 lo_v = _mm256_set1_ps(clamp[0]), hi_v = _mm256_set1_ps(clamp[1]);
+    for (int i = 0; i < MR; ++i) {
+      lo[i] = _mm256_min_ps(hi_v, _mm256_max_ps(lo_v, lo[i]));
+      hi[i] = _mm256_min_ps(hi_v, _mm256_max_ps(lo_v, hi[i]));
     }
   }
   for (int i = 0; i < MR; ++i) {

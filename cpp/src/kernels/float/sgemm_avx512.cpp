@@ -14,7 +14,7 @@ namespace {
 
 template <int NV>
 void micro_kernel(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset, float* c,
-                  int64_t ldc, const float* row_init, bool accumulate, int64_t n) {
+                  int64_t ldc, const float* row_init, bool accumulate, int64_t n, const float* clamp) {
   constexpr int MR = kAvx512Rows;
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) {
@@ -35,6 +35,11 @@ void micro_kernel(int64_t kc, const float* a, const float* b, const int64_t* b_r
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
   }
+  if (clamp) {  // max(lo, x) then min(hi, .) return x when it is NaN, as Clamp keeps NaN
+    const __m512 lo = _mm512_set1_ps(clamp[0]), hi = _mm512_set1_ps(clamp[1]);
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][v]));
+  }
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], acc[i][v]);
 }
@@ -42,13 +47,15 @@ void micro_kernel(int64_t kc, const float* a, const float* b, const int64_t* b_r
 }  // namespace
 
 void micro_kernel_avx512(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n) {
-  micro_kernel<kAvx512Cols / 16>(kc, a, b, b_row_offset, c, ldc, row_init, accumulate, n);
+                         float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                         const float* clamp) {
+  micro_kernel<kAvx512Cols / 16>(kc, a, b, b_row_offset, c, ldc, row_init, accumulate, n, clamp);
 }
 
 void micro_kernel_avx512_wide(int64_t kc, const float* a, const float* b, const int64_t* b_row_offset,
-                              float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n) {
-  micro_kernel<kAvx512WideCols / 16>(kc, a, b, b_row_offset, c, ldc, row_init, accumulate, n);
+                              float* c, int64_t ldc, const float* row_init, bool accumulate, int64_t n,
+                              const float* clamp) {
+  micro_kernel<kAvx512WideCols / 16>(kc, a, b, b_row_offset, c, ldc, row_init, accumulate, n, clamp);
 }
 
 }  // namespace apl::kernels::detail
