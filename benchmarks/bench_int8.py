@@ -1,6 +1,7 @@
 """Integer inference: our quantized forward vs onnxruntime's int8 QDQ models, side by side.
 
     python benchmarks/bench_int8.py [--repeats 7] [--quick]
+    python benchmarks/bench_int8.py --layers {resnet18,resnet,mobilenet} [--batch N] [--ghz 2.6]
 
 Models as users have them: ResNet-18 as torch exports it (BatchNormalization folded into the
 convs: tools/make_resnet18.py --no-batch-norm, seed 0) at batch 1 and 8, the zoo resnet (ResNet-20,
@@ -11,7 +12,12 @@ ratio is ours over the faster of the two ("best"). Ours: int8 per tensor, MAX, a
 optimize_signs=True (unsigned activations after ReLUs). All runs interleaved, a 0.3 s pause before
 each timed run (onnxruntime's pool threads spin after a run), medians of --repeats. Both runtimes
 use OMP_NUM_THREADS threads (default 2); on a loaded machine 1 thread is the steadier comparison.
-Per-layer GOPS and % of peak of our int8 convolutions: benchmarks/cpp/conv_int8_layers.
+--layers: per Conv / Gemm node of our int8 network (int8 + signs, MAX), inside the whole network
+at OMP_NUM_THREADS: the best of --repeats runs (APL_PROFILE per-node times, in a subprocess), its
+multiply-adds, achieved GOPS (2 ops per multiply-add) and % of the nominal peak of the level that
+runs (APL_SIMD): AMX 1,024 MACs per cycle per core, VNNI (avx512) 2 x 64, at --ghz per core.
+Layers that the AMX level leaves on VNNI (few channels) show a low AMX %. Isolated convs:
+benchmarks/cpp/conv_int8_layers.
 """
 import argparse
 import os
@@ -55,11 +61,87 @@ def cases(quick: bool):
     return out
 
 
+LAYER_MODELS = ("resnet18", "resnet", "mobilenet")
+
+
+def layer_case(name: str, batch: int):
+    if name == "resnet18":
+        return resnet18_path(batch_norm=False), rng_images(64, (3, 224, 224), seed=1), rng_images(batch, (3, 224, 224))
+    return zoo.model_path(name), datasets.load_calibration_set(256), datasets.load_fashion_mnist("test", limit=batch)[0]
+
+
+def layers_worker(name: str, batch: int, repeats: int):
+    """Quantizes, then runs the forward repeats + 1 times (APL_PROFILE set by the parent)."""
+    import time
+    path, calib, x = layer_case(name, batch)
+    g = apl.load_onnx(path)
+    apl.quantize_network(g, calibration_set=calib, optimize_signs=True)
+    for _ in range(repeats + 1):
+        time.sleep(common.SETTLE_SECONDS)
+        g.forward(x)
+
+
+def multiply_adds(path: str) -> dict:
+    """Node name -> multiply-adds per sample of each Conv / Gemm (shapes by onnx's inference)."""
+    import onnx
+    model = onnx.shape_inference.infer_shapes(onnx.load(path))
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in list(model.graph.value_info) + list(model.graph.output)}
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    macs = {}
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "Gemm") and node.input[1] in weights:
+            w, out = weights[node.input[1]], dims.get(node.output[0], [])
+            per_output = int(np.prod(w[1:])) if node.op_type == "Conv" else w[1]
+            macs[node.name] = int(np.prod(out[1:])) * per_output
+    return macs
+
+
+def layers(name: str, batch: int, repeats: int, ghz: float):
+    import re
+    import subprocess
+    path = layer_case(name, 1)[0]
+    err = subprocess.run([sys.executable, __file__, "--layers-worker", name, "--batch", str(batch),
+                          "--repeats", str(repeats)], env=dict(os.environ, APL_PROFILE="1"),
+                         capture_output=True, text=True, check=True).stderr
+    runs = err.split("APL_PROFILE batch")[2:]  # calibration's run, then a warm-up, are dropped
+    best = {}
+    for run in runs[1:]:
+        for m in re.finditer(r"^(Conv|Gemm) '(.*)'\s+([\d.]+)$", run, re.M):
+            best[m.group(2)] = min(best.get(m.group(2), 1e9), float(m.group(3)))
+    macs = multiply_adds(path)
+    threads = int(os.environ["OMP_NUM_THREADS"])
+    level = apl.simd_level()
+    per_cycle = 1024 if level == "amx" else 128 if level == "avx512" else None
+    peak = per_cycle * ghz * 1e9 * threads if per_cycle else None  # MACs per second
+    print(f"{name} int8 + signs, batch {batch}, {threads} threads, level {level}, best of {repeats}; "
+          f"peak {per_cycle} MACs/cycle/core at {ghz} GHz")
+    print(f"{'layer':<52} {'ms':>8} {'MMACs':>8} {'GOPS':>8} {'% peak':>7}")
+    total_ms = total_macs = 0.0
+    for label, ms in best.items():
+        n_macs = macs.get(label, 0) * batch
+        total_ms, total_macs = total_ms + ms, total_macs + n_macs
+        rate = n_macs / (ms * 1e-3)
+        pct = f"{100 * rate / peak:>7.1f}" if peak else f"{'-':>7}"
+        print(f"{label[-52:]:<52} {ms:>8.3f} {n_macs / 1e6:>8.1f} {2 * rate / 1e9:>8.1f} {pct}")
+    rate = total_macs / (total_ms * 1e-3)
+    pct = f"{100 * rate / peak:>7.1f}" if peak else f"{'-':>7}"
+    print(f"{'all convs and gemms':<52} {total_ms:>8.3f} {total_macs / 1e6:>8.1f} {2 * rate / 1e9:>8.1f} {pct}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="ResNet-18 only")
+    p.add_argument("--layers", choices=LAYER_MODELS)
+    p.add_argument("--layers-worker", choices=LAYER_MODELS, help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, default=None, help="with --layers (default 8 for resnet18, else 64)")
+    p.add_argument("--ghz", type=float, default=2.6, help="nominal clock per core for --layers' peak")
     args = p.parse_args()
+    if args.layers_worker:
+        return layers_worker(args.layers_worker, args.batch, args.repeats)
+    if args.layers:
+        return layers(args.layers, args.batch or (8 if args.layers == "resnet18" else 64), args.repeats, args.ghz)
     print(f"SIMD level: {apl.simd_level()} (detected {apl.detected_simd_level()}), "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, medians of {args.repeats} "
           f"interleaved runs, {common.SETTLE_SECONDS} s pause before each, load average "
