@@ -245,3 +245,57 @@ def test_depthwise_integers_equal_scalar_at_every_batch_size_and_thread_count(op
         if len(result["levels"]) == 1:
             pytest.skip("this CPU has no AVX2: only the scalar level ran")
         assert result["same"] and result["nonzero"], (threads, result)
+
+
+def _strided_rgb_model(path):
+    """A hand-built stack that takes the AMX channels-last conv kernel's paths: an RGB 7x7/2
+    first layer (space to depth: 3 channels x 4 phases), a 3x3/2 from 32 channels (the VNNI-panel
+    tile kernel, requantized from its tiles), a 3x3/2 from 128 and a 3x3 from 256 channels (the
+    cells kernel, requantized from its tiles on 6- and 7-column wide rows)."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(7)
+    layers = [("c1", 3, 32, 7, 2), ("c2", 32, 128, 3, 2), ("c3", 128, 256, 3, 2), ("c4", 256, 48, 3, 1)]
+    nodes, inits, x = [], [], "x"
+    for i, (name, cin, cout, k, stride) in enumerate(layers):
+        w = rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))
+        inits += [numpy_helper.from_array(w.astype(np.float32), f"{name}.w"),
+                  numpy_helper.from_array((0.1 * rng.standard_normal(cout)).astype(np.float32), f"{name}.b")]
+        nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name], name,
+                                      pads=[k // 2] * 4, strides=[stride, stride]))
+        x = name
+        if i + 1 < len(layers):
+            nodes.append(helper.make_node("Relu", [x], [f"{name}.relu"], f"{name}.relu"))
+            x = f"{name}.relu"
+    graph = helper.make_graph(nodes, "amx_cells", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 3, 40, 40])], [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("options", ["{}", "{'optimize_signs': True, 'channel_wise': True}"])
+def test_amx_cells_integers_equal_scalar_at_every_batch_size_and_thread_count(tmp_path, options):
+    """The strided RGB stack above: the AMX level (cells kernel, space to depth, requantization
+    from the tiles) and the avx512 one give the scalar reference's raw integers for batches of 1
+    and 3, at 1 and 2 threads, per-tensor and per-channel scales."""
+    _amx_or_skip()
+    path = tmp_path / "amx_cells.onnx"
+    _strided_rgb_model(path)
+    code = textwrap.dedent("""
+        import json
+        import numpy as np
+        import aidge_ptq_lite as apl
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((4, 3, 40, 40)).astype(np.float32)
+        apl.set_simd_level("scalar")
+        g = apl.load_onnx(PATH)
+        apl.quantize_network(g, calibration_set=rng.standard_normal((16, 3, 40, 40)).astype(np.float32),
+                             **OPTIONS)
+        out = {}
+        for level in ("scalar", "avx512", "amx"):
+            apl.set_simd_level(level)
+            assert apl.simd_level() == level
+            out[level] = [g.forward(x[a:b], dequantize=False).tolist() for a, b in ((0, 1), (1, 4))]
+        print(json.dumps({"same": out["amx"] == out["scalar"] and out["avx512"] == out["scalar"],
+                          "nonzero": bool(np.any(np.asarray(out["amx"][1])))}))
+    """).replace("PATH", repr(str(path))).replace("OPTIONS", options)
+    for threads in (1, 2):
+        assert _run_script(code, threads) == {"same": True, "nonzero": True}, threads

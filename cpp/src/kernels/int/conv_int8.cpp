@@ -482,13 +482,16 @@ bool plan_depthwise_vnni(const Conv2dShape& s, const int8_t* w, const std::vecto
 // which would run VNNI (ResNet-18's RGB 7x7/2 conv1, as space to depth: 1.7x), strided
 // reductions of >= 18 full-depth panel tiles per C tile (3x3/2 from >= 128 channels: 1.09-1.32x)
 // and stride-1 ones of >= 27 (3x3 from >= 256 channels: 1.09-1.13x); the 16-128 channel
-// stride-1 3x3 layers and 64 channel 3x3/2 were 3-10% slower with it.
-bool use_amx_cells(int64_t nblocks, int64_t panel_tiles_per_c_tile, bool strided) {
+// stride-1 3x3 layers and 64 channel 3x3/2 were 3-10% slower with it. Also 16 channels at
+// stride 1 with >= 3 undilated kernel columns (3 taps per TDPBUSD, packed by 4 x 16 dword
+// transposes): zoo ResNet-20 3x3 16->16 @28 1.11x.
+bool use_amx_cells(int64_t nblocks, int64_t panel_tiles_per_c_tile, bool strided,
+                   bool folds_16_channels) {
   const char* v = std::getenv("APL_AMX_CELLS");
   if (v && std::string(v) == "1") return true;
   if (v && std::string(v) == "0") return false;
   return nblocks < amx::kMinBlocks || panel_tiles_per_c_tile >= 27 ||
-         (strided && panel_tiles_per_c_tile >= 18);
+         (strided && panel_tiles_per_c_tile >= 18) || folds_16_channels;
 }
 
 // Threads, and how many k-tile chunks each packed input unit is split into: only when there are
@@ -618,7 +621,9 @@ ConvInt8::Impl::Impl(const Conv2dShape& shape, const int8_t* w, const int32_t* b
     const bool want_cells =
         level == SimdLevel::AMX && path == ConvPath::ImplicitGemm &&
         use_amx_cells(nblocks, ceil_div(nblocks, amx::kMaxBlocksPerStep) * s.R * s.S,
-                      s.stride_h > 1 || s.stride_w > 1);
+                      s.stride_h > 1 || s.stride_w > 1,
+                      nblocks == 4 && s.stride_h == 1 && s.stride_w == 1 && s.dil_w == 1 &&
+                          s.S >= 3);
     // Pointwise convs of <= 32 channels run VNNI at the AMX level too: the tiles measured
     // slower there (conv_int8_layers b64, one thread, the levels interleaved: zoo MobileNet
     // 1x1 16->16 1.24-1.35x the VNNI time, 16->96 1.0-1.2x, 24->144 1.07-1.12x, 32->192

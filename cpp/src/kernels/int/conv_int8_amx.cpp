@@ -279,6 +279,38 @@ void pack_cells(const uint8_t* src, int64_t block_stride, int64_t kd, int64_t st
       std::memcpy(dst + st * step_stride, src + st * block_stride, cells * 4);
     return;
   }
+  if (kd == 4) {  // 4 x 16 dword transposes: 16 cells of 16 bytes from 4 block rows
+    for (int64_t st = 0; st < steps; ++st) {
+      const uint8_t* blocks = src + st * kd * block_stride;
+      uint8_t* out = dst + st * step_stride;
+      for (int64_t c = 0; c < cells; c += 16) {
+        const int64_t n = std::min<int64_t>(16, cells - c);
+        const __mmask16 col_mask = static_cast<__mmask16>((1u << n) - 1);
+        __m512i r[4];
+        for (int b = 0; b < 4; ++b)
+          r[b] = _mm512_maskz_loadu_epi32(col_mask, blocks + b * block_stride + c * 4);
+        // Per 128-bit lane L: u[j] = cell 4L + j (its 4 blocks).
+        const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+        const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+        const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+        const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+        // o[m] = cells 4m .. 4m + 3: lane m of u0 .. u3.
+        const __m512i v0 = _mm512_shuffle_i32x4(u0, u1, 0x44), v1 = _mm512_shuffle_i32x4(u2, u3, 0x44);
+        const __m512i v2 = _mm512_shuffle_i32x4(u0, u1, 0xEE), v3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
+        const __m512i o[4] = {_mm512_shuffle_i32x4(v0, v1, 0x88), _mm512_shuffle_i32x4(v0, v1, 0xDD),
+                              _mm512_shuffle_i32x4(v2, v3, 0x88), _mm512_shuffle_i32x4(v2, v3, 0xDD)};
+        for (int m = 0; m < 4; ++m) {
+          const int64_t valid = std::min<int64_t>(4, std::max<int64_t>(0, n - 4 * m));
+          if (valid == 4)
+            _mm512_storeu_si512(out + (c + 4 * m) * 16, o[m]);
+          else if (valid > 0)
+            _mm512_mask_storeu_epi32(out + (c + 4 * m) * 16,
+                                     static_cast<__mmask16>((1u << (4 * valid)) - 1), o[m]);
+        }
+      }
+    }
+    return;
+  }
   const __mmask16 row_mask = static_cast<__mmask16>((1u << kd) - 1);
   for (int64_t st = 0; st < steps; ++st) {
     const uint8_t* blocks = src + st * kd * block_stride;
